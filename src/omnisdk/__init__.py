@@ -1,0 +1,88 @@
+"""omnisdk: embeddable omnichannel marketing.
+
+One customer stitched from every channel, every touchpoint on one timeline, durable journeys,
+consistent messages, and measurement. Channel integrations are plugins.
+"""
+
+from ._clock import SystemClock, VirtualClock
+from ._content import SMS, Email, Letter, Message, PosOffer, Postcard, Push, Social
+from ._customers import Consent, Customer, Identity
+from ._errors import (
+    ConfigError,
+    InvalidIdentifierError,
+    JourneyError,
+    NonDeterminismError,
+    NotFoundError,
+    OmniError,
+    PluginError,
+    ProviderError,
+    StoreError,
+    TemplateError,
+    UnknownChannelError,
+    ValidationError,
+    WebhookError,
+)
+from ._omni import AsyncOmni, Omni
+from ._touchpoints import Events, Touchpoint
+from .hookspecs import hookimpl
+from .providers import (
+    Accepted,
+    Capabilities,
+    Outgoing,
+    PermanentError,
+    Provider,
+    RetryableError,
+    WebhookEvent,
+    WebhookRequest,
+    WebhookResponse,
+    WebhookResult,
+    secret,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SMS",
+    "Accepted",
+    "AsyncOmni",
+    "Capabilities",
+    "ConfigError",
+    "Consent",
+    "Customer",
+    "Email",
+    "Events",
+    "Identity",
+    "InvalidIdentifierError",
+    "JourneyError",
+    "Letter",
+    "Message",
+    "NonDeterminismError",
+    "NotFoundError",
+    "Omni",
+    "OmniError",
+    "Outgoing",
+    "PermanentError",
+    "PluginError",
+    "PosOffer",
+    "Postcard",
+    "Provider",
+    "ProviderError",
+    "Push",
+    "RetryableError",
+    "Social",
+    "StoreError",
+    "SystemClock",
+    "TemplateError",
+    "Touchpoint",
+    "UnknownChannelError",
+    "ValidationError",
+    "VirtualClock",
+    "WebhookError",
+    "WebhookEvent",
+    "WebhookRequest",
+    "WebhookResponse",
+    "WebhookResult",
+    "__version__",
+    "hookimpl",
+    "secret",
+]

@@ -1,0 +1,130 @@
+"""Configuration from a dict or an `omnisdk.toml`, with `${ENV}` secrets resolved at load time."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ._errors import ConfigError
+from ._touchpoints import MESSAGE_CHANNELS
+
+__all__ = ["ChannelConfig", "Config", "load_config"]
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+KNOWN_SECTIONS = ("channels", "policies", "brand", "identity", "templates", "logging", "webhooks", "delivery", "store",
+                  "journeys", "analytics")
+
+
+@attrs.frozen(kw_only=True)
+class ChannelConfig:
+    """`[channels.<kind>]`: the provider, its own keys, and an optional fallback provider."""
+
+    channel: str
+    provider: str
+    settings: Mapping[str, Any]
+    fallback_provider: str | None = None
+    fallback_settings: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class Config:
+    channels: Mapping[str, ChannelConfig] = attrs.field(factory=dict)
+    policies: Mapping[str, Any] = attrs.field(factory=dict)
+    brand: Mapping[str, Any] = attrs.field(factory=dict)
+    identity: Mapping[str, Any] = attrs.field(factory=dict)
+    templates: Mapping[str, Any] = attrs.field(factory=dict)
+    webhooks: Mapping[str, Any] = attrs.field(factory=dict)
+    delivery: Mapping[str, Any] = attrs.field(factory=dict)
+    raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+
+    @property
+    def default_region(self) -> str | None:
+        region = self.identity.get("default_region")
+        return str(region) if region else None
+
+
+def _expand(value: Any, path: str) -> Any:
+    if isinstance(value, str):
+
+        def sub(match: re.Match[str]) -> str:
+            name, default = match[1], match[2]
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"environment variable {name} is not set", field=path)
+
+        return _ENV.sub(sub, value)
+    if isinstance(value, Mapping):
+        return {k: _expand(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def load_config(source: Mapping[str, Any] | str | Path | None) -> Config:
+    """Validate the shape of a config; provider keys are validated by the provider's `Config` class."""
+    if source is None:
+        data: Mapping[str, Any] = {}
+    elif isinstance(source, str | Path):
+        path = Path(source)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {str(path)!r} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    elif isinstance(source, Mapping):
+        data = source
+    else:
+        raise ConfigError(f"config must be a dict or a path to omnisdk.toml, not {type(source).__name__}")
+    data = _expand(dict(data), "")
+    for key in data:
+        if key not in KNOWN_SECTIONS:
+            raise ConfigError(f"unknown section; expected one of {', '.join(KNOWN_SECTIONS)}", field=str(key))
+    for key in ("policies", "brand", "identity", "templates", "webhooks", "delivery"):
+        if key in data and not isinstance(data[key], Mapping):
+            raise ConfigError("must be a table", field=key)
+    channels = {}
+    raw_channels = data.get("channels", {})
+    if not isinstance(raw_channels, Mapping):
+        raise ConfigError("must be a table of channels", field="channels")
+    for channel, section in raw_channels.items():
+        path = f"channels.{channel}"
+        if channel not in MESSAGE_CHANNELS:
+            raise ConfigError(f"unknown channel; expected one of {', '.join(MESSAGE_CHANNELS)}", field=path)
+        if not isinstance(section, Mapping):
+            raise ConfigError("must be a table", field=path)
+        provider = section.get("provider")
+        if not isinstance(provider, str) or not provider:
+            raise ConfigError("missing the provider name (e.g. provider = \"memory\")", field=f"{path}.provider")
+        fallback = section.get("fallback_provider")
+        if fallback is not None and not isinstance(fallback, str):
+            raise ConfigError("must be a provider name", field=f"{path}.fallback_provider")
+        fallback_settings = section.get(fallback, {}) if fallback else {}
+        if not isinstance(fallback_settings, Mapping):
+            raise ConfigError("must be a table", field=f"{path}.{fallback}")
+        settings = {k: v for k, v in section.items() if k not in ("provider", "fallback_provider", fallback)}
+        channels[channel] = ChannelConfig(
+            channel=channel,
+            provider=provider,
+            settings=settings,
+            fallback_provider=fallback,
+            fallback_settings=dict(fallback_settings),
+        )
+    return Config(
+        channels=channels,
+        policies=data.get("policies", {}),
+        brand=data.get("brand", {}),
+        identity=data.get("identity", {}),
+        templates=data.get("templates", {}),
+        webhooks=data.get("webhooks", {}),
+        delivery=data.get("delivery", {}),
+        raw=data,
+    )

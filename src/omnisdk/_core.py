@@ -1,0 +1,363 @@
+"""The engine behind `Omni` and `AsyncOmni`: ingestion, profiles, and the subsystems' worker loop.
+
+Store calls are synchronous (SQLite and psycopg are fast on a local connection and batched on
+hot paths); journeys and deliveries run as async `tick()`s so HTTP sends overlap.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from ._clock import Clock, SystemClock, to_datetime
+from ._config import Config, load_config
+from ._customers import PURPOSES, Consent, Customer
+from ._errors import ValidationError
+from ._identity import IdentityResolver, IdentityRules, load_customer
+from ._logging import get_logger
+from ._plugins import PluginHost
+from ._touchpoints import CHANNELS, MESSAGE_CHANNELS, Touchpoint, check_channel, new_id
+from .store import SQLStore, Transaction, dumps, loads, open_store
+
+__all__ = ["Core", "Who", "Worker"]
+
+log = get_logger("omnisdk")
+
+Who = str | Mapping[str, Any]
+MAX_PROPERTIES_BYTES = 64 * 1024
+
+
+class Worker(Protocol):
+    """A subsystem that does due work in batches: journey runs, deliveries, broadcasts."""
+
+    async def tick(self) -> int:
+        """Do what is due now; return how much was done (0 when idle)."""
+        ...
+
+    def next_due(self) -> float | None:
+        """Epoch seconds of the next scheduled work, if any."""
+        ...
+
+
+def _timestamp(value: Any, field: str, clock: Clock) -> float:
+    if value is None:
+        return clock.timestamp()
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    raise ValidationError("expected a datetime, epoch seconds or an ISO 8601 string", field=field, value=value)
+
+
+def _properties_json(properties: Any, field: str) -> str:
+    if properties is None:
+        return "{}"
+    if not isinstance(properties, Mapping):
+        raise ValidationError(f"expected a dict, got {type(properties).__name__}", field=field, value=properties)
+    try:
+        text = json.dumps(properties, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"not JSON-serialisable: {exc}", field=field) from None
+    if len(text) > MAX_PROPERTIES_BYTES:
+        raise ValidationError(f"larger than {MAX_PROPERTIES_BYTES} bytes", field=field)
+    return text
+
+
+def _event_name(event: Any, field: str) -> str:
+    if not isinstance(event, str) or not event.strip():
+        raise ValidationError("event name must be a non-empty string", field=field, value=event)
+    if len(event) > 200:
+        raise ValidationError("event name longer than 200 characters", field=field, value=event[:32])
+    return event
+
+
+class Core:
+    def __init__(
+        self,
+        store: str | SQLStore | None = None,
+        config: Mapping[str, Any] | str | None = None,
+        clock: Clock | None = None,
+        plugins: Iterable[Any] = (),
+        load_entry_points: bool = True,
+    ) -> None:
+        self.config: Config = load_config(config)
+        self.clock: Clock = clock or SystemClock()
+        self.plugins = PluginHost(plugins, load_entry_points=load_entry_points)
+        rules = self.config.identity
+        self.identity = IdentityResolver(
+            IdentityRules(**{k: v for k, v in rules.items() if k in ("priority", "limits", "default_limit")}),
+            region=self.config.default_region,
+        )
+        self._owns_store = not isinstance(store, SQLStore)
+        self.store: SQLStore = store if isinstance(store, SQLStore) else open_store(store)
+        self.workers: list[Worker] = []
+        self._hook_touchpoints = self.plugins.has_impls("touchpoint_recorded")
+        self.facade: Any = None
+
+    # -- who is this?
+    def _split_who(self, who: Who, field: str = "who") -> tuple[str | None, dict[str, Any]]:
+        if isinstance(who, str):
+            return who, {}
+        if isinstance(who, Mapping):
+            ids = dict(who)
+            explicit = ids.pop("customer_id", None) or ids.pop("user_id", None)
+            if explicit is not None and not isinstance(explicit, str):
+                raise ValidationError("customer id must be a string", field=f"{field}.customer_id", value=explicit)
+            if not ids and explicit is None:
+                raise ValidationError("no identifiers given", field=field)
+            return explicit, ids
+        raise ValidationError("expected a customer id or a dict of identifiers", field=field, value=who)
+
+    def resolve(self, tx: Transaction, who: Who, now: float, field: str = "who") -> str:
+        explicit, ids = self._split_who(who, field)
+        try:
+            pairs = self.identity.normalize(ids)
+        except ValidationError as exc:
+            raise type(exc)(str(exc).split(": ", 1)[-1], field=f"{field}.{exc.field}", value=exc.value) from None
+        if explicit is not None and not pairs:
+            return self.identity.resolve_ids(tx, [explicit], now)[explicit]
+        return self.identity.resolve(tx, explicit, pairs, now)
+
+    # -- profiles
+    def identify(
+        self,
+        customer_id: str | None,
+        *,
+        traits: Mapping[str, Any] | None = None,
+        timezone: str | None = None,
+        locale: str | None = None,
+        address: Mapping[str, Any] | None = None,
+        preferred_channels: Sequence[str] | None = None,
+        **identifiers: Any,
+    ) -> Customer:
+        if traits is not None and not isinstance(traits, Mapping):
+            raise ValidationError("expected a dict", field="traits", value=traits)
+        if timezone is not None:
+            _check_timezone(timezone)
+        if preferred_channels is not None:
+            for i, ch in enumerate(preferred_channels):
+                check_channel(ch, field=f"preferred_channels[{i}]", allowed=MESSAGE_CHANNELS)
+        if address is not None and not isinstance(address, Mapping):
+            raise ValidationError("expected a dict (line1, city, postal_code, country…)", field="address")
+        pairs = self.identity.normalize(identifiers)
+        if customer_id is None and not pairs:
+            raise ValidationError("identify needs a customer id or at least one identifier", field="customer_id")
+        now = self.clock.timestamp()
+        with self.store.transaction() as tx:
+            cid = self.identity.resolve(tx, customer_id, pairs, now)
+            sets, params = ["updated_at = ?"], [now]
+            if traits:
+                current = loads(tx.scalar("SELECT traits FROM customers WHERE id = ?", (cid,))) or {}
+                sets.append("traits = ?")
+                params.append(_properties_json({**current, **traits}, "traits"))  # type: ignore[arg-type]
+            for column, value in (("timezone", timezone), ("locale", locale)):
+                if value is not None:
+                    sets.append(f"{column} = ?")
+                    params.append(value)  # type: ignore[arg-type]
+            if address is not None:
+                sets.append("address = ?")
+                params.append(dumps(dict(address)))  # type: ignore[arg-type]
+            if preferred_channels is not None:
+                sets.append("preferred_channels = ?")
+                params.append(dumps(list(preferred_channels)))  # type: ignore[arg-type]
+            tx.execute(f"UPDATE customers SET {', '.join(sets)} WHERE id = ?", (*params, cid))
+            return load_customer(tx, cid)
+
+    def consent(
+        self, who: Who, *, channel: str, granted: bool, purpose: str = "marketing", source: str = "api"
+    ) -> Consent:
+        if channel != "all":
+            check_channel(channel, allowed=MESSAGE_CHANNELS)
+        if purpose not in PURPOSES:
+            raise ValidationError(f"expected one of {', '.join(PURPOSES)}", field="purpose", value=purpose)
+        if not isinstance(granted, bool):
+            raise ValidationError("expected True or False", field="granted", value=granted)
+        now = self.clock.timestamp()
+        with self.store.transaction() as tx:
+            cid = self.resolve(tx, who, now)
+            self.record_consent(tx, cid, channel, purpose, granted, source, now)
+        return Consent(channel=channel, purpose=purpose, granted=granted, source=source, recorded_at=to_datetime(now))
+
+    def record_consent(
+        self, tx: Transaction, customer_id: str, channel: str, purpose: str, granted: bool, source: str, now: float
+    ) -> None:
+        tx.execute(
+            "INSERT INTO consents (customer_id, channel, purpose, granted, source, recorded_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (customer_id, channel, purpose, int(granted), source, now),
+        )
+
+    def customer(self, customer_id: str) -> Customer:
+        if not isinstance(customer_id, str) or not customer_id:
+            raise ValidationError("customer id must be a non-empty string", field="customer_id", value=customer_id)
+        with self.store.transaction(immediate=False) as tx:
+            return load_customer(tx, customer_id)
+
+    def timeline(
+        self,
+        customer_id: str,
+        *,
+        channels: Sequence[str] | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Touchpoint]:
+        """Every touchpoint of the customer (merged profiles included), oldest first."""
+        customer = self.customer(customer_id)
+        sql = "SELECT seq, id, customer_id, channel, name, properties, occurred_at FROM touchpoints WHERE customer_id = ?"
+        params: list[Any] = [customer.id]
+        if channels:
+            for ch in channels:
+                check_channel(ch, field="channels")
+            sql += f" AND channel IN ({','.join('?' * len(channels))})"
+            params.extend(channels)
+        if since is not None:
+            sql += " AND occurred_at >= ?"
+            params.append(_timestamp(since, "since", self.clock))
+        sql += " ORDER BY occurred_at, seq"
+        if limit is not None:
+            sql = f"SELECT * FROM ({sql.replace(' ORDER BY occurred_at, seq', ' ORDER BY occurred_at DESC, seq DESC')}"
+            sql += " LIMIT ?) AS recent ORDER BY occurred_at, seq"
+            params.append(int(limit))
+        with self.store.transaction(immediate=False) as tx:
+            rows = tx.query(sql, params)
+        return [_touchpoint(r) for r in rows]
+
+    # -- touchpoints
+    def track(
+        self,
+        who: Who,
+        event: str,
+        properties: Mapping[str, Any] | None = None,
+        *,
+        channel: str = "server",
+        timestamp: Any = None,
+        id: str | None = None,
+    ) -> Touchpoint:
+        check_channel(channel)
+        event = _event_name(event, "event")
+        props = _properties_json(properties, "properties")
+        when = _timestamp(timestamp, "timestamp", self.clock)
+        tp_id = id or new_id()
+        now = self.clock.timestamp()
+        with self.store.transaction() as tx:
+            cid = self.resolve(tx, who, now)
+            tx.execute(
+                "INSERT INTO touchpoints (id, customer_id, channel, name, properties, occurred_at, recorded_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (tp_id, cid, channel, event, props, when, now),
+            )
+        touchpoint = Touchpoint(
+            id=tp_id, customer_id=cid, channel=channel, name=event, properties=dict(properties or {}),
+            occurred_at=to_datetime(when),
+        )
+        self._recorded([touchpoint])
+        return touchpoint
+
+    def track_many(self, items: Iterable[Any]) -> int:
+        """Record many touchpoints in one transaction; all or nothing. Returns how many were new."""
+        now = self.clock.timestamp()
+        parsed: list[tuple[Who, str, str, str, float, str]] = []
+        for i, item in enumerate(items):
+            field = f"items[{i}]"
+            if isinstance(item, Mapping):
+                if "who" not in item or "event" not in item:
+                    raise ValidationError("a dict item needs 'who' and 'event'", field=field)
+                who, event, props = item["who"], item["event"], item.get("properties")
+                channel, ts, tp_id = item.get("channel", "server"), item.get("timestamp"), item.get("id")
+            elif isinstance(item, tuple | list) and len(item) in (2, 3):
+                who, event, props = item[0], item[1], (item[2] if len(item) == 3 else None)
+                channel, ts, tp_id = "server", None, None
+            else:
+                raise ValidationError("expected (who, event, properties) or a dict", field=field, value=item)
+            if channel not in CHANNELS:
+                check_channel(channel, field=f"{field}.channel")
+            parsed.append((
+                who,
+                _event_name(event, f"{field}.event"),
+                _properties_json(props, f"{field}.properties"),
+                channel,
+                now if ts is None else _timestamp(ts, f"{field}.timestamp", self.clock),
+                tp_id or new_id(),
+            ))
+        if not parsed:
+            return 0
+        with self.store.transaction() as tx:
+            plain = self.identity.resolve_ids(tx, [p[0] for p in parsed if isinstance(p[0], str)], now)
+            resolved: dict[str, str] = {}
+            rows = []
+            for i, (who, event, props, channel, ts, tp_id) in enumerate(parsed):
+                if isinstance(who, str):
+                    cid = plain[who]
+                else:
+                    key = dumps(sorted(who.items())) if isinstance(who, Mapping) else repr(who)
+                    if key not in resolved:
+                        resolved[key] = self.resolve(tx, who, now, field=f"items[{i}].who")
+                    cid = resolved[key]
+                rows.append((tp_id, cid, channel, event, props, ts, now))
+            before = tx.scalar("SELECT COUNT(*) FROM touchpoints") if len(rows) < 1000 else None
+            tx.executemany(
+                "INSERT INTO touchpoints (id, customer_id, channel, name, properties, occurred_at, recorded_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                rows,
+            )
+            inserted = (tx.scalar("SELECT COUNT(*) FROM touchpoints") - before) if before is not None else len(rows)
+        if self._hook_touchpoints:
+            self._recorded([_touchpoint((None, r[0], r[1], r[2], r[3], r[4], r[5])) for r in rows])
+        return int(inserted)
+
+    def _recorded(self, touchpoints: Sequence[Touchpoint]) -> None:
+        if not self._hook_touchpoints:
+            return
+        for tp in touchpoints:
+            try:
+                self.plugins.pm.hook.touchpoint_recorded(touchpoint=tp, omni=self.facade)
+            except Exception as exc:  # a plugin's bug must not lose the caller's event
+                log.error("touchpoint_hook_failed", error=exc)
+
+    # -- the worker loop
+    async def run_until_idle(self, *, max_rounds: int = 1_000_000) -> int:
+        """Run every subsystem's due work until none has any left at the current time."""
+        total = 0
+        for _ in range(max_rounds):
+            done = 0
+            for worker in self.workers:
+                done += await worker.tick()
+            total += done
+            if not done:
+                break
+        return total
+
+    def next_due(self) -> float | None:
+        dues = [d for w in self.workers if (d := w.next_due()) is not None]
+        return min(dues) if dues else None
+
+    def close(self) -> None:
+        if self._owns_store:
+            self.store.close()
+
+
+def _touchpoint(row: Sequence[Any]) -> Touchpoint:
+    seq, tp_id, cid, channel, name, props, occurred = row
+    return Touchpoint(
+        id=tp_id, customer_id=cid, channel=channel, name=name, properties=loads(props) or {},
+        occurred_at=to_datetime(occurred), seq=seq,
+    )
+
+
+def _check_timezone(name: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError("not an IANA time zone (e.g. 'America/New_York')", field="timezone", value=name) from None

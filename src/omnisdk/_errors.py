@@ -1,0 +1,105 @@
+"""The exception hierarchy. Every error says what was wrong and where.
+
+OmniError
+├── ConfigError                 a configuration key is missing or wrong (`.field`)
+├── ValidationError             bad input from the caller (`.field`, `.value`)
+│   ├── InvalidIdentifierError  an email, phone or other identifier that cannot be used
+│   └── UnknownChannelError     a channel name omnisdk does not know
+├── NotFoundError               a customer, template, journey or run that does not exist
+├── PluginError                 a plugin failed to load or registered something invalid
+├── StoreError                  the store cannot be opened or migrated
+├── TemplateError               a template failed to render (undefined variable, syntax)
+├── JourneyError                a journey definition or run is inconsistent
+│   └── NonDeterminismError     a replayed step changed kind or arguments under a recorded run
+├── ProviderError               a provider was misused or answered something unusable
+└── WebhookError                an inbound webhook was rejected (`.status` is the HTTP status)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ConfigError",
+    "InvalidIdentifierError",
+    "JourneyError",
+    "NonDeterminismError",
+    "NotFoundError",
+    "OmniError",
+    "PluginError",
+    "ProviderError",
+    "StoreError",
+    "TemplateError",
+    "UnknownChannelError",
+    "ValidationError",
+    "WebhookError",
+]
+
+
+class OmniError(Exception):
+    """Base class of every error omnisdk raises on purpose."""
+
+
+class ConfigError(OmniError):
+    """A configuration value is missing or malformed; `field` is its dotted path."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+
+
+class ValidationError(OmniError, ValueError):
+    """Input from the caller is invalid; `field` names the argument or key."""
+
+    def __init__(self, message: str, *, field: str, value: Any = None) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.value = value
+
+
+class InvalidIdentifierError(ValidationError):
+    """An identifier (email, phone, token…) is malformed or on the block list."""
+
+
+class UnknownChannelError(ValidationError):
+    """A channel name that is not one of omnisdk's channels."""
+
+
+class NotFoundError(OmniError, LookupError):
+    """Something looked up by id does not exist."""
+
+
+class PluginError(OmniError):
+    """A plugin could not be loaded or registered something invalid."""
+
+    def __init__(self, message: str, *, plugin: str | None = None) -> None:
+        super().__init__(f"plugin {plugin!r}: {message}" if plugin else message)
+        self.plugin = plugin
+
+
+class StoreError(OmniError):
+    """The store cannot be opened, migrated or written."""
+
+
+class TemplateError(OmniError):
+    """A template failed to render; the delivery fails, the runner does not."""
+
+
+class JourneyError(OmniError):
+    """A journey definition or one of its runs is inconsistent."""
+
+
+class NonDeterminismError(JourneyError):
+    """A step replayed with another kind or other arguments than the run recorded."""
+
+
+class ProviderError(OmniError):
+    """A provider was misused or answered something omnisdk cannot use."""
+
+
+class WebhookError(OmniError):
+    """An inbound webhook was rejected before anything was recorded."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status

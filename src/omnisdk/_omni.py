@@ -1,0 +1,181 @@
+"""`Omni` (sync) and `AsyncOmni`: the whole public surface of an embedded omnisdk."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar
+
+from ._clock import Clock
+from ._core import Core, Who
+from ._customers import Consent, Customer
+from ._touchpoints import Touchpoint
+from .store import SQLStore
+
+__all__ = ["AsyncOmni", "Omni"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class _Base:
+    def __init__(
+        self,
+        store: str | SQLStore | None = None,
+        config: Mapping[str, Any] | str | None = None,
+        clock: Clock | None = None,
+        *,
+        plugins: Iterable[Any] = (),
+        load_entry_points: bool = True,
+    ) -> None:
+        self._core = Core(store, config, clock, plugins, load_entry_points)
+        self._core.facade = self
+
+    @property
+    def clock(self) -> Clock:
+        return self._core.clock
+
+    @property
+    def store(self) -> SQLStore:
+        return self._core.store
+
+    @property
+    def plugin_errors(self) -> list[Exception]:
+        """Plugins that failed to load or register, with why; the others loaded."""
+        return list(self._core.plugins.errors)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} store={self._core.store.redacted_url}>"
+
+
+class Omni(_Base):
+    """The synchronous client, for web apps and scripts. Not for use inside a running event loop."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _run(self, coro: Awaitable[T]) -> T:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(coro)
+
+    def identify(
+        self,
+        customer_id: str | None = None,
+        *,
+        traits: Mapping[str, Any] | None = None,
+        timezone: str | None = None,
+        locale: str | None = None,
+        address: Mapping[str, Any] | None = None,
+        preferred_channels: Sequence[str] | None = None,
+        **identifiers: Any,
+    ) -> Customer:
+        """Attach identifiers and profile data to a customer; profiles sharing an identifier merge."""
+        return self._core.identify(
+            customer_id, traits=traits, timezone=timezone, locale=locale, address=address,
+            preferred_channels=preferred_channels, **identifiers,
+        )
+
+    def consent(
+        self, who: Who, *, channel: str, granted: bool, purpose: str = "marketing", source: str = "api"
+    ) -> Consent:
+        """Record a consent decision in the customer's ledger (channel "all" covers every channel)."""
+        return self._core.consent(who, channel=channel, granted=granted, purpose=purpose, source=source)
+
+    def track(
+        self,
+        who: Who,
+        event: str,
+        properties: Mapping[str, Any] | None = None,
+        *,
+        channel: str = "server",
+        timestamp: datetime | float | str | None = None,
+        id: str | None = None,
+    ) -> Touchpoint:
+        """Record one touchpoint; `id` makes it idempotent."""
+        return self._core.track(who, event, properties, channel=channel, timestamp=timestamp, id=id)
+
+    def track_many(self, items: Iterable[Any]) -> int:
+        """Record many touchpoints at once (all or nothing); returns how many were new."""
+        return self._core.track_many(items)
+
+    def customer(self, customer_id: str) -> Customer:
+        """The unified profile (a merged-away id leads to the profile it merged into)."""
+        return self._core.customer(customer_id)
+
+    def timeline(
+        self,
+        customer_id: str,
+        *,
+        channels: Sequence[str] | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Touchpoint]:
+        """Touchpoints on every channel, oldest first."""
+        return self._core.timeline(customer_id, channels=channels, since=since, limit=limit)
+
+    def run_until_idle(self) -> int:
+        """Run the journeys and deliveries that are due now, then return how much was done."""
+        return self._run(self._core.run_until_idle())
+
+    def close(self) -> None:
+        self._core.close()
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
+
+    def __enter__(self) -> Omni:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+def _threaded(method: Callable[P, T]) -> Callable[P, Awaitable[T]]:
+    """Run a blocking store call in a thread so the event loop keeps serving."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        return await asyncio.to_thread(method, *args, **kwargs)
+
+    return wrapper
+
+
+class AsyncOmni(_Base):
+    """The same API as `Omni`, with async methods, for asyncio apps and workers."""
+
+    async def identify(self, customer_id: str | None = None, **kwargs: Any) -> Customer:
+        return await asyncio.to_thread(functools.partial(self._core.identify, customer_id, **kwargs))
+
+    async def consent(self, who: Who, **kwargs: Any) -> Consent:
+        return await asyncio.to_thread(functools.partial(self._core.consent, who, **kwargs))
+
+    async def track(self, who: Who, event: str, properties: Mapping[str, Any] | None = None, **kwargs: Any) -> Touchpoint:
+        return await asyncio.to_thread(functools.partial(self._core.track, who, event, properties, **kwargs))
+
+    async def track_many(self, items: Iterable[Any]) -> int:
+        return await asyncio.to_thread(self._core.track_many, list(items))
+
+    async def customer(self, customer_id: str) -> Customer:
+        return await asyncio.to_thread(self._core.customer, customer_id)
+
+    async def timeline(self, customer_id: str, **kwargs: Any) -> list[Touchpoint]:
+        return await asyncio.to_thread(functools.partial(self._core.timeline, customer_id, **kwargs))
+
+    async def run_until_idle(self) -> int:
+        return await self._core.run_until_idle()
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self._core.close)
+
+    async def __aenter__(self) -> AsyncOmni:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,141 @@
+"""One plugin manager per client: built-in plugins, entry points (group "omnisdk"), and explicit ones.
+
+`OMNISDK_LOAD_PLUGINS=omnisdk-sms,acme` restricts which entry points load (empty: none).
+A plugin that fails to import or register is reported and skipped; the others still load.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Iterable
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+import attrs
+import pluggy
+
+from . import hookspecs
+from ._errors import PluginError
+from ._logging import get_logger
+from ._touchpoints import MESSAGE_CHANNELS
+from .providers import Provider
+
+__all__ = ["BUILTIN_PLUGINS", "PluginHost", "ProviderRegistry"]
+
+log = get_logger("omnisdk.plugins")
+BUILTIN_PLUGINS = ("omnisdk.default_plugins.memory",)
+
+
+class ProviderRegistry:
+    """Provider classes by (channel, name), as plugins registered them."""
+
+    def __init__(self) -> None:
+        self._classes: dict[tuple[str, str], type[Provider]] = {}
+        self._owners: dict[tuple[str, str], str] = {}
+
+    def register(self, cls: Any, *, plugin: str) -> None:
+        if not isinstance(cls, type) or not issubclass(cls, Provider):
+            raise PluginError(f"register() takes a Provider subclass, got {cls!r}", plugin=plugin)
+        for attr in ("name", "channel", "Config"):
+            if not hasattr(cls, attr):
+                raise PluginError(f"provider {cls.__name__} has no {attr!r}", plugin=plugin)
+        if cls.channel not in MESSAGE_CHANNELS:
+            raise PluginError(
+                f"provider {cls.__name__}: channel {cls.channel!r} is not one of {', '.join(MESSAGE_CHANNELS)}",
+                plugin=plugin,
+            )
+        if not attrs.has(cls.Config):
+            raise PluginError(f"provider {cls.__name__}: Config must be an attrs class", plugin=plugin)
+        key = (cls.channel, cls.name)
+        if key in self._classes and self._classes[key] is not cls:
+            log.warning("provider_replaced", channel=cls.channel, provider=cls.name, by=plugin, was=self._owners[key])
+        self._classes[key] = cls
+        self._owners[key] = plugin
+
+    def get(self, channel: str, name: str) -> type[Provider] | None:
+        return self._classes.get((channel, name))
+
+    def names(self, channel: str) -> list[str]:
+        return sorted(n for c, n in self._classes if c == channel)
+
+    def items(self) -> list[tuple[str, str, type[Provider], str]]:
+        return [(c, n, cls, self._owners[(c, n)]) for (c, n), cls in sorted(self._classes.items())]
+
+
+@attrs.define
+class LoadedPlugin:
+    name: str
+    source: str  # "builtin", "entry point", "explicit"
+    version: str | None = None
+
+
+class PluginHost:
+    def __init__(self, extra: Iterable[Any] = (), *, load_entry_points: bool = True) -> None:
+        self.pm = pluggy.PluginManager("omnisdk")
+        self.pm.add_hookspecs(hookspecs)
+        self.loaded: list[LoadedPlugin] = []
+        self.errors: list[PluginError] = []
+        for module_name in BUILTIN_PLUGINS:
+            self._add(importlib.import_module(module_name), module_name, "builtin")
+        if load_entry_points:
+            for ep in self._entry_points():
+                try:
+                    plugin = ep.load()
+                except Exception as exc:
+                    self._fail(PluginError(f"failed to import {ep.value}: {type(exc).__name__}: {exc}", plugin=ep.name))
+                    continue
+                version = ep.dist.version if ep.dist is not None else None
+                self._add(plugin, ep.name, "entry point", version)
+        for plugin in extra:
+            self._add(plugin, getattr(plugin, "__name__", type(plugin).__name__), "explicit")
+        self.pm.check_pending()
+        self.providers = ProviderRegistry()
+        self._collect_providers()
+
+    @staticmethod
+    def _entry_points() -> list[EntryPoint]:
+        found = list(entry_points(group="omnisdk"))
+        allowed = os.environ.get("OMNISDK_LOAD_PLUGINS")
+        if allowed is not None:
+            names = {n.strip() for n in allowed.split(",") if n.strip()}
+            found = [ep for ep in found if ep.name in names or (ep.dist is not None and ep.dist.name in names)]
+        return found
+
+    def _add(self, plugin: Any, name: str, source: str, version: str | None = None) -> None:
+        if self.pm.is_registered(plugin) or self.pm.has_plugin(name):
+            return
+        try:
+            self.pm.register(plugin, name=name)
+        except Exception as exc:
+            self._fail(PluginError(f"cannot register: {exc}", plugin=name))
+            return
+        self.loaded.append(LoadedPlugin(name=name, source=source, version=version))
+
+    def _fail(self, error: PluginError) -> None:
+        self.errors.append(error)
+        log.error("plugin_failed", error=str(error))
+
+    def _collect_providers(self) -> None:
+        # Call each plugin's hook on its own so one bad plugin cannot hide the others' providers.
+        for impl in self.pm.hook.register_providers.get_hookimpls():
+            try:
+                impl.function(register=lambda cls, _n=impl.plugin_name: self.providers.register(cls, plugin=_n))
+            except PluginError as exc:
+                self._fail(exc)
+            except Exception as exc:
+                self._fail(PluginError(f"register_providers failed: {type(exc).__name__}: {exc}",
+                                       plugin=impl.plugin_name))
+
+    def collect(self, hook_name: str) -> list[tuple[Any, ...]]:
+        """Everything plugins pass to `register(...)` in a `register_*` hook, as argument tuples."""
+        items: list[tuple[Any, ...]] = []
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            try:
+                impl.function(register=lambda *args: items.append(args))
+            except Exception as exc:
+                self._fail(PluginError(f"{hook_name} failed: {type(exc).__name__}: {exc}", plugin=impl.plugin_name))
+        return items
+
+    def has_impls(self, hook_name: str) -> bool:
+        return bool(getattr(self.pm.hook, hook_name).get_hookimpls())

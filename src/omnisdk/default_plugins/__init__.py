@@ -1,0 +1,1 @@
+"""Plugins that ship with omnisdk; they use the same hooks as outside plugins."""

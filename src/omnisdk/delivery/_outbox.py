@@ -1,0 +1,62 @@
+"""Writing to the outbox: the only way a message gets queued, always inside the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .._identity import register_customer_table
+from .._touchpoints import MESSAGE_CHANNELS, check_channel, new_id
+from ..store import Transaction, dumps
+
+__all__ = ["DELIVERY_STATUSES", "cancel_run_deliveries", "enqueue_delivery"]
+
+DELIVERY_STATUSES = ("queued", "deferred", "sending", "sent", "delivered", "failed", "skipped", "cancelled")
+
+register_customer_table("deliveries")
+
+
+def enqueue_delivery(
+    tx: Transaction,
+    *,
+    key: str,
+    customer_id: str,
+    template: str,
+    channels: Sequence[str],
+    now: float,
+    due_at: float | None = None,
+    purpose: str = "marketing",
+    data: Mapping[str, Any] | None = None,
+    run_id: str | None = None,
+    journey: str | None = None,
+    step: str | None = None,
+    broadcast_id: str | None = None,
+) -> str:
+    """Queue one message; returns the delivery id. The same `key` twice returns the first delivery's id.
+
+    `channels` is the waterfall: the dispatcher takes the first reachable, consented one
+    (an empty list means: choose from the customer's preferences and engagement).
+    """
+    for i, channel in enumerate(channels):
+        check_channel(channel, field=f"channels[{i}]", allowed=MESSAGE_CHANNELS)
+    existing = tx.scalar("SELECT id FROM deliveries WHERE idempotency_key = ?", (key,))
+    if existing:
+        return str(existing)
+    delivery_id = "dlv_" + new_id()
+    tx.execute(
+        "INSERT INTO deliveries (id, idempotency_key, customer_id, template, channels, purpose, data, run_id, journey, "
+        "step, broadcast_id, status, due_at, decisions, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, '[]', ?, ?)",
+        (delivery_id, key, customer_id, template, dumps(list(channels)), purpose, dumps(dict(data or {})), run_id,
+         journey, step, broadcast_id, now if due_at is None else due_at, now, now),
+    )
+    return delivery_id
+
+
+def cancel_run_deliveries(tx: Transaction, run_id: str, *, reason: str, now: float) -> int:
+    """Cancel what a run queued but has not started sending (its journey exited)."""
+    return tx.execute(
+        "UPDATE deliveries SET status = 'cancelled', error = ?, updated_at = ? "
+        "WHERE run_id = ? AND status IN ('queued', 'deferred')",
+        (reason, now, run_id),
+    )

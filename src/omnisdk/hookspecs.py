@@ -1,0 +1,37 @@
+"""The hooks plugins implement. Hooks take keyword arguments, so they can grow without breaking plugins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+__all__ = ["hookimpl", "hookspec"]
+
+hookspec = pluggy.HookspecMarker("omnisdk")
+hookimpl = pluggy.HookimplMarker("omnisdk")
+
+
+@hookspec
+def register_providers(register: Any) -> None:
+    """Register provider classes: `register(ProviderClass)`."""
+
+
+@hookspec
+def register_template_filters(register: Any) -> None:
+    """Register Jinja filters available to every template: `register(name, function)`."""
+
+
+@hookspec
+def register_policies(register: Any) -> None:
+    """Register send-time policies: `register(policy)`, checked after consent and quiet hours."""
+
+
+@hookspec
+def touchpoint_recorded(touchpoint: Any, omni: Any) -> None:
+    """Called after a touchpoint is stored (on the thread that stored it)."""
+
+
+@hookspec
+def delivery_updated(delivery: Any, omni: Any) -> None:
+    """Called after a delivery changes status."""

@@ -1,0 +1,204 @@
+"""The contract a channel plugin implements: one class per provider.
+
+A provider only maps messages to one provider's API. Retries, rate limits, circuit
+breaking, consent, quiet hours and fallback are the core's job.
+
+    class EchoSMS(omnisdk.Provider):
+        name = "echo"
+        channel = "sms"
+
+        @attrs.define
+        class Config:
+            token: str = omnisdk.secret()
+
+        async def send(self, batch):
+            return [omnisdk.Accepted(provider_message_id=m.delivery_id) for m in batch]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+import attrs
+import httpx
+
+from ._clock import Clock, SystemClock
+from ._content import Content
+from ._customers import Customer
+from ._errors import WebhookError
+
+__all__ = [
+    "Accepted",
+    "Capabilities",
+    "Outcome",
+    "Outgoing",
+    "PermanentError",
+    "Provider",
+    "RetryableError",
+    "WebhookEvent",
+    "WebhookRequest",
+    "WebhookResponse",
+    "WebhookResult",
+    "secret",
+]
+
+
+def secret(default: Any = attrs.NOTHING) -> Any:
+    """An attrs field for a secret: left out of repr, and redacted from logs by name."""
+    return attrs.field(default=default, repr=False, metadata={"secret": True})
+
+
+@attrs.frozen(kw_only=True)
+class Capabilities:
+    """What the core needs to know to drive a provider well."""
+
+    #: How many `Outgoing` one `send` call may carry (SendGrid: 1000 personalizations).
+    max_batch_size: int = 1
+    #: The provider deduplicates on our idempotency key (Lob, Square).
+    idempotency_keys: bool = False
+    #: Default sustained rate, messages per second (None: no limit known).
+    rate_limit: float | None = None
+    #: Requests in flight at once.
+    max_concurrency: int = 32
+    #: Content limits the core checks before sending, e.g. {"payload_bytes": 4096}.
+    content_limits: Mapping[str, int] = attrs.field(factory=dict)
+    #: What to do with a delivery left `sending` by a crash, when the provider has no
+    #: idempotency key: "at_most_once" marks it failed (never a duplicate), "at_least_once"
+    #: sends it again (never a loss).
+    crash_policy: Literal["at_most_once", "at_least_once"] = "at_most_once"
+
+
+@attrs.frozen(kw_only=True)
+class Outgoing:
+    """One rendered message for one recipient, ready for a provider."""
+
+    delivery_id: str
+    idempotency_key: str
+    customer_id: str
+    #: The channel address: an email, an E.164 phone, a device token, a PSID, a POS customer id.
+    to: str
+    content: Content
+    purpose: str = "marketing"
+    customer: Customer | None = None
+    #: The customer's postal address (direct mail).
+    address: Mapping[str, Any] | None = None
+    #: Last time the customer wrote to us on this channel (messaging windows).
+    last_inbound_at: datetime | None = None
+    #: journey, step, run_id, and links such as the one-click unsubscribe URL.
+    metadata: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class Accepted:
+    """The provider took the message."""
+
+    provider_message_id: str
+    cost: float | None = None
+    details: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class RetryableError:
+    """Try again later (429, 5xx, timeouts); `retry_after` in seconds when the provider said."""
+
+    reason: str
+    retry_after: float | None = None
+    status: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PermanentError:
+    """Never retry this message on this provider. `forget_address` drops a dead token or number."""
+
+    reason: str
+    status: int | None = None
+    code: str | None = None
+    forget_address: bool = False
+    #: Try the next channel of the send's waterfall (e.g. WhatsApp outside its window).
+    fallback: bool = True
+
+
+Outcome = Accepted | RetryableError | PermanentError
+
+
+@attrs.frozen(kw_only=True)
+class WebhookRequest:
+    """An inbound HTTP request exactly as received: the raw body is what signatures cover."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == lowered:
+                return value
+        return None
+
+
+@attrs.frozen(kw_only=True)
+class WebhookResponse:
+    status: int = 200
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    body: bytes = b""
+
+
+@attrs.frozen(kw_only=True)
+class WebhookEvent:
+    """What a webhook reported, as a touchpoint to record.
+
+    Tied to a delivery by `provider_message_id` or `delivery_id`, or to a customer by `who`
+    (identifiers, e.g. {"phone": "+14155550100"} for an inbound SMS). The core derives delivery
+    status and consent changes from `name` (Message Delivered, Message Bounced, Unsubscribed…).
+    """
+
+    name: str
+    channel: str
+    id: str | None = None
+    provider_message_id: str | None = None
+    delivery_id: str | None = None
+    who: Mapping[str, str] = attrs.field(factory=dict)
+    properties: Mapping[str, Any] = attrs.field(factory=dict)
+    occurred_at: datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class WebhookResult:
+    events: Sequence[WebhookEvent] = ()
+    response: WebhookResponse = attrs.field(factory=WebhookResponse)
+
+
+class Provider:
+    """Base class of provider plugins. Subclasses set the class attributes and implement `send`."""
+
+    name: ClassVar[str]
+    channel: ClassVar[str]
+    Config: ClassVar[type]
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(self, config: Any, *, http: httpx.AsyncClient, clock: Clock | None = None) -> None:
+        self.config = config
+        self.http = http
+        self.clock: Clock = clock or SystemClock()
+
+    async def send(self, batch: Sequence[Outgoing]) -> Sequence[Outcome]:
+        """Send up to `capabilities.max_batch_size` messages; one outcome per message, in order."""
+        raise NotImplementedError
+
+    def verify_webhook(self, request: WebhookRequest) -> None:
+        """Raise `WebhookError` unless the request is authentic. Called before anything is parsed."""
+        raise WebhookError(f"provider {self.name!r} does not accept webhooks", status=404)
+
+    def parse_webhook(self, request: WebhookRequest) -> WebhookResult:
+        """Turn a verified request into events, and the HTTP answer the provider expects."""
+        return WebhookResult()
+
+    async def aclose(self) -> None:
+        """Release pooled connections (SMTP pools, HTTP/2 sessions)."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.channel}/{self.name} {self.config!r}>"

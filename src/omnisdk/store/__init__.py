@@ -1,0 +1,52 @@
+"""Stores: SQLite (embedded default) and PostgreSQL (scale-out), one SQL code path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .._errors import StoreError
+from ._base import Dialect, SQLStore, Store, Transaction, dumps, loads, migrations
+from ._sqlite import SQLiteStore
+
+__all__ = [
+    "DEFAULT_URL",
+    "Dialect",
+    "SQLStore",
+    "SQLiteStore",
+    "Store",
+    "Transaction",
+    "dumps",
+    "loads",
+    "migrations",
+    "open_store",
+]
+
+DEFAULT_URL = "sqlite:///" + str(Path(".omnisdk") / "omnisdk.db")
+
+
+def open_store(url: str | None = None, *, migrate: bool = True) -> SQLStore:
+    """Open (and by default migrate) the store a URL names.
+
+    `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`, `sqlite://:memory:`,
+    `postgresql://user@host:5432/db[?schema=name]`.
+    """
+    url = url or DEFAULT_URL
+    store: SQLStore
+    if url.startswith("sqlite:"):
+        rest = url.removeprefix("sqlite:")
+        if rest in ("//:memory:", "///:memory:", ":memory:"):
+            path = ":memory:"
+        elif rest.startswith("///"):
+            path = rest[3:]
+        else:
+            raise StoreError(f"store URL {url!r}: write sqlite:///path/to/file.db or sqlite://:memory:")
+        store = SQLiteStore(url, path)
+    elif url.startswith(("postgresql://", "postgres://")):
+        from ._postgres import PostgresStore
+
+        store = PostgresStore(url)
+    else:
+        raise StoreError(f"store URL {url!r}: expected sqlite:///… or postgresql://…")
+    if migrate:
+        store.migrate()
+    return store

@@ -1,0 +1,207 @@
+"""One SQL implementation for every store; a `Dialect` holds what SQLite and PostgreSQL spell differently.
+
+Code above the store writes portable SQL with `?` placeholders and runs it in a `Transaction`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from importlib import resources
+from typing import Any, ClassVar, Protocol
+
+from .._errors import StoreError
+
+__all__ = ["Dialect", "SQLStore", "Store", "Transaction", "dumps", "loads"]
+
+Row = tuple[Any, ...]
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def loads(value: Any) -> Any:
+    """JSON columns come back as text from SQLite and already decoded from PostgreSQL."""
+    if value is None or not isinstance(value, str | bytes):
+        return value
+    return json.loads(value)
+
+
+class Dialect:
+    """What differs between databases, as data and small SQL fragments."""
+
+    name: ClassVar[str] = "sql"
+    types: ClassVar[dict[str, str]] = {}
+    #: Appended to a claiming SELECT (`FOR UPDATE SKIP LOCKED` where the database has it).
+    skip_locked: ClassVar[str] = ""
+
+    def sql(self, statement: str) -> str:
+        return statement
+
+    def json_text(self, column: str, key: str) -> str:
+        """SQL for `column[key]` as text."""
+        raise NotImplementedError
+
+
+class Transaction:
+    """A DB-API cursor inside one transaction, speaking portable SQL."""
+
+    def __init__(self, cursor: Any, dialect: Dialect) -> None:
+        self.cursor = cursor
+        self.dialect = dialect
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self.cursor.execute(self.dialect.sql(sql), params)
+        return int(self.cursor.rowcount)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        rows = list(rows)
+        if rows:
+            self.cursor.executemany(self.dialect.sql(sql), rows)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        self.cursor.execute(self.dialect.sql(sql), params)
+        return [tuple(r) for r in self.cursor.fetchall()]
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        self.cursor.execute(self.dialect.sql(sql), params)
+        row = self.cursor.fetchone()
+        return tuple(row) if row is not None else None
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self.one(sql, params)
+        return row[0] if row else None
+
+
+class Store(Protocol):
+    """Where omnisdk keeps everything. `SQLiteStore` and `PostgresStore` implement it."""
+
+    url: str
+    dialect: Dialect
+
+    def transaction(self) -> Any:
+        """A context manager yielding a `Transaction`; commits on success, rolls back on error."""
+        ...
+
+    def migrate(self) -> list[int]: ...
+
+    def schema_version(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+@lru_cache(maxsize=1)
+def _migration_files() -> tuple[tuple[int, str, str], ...]:
+    found = []
+    for entry in resources.files("omnisdk.store").joinpath("migrations").iterdir():
+        match = re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name)
+        if match:
+            found.append((int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    return tuple(sorted(found))
+
+
+def migrations() -> tuple[tuple[int, str, str], ...]:
+    """(version, name, sql) for every migration shipped, in order."""
+    return _migration_files()
+
+
+class SQLStore:
+    """Shared behaviour: a connection guarded by a lock, transactions, versioned migrations."""
+
+    dialect: Dialect
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._lock = threading.RLock()
+        self._closed = False
+
+    # -- to implement per database
+    def _cursor(self) -> Any:
+        raise NotImplementedError
+
+    def _begin(self, cursor: Any, *, immediate: bool) -> None:
+        raise NotImplementedError
+
+    def _commit(self) -> None:
+        raise NotImplementedError
+
+    def _rollback(self) -> None:
+        raise NotImplementedError
+
+    def _migration_lock(self, tx: Transaction) -> None:
+        """Serialise migrators across processes."""
+
+    def _close(self) -> None:
+        raise NotImplementedError
+
+    # -- shared
+    @contextmanager
+    def transaction(self, *, immediate: bool = True) -> Iterator[Transaction]:
+        if self._closed:
+            raise StoreError(f"the store {self.redacted_url} is closed")
+        with self._lock:
+            cursor = self._cursor()
+            self._begin(cursor, immediate=immediate)
+            try:
+                yield Transaction(cursor, self.dialect)
+            except BaseException:
+                self._rollback()
+                raise
+            else:
+                self._commit()
+
+    @property
+    def redacted_url(self) -> str:
+        return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", self.url)
+
+    def schema_version(self) -> int:
+        with self.transaction(immediate=False) as tx:
+            exists = tx.scalar(self._table_exists_sql(), ("schema_migrations",))
+            if not exists:
+                return 0
+            return int(tx.scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations") or 0)
+
+    def _table_exists_sql(self) -> str:
+        raise NotImplementedError
+
+    def migrate(self) -> list[int]:
+        """Apply the migrations this store has not seen, each in its own transaction. Idempotent."""
+        applied: list[int] = []
+        for version, name, sql in migrations():
+            with self.transaction() as tx:
+                self._migration_lock(tx)
+                tx.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+                )
+                if tx.scalar("SELECT 1 FROM schema_migrations WHERE version = ?", (version,)):
+                    continue
+                for statement in _split(sql.format(**self.dialect.types)):
+                    tx.execute(statement)
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, name, time.time()),
+                )
+                applied.append(version)
+        return applied
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.redacted_url}>"
+
+
+def _split(script: str) -> list[str]:
+    """Split a migration into statements (they contain no semicolons inside literals)."""
+    without_comments = "\n".join(line for line in script.splitlines() if not line.strip().startswith("--"))
+    return [s.strip() for s in without_comments.split(";") if s.strip()]
