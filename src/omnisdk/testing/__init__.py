@@ -1,0 +1,1 @@
+"""Test kit for users and plugin vendors: what tests omnisdk is what it ships to you."""
