@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Literal
 
 import attrs
@@ -41,7 +42,10 @@ __all__ = [
     "WebhookRequest",
     "WebhookResponse",
     "WebhookResult",
+    "http_error_outcome",
+    "retry_after_seconds",
     "secret",
+    "transport_error_outcome",
 ]
 
 
@@ -121,6 +125,35 @@ class PermanentError:
 
 
 Outcome = Accepted | RetryableError | PermanentError
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError):
+        return None
+
+
+def http_error_outcome(
+    status: int, reason: str, *, retry_after: float | None = None, code: str | None = None
+) -> RetryableError | PermanentError:
+    """The usual mapping of an HTTP error: 408, 425, 429 and 5xx are retryable, other 4xx permanent."""
+    if status in (408, 425, 429) or status >= 500:
+        return RetryableError(reason=reason, retry_after=retry_after, status=status)
+    return PermanentError(reason=reason, status=status, code=code)
+
+
+def transport_error_outcome(exc: BaseException) -> RetryableError:
+    """A timeout or a dropped connection: the provider may not have seen the request, so retry."""
+    kind = "timeout" if isinstance(exc, httpx.TimeoutException | TimeoutError) else "connection error"
+    return RetryableError(reason=f"{kind}: {type(exc).__name__}")
 
 
 @attrs.frozen(kw_only=True)
