@@ -42,7 +42,6 @@ from .providers import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "SMS",
     "Accepted",
     "AsyncOmni",
     "Capabilities",
@@ -69,6 +68,7 @@ __all__ = [
     "ProviderError",
     "Push",
     "RetryableError",
+    "SMS",
     "Social",
     "StoreError",
     "SystemClock",

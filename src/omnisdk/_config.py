@@ -96,20 +96,20 @@ def load_config(source: Mapping[str, Any] | str | Path | None) -> Config:
     if not isinstance(raw_channels, Mapping):
         raise ConfigError("must be a table of channels", field="channels")
     for channel, section in raw_channels.items():
-        path = f"channels.{channel}"
+        where = f"channels.{channel}"
         if channel not in MESSAGE_CHANNELS:
-            raise ConfigError(f"unknown channel; expected one of {', '.join(MESSAGE_CHANNELS)}", field=path)
+            raise ConfigError(f"unknown channel; expected one of {', '.join(MESSAGE_CHANNELS)}", field=where)
         if not isinstance(section, Mapping):
-            raise ConfigError("must be a table", field=path)
+            raise ConfigError("must be a table", field=where)
         provider = section.get("provider")
         if not isinstance(provider, str) or not provider:
-            raise ConfigError("missing the provider name (e.g. provider = \"memory\")", field=f"{path}.provider")
+            raise ConfigError("missing the provider name (e.g. provider = \"memory\")", field=f"{where}.provider")
         fallback = section.get("fallback_provider")
         if fallback is not None and not isinstance(fallback, str):
-            raise ConfigError("must be a provider name", field=f"{path}.fallback_provider")
+            raise ConfigError("must be a provider name", field=f"{where}.fallback_provider")
         fallback_settings = section.get(fallback, {}) if fallback else {}
         if not isinstance(fallback_settings, Mapping):
-            raise ConfigError("must be a table", field=f"{path}.{fallback}")
+            raise ConfigError("must be a table", field=f"{where}.{fallback}")
         settings = {k: v for k, v in section.items() if k not in ("provider", "fallback_provider", fallback)}
         channels[channel] = ChannelConfig(
             channel=channel,

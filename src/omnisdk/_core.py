@@ -28,6 +28,8 @@ log = get_logger("omnisdk")
 
 Who = str | Mapping[str, Any]
 MAX_PROPERTIES_BYTES = 64 * 1024
+# One encoder, reused: json.dumps with options builds a new encoder on every call.
+_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 class Worker(Protocol):
@@ -65,7 +67,7 @@ def _properties_json(properties: Any, field: str) -> str:
     if not isinstance(properties, Mapping):
         raise ValidationError(f"expected a dict, got {type(properties).__name__}", field=field, value=properties)
     try:
-        text = json.dumps(properties, separators=(",", ":"), allow_nan=False)
+        text = _encode(properties)
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"not JSON-serialisable: {exc}", field=field) from None
     if len(text) > MAX_PROPERTIES_BYTES:
@@ -213,7 +215,9 @@ class Core:
     ) -> list[Touchpoint]:
         """Every touchpoint of the customer (merged profiles included), oldest first."""
         customer = self.customer(customer_id)
-        sql = "SELECT seq, id, customer_id, channel, name, properties, occurred_at FROM touchpoints WHERE customer_id = ?"
+        sql = (
+            "SELECT seq, id, customer_id, channel, name, properties, occurred_at FROM touchpoints WHERE customer_id = ?"
+        )
         params: list[Any] = [customer.id]
         if channels:
             for ch in channels:
@@ -257,7 +261,11 @@ class Core:
                 (tp_id, cid, channel, event, props, when, now),
             )
         touchpoint = Touchpoint(
-            id=tp_id, customer_id=cid, channel=channel, name=event, properties=dict(properties or {}),
+            id=tp_id,
+            customer_id=cid,
+            channel=channel,
+            name=event,
+            properties=dict(properties or {}),
             occurred_at=to_datetime(when),
         )
         self._recorded([touchpoint])
@@ -281,14 +289,16 @@ class Core:
                 raise ValidationError("expected (who, event, properties) or a dict", field=field, value=item)
             if channel not in CHANNELS:
                 check_channel(channel, field=f"{field}.channel")
-            parsed.append((
-                who,
-                _event_name(event, f"{field}.event"),
-                _properties_json(props, f"{field}.properties"),
-                channel,
-                now if ts is None else _timestamp(ts, f"{field}.timestamp", self.clock),
-                tp_id or new_id(),
-            ))
+            parsed.append(
+                (
+                    who,
+                    _event_name(event, f"{field}.event"),
+                    _properties_json(props, f"{field}.properties"),
+                    channel,
+                    now if ts is None else _timestamp(ts, f"{field}.timestamp", self.clock),
+                    tp_id or new_id(),
+                )
+            )
         if not parsed:
             return 0
         with self.store.transaction() as tx:
@@ -349,8 +359,13 @@ class Core:
 def _touchpoint(row: Sequence[Any]) -> Touchpoint:
     seq, tp_id, cid, channel, name, props, occurred = row
     return Touchpoint(
-        id=tp_id, customer_id=cid, channel=channel, name=name, properties=loads(props) or {},
-        occurred_at=to_datetime(occurred), seq=seq,
+        id=tp_id,
+        customer_id=cid,
+        channel=channel,
+        name=name,
+        properties=loads(props) or {},
+        occurred_at=to_datetime(occurred),
+        seq=seq,
     )
 
 

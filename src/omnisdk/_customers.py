@@ -104,9 +104,9 @@ class Customer:
         """The customer's current consent entry for a channel and purpose (an "all" entry counts too)."""
         latest = None
         for entry in self.consents:
-            if entry.channel in (channel, "all") and entry.purpose == purpose:
-                if latest is None or entry.recorded_at >= latest.recorded_at:
-                    latest = entry
+            matches = entry.channel in (channel, "all") and entry.purpose == purpose
+            if matches and (latest is None or entry.recorded_at >= latest.recorded_at):
+                latest = entry
         return latest
 
     def has_consent(self, channel: str, purpose: str = "marketing") -> bool:

@@ -14,9 +14,8 @@ from typing import Any, Final
 
 import attrs
 
-
-from ._customers import IDENTITY_KINDS, Consent, Customer, Identity
 from ._clock import to_datetime
+from ._customers import IDENTITY_KINDS, Consent, Customer, Identity
 from ._errors import NotFoundError, ValidationError
 from ._identifiers import normalize_identifier
 from ._logging import get_logger
@@ -78,14 +77,15 @@ class IdentityResolver:
         """The profile these identifiers belong to, creating or merging profiles as the rules allow."""
         if customer_id is not None:
             _check_customer_id(customer_id)
-            winner: str | None = self._ensure_customer(tx, customer_id, now)
+            explicit_winner: str | None = self._ensure_customer(tx, customer_id, now)
         else:
-            winner = None
+            explicit_winner = None
         owners = self._owners(tx, identifiers)
         candidates: dict[str, int] = {}
         for kind, _value, owner in owners:
             rank = self.rules.rank(kind)
             candidates[owner] = min(rank, candidates.get(owner, rank))
+        winner = explicit_winner
         if winner is None:
             if not candidates:
                 if not identifiers:
@@ -106,8 +106,8 @@ class IdentityResolver:
         counts = self._identity_counts(tx, winner)
         fresh = []
         for kind, value in identifiers:
-            owner = owned.get((kind, value))
-            if owner is not None and (owner == winner or owner in refused):
+            holder = owned.get((kind, value))
+            if holder is not None and (holder == winner or holder in refused):
                 continue
             if counts.get(kind, 0) >= self.rules.limit(kind):
                 log.info("identifier_dropped", customer_id=winner, kind=kind, reason="limit reached")
@@ -165,7 +165,8 @@ class IdentityResolver:
 
     def _create(self, tx: Transaction, customer_id: str, now: float, *, explicit: bool) -> str:
         tx.execute(
-            "INSERT INTO customers (id, traits, preferred_channels, created_at, updated_at) VALUES (?, '{}', '[]', ?, ?)",
+            "INSERT INTO customers (id, traits, preferred_channels, created_at, updated_at) "
+            "VALUES (?, '{}', '[]', ?, ?)",
             (customer_id, now, now),
         )
         if explicit:
@@ -204,8 +205,12 @@ class IdentityResolver:
 
     def merge(self, tx: Transaction, winner: str, loser: str, *, reason: str, now: float) -> None:
         """Fold `loser` into `winner`: identities, touchpoints and every registered table follow."""
-        w = tx.one("SELECT traits, timezone, locale, address, preferred_channels FROM customers WHERE id = ?", (winner,))
-        lo = tx.one("SELECT traits, timezone, locale, address, preferred_channels FROM customers WHERE id = ?", (loser,))
+        w = tx.one(
+            "SELECT traits, timezone, locale, address, preferred_channels FROM customers WHERE id = ?", (winner,)
+        )
+        lo = tx.one(
+            "SELECT traits, timezone, locale, address, preferred_channels FROM customers WHERE id = ?", (loser,)
+        )
         if w is None or lo is None:
             raise NotFoundError(f"cannot merge {loser!r} into {winner!r}: profile missing")
         traits = {**loads(lo[0]), **loads(w[0])}
@@ -225,8 +230,10 @@ class IdentityResolver:
         tx.execute("UPDATE identities SET customer_id = ? WHERE customer_id = ?", (winner, loser))
         for table in CUSTOMER_TABLES:
             tx.execute(f"UPDATE {table} SET customer_id = ? WHERE customer_id = ?", (winner, loser))
-        tx.execute("UPDATE customers SET merged_into = ?, updated_at = ? WHERE id = ? OR merged_into = ?",
-                   (winner, now, loser, loser))
+        tx.execute(
+            "UPDATE customers SET merged_into = ?, updated_at = ? WHERE id = ? OR merged_into = ?",
+            (winner, now, loser, loser),
+        )
         tx.execute(
             "INSERT INTO merges (winner_id, loser_id, reason, merged_at) VALUES (?, ?, ?, ?)",
             (winner, loser, reason, now),
@@ -253,7 +260,9 @@ def load_customer(tx: Transaction, customer_id: str) -> Customer:
     cid = row[0]
     identities = tuple(
         Identity(k, v)
-        for k, v in tx.query("SELECT kind, value FROM identities WHERE customer_id = ? ORDER BY created_at, kind", (cid,))
+        for k, v in tx.query(
+            "SELECT kind, value FROM identities WHERE customer_id = ? ORDER BY created_at, kind", (cid,)
+        )
     )
     consents = tuple(
         Consent(channel=c, purpose=p, granted=bool(g), source=s, recorded_at=to_datetime(t))

@@ -76,8 +76,13 @@ class Omni(_Base):
     ) -> Customer:
         """Attach identifiers and profile data to a customer; profiles sharing an identifier merge."""
         return self._core.identify(
-            customer_id, traits=traits, timezone=timezone, locale=locale, address=address,
-            preferred_channels=preferred_channels, **identifiers,
+            customer_id,
+            traits=traits,
+            timezone=timezone,
+            locale=locale,
+            address=address,
+            preferred_channels=preferred_channels,
+            **identifiers,
         )
 
     def consent(
@@ -131,7 +136,9 @@ class Omni(_Base):
     def __enter__(self) -> Omni:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 
@@ -154,7 +161,9 @@ class AsyncOmni(_Base):
     async def consent(self, who: Who, **kwargs: Any) -> Consent:
         return await asyncio.to_thread(functools.partial(self._core.consent, who, **kwargs))
 
-    async def track(self, who: Who, event: str, properties: Mapping[str, Any] | None = None, **kwargs: Any) -> Touchpoint:
+    async def track(
+        self, who: Who, event: str, properties: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> Touchpoint:
         return await asyncio.to_thread(functools.partial(self._core.track, who, event, properties, **kwargs))
 
     async def track_many(self, items: Iterable[Any]) -> int:

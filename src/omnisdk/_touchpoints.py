@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
+import os
+import random
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
@@ -33,8 +35,13 @@ def check_channel(channel: str, *, field: str = "channel", allowed: tuple[str, .
     return channel
 
 
+_random = random.Random()  # ids need uniqueness, not secrecy
+os.register_at_fork(after_in_child=_random.seed)  # a forked worker must not repeat its parent's ids
+
+
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """A 32-hex-digit id that sorts by creation time (like UUIDv7): index inserts append, not scatter."""
+    return f"{time.time_ns() // 1_000_000:012x}{_random.getrandbits(80):020x}"
 
 
 class Events:
@@ -74,8 +81,10 @@ class Events:
     MESSAGE_REPLIED = "Message Replied"
     UNSUBSCRIBED = "Unsubscribed"
     SUBSCRIBED = "Subscribed"
+    MAIL_MAILED = "Mail Mailed"
     MAIL_IN_TRANSIT = "Mail In Transit"
     MAIL_DELIVERED = "Mail Delivered"
+    MAIL_RETURNED = "Mail Returned"
 
 
 @attrs.frozen(kw_only=True)

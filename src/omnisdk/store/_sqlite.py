@@ -40,6 +40,8 @@ class SQLiteStore(SQLStore):
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.execute("PRAGMA busy_timeout=30000")
+            # A 2 MB default page cache makes index inserts go to disk once the store grows.
+            self._conn.execute("PRAGMA cache_size=-65536")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite database {path!r}: {exc}") from exc
 

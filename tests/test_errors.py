@@ -1,0 +1,85 @@
+"""Bad input raises a typed OmniError naming the field, and nothing stored is lost."""
+
+from __future__ import annotations
+
+import pytest
+
+from omnisdk import ConfigError, InvalidIdentifierError, Omni, OmniError, UnknownChannelError, ValidationError
+
+
+def count_touchpoints(omni: Omni) -> int:
+    with omni.store.transaction() as tx:
+        return int(tx.scalar("SELECT COUNT(*) FROM touchpoints"))
+
+
+def test_invalid_phone_names_the_field(omni: Omni) -> None:
+    with pytest.raises(InvalidIdentifierError) as err:
+        omni.identify("c-1", phone="not a phone")
+    assert err.value.field == "phone"
+    assert "phone" in str(err.value)
+
+
+def test_invalid_email_names_the_field(omni: Omni) -> None:
+    with pytest.raises(InvalidIdentifierError) as err:
+        omni.track({"email": "ada@"}, "Signed Up")
+    assert err.value.field == "who.email"
+
+
+def test_unknown_channel(omni: Omni) -> None:
+    with pytest.raises(UnknownChannelError) as err:
+        omni.track("c-1", "Product Viewed", channel="fax")
+    assert err.value.field == "channel"
+    with pytest.raises(UnknownChannelError):
+        omni.consent("c-1", channel="pager", granted=True)
+
+
+@pytest.mark.parametrize("bad", ["", "   ", None, 42])
+def test_empty_customer_id(omni: Omni, bad: object) -> None:
+    with pytest.raises(ValidationError) as err:
+        omni.track(bad, "Product Viewed")  # type: ignore[arg-type]
+    assert err.value.field in ("who", "customer_id")
+
+
+def test_a_bad_item_rejects_the_whole_batch_and_keeps_what_was_stored(omni: Omni) -> None:
+    omni.track("c-1", "Product Viewed", channel="web")
+    before = count_touchpoints(omni)
+
+    with pytest.raises(ValidationError) as err:
+        omni.track_many([("c-1", "Product Added", {"price": 1}), {"who": "c-1", "event": "X", "channel": "telex"}])
+
+    assert err.value.field == "items[1].channel"
+    assert count_touchpoints(omni) == before
+    assert [t.name for t in omni.timeline("c-1")] == ["Product Viewed"]
+
+
+def test_properties_must_be_json(omni: Omni) -> None:
+    with pytest.raises(ValidationError) as err:
+        omni.track("c-1", "Product Viewed", {"when": object()})
+    assert err.value.field == "properties"
+
+
+def test_unknown_timezone(omni: Omni) -> None:
+    with pytest.raises(ValidationError) as err:
+        omni.identify("c-1", timezone="Mars/Olympus")
+    assert err.value.field == "timezone"
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"channels": {"fax": {"provider": "x"}}}, "channels.fax"),
+        ({"channels": {"sms": {"account_sid": "AC1"}}}, "channels.sms.provider"),
+        ({"channels": {"sms": {"provider": "twilio", "auth_token": "${OMNISDK_TEST_UNSET_VAR}"}}},
+         "channels.sms.auth_token"),
+        ({"policy": {}}, "policy"),
+    ],
+)
+def test_malformed_config_names_the_key(config: dict[str, object], field: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        Omni("sqlite://:memory:", config=config)
+    assert err.value.field == field
+
+
+def test_every_error_is_an_omni_error() -> None:
+    for cls in (ConfigError, InvalidIdentifierError, UnknownChannelError, ValidationError):
+        assert issubclass(cls, OmniError)

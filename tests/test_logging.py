@@ -1,0 +1,45 @@
+"""Secrets and personal data never reach a log line."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import structlog
+
+from omnisdk import Omni
+from omnisdk._logging import get_logger, redact_processor
+
+SECRETS = ["ada@example.com", "+14155550100", "s3cr3t-token-value", "sk_live_abcdef"]
+
+
+def test_omnisdk_log_lines_are_redacted_whatever_the_app_configured() -> None:
+    out = io.StringIO()
+    structlog.configure(
+        processors=[structlog.processors.JSONRenderer()],
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+    )
+    try:
+        log = get_logger("omnisdk.test")
+        log.info("sending to ada@example.com", to="+14155550100", auth_token="s3cr3t-token-value",
+                 headers={"Authorization": "Bearer sk_live_abcdef"}, note="reply from +1 415 555 0100")
+        log.bind(email="ada@example.com").warning("bounce", detail="mailbox ada@example.com full")
+        with Omni("sqlite://:memory:") as omni:
+            anon = omni.track({"anonymous_id": "a1"}, "Viewed").customer_id
+            omni.identify("c-1", anonymous_id="a1", email="ada@example.com", phone="+14155550100")
+    finally:
+        structlog.reset_defaults()
+
+    text = out.getvalue()
+    assert "profiles_merged" in text and anon in text  # the lines were written…
+    for secret in SECRETS:
+        assert secret not in text  # …without the secrets
+    for line in text.splitlines():
+        json.loads(line)
+
+
+def test_processor_for_the_apps_own_logs() -> None:
+    event = redact_processor(None, "info", {"event": "login ada@example.com", "password": "hunter2",
+                                            "items": [{"phone": "+14155550100"}], "count": 3})
+    assert event == {"event": "login [email]", "password": "[redacted]", "items": [{"phone": "[redacted]"}],
+                     "count": 3}
