@@ -1,0 +1,98 @@
+"""What Twilio and Vonage share: the text to send, recipient checks, webhook parameters, inbound replies."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import attrs
+import httpx
+
+from omnisdk import SMS, Events, Outgoing, PermanentError, WebhookError, WebhookEvent, WebhookRequest
+
+from .keywords import Keyword, keyword_of
+from .phone import is_e164, is_sender_id
+from .segments import count_segments
+
+__all__ = [
+    "HTTP_URL",
+    "OPTIONAL_HTTP_URL",
+    "check_outgoing",
+    "inbound_event",
+    "json_object",
+    "segment_details",
+    "sender",
+    "webhook_params",
+]
+
+#: attrs validators for URL settings (base_url; status_callback, which may be left out).
+HTTP_URL = attrs.validators.matches_re(r"^https?://[^\s/]+")
+OPTIONAL_HTTP_URL = attrs.validators.optional(HTTP_URL)
+
+
+def sender(_instance: object, attribute: Any, value: Any) -> None:
+    """attrs validator: `from` is an E.164 number, a short code or an alphanumeric sender id."""
+    if value is not None and not is_sender_id(value):
+        raise ValueError(f"{attribute.name.rstrip('_')}: {value!r} is not an E.164 number, short code or sender id")
+
+
+def check_outgoing(message: Outgoing) -> SMS | PermanentError:
+    """The SMS rendition to send, or why this message can never be sent."""
+    if not isinstance(message.content, SMS):
+        return PermanentError(reason=f"expected SMS content, got {type(message.content).__name__}", code="content")
+    if not is_e164(message.to):
+        return PermanentError(
+            reason="recipient is not a valid E.164 number", code="invalid_number", forget_address=True
+        )
+    return message.content
+
+
+def segment_details(text: str) -> dict[str, Any]:
+    count = count_segments(text)
+    return {"segments": count.segments, "encoding": count.encoding}
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The response's JSON object, or {} when it is something else (an HTML error page, a proxy's text)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def webhook_params(request: WebhookRequest, *, query: bool = True) -> dict[str, list[str]]:
+    """Every parameter of a webhook: the query string, then a form or JSON body (values as strings)."""
+    params: dict[str, list[str]] = {}
+    pairs = parse_qsl(urlsplit(request.url).query, keep_blank_values=True) if query else []
+    content_type = (request.header("content-type") or "").split(";")[0].strip().lower()
+    try:
+        if content_type == "application/json" and request.body:
+            data = json.loads(request.body)
+            if not isinstance(data, Mapping):
+                raise WebhookError("expected a JSON object", status=400)
+            pairs += [(str(k), v if isinstance(v, str) else json.dumps(v)) for k, v in data.items()]
+        elif request.body:
+            pairs += parse_qsl(request.body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise WebhookError(f"malformed webhook body: {type(exc).__name__}", status=400) from None
+    for name, value in pairs:
+        params.setdefault(name, []).append(value)
+    return params
+
+
+def inbound_event(provider: str, message_id: str, phone: str, body: str) -> tuple[WebhookEvent, Keyword | None]:
+    """An inbound text as a consent change (STOP/START) or a reply, and the keyword it was."""
+    keyword = keyword_of(body)
+    name = {"STOP": Events.UNSUBSCRIBED, "START": Events.SUBSCRIBED}.get(keyword or "", Events.MESSAGE_REPLIED)
+    properties: dict[str, Any] = {"provider": provider}
+    if keyword:
+        properties["keyword"] = keyword
+    if name == Events.MESSAGE_REPLIED:
+        properties["text"] = body
+    event = WebhookEvent(
+        name=name, channel="sms", id=f"{provider}:{message_id}", who={"phone": phone}, properties=properties
+    )
+    return event, keyword
