@@ -70,6 +70,7 @@ class Events:
     ORDER_PICKED_UP = "Order Picked Up"
     ORDER_SHIPPED = "Order Shipped"
     ORDER_DELIVERED = "Order Delivered"
+    LOYALTY_ACCOUNT_UPDATED = "Loyalty Account Updated"
     # messages, recorded by the core and by provider webhooks
     MESSAGE_SENT = "Message Sent"
     MESSAGE_DELIVERED = "Message Delivered"

@@ -1,0 +1,130 @@
+"""Shopify (POS and online store) order webhooks as touchpoints. Inbound only.
+
+| topic | touchpoint |
+|---|---|
+| `orders/paid`, or `orders/create` already paid | Order Completed |
+| `orders/updated` with refunds | Order Refunded (one per refund) |
+| `orders/cancelled` | Order Cancelled |
+| `fulfillments/*`, shipment_status ready_for_pickup / picked_up | Order Ready for Pickup / Order Picked Up |
+
+An order whose `source_name` is "pos" happened in a store (channel `pos`); any other is `web`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import attrs
+
+import omnisdk
+from omnisdk import Events, PermanentError, Provider, WebhookEvent, WebhookRequest, WebhookResult
+from omnisdk.providers import Outcome, Outgoing
+
+from ._webhook_util import as_mapping, check_hmac_sha256, decimal_amount, json_body, timestamp
+
+__all__ = ["ShopifyPOS"]
+
+SIGNATURE_HEADER: Final = "X-Shopify-Hmac-Sha256"
+PICKUP_STATUSES: Final = {"ready_for_pickup": Events.ORDER_READY_FOR_PICKUP, "picked_up": Events.ORDER_PICKED_UP}
+
+
+def _channel(order: Mapping[str, Any]) -> str:
+    return "pos" if order.get("source_name") == "pos" else "web"
+
+
+def _who(order: Mapping[str, Any]) -> dict[str, str]:
+    customer = as_mapping(order.get("customer"))
+    found = {"email": order.get("email") or order.get("contact_email") or customer.get("email"),
+             "phone": order.get("phone") or customer.get("phone"),
+             "shopify_customer_id": customer.get("id")}
+    return {kind: str(value) for kind, value in found.items() if value}
+
+
+def _order_properties(order: Mapping[str, Any]) -> dict[str, Any]:
+    properties: dict[str, Any] = {"order_id": str(order["id"]), "revenue": decimal_amount(order.get("total_price")),
+                                  "currency": order.get("currency"), "source": "shopify",
+                                  "source_name": order.get("source_name")}
+    if order.get("location_id"):
+        properties["location_id"] = str(order["location_id"])
+    return properties
+
+
+class ShopifyPOS(Provider):
+    """`handle_webhook("shopify", ...)`: Shopify orders and fulfillments, signed with `X-Shopify-Hmac-Sha256`."""
+
+    name = "shopify"
+    channel = "pos"
+
+    @attrs.define(kw_only=True)
+    class Config:
+        #: The app's client secret, or the secret shown under Settings → Notifications for admin-made webhooks.
+        webhook_secret: str = omnisdk.secret()
+
+    config: Config
+
+    async def send(self, batch: Sequence[Outgoing]) -> Sequence[Outcome]:
+        reason = "the shopify pos provider only receives webhooks; send in-store offers with provider = \"square\""
+        return [PermanentError(reason=reason, code="not_supported") for _ in batch]
+
+    def verify_webhook(self, request: WebhookRequest) -> None:
+        check_hmac_sha256(self.config.webhook_secret, request.body, request.header(SIGNATURE_HEADER),
+                          provider="Shopify", header=SIGNATURE_HEADER)
+
+    def parse_webhook(self, request: WebhookRequest) -> WebhookResult:
+        topic = request.header("X-Shopify-Topic") or ""
+        payload = json_body(request.body, "Shopify")
+        if not payload.get("id"):
+            return WebhookResult()
+        if topic.startswith("fulfillments/"):
+            return WebhookResult(events=self._fulfillment(payload))
+        handler = {"orders/paid": self._paid, "orders/create": self._paid, "orders/updated": self._refunds,
+                   "orders/cancelled": self._cancelled}.get(topic)
+        return WebhookResult(events=handler(payload) if handler else [])
+
+    def _paid(self, order: Mapping[str, Any]) -> list[WebhookEvent]:
+        who = _who(order)
+        if order.get("financial_status") not in ("paid", "partially_refunded", "refunded") or not who:
+            return []
+        return [WebhookEvent(name=Events.ORDER_COMPLETED, channel=_channel(order), id=f"shopify:order:{order['id']}",
+                             who=who, properties=_order_properties(order),
+                             occurred_at=timestamp(order.get("processed_at") or order.get("created_at")))]
+
+    def _refunds(self, order: Mapping[str, Any]) -> list[WebhookEvent]:
+        who = _who(order)
+        events = []
+        for refund in map(as_mapping, order.get("refunds") or []):
+            if not refund.get("id") or not who:
+                continue
+            transactions = map(as_mapping, refund.get("transactions") or [])
+            amount = sum(decimal_amount(t.get("amount")) or 0.0 for t in transactions
+                         if t.get("kind") == "refund" and t.get("status") in (None, "success"))
+            events.append(WebhookEvent(
+                name=Events.ORDER_REFUNDED, channel=_channel(order), id=f"shopify:refund:{refund['id']}", who=who,
+                properties=_order_properties(order) | {"refund_id": str(refund["id"]), "revenue": amount},
+                occurred_at=timestamp(refund.get("processed_at") or refund.get("created_at")),
+            ))
+        return events
+
+    def _cancelled(self, order: Mapping[str, Any]) -> list[WebhookEvent]:
+        who = _who(order)
+        if not who:
+            return []
+        return [WebhookEvent(name=Events.ORDER_CANCELLED, channel=_channel(order),
+                             id=f"shopify:order:{order['id']}:cancelled", who=who,
+                             properties=_order_properties(order) | {"reason": order.get("cancel_reason")},
+                             occurred_at=timestamp(order.get("cancelled_at")))]
+
+    def _fulfillment(self, fulfillment: Mapping[str, Any]) -> list[WebhookEvent]:
+        status = fulfillment.get("shipment_status")
+        destination = as_mapping(fulfillment.get("destination"))
+        who = {k: str(v) for k, v in (("email", fulfillment.get("email")), ("phone", destination.get("phone"))) if v}
+        if status not in PICKUP_STATUSES or not who:
+            return []
+        properties: dict[str, Any] = {"order_id": str(fulfillment.get("order_id") or ""), "source": "shopify",
+                                      "fulfillment_id": str(fulfillment["id"])}
+        if fulfillment.get("location_id"):
+            properties["location_id"] = str(fulfillment["location_id"])
+        return [WebhookEvent(name=PICKUP_STATUSES[str(status)], channel="pos",
+                             id=f"shopify:fulfillment:{fulfillment['id']}:{status}", who=who, properties=properties,
+                             occurred_at=timestamp(fulfillment.get("updated_at")))]

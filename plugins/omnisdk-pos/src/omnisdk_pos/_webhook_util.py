@@ -1,0 +1,71 @@
+"""What the Square and Shopify webhook parsers share: HMAC checks, JSON bodies, money and timestamps."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from omnisdk import WebhookError
+
+__all__ = ["as_mapping", "check_hmac_sha256", "decimal_amount", "json_body", "minor_units", "timestamp"]
+
+#: ISO 4217 currencies without minor units (Square's amounts are in the smallest unit).
+ZERO_DECIMAL = frozenset({"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV",
+                          "XAF", "XOF", "XPF"})
+
+
+def check_hmac_sha256(secret: str, message: bytes, signature: str | None, *, provider: str, header: str) -> None:
+    """Raise `WebhookError` (401) unless `signature` is base64(HMAC-SHA256(secret, message))."""
+    if not secret:
+        raise WebhookError(f"{provider} webhooks need a signing secret in the pos channel config", status=401)
+    if not signature:
+        raise WebhookError(f"{provider} webhook without the {header} header", status=401)
+    expected = base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest()).decode()
+    if not hmac.compare_digest(expected, signature.strip()):
+        raise WebhookError(f"{header} does not match the body", status=401)
+
+
+def json_body(body: bytes, provider: str) -> dict[str, Any]:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise WebhookError(f"{provider} webhook body is not JSON", status=400) from None
+    if not isinstance(payload, dict):
+        raise WebhookError(f"{provider} webhook body is not a JSON object", status=400)
+    return payload
+
+
+def as_mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def minor_units(money: Any) -> tuple[float | None, str | None]:
+    """Square's {"amount": 1999, "currency": "USD"} as (19.99, "USD")."""
+    money = as_mapping(money)
+    amount, currency = money.get("amount"), money.get("currency")
+    if not isinstance(amount, int) or not isinstance(currency, str):
+        return None, currency if isinstance(currency, str) else None
+    return (float(amount) if currency in ZERO_DECIMAL else amount / 100), currency
+
+
+def decimal_amount(value: Any) -> float | None:
+    """Shopify's money strings ("199.00") as a float."""
+    try:
+        return float(Decimal(str(value)))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def timestamp(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
