@@ -105,6 +105,16 @@ class Core:
         self.workers: list[Worker] = []
         self._hook_touchpoints = self.plugins.has_impls("touchpoint_recorded")
         self.facade: Any = None
+        from .messages import Templates
+        from .policies import PolicyRules
+
+        self.templates = Templates.from_config(
+            self.config, plugins=self.plugins, store=self.store,
+            record=lambda cid, event, props, channel: self.track(cid, event, props, channel=channel),
+        )
+        self.policy_rules = PolicyRules.from_config(
+            self.config.policies, [args[0] for args in self.plugins.collect("register_policies") if args]
+        )
 
     # -- who is this?
     def _split_who(self, who: Who, field: str = "who") -> tuple[str | None, dict[str, Any]]:

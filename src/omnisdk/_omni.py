@@ -13,6 +13,7 @@ from ._clock import Clock
 from ._core import Core, Who
 from ._customers import Consent, Customer
 from ._touchpoints import Touchpoint
+from .messages import Templates
 from .store import SQLStore
 
 __all__ = ["AsyncOmni", "Omni"]
@@ -41,6 +42,11 @@ class _Base:
     @property
     def store(self) -> SQLStore:
         return self._core.store
+
+    @property
+    def templates(self) -> Templates:
+        """The message registry: `add(Message)`, `get(id)`, rendering, and tracked links."""
+        return self._core.templates
 
     @property
     def plugin_errors(self) -> list[Exception]:

@@ -1,0 +1,229 @@
+"""Rendering a message for one channel: Jinja2's immutable sandbox, `StrictUndefined`, brand partials.
+
+A template can read the profile, the trigger, recent history on every channel, `data` and the
+brand kit, and can call `link(url)`; it cannot reach Python internals, change the objects it is
+given, or silently print an empty string for a variable that does not exist.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from html import escape, unescape
+from typing import Any
+
+import attrs
+import jinja2
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from .._content import Content, Message
+from .._customers import Customer
+from .._errors import TemplateError
+from .._touchpoints import Touchpoint
+from ._brand import BrandKit
+from ._links import Links, LinkSettings
+
+__all__ = ["RenderContext", "Renderer", "render"]
+
+_HREF = re.compile(r"""(href\s*=\s*)(["'])(https?://[^"'<>\s]+)\2""", re.IGNORECASE)
+_CACHE_LIMIT = 4096
+
+
+@attrs.frozen(kw_only=True)
+class RenderContext:
+    """Everything a template may read for one delivery.
+
+    `delivery_id`, `journey`, `step` and `run_id` go into tracked and unsubscribe links for
+    attribution. `renderer` is the client's (`omni.templates.renderer`: brand kit, plugin
+    filters, link signing); None renders with a plain one (no brand, links get UTM only).
+    """
+
+    customer: Customer
+    trigger: Touchpoint | None = None
+    #: The customer's recent touchpoints on every channel, oldest first.
+    history: Sequence[Touchpoint] = ()
+    data: Mapping[str, Any] = attrs.field(factory=dict)
+    delivery_id: str | None = None
+    journey: str | None = None
+    step: str | None = None
+    run_id: str | None = None
+    #: Overrides the customer's locale (previews).
+    locale: str | None = None
+    renderer: Renderer | None = None
+
+    @property
+    def brand(self) -> BrandKit:
+        return (self.renderer or _plain()).brand
+
+
+class Renderer:
+    """Compiled templates (cached by source), the brand kit, plugin filters and tracked links."""
+
+    def __init__(
+        self,
+        *,
+        brand: BrandKit | None = None,
+        filters: Mapping[str, Callable[..., Any]] | None = None,
+        links: Links | None = None,
+    ) -> None:
+        self.brand = brand or BrandKit()
+        self.links = links
+        self._utm_only = links or Links(LinkSettings(track=False), b"")
+        loader = jinja2.DictLoader(dict(self.brand.partials))
+        self._envs = {html: _environment(loader, html, filters or {}) for html in (False, True)}
+        self._cache: dict[tuple[bool, str], jinja2.Template] = {}
+
+    def compile(self, source: str, *, html: bool) -> jinja2.Template:
+        """The compiled template for `source` (raises Jinja's errors; `check` turns them into ours)."""
+        key = (html, source)
+        template = self._cache.get(key)
+        if template is None:
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            template = self._cache[key] = self._envs[html].from_string(source)
+        return template
+
+    def check(self, message: Message) -> None:
+        """Compile every field of every rendition and locale, so a syntax error shows when the
+        template is added rather than when the first customer should have received it."""
+        for locale, variant in (("", message), *message.locales.items()):
+            for channel, content in variant.renditions.items():
+                for field in content.template_fields:
+                    source = getattr(content, field)
+                    if source is None:
+                        continue
+                    try:
+                        self.compile(source, html=_is_html(field))
+                    except Exception as exc:
+                        raise _template_error(exc, message.id, channel, field, locale) from None
+
+    def render(self, message: Message, channel: str, context: RenderContext) -> Content:
+        variant = message.for_locale(context.locale or context.customer.locale)
+        content = _localised(variant.renditions.get(channel), message.renditions.get(channel))
+        if content is None:
+            raise TemplateError(f"template {message.id!r} has no {channel} rendition "
+                                f"(it has: {', '.join(message.channels) or 'none'})")
+        locale = "" if variant is message else _locale_key(message, variant)
+        attribution = {
+            "customer_id": context.customer.id, "channel": channel, "template": message.id,
+            "delivery_id": context.delivery_id, "journey": context.journey, "step": context.step,
+            "run_id": context.run_id,
+        }
+        variables = self._variables(message, variant, channel, context, attribution)
+        rendered: dict[str, Any] = {}
+        for field in content.template_fields:
+            source = getattr(content, field)
+            if source is None:
+                continue
+            html = _is_html(field)
+            try:
+                text = self.compile(source, html=html).render(variables)
+            except Exception as exc:  # a template never takes the runner down: it fails its delivery
+                raise _template_error(exc, message.id, channel, field, locale) from None
+            rendered[field] = self._track(text, html, field, channel, attribution)
+        return attrs.evolve(content, **rendered)
+
+    def _variables(
+        self, message: Message, variant: Message, channel: str, context: RenderContext,
+        attribution: Mapping[str, str | None],
+    ) -> dict[str, Any]:
+        links = self._utm_only
+
+        def link(url: str, **utm: Any) -> str:
+            return links.tracked(url, attribution, **utm)
+
+        latest = {tp.name: tp for tp in context.history}
+        variables: dict[str, Any] = {
+            "customer": context.customer,
+            "trigger": context.trigger,
+            "event": context.trigger.properties if context.trigger is not None else {},
+            "history": list(context.history),
+            "latest": latest,
+            "data": {**message.data, **variant.data, **context.data},
+            "brand": self.brand.variables,
+            "channel": channel,
+            "delivery": {"id": context.delivery_id, "journey": context.journey, "step": context.step,
+                         "run_id": context.run_id, "template": message.id},
+            "link": link,
+        }
+        if self.links is not None:
+            variables["unsubscribe_url"] = self.links.unsubscribe_url(attribution)
+        return variables
+
+    def _track(self, text: str, html: bool, field: str, channel: str, attribution: Mapping[str, str | None]) -> str:
+        links = self.links
+        if links is None or not links.settings.track:
+            return text
+        if html:
+            def rewrite(match: re.Match[str]) -> str:
+                url = unescape(match[3])
+                if links.is_tracked(url):
+                    return match[0]
+                return f"{match[1]}{match[2]}{escape(links.tracked(url, attribution))}{match[2]}"
+
+            return _HREF.sub(rewrite, text)
+        if channel == "push" and field == "url" and text.startswith(("http://", "https://")) \
+                and not links.is_tracked(text):
+            return links.tracked(text, attribution)
+        return text
+
+
+def render(message: Message, channel: str, context: RenderContext) -> Content:
+    """`message`'s rendition for `channel` in the customer's locale, every template field rendered.
+
+    Raises `TemplateError` naming the template, channel, field (and locale) and the undefined
+    variable or syntax error. Uses `context.renderer` (the client's brand, filters and links).
+    """
+    return (context.renderer or _plain()).render(message, channel, context)
+
+
+_PLAIN: list[Renderer] = []
+
+
+def _plain() -> Renderer:
+    if not _PLAIN:
+        _PLAIN.append(Renderer())
+    return _PLAIN[0]
+
+
+def _environment(
+    loader: jinja2.BaseLoader, html: bool, filters: Mapping[str, Callable[..., Any]]
+) -> jinja2.Environment:
+    env = ImmutableSandboxedEnvironment(
+        loader=loader, undefined=jinja2.StrictUndefined, autoescape=html, keep_trailing_newline=True,
+        auto_reload=False,
+    )
+    env.filters.update(filters)
+    return env
+
+
+def _is_html(field: str) -> bool:
+    return field == "html" or field.endswith("_html")
+
+
+def _localised(local: Content | None, default: Content | None) -> Content | None:
+    """The locale's rendition, with fields it leaves out (an HTML body, say) taken from the default one."""
+    if local is None or default is None or local is default or type(local) is not type(default):
+        return local or default
+    given = {a.name: getattr(local, a.name) for a in attrs.fields(type(local))}
+    return attrs.evolve(default, **{k: v for k, v in given.items() if v is not None and v != () and v != {}})
+
+
+def _locale_key(message: Message, variant: Message) -> str:
+    return next((key for key, value in message.locales.items() if value is variant), "")
+
+
+def _template_error(exc: Exception, template: str, channel: str, field: str, locale: str) -> TemplateError:
+    where = f"template {template!r}, {channel}.{field}" + (f" ({locale})" if locale else "")
+    if isinstance(exc, TemplateError):
+        return TemplateError(f"{where}: {exc}")
+    if isinstance(exc, jinja2.UndefinedError):
+        return TemplateError(f"{where}: undefined variable: {exc.message}")
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return TemplateError(f"{where}: syntax error on line {exc.lineno}: {exc.message}")
+    if isinstance(exc, jinja2.TemplateNotFound):
+        return TemplateError(f"{where}: no brand partial named {exc.name!r}")
+    if isinstance(exc, SecurityError):
+        return TemplateError(f"{where}: not allowed in a template: {exc}")
+    return TemplateError(f"{where}: {type(exc).__name__}: {exc}")
