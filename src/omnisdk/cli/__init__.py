@@ -13,6 +13,7 @@ __all__ = ["main"]
 COMMAND_MODULES = (
     "omnisdk.cli._demo",
     "omnisdk.cli._plugins",
+    "omnisdk.cli._render",
 )
 
 
