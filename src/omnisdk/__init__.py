@@ -24,6 +24,7 @@ from ._errors import (
 )
 from ._omni import AsyncOmni, Omni
 from ._touchpoints import Events, Touchpoint
+from .delivery import Delivery
 from .hookspecs import hookimpl
 from .providers import (
     Accepted,
@@ -48,6 +49,7 @@ __all__ = [
     "ConfigError",
     "Consent",
     "Customer",
+    "Delivery",
     "Email",
     "Events",
     "Identity",

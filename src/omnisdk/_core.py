@@ -10,7 +10,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._clock import Clock, SystemClock, to_datetime
 from ._config import Config, load_config
@@ -21,6 +21,10 @@ from ._logging import get_logger
 from ._plugins import PluginHost
 from ._touchpoints import CHANNELS, MESSAGE_CHANNELS, Touchpoint, check_channel, new_id
 from .store import SQLStore, Transaction, dumps, loads, open_store
+
+if TYPE_CHECKING:
+    from .delivery import Delivery
+    from .providers import WebhookResponse
 
 __all__ = ["Core", "Who", "Worker"]
 
@@ -115,6 +119,12 @@ class Core:
         self.policy_rules = PolicyRules.from_config(
             self.config.policies, [args[0] for args in self.plugins.collect("register_policies") if args]
         )
+        # The dispatcher runs after the journey runtime, so a step's sends go out in the same round.
+        from .delivery import Dispatcher, WebhookHandler
+
+        self.dispatcher = Dispatcher(self)
+        self.workers.append(self.dispatcher)
+        self.webhooks = WebhookHandler(self, self.dispatcher.pool)
 
     # -- who is this?
     def _split_who(self, who: Who, field: str = "who") -> tuple[str | None, dict[str, Any]]:
@@ -360,6 +370,35 @@ class Core:
     def next_due(self) -> float | None:
         dues = [d for w in self.workers if (d := w.next_due()) is not None]
         return min(dues) if dues else None
+
+    # -- deliveries and inbound webhooks
+    def deliveries(
+        self,
+        *,
+        customer_id: str | None = None,
+        run_id: str | None = None,
+        status: str | Sequence[str] | None = None,
+        journey: str | None = None,
+        channel: str | None = None,
+        limit: int | None = None,
+    ) -> list[Delivery]:
+        from .delivery import query_deliveries
+
+        if customer_id is not None:
+            customer_id = self.customer(customer_id).id
+        with self.store.transaction(immediate=False) as tx:
+            return query_deliveries(tx, customer_id=customer_id, run_id=run_id, status=status, journey=journey,
+                                    channel=channel, limit=limit)
+
+    def handle_webhook(
+        self, provider: str, method: str, url: str, headers: Mapping[str, str], body: bytes
+    ) -> WebhookResponse:
+        return self.webhooks.handle(provider, method, url, headers, body)
+
+    async def aclose(self) -> None:
+        """Close what lives on the event loop (provider connections), then the store."""
+        await self.dispatcher.aclose()
+        self.close()
 
     def close(self) -> None:
         if self._owns_store:

@@ -13,7 +13,9 @@ from ._clock import Clock
 from ._core import Core, Who
 from ._customers import Consent, Customer
 from ._touchpoints import Touchpoint
+from .delivery import Delivery
 from .messages import Templates
+from .providers import WebhookResponse
 from .store import SQLStore
 
 __all__ = ["AsyncOmni", "Omni"]
@@ -133,11 +135,33 @@ class Omni(_Base):
         """Run the journeys and deliveries that are due now, then return how much was done."""
         return self._run(self._core.run_until_idle())
 
+    def deliveries(
+        self,
+        *,
+        customer_id: str | None = None,
+        run_id: str | None = None,
+        status: str | Sequence[str] | None = None,
+        journey: str | None = None,
+        channel: str | None = None,
+        limit: int | None = None,
+    ) -> list[Delivery]:
+        """Queued and sent messages with their status, attempts and decision log (why sent, skipped, deferred)."""
+        return self._core.deliveries(customer_id=customer_id, run_id=run_id, status=status, journey=journey,
+                                     channel=channel, limit=limit)
+
+    def handle_webhook(
+        self, provider: str, method: str, url: str, headers: Mapping[str, str], body: bytes
+    ) -> WebhookResponse:
+        """Verify a provider's webhook, then record its events; returns the HTTP answer to give."""
+        return self._core.handle_webhook(provider, method, url, headers, body)
+
     def close(self) -> None:
-        self._core.close()
         if self._loop is not None:
+            self._run(self._core.aclose())
             self._loop.close()
             self._loop = None
+        else:
+            self._core.close()
 
     def __enter__(self) -> Omni:
         return self
@@ -184,7 +208,16 @@ class AsyncOmni(_Base):
     async def run_until_idle(self) -> int:
         return await self._core.run_until_idle()
 
+    async def deliveries(self, **filters: Any) -> list[Delivery]:
+        return await asyncio.to_thread(functools.partial(self._core.deliveries, **filters))
+
+    async def handle_webhook(
+        self, provider: str, method: str, url: str, headers: Mapping[str, str], body: bytes
+    ) -> WebhookResponse:
+        return await asyncio.to_thread(self._core.handle_webhook, provider, method, url, headers, body)
+
     async def aclose(self) -> None:
+        await self._core.dispatcher.aclose()
         await asyncio.to_thread(self._core.close)
 
     async def __aenter__(self) -> AsyncOmni:

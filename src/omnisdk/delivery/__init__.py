@@ -1,5 +1,27 @@
-"""Delivery: the outbox, the dispatcher, send-time policies, and inbound webhooks."""
+"""Delivery: the outbox, the dispatcher, and inbound webhooks (send-time policies live in `omnisdk.policies`)."""
 
+from ._dispatcher import DeliverySettings, Dispatcher
+from ._limits import CircuitBreaker, TokenBucket, retry_delay
 from ._outbox import DELIVERY_STATUSES, cancel_run_deliveries, enqueue_delivery
+from ._providers import ConfiguredProvider, ProviderPool, new_http_client
+from ._records import Decision, Delivery, query_deliveries
+from ._webhooks import MAX_WEBHOOK_BYTES, WebhookHandler
 
-__all__ = ["DELIVERY_STATUSES", "cancel_run_deliveries", "enqueue_delivery"]
+__all__ = [
+    "DELIVERY_STATUSES",
+    "MAX_WEBHOOK_BYTES",
+    "CircuitBreaker",
+    "ConfiguredProvider",
+    "Decision",
+    "Delivery",
+    "DeliverySettings",
+    "Dispatcher",
+    "ProviderPool",
+    "TokenBucket",
+    "WebhookHandler",
+    "cancel_run_deliveries",
+    "enqueue_delivery",
+    "new_http_client",
+    "query_deliveries",
+    "retry_delay",
+]

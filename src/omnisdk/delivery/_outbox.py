@@ -31,11 +31,14 @@ def enqueue_delivery(
     journey: str | None = None,
     step: str | None = None,
     broadcast_id: str | None = None,
+    fallback_after: float | None = None,
 ) -> str:
     """Queue one message; returns the delivery id. The same `key` twice returns the first delivery's id.
 
     `channels` is the waterfall: the dispatcher takes the first reachable, consented one
     (an empty list means: choose from the customer's preferences and engagement).
+    `fallback_after` (seconds) times the waterfall: when the message sent on one channel is not
+    delivered (or opened) within that time, the next channel of `channels` gets the message too.
     """
     for i, channel in enumerate(channels):
         check_channel(channel, field=f"channels[{i}]", allowed=MESSAGE_CHANNELS)
@@ -45,10 +48,10 @@ def enqueue_delivery(
     delivery_id = "dlv_" + new_id()
     tx.execute(
         "INSERT INTO deliveries (id, idempotency_key, customer_id, template, channels, purpose, data, run_id, journey, "
-        "step, broadcast_id, status, due_at, decisions, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, '[]', ?, ?)",
+        "step, broadcast_id, status, due_at, decisions, fallback_after, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, '[]', ?, ?, ?)",
         (delivery_id, key, customer_id, template, dumps(list(channels)), purpose, dumps(dict(data or {})), run_id,
-         journey, step, broadcast_id, now if due_at is None else due_at, now, now),
+         journey, step, broadcast_id, now if due_at is None else due_at, fallback_after, now, now),
     )
     return delivery_id
 

@@ -1,0 +1,555 @@
+"""The dispatcher: turns due outbox rows into provider calls, exactly once where providers allow it.
+
+One tick, for a batch of due rows:
+  1. reconcile rows a crashed worker left `sending` (by the provider's crash policy);
+  2. queue timed waterfall fallbacks whose wait is over (push not delivered in N min → SMS);
+  3. claim due rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL), decide each with the send-time
+     policies, render it, and mark the ones to send `sending` under a lease, in one transaction;
+  4. send per provider in batches of `max_batch_size`, concurrently within each provider's
+     concurrency limit, token bucket and circuit breaker;
+  5. record every outcome in one transaction: sent, a retry scheduled in the outbox (`due_at`),
+     failover to the fallback provider, the next channel of the waterfall, or failed.
+A crash between 3 and 5 leaves rows `sending`; their lease expires and step 1 settles them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from .._customers import Customer
+from .._errors import ConfigError, NotFoundError, OmniError
+from .._identity import load_customer
+from .._logging import get_logger
+from .._touchpoints import Events, new_id
+from ..policies import SendRequest, decide_many, load_recent
+from ..providers import Accepted, Outcome, Outgoing, PermanentError, RetryableError
+from ..store import Transaction, dumps, loads
+from ._limits import CircuitBreaker, TokenBucket, retry_delay
+from ._providers import ConfiguredProvider, ProviderPool
+from ._sending import SendContext
+
+__all__ = ["DeliverySettings", "Dispatcher"]
+
+log = get_logger("omnisdk.delivery")
+
+_CLAIM_COLUMNS = (
+    "id, idempotency_key, customer_id, template, channels, failed_channels, purpose, data, run_id, journey, step, "
+    "attempts, provider, channel, decisions, fallback_after, created_at"
+)
+
+
+@attrs.define(eq=False)
+class _Row:
+    """A due outbox row as claimed (columns in `_CLAIM_COLUMNS` order)."""
+
+    id: str
+    idempotency_key: str
+    customer_id: str
+    template: str
+    channels: Any
+    failed_channels: Any
+    purpose: str
+    data: Any
+    run_id: str | None
+    journey: str | None
+    step: str | None
+    attempts: int
+    provider: str | None
+    channel: str | None
+    decisions: Any
+    fallback_after: float | None
+    created_at: float
+
+    def entries(self) -> list[dict[str, Any]]:
+        return list(loads(self.decisions) or [])
+
+    def settle(
+        self, tx: Transaction, now: float, status: str, action: str, channel: str | None, reason: str,
+        *, due: float | None = None, log: dict[str, Any] | None = None,
+    ) -> None:
+        """End this tick for the row without sending: skipped, deferred (until `due`) or failed."""
+        entries = self.entries()
+        entries.append(log or _entry(now, action, channel, reason))
+        tx.execute(
+            "UPDATE deliveries SET status = ?, error = ?, due_at = COALESCE(?, due_at), channel = COALESCE(?, "
+            "channel), decisions = ?, updated_at = ? WHERE id = ?",
+            (status, reason if status == "failed" else None, due, channel, dumps(entries), now, self.id),
+        )
+
+
+@attrs.frozen(kw_only=True)
+class DeliverySettings:
+    """`[delivery]` in the config."""
+
+    batch_size: int = 500
+    #: How long a worker may keep rows `sending` before another worker treats it as crashed.
+    lease_seconds: float = 120.0
+    #: Attempts on one channel before it counts as failed (and the waterfall moves on).
+    max_attempts: int = 8
+    #: Retryable failures on the primary provider before the next attempt uses the fallback.
+    failover_after: int = 2
+    breaker_threshold: int = 5
+    breaker_cooldown: float = 30.0
+    #: Seconds an HTTP call to a provider may take (a timeout is a retryable error).
+    http_timeout: float = 15.0
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> DeliverySettings:
+        known = {f.name: f for f in attrs.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in section.items():
+            if key not in known:
+                raise ConfigError(f"unknown key; expected one of {', '.join(known)}", field=f"delivery.{key}")
+            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                raise ConfigError("expected a positive number", field=f"delivery.{key}")
+            kwargs[key] = int(value) if known[key].type in ("int", int) else float(value)
+        return cls(**kwargs)
+
+
+@attrs.define(eq=False)
+class _Claimed:
+    """A row being sent in this tick, with what the record step needs to know about it."""
+
+    id: str
+    customer_id: str
+    template: str
+    channel: str
+    channels: list[str]
+    failed_channels: list[str]
+    attempts: int
+    decisions: list[dict[str, Any]]
+    provider: ConfiguredProvider
+    outgoing: Outgoing
+    journey: str | None
+    step: str | None
+    fallback_after: float | None
+
+
+class _Blocked:
+    """Not sent: the provider's circuit opened while the batch waited."""
+
+
+def _entry(now: float, action: str, channel: str | None, reason: str) -> dict[str, Any]:
+    return {"at": now, "action": action, "channel": channel, "reason": reason}
+
+
+class Dispatcher:
+    """A `Worker` that sends what the outbox holds. Built by `Core`, after the journey runtime."""
+
+    def __init__(self, core: Any) -> None:
+        self.core = core
+        self.settings = DeliverySettings.from_config(core.config.delivery)
+        self.pool = ProviderPool(
+            core.config, core.plugins.providers, core.clock, http_timeout=self.settings.http_timeout
+        )
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{new_id()[:8]}"
+        self.breakers: dict[str, CircuitBreaker] = {}
+        self._buckets: dict[str, TokenBucket | None] = {}
+        self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self._hook_updates = core.plugins.has_impls("delivery_updated")
+        self.send_context = SendContext(core)
+
+    # -- limits per provider
+    def breaker(self, provider: ConfiguredProvider) -> CircuitBreaker:
+        if provider.key not in self.breakers:
+            self.breakers[provider.key] = CircuitBreaker(
+                self.core.clock, threshold=self.settings.breaker_threshold, cooldown=self.settings.breaker_cooldown
+            )
+        return self.breakers[provider.key]
+
+    def _limits(self, provider: ConfiguredProvider) -> tuple[asyncio.Semaphore, TokenBucket | None]:
+        if provider.key not in self._semaphores:
+            self._semaphores[provider.key] = asyncio.Semaphore(provider.max_concurrency)
+            self._buckets[provider.key] = TokenBucket(provider.rate_limit) if provider.rate_limit else None
+        return self._semaphores[provider.key], self._buckets[provider.key]
+
+    # -- the Worker protocol
+    async def tick(self) -> int:
+        now = self.core.clock.timestamp()
+        done = self._reconcile(now) + self._timed_fallbacks(now)
+        claimed, settled = self._claim(now)
+        done += settled
+        if claimed:
+            outcomes = await self._send(claimed)
+            self._record(claimed, outcomes)
+        return done + len(claimed)
+
+    def next_due(self) -> float | None:
+        with self.core.store.transaction(immediate=False) as tx:
+            row = tx.one(
+                "SELECT (SELECT MIN(due_at) FROM deliveries WHERE status IN ('queued', 'deferred')), "
+                "(SELECT MIN(fallback_due) FROM deliveries WHERE fallback_due IS NOT NULL), "
+                "(SELECT MIN(lease_until) FROM deliveries WHERE status = 'sending')"
+            )
+        dues = [float(v) for v in row or () if v is not None]
+        return min(dues) if dues else None
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+
+    # -- 1. crashes
+    def _reconcile(self, now: float) -> int:
+        """Settle rows whose worker died mid-call: resend where that cannot duplicate or the policy says so."""
+        updated: list[str] = []
+        with self.core.store.transaction() as tx:
+            rows = tx.query(
+                "SELECT id, channel, provider, decisions FROM deliveries WHERE status = 'sending' AND lease_until < ? "
+                "LIMIT 1000" + tx.dialect.skip_locked,
+                (now,),
+            )
+            for did, channel, provider_name, decisions in rows:
+                configured = self.pool.find(channel, provider_name)
+                caps = configured.capabilities if configured else None
+                log_entries = loads(decisions) or []
+                if caps is not None and (caps.idempotency_keys or caps.crash_policy == "at_least_once"):
+                    why = "provider dedupes on the idempotency key" if caps.idempotency_keys else "at_least_once"
+                    log_entries.append(_entry(now, "reconcile", channel, f"interrupted mid-send; sent again ({why})"))
+                    tx.execute(
+                        "UPDATE deliveries SET status = 'queued', due_at = ?, lease_owner = NULL, lease_until = NULL, "
+                        "decisions = ?, updated_at = ? WHERE id = ?",
+                        (now, dumps(log_entries), now, did),
+                    )
+                else:
+                    reason = "interrupted mid-send; outcome unknown, not sent again (at_most_once)"
+                    log_entries.append(_entry(now, "reconcile", channel, reason))
+                    tx.execute(
+                        "UPDATE deliveries SET status = 'failed', error = ?, lease_owner = NULL, lease_until = NULL, "
+                        "decisions = ?, updated_at = ? WHERE id = ?",
+                        (reason, dumps(log_entries), now, did),
+                    )
+                updated.append(did)
+        if updated:
+            log.warning("deliveries_reconciled", count=len(updated))
+            self._updated(updated)
+        return len(updated)
+
+    # -- 2. the waterfall's timing
+    def _timed_fallbacks(self, now: float) -> int:
+        """Queue the next channel for messages still not delivered when their `fallback_after` ran out."""
+        from ._outbox import enqueue_delivery
+
+        created: list[str] = []
+        with self.core.store.transaction() as tx:
+            rows = tx.query(
+                "SELECT id, idempotency_key, customer_id, template, channels, failed_channels, channel, purpose, data, "
+                "run_id, journey, step, status, decisions, fallback_after FROM deliveries "
+                "WHERE fallback_due IS NOT NULL AND fallback_due <= ? LIMIT 1000" + tx.dialect.skip_locked,
+                (now,),
+            )
+            for (did, key, cid, template, channels, failed, channel, purpose, data, run_id, journey, step, status,
+                 decisions, fallback_after) in rows:
+                tx.execute("UPDATE deliveries SET fallback_due = NULL WHERE id = ?", (did,))
+                rest = _after(loads(channels), channel, loads(failed))
+                if status not in ("sent", "failed") or not rest:
+                    continue
+                child = enqueue_delivery(
+                    tx, key=f"{key}:after:{channel}", customer_id=cid, template=template, channels=rest, now=now,
+                    purpose=purpose, data=loads(data), run_id=run_id, journey=journey, step=step,
+                    fallback_after=fallback_after,
+                )
+                tx.execute("UPDATE deliveries SET parent_id = ? WHERE id = ?", (did, child))
+                entries = loads(decisions) or []
+                entries.append(_entry(now, "fallback", rest[0],
+                                      f"{channel}: {status}, not delivered within {fallback_after:g}s; queued {child}"))
+                tx.execute("UPDATE deliveries SET decisions = ?, updated_at = ? WHERE id = ?",
+                           (dumps(entries), now, did))
+                created.append(child)
+        return len(created)
+
+    # -- 3. claim, decide, render
+    def _claim(self, now: float) -> tuple[list[_Claimed], int]:
+        """Due rows → `_Claimed` (marked `sending` under our lease) or settled (skipped, deferred, failed)."""
+        self.send_context.prepare()
+        with self.core.store.transaction() as tx:
+            rows = [
+                _Row(*r) for r in tx.query(
+                    f"SELECT {_CLAIM_COLUMNS} FROM deliveries WHERE status IN ('queued', 'deferred') AND due_at <= ? "
+                    "ORDER BY due_at LIMIT ?" + tx.dialect.skip_locked,
+                    (now, self.settings.batch_size),
+                )
+            ]
+            if not rows:
+                return [], 0
+            customers: dict[str, Customer | None] = {}
+            for cid in dict.fromkeys(r.customer_id for r in rows):
+                try:
+                    customers[cid] = load_customer(tx, cid)
+                except NotFoundError:
+                    customers[cid] = None
+            pending: list[tuple[_Row, Customer, Any, SendRequest]] = []
+            for row in rows:
+                prepared = self._request(row, customers[row.customer_id], now)
+                if isinstance(prepared, str):
+                    row.settle(tx, now, "failed", "failed", None, prepared)
+                else:
+                    pending.append((row, *prepared))
+            requests = [p[3] for p in pending]
+            rules = self.send_context.rules
+            recent = load_recent(tx, requests, now=now, rules=rules)
+            decisions = decide_many(requests, now=now, recent=recent, rules=rules)
+            history = self.send_context.history(tx, [p[1].id for p in pending])
+            claimed = [
+                item for (row, customer, message, _), decision in zip(pending, decisions, strict=True)
+                if (item := self._decided(tx, row, customer, message, decision, history[customer.id], now))
+            ]
+            tx.executemany(
+                "UPDATE deliveries SET status = 'sending', attempts = ?, channel = ?, provider = ?, address = ?, "
+                "lease_owner = ?, lease_until = ?, decisions = ?, updated_at = ? WHERE id = ?",
+                [(c.attempts, c.channel, c.provider.name, c.outgoing.to, self.owner, now + self.settings.lease_seconds,
+                  dumps(c.decisions), now, c.id) for c in claimed],
+            )
+        sent_ids = {c.id for c in claimed}
+        settled = [r.id for r in rows if r.id not in sent_ids]
+        self._updated(settled)
+        return claimed, len(settled)
+
+    def _request(self, row: _Row, customer: Customer | None, now: float) -> str | tuple[Customer, Any, SendRequest]:
+        """The policies' question for one row, or why the row cannot be sent at all."""
+        if customer is None:
+            return f"customer {row.customer_id!r} does not exist"
+        try:
+            message = self.send_context.template(row.template)
+        except OmniError as exc:
+            return str(exc)
+        failed = set(loads(row.failed_channels))
+        channels = [c for c in loads(row.channels) if c not in failed]
+        if loads(row.channels) and not channels:
+            return "every channel of the waterfall failed"
+        available = [c for c in self.pool.primary if c in message.renditions and c not in failed]
+        if channels and not set(channels) & set(available):
+            what = ", ".join(channels)
+            return f"{row.template!r} has no rendition with a configured provider among the channels ({what})"
+        request = SendRequest(
+            customer=customer, template=row.template, channels=tuple(channels), purpose=row.purpose,
+            queued_at=row.created_at, data=loads(row.data) or {}, journey=row.journey, step=row.step,
+            run_id=row.run_id, delivery_id=row.id, available=frozenset(available),
+        )
+        return customer, message, request
+
+    def _decided(
+        self, tx: Transaction, row: _Row, customer: Customer, message: Any, decision: Any, history: list[Any],
+        now: float,
+    ) -> _Claimed | None:
+        """Act on the policies' decision: settle a skip or defer, or render and lease a send."""
+        if decision.action == "skip":
+            row.settle(tx, now, "skipped", "skip", decision.channel, decision.reason, log=decision.as_log(now))
+            return None
+        if decision.action == "defer":
+            row.settle(tx, now, "deferred", "defer", decision.channel, decision.reason, due=decision.until,
+                       log=decision.as_log(now))
+            return None
+        channel = str(decision.channel)
+        entries = row.entries()
+        provider = self._pick_provider(channel, row.channel, row.provider, entries, now)
+        if provider is None:
+            reopens = self.breaker(self.pool.primary[channel]).reopens_at() or now
+            row.settle(tx, now, "deferred", "defer", channel, f"circuit open for {self.pool.primary[channel].key}",
+                       due=reopens)
+            return None
+        data = loads(row.data) or {}
+        try:
+            content = self.send_context.render(
+                message, channel, customer, history=history, data=data,
+                delivery_id=row.id, journey=row.journey, step=row.step, run_id=row.run_id,
+            )
+        except OmniError as exc:
+            row.settle(tx, now, "failed", "failed", channel, str(exc))
+            return None
+        outgoing = self.send_context.outgoing(
+            delivery_id=row.id, key=row.idempotency_key, customer=customer, channel=channel, content=content,
+            purpose=row.purpose, history=history, template=row.template, journey=row.journey, step=row.step,
+            run_id=row.run_id,
+        )
+        if outgoing is None:
+            row.settle(tx, now, "failed", "failed", channel, f"no {channel} address")
+            return None
+        entries.append(decision.as_log(now))
+        return _Claimed(
+            id=row.id, customer_id=customer.id, template=row.template, channel=channel,
+            channels=list(loads(row.channels)), failed_channels=list(loads(row.failed_channels)),
+            attempts=int(row.attempts) + 1, decisions=entries, provider=provider, outgoing=outgoing,
+            journey=row.journey, step=row.step, fallback_after=row.fallback_after,
+        )
+
+    def _pick_provider(
+        self, channel: str, last_channel: str | None, last_provider: str | None, entries: list[dict[str, Any]],
+        now: float,
+    ) -> ConfiguredProvider | None:
+        """The primary provider, or the fallback when the primary's circuit is open or it keeps failing."""
+        primary = self.pool.primary[channel]
+        fallback = self.pool.fallback.get(channel)
+        primary_open = self.breaker(primary).state == "open"
+        retries_here = sum(1 for e in entries if e["action"] == "retry" and e["channel"] == channel)
+        if fallback is None:
+            return None if primary_open else primary
+        if primary_open or retries_here >= self.settings.failover_after:
+            if self.breaker(fallback).state == "open":
+                return None if primary_open else primary
+            if last_provider != fallback.name or last_channel != channel:
+                why = "circuit open" if primary_open else f"{retries_here} retryable failures"
+                entries.append(_entry(now, "failover", channel, f"{primary.name} → {fallback.name} ({why})"))
+            return fallback
+        return primary
+
+    # -- 4. send
+    async def _send(self, claimed: list[_Claimed]) -> dict[str, Outcome | _Blocked]:
+        groups: dict[str, list[_Claimed]] = defaultdict(list)
+        for item in claimed:
+            groups[item.provider.key].append(item)
+        tasks = []
+        for items in groups.values():
+            size = max(1, items[0].provider.capabilities.max_batch_size)
+            for start in range(0, len(items), size):
+                tasks.append(self._send_batch(items[start : start + size]))
+        outcomes: dict[str, Outcome | _Blocked] = {}
+        for result in await asyncio.gather(*tasks):
+            outcomes.update(result)
+        return outcomes
+
+    async def _send_batch(self, batch: list[_Claimed]) -> dict[str, Outcome | _Blocked]:
+        configured = batch[0].provider
+        breaker = self.breaker(configured)
+        semaphore, bucket = self._limits(configured)
+        async with semaphore:
+            if not breaker.allow():
+                return {item.id: _Blocked() for item in batch}
+            if bucket is not None:
+                await bucket.acquire(len(batch))
+            outcomes = await self._call(configured, batch)
+        breaker.record(not all(isinstance(o, RetryableError) for o in outcomes))
+        return {item.id: outcome for item, outcome in zip(batch, outcomes, strict=True)}
+
+    async def _call(self, configured: ConfiguredProvider, batch: list[_Claimed]) -> list[Outcome]:
+        """The provider's `send`; whatever a plugin does wrong becomes a retryable error, never a crash."""
+        try:
+            provider = self.pool.instance(configured)
+            outcomes = list(await provider.send([item.outgoing for item in batch]))
+        except Exception as exc:
+            log.warning("provider_send_raised", provider=configured.key, error=exc)
+            return [RetryableError(reason=f"{configured.name} raised {type(exc).__name__}: {exc}")] * len(batch)
+        if len(outcomes) != len(batch) or not all(
+            isinstance(o, Accepted | RetryableError | PermanentError) for o in outcomes
+        ):
+            reason = f"{configured.name} returned {len(outcomes)} outcomes for {len(batch)} messages"
+            log.error("provider_bad_outcomes", provider=configured.key, reason=reason)
+            return [RetryableError(reason=reason)] * len(batch)
+        return outcomes
+
+    # -- 5. record
+    def _record(self, claimed: list[_Claimed], outcomes: Mapping[str, Outcome | _Blocked]) -> None:
+        now = self.core.clock.timestamp()
+        touchpoints = []
+        with self.core.store.transaction() as tx:
+            for item in claimed:
+                outcome = outcomes[item.id]
+                if isinstance(outcome, Accepted):
+                    self._accepted(tx, item, outcome, now)
+                    touchpoints.append(self._sent_touchpoint(item, outcome, now))
+                elif isinstance(outcome, RetryableError):
+                    self._retryable(tx, item, outcome, now)
+                elif isinstance(outcome, PermanentError):
+                    self._permanent(tx, item, outcome, now)
+                else:
+                    reopens = self.breaker(item.provider).reopens_at() or now
+                    item.decisions.append(_entry(now, "defer", item.channel, f"circuit open for {item.provider.key}"))
+                    self._requeue(tx, item, reopens, attempts=item.attempts - 1)
+            tx.executemany(
+                "INSERT INTO touchpoints (id, customer_id, channel, name, properties, occurred_at, recorded_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                touchpoints,
+            )
+        self._updated([item.id for item in claimed])
+
+    def _accepted(self, tx: Transaction, item: _Claimed, outcome: Accepted, now: float) -> None:
+        segments = outcome.details.get("segments")
+        item.decisions.append(_entry(now, "sent", item.channel, f"accepted by {item.provider.name}"))
+        fallback_due = None
+        if item.fallback_after and _after(item.channels, item.channel, item.failed_channels):
+            fallback_due = now + item.fallback_after
+        tx.execute(
+            "UPDATE deliveries SET status = 'sent', provider_message_id = ?, cost = ?, segments = ?, error = NULL, "
+            "sent_at = ?, fallback_due = ?, lease_owner = NULL, lease_until = NULL, decisions = ?, updated_at = ? "
+            "WHERE id = ?",
+            (outcome.provider_message_id, outcome.cost, int(segments) if isinstance(segments, int) else None, now,
+             fallback_due, dumps(item.decisions), now, item.id),
+        )
+
+    def _sent_touchpoint(self, item: _Claimed, outcome: Accepted, now: float) -> tuple[Any, ...]:
+        properties = {"delivery_id": item.id, "template": item.template, "journey": item.journey, "step": item.step,
+                      "provider": item.provider.name, "provider_message_id": outcome.provider_message_id}
+        return (f"sent_{item.id}", item.customer_id, item.channel, Events.MESSAGE_SENT, dumps(properties), now, now)
+
+    def _retryable(self, tx: Transaction, item: _Claimed, outcome: RetryableError, now: float) -> None:
+        tries = sum(1 for e in item.decisions if e["action"] == "send" and e["channel"] == item.channel)
+        if tries >= self.settings.max_attempts:
+            reason = f"gave up after {tries} attempts on {item.channel}: {outcome.reason}"
+            self._channel_failed(tx, item, reason, now, fallback=True)
+            return
+        delay = retry_delay(tries, outcome.retry_after)
+        item.decisions.append(_entry(now, "retry", item.channel, f"{outcome.reason}; retry in {delay:.1f}s"))
+        self._requeue(tx, item, now + delay, error=outcome.reason)
+
+    def _permanent(self, tx: Transaction, item: _Claimed, outcome: PermanentError, now: float) -> None:
+        if outcome.forget_address:
+            forgotten = tx.execute(
+                "DELETE FROM identities WHERE customer_id = ? AND value = ? AND kind <> 'user_id'",
+                (item.customer_id, item.outgoing.to),
+            )
+            if forgotten:
+                item.decisions.append(_entry(now, "forget_address", item.channel, "the provider says it is dead"))
+        self._channel_failed(tx, item, outcome.reason, now, fallback=outcome.fallback)
+
+    def _channel_failed(self, tx: Transaction, item: _Claimed, reason: str, now: float, *, fallback: bool) -> None:
+        """This channel is done for this message: try the waterfall's next channel, or fail."""
+        item.failed_channels.append(item.channel)
+        remaining = [c for c in item.channels if c not in item.failed_channels]
+        if fallback and remaining:
+            item.decisions.append(_entry(now, "fallback", remaining[0], f"{item.channel} failed: {reason}"))
+            tx.execute("UPDATE deliveries SET failed_channels = ? WHERE id = ?", (dumps(item.failed_channels), item.id))
+            self._requeue(tx, item, now, error=reason)
+            return
+        item.decisions.append(_entry(now, "failed", item.channel, reason))
+        tx.execute(
+            "UPDATE deliveries SET status = 'failed', error = ?, failed_channels = ?, lease_owner = NULL, "
+            "lease_until = NULL, decisions = ?, updated_at = ? WHERE id = ?",
+            (reason, dumps(item.failed_channels), dumps(item.decisions), now, item.id),
+        )
+
+    def _requeue(
+        self, tx: Transaction, item: _Claimed, due: float, *, error: str | None = None, attempts: int | None = None
+    ) -> None:
+        tx.execute(
+            "UPDATE deliveries SET status = 'queued', due_at = ?, error = ?, attempts = ?, lease_owner = NULL, "
+            "lease_until = NULL, decisions = ?, updated_at = ? WHERE id = ?",
+            (due, error, item.attempts if attempts is None else attempts, dumps(item.decisions),
+             self.core.clock.timestamp(), item.id),
+        )
+
+    def _updated(self, ids: Sequence[str]) -> None:
+        """Tell `delivery_updated` plugins; a plugin's failure is logged, never raised."""
+        if not ids or not self._hook_updates:
+            return
+        from ._records import DELIVERY_COLUMNS, delivery_from_row
+
+        with self.core.store.transaction(immediate=False) as tx:
+            marks = ",".join("?" * len(ids))
+            rows = tx.query(f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id IN ({marks})", list(ids))
+        for row in rows:
+            try:
+                self.core.plugins.pm.hook.delivery_updated(delivery=delivery_from_row(row), omni=self.core.facade)
+            except Exception as exc:
+                log.error("delivery_hook_failed", error=exc)
+
+
+def _after(channels: Sequence[str], channel: str | None, failed: Sequence[str]) -> list[str]:
+    """The waterfall's channels after `channel`, minus those that already failed."""
+    order = list(channels)
+    rest = order[order.index(channel) + 1 :] if channel is not None and channel in order else []
+    return [c for c in rest if c not in failed]

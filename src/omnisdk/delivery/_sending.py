@@ -1,0 +1,116 @@
+"""From a due outbox row to an `Outgoing`: policies decide, the message renders, the address is filled in.
+
+Everything here reads the store in batches (one transaction per claimed batch) so the dispatcher
+stays fast; the rules themselves live in `omnisdk.policies` and `omnisdk.messages`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .._customers import Customer
+from .._touchpoints import Events
+from ..messages import RenderContext, render
+from ..policies import PolicyRules, address_for
+from ..providers import Outgoing
+from ..store import Transaction
+
+__all__ = ["SendContext"]
+
+_HISTORY = 20
+
+
+class SendContext:
+    """What the dispatcher needs from the rest of the core to build messages."""
+
+    def __init__(self, core: Any) -> None:
+        self.core = core
+        self._rules: PolicyRules | None = None
+
+    @property
+    def rules(self) -> PolicyRules:
+        """The client's policy rules (built by the core from `[policies]` and plugin policies)."""
+        if self._rules is None:
+            rules = getattr(self.core, "policy_rules", None)
+            if rules is None:
+                custom = [args[0] for args in self.core.plugins.collect("register_policies") if args]
+                rules = PolicyRules.from_config(self.core.config.policies, custom)
+            self._rules = rules
+        return self._rules
+
+    def template(self, template_id: str) -> Any:
+        """The `Message` registered under `template_id` (`NotFoundError` if none)."""
+        return self.core.templates.get(template_id)
+
+    def history(self, tx: Transaction, customer_ids: Sequence[str]) -> dict[str, list[Any]]:
+        """The latest touchpoints of each customer, oldest first, for templates that mention recent behaviour."""
+        from .._core import _touchpoint
+
+        history: dict[str, list[Any]] = {}
+        for cid in customer_ids:
+            rows = tx.query(
+                "SELECT seq, id, customer_id, channel, name, properties, occurred_at FROM touchpoints "
+                "WHERE customer_id = ? ORDER BY occurred_at DESC, seq DESC LIMIT ?",
+                (cid, _HISTORY),
+            )
+            history[cid] = [_touchpoint(r) for r in reversed(rows)]
+        return history
+
+    def last_inbound(self, history: Sequence[Any], channel: str) -> Any:
+        """When the customer last wrote to us on `channel` (opens WhatsApp's and Messenger's windows)."""
+        times = [t.occurred_at for t in history if t.channel == channel and t.name == Events.MESSAGE_REPLIED]
+        return max(times) if times else None
+
+    @property
+    def renderer(self) -> Any:
+        """The client's renderer (brand kit, plugin filters, signed links), once templates exist."""
+        templates = getattr(self.core, "templates", None)
+        return getattr(templates, "renderer", None)
+
+    def prepare(self) -> None:
+        """Load what rendering reads lazily from the store (the link signing key) before a claim
+        transaction is open, since the store does not nest transactions."""
+        links = getattr(self.renderer, "links", None)
+        if links is not None:
+            links.key  # noqa: B018 - the property loads and caches the key
+
+    def unsubscribe_url(self, customer: Customer, channel: str, delivery: Mapping[str, Any]) -> str | None:
+        """The signed one-click unsubscribe link (RFC 8058) the ASGI app answers at `/u/{token}`."""
+        links = getattr(self.renderer, "links", None)
+        if links is None:
+            return None
+        attribution = {"customer_id": customer.id, "channel": channel, **delivery}
+        return str(links.unsubscribe_url(attribution))
+
+    def render(
+        self, message: Any, channel: str, customer: Customer, *, history: Sequence[Any], data: Mapping[str, Any],
+        delivery_id: str, journey: str | None, step: str | None, run_id: str | None, trigger: Any = None,
+    ) -> Any:
+        """The rendition for `channel` in the customer's locale (`TemplateError` fails only this delivery)."""
+        context = RenderContext(
+            customer=customer, trigger=trigger, history=tuple(history), data=dict(data), delivery_id=delivery_id,
+            journey=journey, step=step, run_id=run_id, renderer=self.renderer,
+        )
+        return render(message, channel, context)
+
+    def outgoing(
+        self, *, delivery_id: str, key: str, customer: Customer, channel: str, content: Any, purpose: str,
+        history: Sequence[Any], template: str, journey: str | None, step: str | None, run_id: str | None,
+    ) -> Outgoing | None:
+        """The provider's view of one message; None when the customer has no address on `channel`."""
+        to = address_for(customer, channel)
+        if to is None:
+            return None
+        metadata: dict[str, Any] = {"delivery_id": delivery_id, "template": template, "journey": journey,
+                                    "step": step, "run_id": run_id}
+        unsubscribe = self.unsubscribe_url(customer, channel, metadata)
+        if unsubscribe:
+            metadata["unsubscribe_url"] = unsubscribe
+        last_inbound = self.last_inbound(history, channel) if channel == "social" else None
+        return Outgoing(
+            delivery_id=delivery_id, idempotency_key=f"{key}:{channel}", customer_id=customer.id, to=to,
+            content=content, purpose=purpose, customer=customer,
+            address=customer.address if channel == "direct_mail" else None, last_inbound_at=last_inbound,
+            metadata=metadata,
+        )

@@ -1,0 +1,373 @@
+"""The dispatcher: outbox rows become provider calls, with policies, retries, failover and fallback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import omnisdk
+from dispatch_providers import Script, TestProviders, signed
+from omnisdk import SMS, Email, Message, Omni, Push, VirtualClock
+from omnisdk.delivery import enqueue_delivery
+
+OmniFactory = Callable[..., Omni]
+
+
+@pytest.fixture
+def make_omni(store_url: str, clock: VirtualClock) -> Iterator[OmniFactory]:
+    """An Omni on the test's store with the scripted providers, configured per test."""
+    opened: list[Omni] = []
+
+    def make(channels: dict[str, Any], **config: Any) -> Omni:
+        omni = Omni(store_url, config={"channels": channels, **config}, clock=clock, plugins=[TestProviders()],
+                    load_entry_points=False)
+        omni.templates.add(Message(
+            "hello",
+            sms=SMS(text="Hi {{ customer.first_name }}"),
+            email=Email(subject="Hello {{ customer.first_name }}", text="Hi"),
+            push=Push(title="Hi", body="Hello {{ customer.first_name }}"),
+        ))
+        omni.templates.add(Message("broken", sms=SMS(text="Hi {{ customer.no_such_trait }}")))
+        opened.append(omni)
+        return omni
+
+    yield make
+    for omni in opened:
+        omni.close()
+
+
+def customer(omni: Omni, cid: str, *, consent: tuple[str, ...] = ("sms", "email", "push"), **ids: Any) -> str:
+    ids.setdefault("phone", "+14155550100")
+    omni.identify(cid, traits={"first_name": "Ada"}, timezone="UTC", **ids)
+    for channel in consent:
+        omni.consent(cid, channel=channel, granted=True)
+    return cid
+
+
+def queue(omni: Omni, cid: str, channels: list[str], *, template: str = "hello", key: str | None = None,
+          **kwargs: Any) -> str:
+    with omni.store.transaction() as tx:
+        return enqueue_delivery(tx, key=key or f"run-{cid}:{template}", customer_id=cid, template=template,
+                                channels=channels, now=omni.clock.timestamp(), run_id=f"run-{cid}", journey="j",
+                                step=template, **kwargs)
+
+
+def only(omni: Omni, delivery_id: str) -> omnisdk.Delivery:
+    return next(d for d in omni.deliveries() if d.id == delivery_id)
+
+
+def test_a_queued_message_is_sent_and_recorded(make_omni: OmniFactory) -> None:
+    script = Script()
+    omni = make_omni({"sms": {"provider": "scripted", "script": script}})
+    customer(omni, "c-1")
+    did = queue(omni, "c-1", ["sms"])
+
+    assert omni.run_until_idle() >= 1
+
+    [delivery] = omni.deliveries(customer_id="c-1")
+    assert delivery.id == did
+    assert (delivery.status, delivery.channel, delivery.provider, delivery.attempts) == ("sent", "sms", "scripted", 1)
+    assert delivery.provider_message_id == f"scripted-{did}"
+    assert (delivery.cost, delivery.segments) == (0.0075, 1)
+    assert [d.action for d in delivery.decisions] == ["send", "sent"]
+    assert [m.to for m in script.sent] == ["+14155550100"]
+    assert script.sent[0].content == SMS(text="Hi Ada")
+    assert script.sent[0].idempotency_key == "run-c-1:hello:sms"
+    sent = [t for t in omni.timeline("c-1") if t.name == "Message Sent"]
+    assert [(t.channel, t.properties["delivery_id"], t.properties["step"]) for t in sent] == [("sms", did, "hello")]
+
+
+def test_no_consent_skips_with_the_reason_in_the_decision_log(make_omni: OmniFactory) -> None:
+    script = Script()
+    omni = make_omni({"sms": {"provider": "scripted", "script": script}})
+    customer(omni, "c-1", consent=())
+    queue(omni, "c-1", ["sms"])
+
+    omni.run_until_idle()
+
+    [delivery] = omni.deliveries(customer_id="c-1", status="skipped")
+    assert "no marketing consent on sms" in delivery.decisions[-1].reason
+    assert script.sent == []
+
+
+def test_quiet_hours_defer_until_they_end(make_omni: OmniFactory, clock: VirtualClock) -> None:
+    script = Script()
+    omni = make_omni({"sms": {"provider": "scripted", "script": script}},
+                     policies={"quiet_hours": {"start": "21:00", "end": "08:00"}})
+    customer(omni, "c-1")
+    omni.identify("c-1", timezone="Asia/Tokyo")  # 12:00 UTC is 21:00 in Tokyo
+    queue(omni, "c-1", ["sms"])
+
+    omni.run_until_idle()
+    [deferred] = omni.deliveries(customer_id="c-1")
+    assert deferred.status == "deferred"
+    assert script.sent == []
+
+    clock.advance(hours=10, minutes=59)
+    omni.run_until_idle()
+    assert script.sent == []
+    clock.advance(minutes=2)
+    omni.run_until_idle()
+    assert only(omni, deferred.id).status == "sent"
+    assert len(script.sent) == 1
+
+
+def test_retry_after_is_honoured_through_the_outbox(make_omni: OmniFactory, clock: VirtualClock) -> None:
+    script = Script(queue=[omnisdk.RetryableError(reason="429 Too Many Requests", retry_after=120, status=429)])
+    omni = make_omni({"sms": {"provider": "scripted", "script": script}})
+    customer(omni, "c-1")
+    did = queue(omni, "c-1", ["sms"])
+
+    omni.run_until_idle()
+    waiting = only(omni, did)
+    assert (waiting.status, waiting.attempts, waiting.error) == ("queued", 1, "429 Too Many Requests")
+    assert (waiting.due_at - clock.now()).total_seconds() >= 120
+
+    clock.advance(seconds=100)
+    omni.run_until_idle()
+    assert script.sent == []
+    clock.advance(seconds=30)
+    omni.run_until_idle()
+    done = only(omni, did)
+    assert (done.status, done.attempts) == ("sent", 2)
+    assert [d.action for d in done.decisions] == ["send", "retry", "send", "sent"]
+
+
+def test_a_plugin_that_raises_gets_retried_and_the_runner_survives(make_omni: OmniFactory, clock: VirtualClock) -> None:
+    script = Script(queue=[RuntimeError("plugin bug")])
+    omni = make_omni({"sms": {"provider": "scripted", "script": script}})
+    customer(omni, "c-1")
+    did = queue(omni, "c-1", ["sms"])
+
+    omni.run_until_idle()
+    assert "RuntimeError: plugin bug" in (only(omni, did).error or "")
+
+    clock.advance(minutes=5)
+    omni.run_until_idle()
+    assert only(omni, did).status == "sent"
+
+
+def test_gives_up_after_max_attempts(make_omni: OmniFactory, clock: VirtualClock) -> None:
+    script = Script(queue=[omnisdk.RetryableError(reason="503")] * 3)
+    omni = make_omni({"sms": {"provider": "scripted", "script": script}}, delivery={"max_attempts": 3})
+    customer(omni, "c-1")
+    did = queue(omni, "c-1", ["sms"])
+    for _ in range(5):
+        omni.run_until_idle()
+        clock.advance(minutes=15)
+    failed = only(omni, did)
+    assert (failed.status, failed.attempts) == ("failed", 3)
+    assert failed.error is not None and "gave up after 3 attempts" in failed.error
+
+
+def test_a_permanent_error_moves_down_the_waterfall_and_forgets_a_dead_address(make_omni: OmniFactory) -> None:
+    sms, email = Script(queue=[omnisdk.PermanentError(reason="landline", forget_address=True)]), Script()
+    omni = make_omni({"sms": {"provider": "scripted", "script": sms},
+                      "email": {"provider": "scripted", "script": email}})
+    customer(omni, "c-1", email="ada@example.com")
+    did = queue(omni, "c-1", ["sms", "email"])
+
+    omni.run_until_idle()
+
+    delivery = only(omni, did)
+    assert (delivery.status, delivery.channel) == ("sent", "email")
+    assert [(d.action, d.channel) for d in delivery.decisions] == [
+        ("send", "sms"), ("forget_address", "sms"), ("fallback", "email"), ("send", "email"), ("sent", "email"),
+    ]
+    assert email.to() == ["ada@example.com"]
+    assert omni.customer("c-1").phone is None
+
+
+def test_a_permanent_error_without_fallback_fails_the_delivery(make_omni: OmniFactory) -> None:
+    sms = Script(queue=[omnisdk.PermanentError(reason="invalid number", fallback=False)])
+    omni = make_omni({"sms": {"provider": "scripted", "script": sms}, "email": {"provider": "scripted",
+                                                                                "script": Script()}})
+    customer(omni, "c-1", email="ada@example.com")
+    did = queue(omni, "c-1", ["sms", "email"])
+    omni.run_until_idle()
+    assert (only(omni, did).status, only(omni, did).error) == ("failed", "invalid number")
+
+
+def test_failover_to_the_fallback_provider(make_omni: OmniFactory, clock: VirtualClock) -> None:
+    primary = Script(queue=[omnisdk.RetryableError(reason="500")] * 2)
+    backup = Script()
+    omni = make_omni({"email": {"provider": "scripted", "script": primary, "fallback_provider": "backup",
+                                "backup": {"script": backup}}})
+    customer(omni, "c-1", email="ada@example.com")
+    did = queue(omni, "c-1", ["email"])
+    for _ in range(3):
+        omni.run_until_idle()
+        clock.advance(minutes=1)
+
+    delivery = only(omni, did)
+    assert (delivery.status, delivery.provider, delivery.attempts) == ("sent", "backup", 3)
+    assert "failover" in [d.action for d in delivery.decisions]
+    assert primary.sent == [] and backup.to() == ["ada@example.com"]
+
+
+def test_the_circuit_breaker_stops_calls_to_a_failing_provider(make_omni: OmniFactory, clock: VirtualClock) -> None:
+    script = Script(queue=[omnisdk.RetryableError(reason="503")] * 2)
+    omni = make_omni({"sms": {"provider": "scripted", "script": script, "max_concurrency": 1}},
+                     delivery={"breaker_threshold": 2, "breaker_cooldown": 60, "batch_size": 1})
+    for i in range(3):
+        customer(omni, f"c-{i}", phone=f"+1415555010{i}")
+        queue(omni, f"c-{i}", ["sms"])
+
+    omni.run_until_idle()  # two failed calls open the circuit; the third row waits for it
+    assert script.batches == [1, 1]
+    assert {d.status for d in omni.deliveries()} == {"queued", "deferred"}
+    assert any("circuit open" in d.decisions[-1].reason for d in omni.deliveries())
+
+    clock.advance(seconds=61)  # half-open: a probe goes through, succeeds, the circuit closes
+    for _ in range(4):
+        omni.run_until_idle()
+        clock.advance(seconds=30)
+    assert [d.status for d in omni.deliveries()] == ["sent"] * 3
+
+
+def test_batches_follow_the_providers_max_batch_size(make_omni: OmniFactory) -> None:
+    script = Script()
+    omni = make_omni({"email": {"provider": "scripted", "script": script}})
+    for i in range(7):
+        customer(omni, f"c-{i}", email=f"c{i}@example.com", phone=f"+1415555010{i}")
+        queue(omni, f"c-{i}", ["email"])
+    omni.run_until_idle()
+    assert sorted(script.batches) == [1, 3, 3]
+    assert len(set(script.to())) == 7
+
+
+def test_timed_fallback_sends_on_the_next_channel_when_not_delivered(
+    make_omni: OmniFactory, clock: VirtualClock
+) -> None:
+    push, sms = Script(), Script()
+    omni = make_omni({"push": {"provider": "scripted", "script": push}, "sms": {"provider": "scripted", "script": sms}})
+    customer(omni, "c-1", fcm_token="tok-1")
+    customer(omni, "c-2", fcm_token="tok-2", phone="+14155550102")
+    first = queue(omni, "c-1", ["push", "sms"], fallback_after=600)
+    second = queue(omni, "c-2", ["push", "sms"], fallback_after=600)
+    omni.run_until_idle()
+    assert push.to() == ["tok-1", "tok-2"] and sms.sent == []
+
+    # c-2's push is confirmed delivered by a webhook; c-1's is not
+    headers, body = signed([{"event": "Message Delivered", "channel": "push", "id": "e1",
+                             "message_id": f"scripted-{second}"}])
+    assert omni.handle_webhook("scripted", "POST", "https://shop/wh", headers, body).status == 204
+
+    clock.advance(minutes=9)
+    omni.run_until_idle()
+    assert sms.sent == []
+    clock.advance(minutes=2)
+    omni.run_until_idle()
+    assert sms.to() == ["+14155550100"]
+    child = next(d for d in omni.deliveries(customer_id="c-1") if d.parent_id == first)
+    assert (child.status, child.channel) == ("sent", "sms")
+    assert only(omni, second).status == "delivered"
+    assert [d.status for d in omni.deliveries(customer_id="c-2")] == ["delivered"]
+
+
+def test_a_template_error_fails_that_delivery_only(make_omni: OmniFactory) -> None:
+    script = Script()
+    omni = make_omni({"sms": {"provider": "scripted", "script": script}})
+    customer(omni, "c-1")
+    customer(omni, "c-2", phone="+14155550102")
+    bad = queue(omni, "c-1", ["sms"], template="broken")
+    good = queue(omni, "c-2", ["sms"])
+    omni.run_until_idle()
+    assert only(omni, bad).status == "failed"
+    assert "no_such_trait" in (only(omni, bad).error or "")
+    assert only(omni, good).status == "sent"
+
+
+def test_an_unknown_template_or_unconfigured_channel_fails_with_a_reason(make_omni: OmniFactory) -> None:
+    omni = make_omni({"sms": {"provider": "scripted", "script": Script()}})
+    customer(omni, "c-1")
+    unknown = queue(omni, "c-1", ["sms"], template="nope")
+    no_provider = queue(omni, "c-1", ["push"], key="other")
+    omni.run_until_idle()
+    assert only(omni, unknown).status == "failed" and "nope" in (only(omni, unknown).error or "")
+    assert only(omni, no_provider).status == "failed"
+    assert "configured provider" in (only(omni, no_provider).error or "")
+
+
+@pytest.mark.parametrize(
+    ("channels", "field"),
+    [
+        ({"sms": {"provider": "scripted", "script": Script(), "scrip": 1}}, "channels.sms.scrip"),
+        ({"sms": {"provider": "scripted"}}, "channels.sms.script"),
+        ({"sms": {"provider": "twillio"}}, "channels.sms.provider"),
+        ({"sms": {"provider": "scripted", "script": Script(), "rate_limit": -1}}, "channels.sms.rate_limit"),
+        ({"email": {"provider": "scripted", "script": Script(), "fallback_provider": "backup", "backup": {}}},
+         "channels.email.backup.script"),
+    ],
+)
+def test_configuration_errors_name_the_key(channels: dict[str, Any], field: str, tmp_path: Any) -> None:
+    with pytest.raises(omnisdk.ConfigError) as caught:
+        Omni(f"sqlite:///{tmp_path}/x.db", config={"channels": channels}, plugins=[TestProviders()],
+             load_entry_points=False)
+    assert caught.value.field == field
+
+
+def test_a_crash_mid_send_is_reconciled_by_the_crash_policy(store_url: str, clock: VirtualClock) -> None:
+    """A send cut off mid-call (the worker died) leaves rows `sending`; when the lease runs out,
+    an at-most-once provider's row fails (never a duplicate), an idempotent or at-least-once one is resent."""
+    plain, keyed, push = Script(gate=asyncio.Event()), Script(gate=asyncio.Event()), Script(gate=asyncio.Event())
+    config = {"channels": {"sms": {"provider": "scripted", "script": plain}, "push": {"provider": "scripted",
+              "script": push}, "email": {"provider": "keyed", "script": keyed}},
+              "delivery": {"lease_seconds": 60}}
+    first = Omni(store_url, config=config, clock=clock, plugins=[TestProviders()], load_entry_points=False)
+    first.templates.add(Message("hello", sms=SMS(text="Hi"), push=Push(title="Hi", body="Hi"),
+                                email=Email(subject="Hi", text="Hi")))
+    customer(first, "c-1", fcm_token="tok", email="ada@example.com")
+    ids = {ch: queue(first, "c-1", [ch], key=f"k-{ch}") for ch in ("sms", "push", "email")}
+
+    async def crash_mid_call() -> None:
+        task = asyncio.ensure_future(first._core.run_until_idle())
+        for _ in range(100):
+            await asyncio.sleep(0)
+        task.cancel()
+
+    first._run(crash_mid_call())
+    assert {d.status for d in first.deliveries()} == {"sending"}
+    first.close()
+
+    plain.gate = push.gate = keyed.gate = None
+    with Omni(store_url, config=config, clock=clock, plugins=[TestProviders()], load_entry_points=False) as second:
+        second.templates.add(Message("hello", sms=SMS(text="Hi"), push=Push(title="Hi", body="Hi"),
+                                     email=Email(subject="Hi", text="Hi")))
+        second.run_until_idle()
+        assert {d.status for d in second.deliveries()} == {"sending"}  # the lease still holds
+        clock.advance(seconds=61)
+        second.run_until_idle()
+        status = {d.channel: d.status for d in second.deliveries()}
+        assert status == {"sms": "failed", "push": "sent", "email": "sent"}
+        assert "at_most_once" in (only(second, ids["sms"]).error or "")
+        assert plain.sent == [] and len(push.sent) == 1 and len(keyed.sent) == 1
+
+
+def test_deliveries_filters_and_the_delivery_updated_hook(make_omni: OmniFactory, store_url: str) -> None:
+    seen: list[tuple[str, str]] = []
+
+    class Listener:
+        @omnisdk.hookimpl
+        def delivery_updated(self, delivery: omnisdk.Delivery, omni: Any) -> None:
+            seen.append((delivery.id, delivery.status))
+
+    script = Script()
+    with Omni(store_url, config={"channels": {"sms": {"provider": "scripted", "script": script}}},
+              plugins=[TestProviders(), Listener()], load_entry_points=False, clock=VirtualClock()) as omni:
+        omni.templates.add(Message("hello", sms=SMS(text="Hi")))
+        customer(omni, "c-1")
+        customer(omni, "c-2", consent=(), phone="+14155550102")
+        sent, skipped = queue(omni, "c-1", ["sms"]), queue(omni, "c-2", ["sms"])
+        omni.run_until_idle()
+        assert [d.id for d in omni.deliveries(status="sent")] == [sent]
+        assert [d.id for d in omni.deliveries(status=["skipped", "failed"])] == [skipped]
+        assert [d.id for d in omni.deliveries(run_id="run-c-2")] == [skipped]
+        assert (len(omni.deliveries(journey="j")), len(omni.deliveries(channel="sms"))) == (2, 1)
+        with pytest.raises(omnisdk.ValidationError):
+            omni.deliveries(status="lost")
+    assert (sent, "sent") in seen and (skipped, "skipped") in seen
+
