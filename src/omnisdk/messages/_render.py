@@ -7,6 +7,7 @@ given, or silently print an empty string for a variable that does not exist.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from html import escape, unescape
@@ -148,7 +149,7 @@ class Renderer:
             "link": link,
         }
         if self.links is not None:
-            variables["unsubscribe_url"] = self.links.unsubscribe_url(attribution)
+            variables["unsubscribe_url"] = _OnDemand(functools.partial(self.links.unsubscribe_url, attribution))
         return variables
 
     def _track(self, text: str, html: bool, field: str, channel: str, attribution: Mapping[str, str | None]) -> str:
@@ -167,6 +168,24 @@ class Renderer:
                 and not links.is_tracked(text):
             return links.tracked(text, attribution)
         return text
+
+
+class _OnDemand:
+    """Text computed only if a template prints it: most templates never sign an unsubscribe link."""
+
+    __slots__ = ("_make", "_text")
+
+    def __init__(self, make: Callable[[], str]) -> None:
+        self._make = make
+        self._text: str | None = None
+
+    def __str__(self) -> str:
+        if self._text is None:
+            self._text = self._make()
+        return self._text
+
+    def __html__(self) -> str:
+        return str(escape(str(self)))
 
 
 def render(message: Message, channel: str, context: RenderContext) -> Content:
