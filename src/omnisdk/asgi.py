@@ -51,7 +51,8 @@ async def _respond(send: Send, response: WebhookResponse) -> None:
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
     """The request body, or None as soon as it grows past `limit` (answered 413 unread)."""
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
