@@ -26,6 +26,7 @@ from ._omni import AsyncOmni, Omni
 from ._touchpoints import Events, Touchpoint
 from .delivery import Delivery
 from .hookspecs import hookimpl
+from .journeys import Journey, JourneyContext, JourneyRun, journey
 from .providers import (
     Accepted,
     Capabilities,
@@ -54,7 +55,10 @@ __all__ = [
     "Events",
     "Identity",
     "InvalidIdentifierError",
+    "Journey",
+    "JourneyContext",
     "JourneyError",
+    "JourneyRun",
     "Letter",
     "Message",
     "NonDeterminismError",
@@ -86,5 +90,6 @@ __all__ = [
     "WebhookResult",
     "__version__",
     "hookimpl",
+    "journey",
     "secret",
 ]

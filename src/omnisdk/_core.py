@@ -109,6 +109,11 @@ class Core:
         self.workers: list[Worker] = []
         self._hook_touchpoints = self.plugins.has_impls("touchpoint_recorded")
         self.facade: Any = None
+        from .journeys import JourneyRuntime, RunAdmin  # journeys route touchpoints and queue sends
+
+        self.journeys = JourneyRuntime(self)
+        self.runs = RunAdmin(self.store, self.journeys)
+        self.workers.append(self.journeys)
         from .messages import Templates
         from .policies import PolicyRules
 
@@ -370,6 +375,12 @@ class Core:
     def next_due(self) -> float | None:
         dues = [d for w in self.workers if (d := w.next_due()) is not None]
         return min(dues) if dues else None
+
+    async def run_worker(self, *, stop: Any = None, poll_interval: float | None = None) -> int:
+        """Long-running: do due work, then wait for the next due time or a wake-up, until stopped."""
+        from .journeys import run_worker
+
+        return await run_worker(self, stop=stop, poll_interval=poll_interval)
 
     # -- deliveries and inbound webhooks
     def deliveries(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -13,6 +14,7 @@ from ._clock import Clock
 from ._core import Core, Who
 from ._customers import Consent, Customer
 from ._touchpoints import Touchpoint
+from .journeys import Journey, JourneyRun
 from .delivery import Delivery
 from .messages import Templates
 from .providers import WebhookResponse
@@ -49,6 +51,11 @@ class _Base:
     def templates(self) -> Templates:
         """The message registry: `add(Message)`, `get(id)`, rendering, and tracked links."""
         return self._core.templates
+
+    def register(self, *journeys: Journey) -> None:
+        """Register journeys (or new versions of them); the version registered last starts new runs."""
+        for journey in journeys:
+            self._core.journeys.register(journey)
 
     @property
     def plugin_errors(self) -> list[Exception]:
@@ -135,6 +142,33 @@ class Omni(_Base):
         """Run the journeys and deliveries that are due now, then return how much was done."""
         return self._run(self._core.run_until_idle())
 
+    def run_worker(self, stop: threading.Event | None = None, *, poll_interval: float | None = None) -> int:
+        """Work until `stop` is set or SIGTERM: due runs and deliveries, then wait for more."""
+        return self._run(self._core.run_worker(stop=stop, poll_interval=poll_interval))
+
+    def runs(
+        self,
+        *,
+        journey: str | None = None,
+        customer_id: str | None = None,
+        status: str | Sequence[str] | None = None,
+        limit: int = 100,
+    ) -> list[JourneyRun]:
+        """Journey runs, newest first."""
+        return self._core.runs.runs(journey=journey, customer_id=customer_id, status=status, limit=limit)
+
+    def cancel_run(self, run_id: str) -> JourneyRun:
+        """End an active run; what it queued but did not send is cancelled."""
+        return self._core.runs.cancel(run_id, now=self._core.clock.timestamp())
+
+    def retry_run(self, run_id: str) -> JourneyRun:
+        """Resume a failed run from its recorded steps."""
+        return self._core.runs.retry(run_id, now=self._core.clock.timestamp())
+
+    def migrate_run(self, run_id: str, version: str) -> JourneyRun:
+        """Move a run (active or failed) to another registered version of its journey."""
+        return self._core.runs.migrate(run_id, version, now=self._core.clock.timestamp())
+
     def deliveries(
         self,
         *,
@@ -207,6 +241,21 @@ class AsyncOmni(_Base):
 
     async def run_until_idle(self) -> int:
         return await self._core.run_until_idle()
+
+    async def run_worker(self, stop: asyncio.Event | None = None, *, poll_interval: float | None = None) -> int:
+        return await self._core.run_worker(stop=stop, poll_interval=poll_interval)
+
+    async def runs(self, **filters: Any) -> list[JourneyRun]:
+        return await asyncio.to_thread(functools.partial(self._core.runs.runs, **filters))
+
+    async def cancel_run(self, run_id: str) -> JourneyRun:
+        return await asyncio.to_thread(self._core.runs.cancel, run_id, now=self._core.clock.timestamp())
+
+    async def retry_run(self, run_id: str) -> JourneyRun:
+        return await asyncio.to_thread(self._core.runs.retry, run_id, now=self._core.clock.timestamp())
+
+    async def migrate_run(self, run_id: str, version: str) -> JourneyRun:
+        return await asyncio.to_thread(self._core.runs.migrate, run_id, version, now=self._core.clock.timestamp())
 
     async def deliveries(self, **filters: Any) -> list[Delivery]:
         return await asyncio.to_thread(functools.partial(self._core.deliveries, **filters))

@@ -12,6 +12,7 @@ __all__ = ["main"]
 #: Modules providing subcommands; each defines `add_parser(subparsers)` that sets `func`.
 COMMAND_MODULES = (
     "omnisdk.cli._demo",
+    "omnisdk.cli._journeys",
     "omnisdk.cli._plugins",
     "omnisdk.cli._render",
 )

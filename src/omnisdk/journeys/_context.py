@@ -1,0 +1,309 @@
+"""`JourneyContext` (`ctx`): the steps a journey awaits, memoised by step name.
+
+A run re-executes its function from the top each time it resumes. Every step looks up its
+name in the run's step log first: a recorded step returns its recorded result without doing
+anything again, so only the steps after the last recorded one do real work. A step that has to
+wait (a sleep, a `wait_for` with nothing in the inbox) raises `Suspend`, which unwinds the
+function; the runtime stores the run and lets it leave memory until it is due.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+
+from .._clock import to_datetime
+from .._customers import Customer
+from .._errors import JourneyError, NonDeterminismError, ValidationError
+from .._identity import load_customer
+from .._touchpoints import Touchpoint
+from ..delivery import enqueue_delivery
+from ..store import Transaction, loads
+
+__all__ = ["JourneyContext", "StepRecord", "Suspend", "touchpoint_from_row"]
+
+#: A `where` filter: property values to match, or a predicate on the touchpoint.
+Where = Mapping[str, Any] | Callable[[Touchpoint], bool]
+
+INBOX_COLUMNS = "seq, id, customer_id, channel, name, properties, occurred_at"
+
+
+class Suspend(BaseException):
+    """Unwinds a journey function that must wait. A BaseException, so `except Exception` in a
+    journey cannot swallow it."""
+
+    def __init__(self, step: str, due_at: float | None, wait_event: str | None) -> None:
+        super().__init__(step)
+        self.step = step
+        self.due_at = due_at
+        self.wait_event = wait_event
+
+
+@attrs.define
+class StepRecord:
+    """One entry of a run's step log. `args` identify the step, to detect changed code on replay."""
+
+    kind: str
+    args: dict[str, Any]
+    result: Any
+    done: bool
+    new: bool = False
+    dirty: bool = False
+
+
+def touchpoint_from_row(row: Sequence[Any]) -> Touchpoint:
+    seq, tp_id, customer_id, channel, name, props, occurred = row
+    return Touchpoint(
+        id=tp_id, customer_id=customer_id, channel=channel, name=name, properties=loads(props) or {},
+        occurred_at=to_datetime(occurred), seq=seq,
+    )
+
+
+def _touchpoint_json(tp: Touchpoint) -> dict[str, Any]:
+    return {
+        "seq": tp.seq, "id": tp.id, "customer_id": tp.customer_id, "channel": tp.channel, "name": tp.name,
+        "properties": dict(tp.properties), "occurred_at": tp.occurred_at.timestamp(),
+    }
+
+
+def touchpoint_from_json(data: Mapping[str, Any]) -> Touchpoint:
+    return Touchpoint(
+        id=data["id"], customer_id=data["customer_id"], channel=data["channel"], name=data["name"],
+        properties=data.get("properties") or {}, occurred_at=to_datetime(data["occurred_at"]), seq=data.get("seq"),
+    )
+
+
+def _seconds(value: timedelta, field: str) -> float:
+    if not isinstance(value, timedelta):
+        raise ValidationError("expected a datetime.timedelta", field=field, value=value)
+    if value < timedelta():
+        raise ValidationError("must not be negative", field=field, value=value)
+    return value.total_seconds()
+
+
+def _step_name(step: Any) -> str:
+    if not isinstance(step, str) or not step.strip():
+        raise ValidationError("every step needs an explicit name, unique within the journey", field="step", value=step)
+    return step
+
+
+class JourneyContext:
+    """What a journey function receives as `ctx`. Every step takes an explicit name first."""
+
+    def __init__(
+        self,
+        *,
+        tx: Transaction,
+        run_id: str,
+        journey_id: str,
+        version: str,
+        customer_id: str,
+        trigger: Mapping[str, Any],
+        trigger_seq: int,
+        now: float,
+        steps: dict[str, StepRecord],
+    ) -> None:
+        self.run_id = run_id
+        self.journey_id = journey_id
+        self.version = version
+        self.customer_id = customer_id
+        self._tx = tx
+        self._trigger = trigger
+        self._trigger_seq = trigger_seq
+        self._now = now
+        self.steps = steps
+        self._seen: set[str] = set()
+        self._customer: Customer | None = None
+
+    # -- what the run knows
+    def now(self) -> datetime:
+        """The time this execution of the run started (virtual in tests)."""
+        return to_datetime(self._now)
+
+    @property
+    def customer(self) -> Customer:
+        """The customer's unified profile, as of this execution."""
+        if self._customer is None:
+            self._customer = load_customer(self._tx, self.customer_id)
+        return self._customer
+
+    @property
+    def trigger(self) -> Touchpoint:
+        """The touchpoint that started the run."""
+        return touchpoint_from_json(self._trigger)
+
+    def history(
+        self, event: str | None = None, *, channels: Sequence[str] | None = None, limit: int = 50
+    ) -> list[Touchpoint]:
+        """The customer's most recent touchpoints on any channel (oldest first).
+
+        Read live: branch on it through `ctx.run` if the branch must survive replays unchanged.
+        """
+        sql = f"SELECT {INBOX_COLUMNS} FROM touchpoints WHERE customer_id = ?"
+        params: list[Any] = [self.customer_id]
+        if event is not None:
+            sql += " AND name = ?"
+            params.append(event)
+        if channels:
+            sql += f" AND channel IN ({','.join('?' * len(channels))})"
+            params.extend(channels)
+        sql += " ORDER BY occurred_at DESC, seq DESC LIMIT ?"
+        params.append(int(limit))
+        return [touchpoint_from_row(r) for r in reversed(self._tx.query(sql, params))]
+
+    # -- the step log
+    def _replay(self, step: str, kind: str, args: dict[str, Any]) -> StepRecord | None:
+        step = _step_name(step)
+        if step in self._seen:
+            raise JourneyError(f"journey {self.journey_id!r}: step name {step!r} used twice in one run")
+        self._seen.add(step)
+        record = self.steps.get(step)
+        if record is not None and (record.kind != kind or record.args != args):
+            raise NonDeterminismError(
+                f"run {self.run_id} of journey {self.journey_id!r} version {self.version!r}: step {step!r} was "
+                f"recorded as {record.kind} {json.dumps(record.args, sort_keys=True)} but now runs as {kind} "
+                f"{json.dumps(args, sort_keys=True)}; keep step names stable, or give changed steps new names "
+                "in a new version"
+            )
+        return record
+
+    def _record(self, step: str, kind: str, args: dict[str, Any], result: Any, *, done: bool) -> None:
+        existing = self.steps.get(step)
+        if existing is None:
+            self.steps[step] = StepRecord(kind, args, result, done, new=True)
+        else:
+            existing.result, existing.done, existing.dirty = result, done, True
+
+    # -- steps
+    async def send(
+        self,
+        step: str,
+        template: str,
+        *,
+        channel: str | None = None,
+        channels: Sequence[str] | None = None,
+        data: Mapping[str, Any] | None = None,
+        purpose: str = "marketing",
+        at: datetime | None = None,
+    ) -> str:
+        """Queue a message (in this step's transaction) and return the delivery id.
+
+        `channels` is a waterfall: the first reachable, consented one is used; neither means the
+        customer's preferred channel. `at` defers the send.
+        """
+        if channel is not None and channels is not None:
+            raise ValidationError("give channel or channels, not both", field=f"{step}.channels")
+        if not isinstance(template, str) or not template:
+            raise ValidationError("expected a template name", field=f"{step}.template", value=template)
+        chosen = [channel] if channel is not None else list(channels or [])
+        args = {"template": template, "channels": chosen}
+        record = self._replay(step, "send", args)
+        if record is not None:
+            return str(record.result)
+        if at is not None and not isinstance(at, datetime):
+            raise ValidationError("expected a datetime", field=f"{step}.at", value=at)
+        delivery_id = enqueue_delivery(
+            self._tx, key=f"{self.run_id}:{step}", customer_id=self.customer_id, template=template,
+            channels=chosen, now=self._now, due_at=at.timestamp() if at is not None else None, purpose=purpose,
+            data=data, run_id=self.run_id, journey=self.journey_id, step=step,
+        )
+        self._record(step, "send", args, delivery_id, done=True)
+        return delivery_id
+
+    async def sleep(self, step: str, duration: timedelta) -> None:
+        """Pause the run; it is stored and leaves memory until `duration` has passed."""
+        seconds = _seconds(duration, f"{step}.duration")
+        await self._pause(step, "sleep", {"seconds": seconds}, lambda: self._now + seconds)
+
+    async def sleep_until(self, step: str, when: datetime) -> None:
+        """Pause the run until `when` (computed once: later replays keep the first answer)."""
+        if not isinstance(when, datetime):
+            raise ValidationError("expected a datetime", field=f"{step}.when", value=when)
+        await self._pause(step, "sleep", {}, when.timestamp)
+
+    async def _pause(self, step: str, kind: str, args: dict[str, Any], until: Callable[[], float]) -> None:
+        record = self._replay(step, kind, args)
+        if record is None:
+            wake = until()
+            self._record(step, kind, args, {"until": wake}, done=True)
+        else:
+            wake = float(record.result["until"])
+        if self._now < wake:
+            raise Suspend(step, wake, None)
+
+    async def wait_for(
+        self, step: str, event: str, *, where: Where | None = None, timeout: timedelta | None
+    ) -> Touchpoint | None:
+        """The first `event` of this customer since the run started that `where` accepts, or None
+        after `timeout` (None: wait forever). Events that arrived before this call count too.
+        """
+        if not isinstance(event, str) or not event:
+            raise ValidationError("expected an event name", field=f"{step}.event", value=event)
+        seconds = None if timeout is None else _seconds(timeout, f"{step}.timeout")
+        if where is not None and not (isinstance(where, Mapping) or callable(where)):
+            raise ValidationError("expected a dict of properties or a predicate", field=f"{step}.where")
+        args = {"event": event, "timeout": seconds, "where": dict(where) if isinstance(where, Mapping) else None}
+        record = self._replay(step, "wait", args)
+        if record is not None and record.done:
+            return touchpoint_from_json(record.result) if record.result else None
+        deadline = (None if seconds is None else self._now + seconds) if record is None else record.result["deadline"]
+        found = self._inbox(event, where, deadline)
+        if found is not None:
+            self._record(step, "wait", args, _touchpoint_json(found), done=True)
+            return found
+        if deadline is not None and self._now >= deadline:
+            self._record(step, "wait", args, None, done=True)
+            return None
+        if record is None:
+            self._record(step, "wait", args, {"deadline": deadline}, done=False)
+        raise Suspend(step, deadline, event)
+
+    def _inbox(self, event: str, where: Where | None, deadline: float | None) -> Touchpoint | None:
+        """The oldest matching touchpoint after the trigger that no earlier wait of this run returned."""
+        consumed = {
+            r.result["seq"] for r in self.steps.values() if r.kind == "wait" and r.done and r.result
+        }
+        sql = f"SELECT {INBOX_COLUMNS} FROM touchpoints WHERE customer_id = ? AND name = ? AND seq > ?"
+        params: list[Any] = [self.customer_id, event, self._trigger_seq]
+        if deadline is not None:
+            sql += " AND recorded_at <= ?"
+            params.append(deadline)
+        for row in self._tx.query(sql + " ORDER BY seq", params):
+            if row[0] in consumed:
+                continue
+            touchpoint = touchpoint_from_row(row)
+            if where is None:
+                return touchpoint
+            if isinstance(where, Mapping):
+                if all(touchpoint.properties.get(k) == v for k, v in where.items()):
+                    return touchpoint
+            elif where(touchpoint):
+                return touchpoint
+        return None
+
+    async def run(self, step: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call `fn(*args)` once per run and remember its (JSON) result; replays return the memo.
+
+        The call happens before the step's transaction commits: an effect outside the store may
+        repeat if the worker dies at that moment, so make it idempotent.
+        """
+        if not callable(fn):
+            raise ValidationError("expected a function", field=f"{step}.fn", value=fn)
+        fp = {"fn": getattr(fn, "__qualname__", type(fn).__name__)}
+        record = self._replay(step, "run", fp)
+        if record is not None:
+            return record.result
+        result = fn(*args)
+        if inspect.isawaitable(result):
+            result = await result
+        try:
+            result = json.loads(json.dumps(result, allow_nan=False))  # what replays will return
+        except (TypeError, ValueError) as exc:
+            raise JourneyError(f"step {step!r}: ctx.run results are stored as JSON ({exc})") from None
+        self._record(step, "run", fp, result, done=True)
+        return result

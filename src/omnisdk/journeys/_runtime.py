@@ -1,0 +1,325 @@
+"""The journey runtime: routes touchpoints to runs, claims due runs with leases, replays them.
+
+One `tick()` does three batches, each in its own transaction:
+
+1. route: unrouted touchpoints start runs (triggers), end runs (`exit_on` goals) and wake runs
+   waiting for that event; then they are marked routed. One router at a time (an advisory lock on
+   PostgreSQL, the single writer on SQLite) keeps each customer's events in order.
+2. merges: when two profiles merged, two active runs of one journey become one (the older wins).
+3. runs: claim due runs (`FOR UPDATE SKIP LOCKED` on PostgreSQL) by writing this worker's lease,
+   then replay each in a savepoint of one transaction. A run's writes (step log, deliveries, new
+   state) are kept only if this worker still holds its lease when it stores the new state.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from .._errors import JourneyError, NonDeterminismError, ValidationError
+from .._identity import register_customer_table
+from .._logging import get_logger
+from ..delivery import cancel_run_deliveries
+from ..store import Transaction, dumps, loads
+from ._context import JourneyContext, StepRecord, Suspend
+from ._decorator import Journey
+
+if TYPE_CHECKING:
+    from .._core import Core
+
+__all__ = ["ACTIVE", "JourneyRuntime", "end_run"]
+
+log = get_logger("omnisdk.journeys")
+
+register_customer_table("journey_runs")
+
+ACTIVE: Final = ("running", "waiting")
+_ACTIVE_SQL: Final = "status IN ('running', 'waiting')"
+_ROUTER_LOCK: Final = 7206312
+_CHUNK: Final = 500
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _marks(items: Sequence[Any]) -> str:
+    return ",".join("?" * len(items))
+
+
+def end_run(tx: Transaction, run_id: str, status: str, reason: str, now: float) -> bool:
+    """End an active run and cancel what it queued but has not sent. False if it was not active."""
+    ended = tx.execute(
+        "UPDATE journey_runs SET status = ?, reason = ?, active_key = NULL, wait_event = NULL, due_at = NULL, "
+        f"lease_owner = NULL, ended_at = ?, updated_at = ? WHERE id = ? AND {_ACTIVE_SQL}",
+        (status, reason, now, now, run_id),
+    )
+    if ended:
+        cancel_run_deliveries(tx, run_id, reason=reason, now=now)
+    return bool(ended)
+
+
+class JourneyRuntime:
+    """A `Worker` of the core. Settings come from the `[journeys]` config section."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        settings: Mapping[str, Any] = core.config.raw.get("journeys", {}) or {}
+        self.batch_size = int(settings.get("batch_size", 500))
+        self.route_batch_size = int(settings.get("route_batch_size", 1000))
+        self.lease_seconds = float(settings.get("lease_seconds", 300))
+        self.max_attempts = int(settings.get("max_attempts", 5))
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.journeys: dict[str, dict[str, Journey]] = {}
+        self.current: dict[str, Journey] = {}
+        self._triggers: dict[str, list[str]] = {}
+        self._goals: set[str] = set()
+
+    # -- registration
+    def register(self, journey: Journey) -> Journey:
+        """Add a journey version; the version registered last is the one new runs start on."""
+        if not isinstance(journey, Journey):
+            raise ValidationError("expected a journey (from @journey or Journey.from_dict)", field="journey",
+                                  value=journey)
+        self.journeys.setdefault(journey.id, {})[journey.version] = journey
+        self.current[journey.id] = journey
+        self._triggers = {}
+        for current in self.current.values():
+            for event in current.trigger:
+                self._triggers.setdefault(event, []).append(current.id)
+        self._goals = {g for versions in self.journeys.values() for j in versions.values() for g in j.exit_on}
+        return journey
+
+    def version(self, journey_id: str, version: str) -> Journey:
+        found = self.journeys.get(journey_id, {}).get(version)
+        if found is None:
+            known = ", ".join(self.journeys.get(journey_id, {})) or "none"
+            raise JourneyError(
+                f"journey {journey_id!r} version {version!r} is not registered (registered versions: {known}); "
+                "migrate the run to a registered version or cancel it"
+            )
+        return found
+
+    # -- the Worker protocol
+    async def tick(self) -> int:
+        if not self.journeys:
+            return 0
+        return self.route() + self.reconcile_merges() + await self.run_due()
+
+    def next_due(self) -> float | None:
+        if not self.journeys:
+            return None
+        with self.core.store.transaction(immediate=False) as tx:
+            if tx.scalar("SELECT 1 FROM touchpoints WHERE routed = 0 LIMIT 1"):
+                return self.core.clock.timestamp()
+            if self._merges_after(tx, self._merge_cursor(tx), 1):
+                return self.core.clock.timestamp()
+            names = list(self.journeys)
+            due = tx.scalar(
+                f"SELECT MIN(due_at) FROM journey_runs WHERE {_ACTIVE_SQL} AND journey IN ({_marks(names)})", names
+            )
+        return float(due) if due is not None else None
+
+    # -- 1. routing
+    def route(self) -> int:
+        now = self.core.clock.timestamp()
+        with self.core.store.transaction() as tx:
+            postgres = tx.dialect.name == "postgresql"
+            if postgres and not tx.scalar("SELECT pg_try_advisory_xact_lock(?)", (_ROUTER_LOCK,)):
+                return 0
+            rows = tx.query(
+                "SELECT seq, id, customer_id, channel, name, properties, occurred_at FROM touchpoints "
+                f"WHERE routed = 0 ORDER BY seq LIMIT ?{tx.dialect.skip_locked}",
+                (self.route_batch_size,),
+            )
+            if not rows:
+                return 0
+            for row in rows:
+                seq, customer_id, name = row[0], row[2], row[4]
+                if name in self._goals:
+                    self._reach_goal(tx, customer_id, name, seq, now)
+                for journey_id in self._triggers.get(name, ()):
+                    self._start(tx, self.current[journey_id], row, now)
+            # Wake runs waiting for these events; a run being replayed right now loses its lease, so
+            # its replay is discarded and redone with the new event in its inbox.
+            tx.executemany(
+                "UPDATE journey_runs SET due_at = ?, lease_owner = NULL "
+                f"WHERE customer_id = ? AND {_ACTIVE_SQL} AND (wait_event = ? OR lease_owner IS NOT NULL)",
+                list(dict.fromkeys((now, r[2], r[4]) for r in rows)),
+            )
+            for chunk in _chunks([r[0] for r in rows]):
+                tx.execute(f"UPDATE touchpoints SET routed = 1 WHERE seq IN ({_marks(chunk)})", chunk)
+        return len(rows)
+
+    def _start(self, tx: Transaction, journey: Journey, row: Sequence[Any], now: float) -> None:
+        seq, tp_id, customer_id, channel, name, props, occurred = row
+        if journey.reentry != "always":
+            statuses = [s for (s,) in tx.query(
+                "SELECT status FROM journey_runs WHERE customer_id = ? AND journey = ?", (customer_id, journey.id)
+            )]
+            if (journey.reentry == "never" and statuses) or any(s in ACTIVE for s in statuses):
+                return
+        trigger = {
+            "seq": seq, "id": tp_id, "customer_id": customer_id, "channel": channel, "name": name,
+            "properties": loads(props) or {}, "occurred_at": occurred,
+        }
+        tx.execute(
+            "INSERT INTO journey_runs (id, journey, version, customer_id, active_key, status, trigger, trigger_seq, "
+            "due_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            ("run_" + uuid.uuid4().hex, journey.id, journey.version, customer_id,
+             None if journey.reentry == "always" else customer_id, dumps(trigger), seq, now, now, now),
+        )
+
+    def _reach_goal(self, tx: Transaction, customer_id: str, event: str, seq: int, now: float) -> None:
+        runs = tx.query(
+            f"SELECT id, journey, version FROM journey_runs WHERE customer_id = ? AND {_ACTIVE_SQL} "
+            "AND trigger_seq < ?",
+            (customer_id, seq),
+        )
+        for run_id, journey_id, version in runs:
+            definition = self.journeys.get(journey_id, {}).get(version) or self.current.get(journey_id)
+            if definition is not None and event in definition.exit_on:
+                end_run(tx, run_id, "exited", f"goal reached: {event}", now)
+
+    # -- 2. merged profiles
+    def _merge_cursor(self, tx: Transaction) -> int:
+        return int(tx.scalar("SELECT position FROM journey_cursors WHERE name = 'merges'") or 0)
+
+    def _merges_after(self, tx: Transaction, cursor: int, limit: int) -> list[tuple[Any, ...]]:
+        return tx.query("SELECT id, winner_id FROM merges WHERE id > ? ORDER BY id LIMIT ?", (cursor, limit))
+
+    def reconcile_merges(self) -> int:
+        """Two active runs of one journey on a merged profile: the older continues, the other is cancelled."""
+        now = self.core.clock.timestamp()
+        with self.core.store.transaction() as tx:
+            merges = self._merges_after(tx, self._merge_cursor(tx), _CHUNK)
+            if not merges:
+                return 0
+            for winner in dict.fromkeys(w for _, w in merges):
+                kept: dict[str, str] = {}
+                for run_id, journey_id in tx.query(
+                    f"SELECT id, journey FROM journey_runs WHERE customer_id = ? AND {_ACTIVE_SQL} "
+                    "AND active_key IS NOT NULL ORDER BY created_at, id",
+                    (winner,),
+                ):
+                    if journey_id not in kept:
+                        kept[journey_id] = run_id
+                    else:
+                        end_run(tx, run_id, "cancelled",
+                                f"profiles merged into {winner}: run {kept[journey_id]} continues", now)
+            tx.execute(
+                "INSERT INTO journey_cursors (name, position) VALUES ('merges', ?) "
+                "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+                (merges[-1][0],),
+            )
+        return len(merges)
+
+    # -- 3. due runs
+    def claim(self) -> list[tuple[Any, ...]]:
+        """Lease a batch of due runs to this worker; a lease that runs out makes them due again."""
+        now = self.core.clock.timestamp()
+        names = list(self.journeys)
+        with self.core.store.transaction() as tx:
+            runs = tx.query(
+                "SELECT id, journey, version, customer_id, trigger, trigger_seq, attempts FROM journey_runs "
+                f"WHERE {_ACTIVE_SQL} AND due_at <= ? AND journey IN ({_marks(names)}) "
+                f"ORDER BY due_at LIMIT ?{tx.dialect.skip_locked}",
+                (now, *names, self.batch_size),
+            )
+            for chunk in _chunks([r[0] for r in runs]):
+                tx.execute(
+                    f"UPDATE journey_runs SET lease_owner = ?, due_at = ? WHERE id IN ({_marks(chunk)})",
+                    (self.worker_id, now + self.lease_seconds, *chunk),
+                )
+        return runs
+
+    async def run_due(self) -> int:
+        runs = self.claim()
+        if not runs:
+            return 0
+        now = self.core.clock.timestamp()
+        with self.core.store.transaction() as tx:
+            steps = self._load_steps(tx, [r[0] for r in runs])
+            for run in runs:
+                await self._advance(tx, run, steps.get(run[0], {}), now)
+        return len(runs)
+
+    def _load_steps(self, tx: Transaction, run_ids: Sequence[str]) -> dict[str, dict[str, StepRecord]]:
+        steps: dict[str, dict[str, StepRecord]] = {}
+        for chunk in _chunks(run_ids):
+            for run_id, step, kind, args, result, done in tx.query(
+                f"SELECT run_id, step, kind, args, result, done FROM journey_steps WHERE run_id IN ({_marks(chunk)})",
+                chunk,
+            ):
+                steps.setdefault(run_id, {})[step] = StepRecord(kind, loads(args), loads(result)["v"], bool(done))
+        return steps
+
+    async def _advance(self, tx: Transaction, run: Sequence[Any], steps: dict[str, StepRecord], now: float) -> None:
+        run_id, journey_id, version, customer_id, trigger, trigger_seq, attempts = run
+        tx.execute("SAVEPOINT journey_run")
+        try:
+            definition = self.version(journey_id, version)
+            ctx = JourneyContext(
+                tx=tx, run_id=run_id, journey_id=journey_id, version=version, customer_id=customer_id,
+                trigger=loads(trigger) or {}, trigger_seq=int(trigger_seq), now=now, steps=steps,
+            )
+            try:
+                await definition.fn(ctx)
+            except Suspend as suspended:
+                self._write_steps(tx, run_id, steps, now)
+                stored = tx.execute(
+                    "UPDATE journey_runs SET status = 'waiting', step = ?, wait_event = ?, due_at = ?, "
+                    "lease_owner = NULL, attempts = 0, updated_at = ? WHERE id = ? AND lease_owner = ?",
+                    (suspended.step, suspended.wait_event, suspended.due_at, now, run_id, self.worker_id),
+                )
+            else:
+                self._write_steps(tx, run_id, steps, now)
+                stored = tx.execute(
+                    "UPDATE journey_runs SET status = 'completed', active_key = NULL, step = NULL, wait_event = NULL, "
+                    "due_at = NULL, lease_owner = NULL, ended_at = ?, updated_at = ? WHERE id = ? AND lease_owner = ?",
+                    (now, now, run_id, self.worker_id),
+                )
+        except Exception as exc:  # the journey's bug must not take the runner down
+            tx.execute("ROLLBACK TO SAVEPOINT journey_run")
+            self._failed(tx, run_id, journey_id, int(attempts), exc, now)
+        else:
+            if not stored:  # the lease was lost (woken, exited, or claimed by another worker): discard
+                tx.execute("ROLLBACK TO SAVEPOINT journey_run")
+        tx.execute("RELEASE SAVEPOINT journey_run")
+
+    def _write_steps(self, tx: Transaction, run_id: str, steps: dict[str, StepRecord], now: float) -> None:
+        tx.executemany(
+            "INSERT INTO journey_steps (run_id, step, kind, args, result, done, recorded_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(run_id, name, r.kind, dumps(r.args), dumps({"v": r.result}), int(r.done), now)
+             for name, r in steps.items() if r.new],
+        )
+        tx.executemany(
+            "UPDATE journey_steps SET result = ?, done = ?, recorded_at = ? WHERE run_id = ? AND step = ?",
+            [(dumps({"v": r.result}), int(r.done), now, run_id, name)
+             for name, r in steps.items() if r.dirty and not r.new],
+        )
+
+    def _failed(self, tx: Transaction, run_id: str, journey_id: str, attempts: int, exc: Exception, now: float) -> None:
+        """Retry with backoff; a definition problem (changed code, missing version) fails at once."""
+        attempts += 1
+        permanent = isinstance(exc, JourneyError | NonDeterminismError) or attempts >= self.max_attempts
+        reason = f"{type(exc).__name__}: {exc}"
+        if permanent:
+            tx.execute(
+                "UPDATE journey_runs SET status = 'failed', reason = ?, attempts = ?, active_key = NULL, "
+                "due_at = NULL, lease_owner = NULL, ended_at = ?, updated_at = ? WHERE id = ? AND lease_owner = ?",
+                (reason, attempts, now, now, run_id, self.worker_id),
+            )
+        else:
+            tx.execute(
+                "UPDATE journey_runs SET reason = ?, attempts = ?, due_at = ?, lease_owner = NULL, updated_at = ? "
+                "WHERE id = ? AND lease_owner = ?",
+                (reason, attempts, now + min(3600.0, 30.0 * 2**attempts), now, run_id, self.worker_id),
+            )
+        log.warning("journey_run_failed" if permanent else "journey_run_retry", run_id=run_id, journey=journey_id,
+                    attempts=attempts, error_type=type(exc).__name__)
