@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from omnisdk import Omni
 from omnisdk.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _unconfigure_logging() -> Iterator[None]:
+    """`main()` points structlog at pytest's captured stderr, which closes after the test."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture

@@ -44,11 +44,11 @@ class Templates:
         configured_key = config.webhooks.get("signing_key")
         if configured_key is not None and (not isinstance(configured_key, str) or len(configured_key) < 16):
             raise ConfigError("expected a secret of at least 16 characters", field="webhooks.signing_key")
-        key: bytes | Callable[[], bytes]
+        key: bytes
         if configured_key:
             key = configured_key.encode()
         elif store is not None:
-            key = lambda: stored_signing_key(store)  # noqa: E731 - read lazily: previews need no key
+            key = stored_signing_key(store)  # now, not inside a later transaction: the store does not nest them
         else:
             raise ConfigError("set a signing key for tracked links, or give a store", field="webhooks.signing_key")
         links = Links(LinkSettings.from_config(config.templates, config.webhooks), key)
