@@ -109,11 +109,6 @@ class Core:
         self.workers: list[Worker] = []
         self._hook_touchpoints = self.plugins.has_impls("touchpoint_recorded")
         self.facade: Any = None
-        from .journeys import JourneyRuntime, RunAdmin  # journeys route touchpoints and queue sends
-
-        self.journeys = JourneyRuntime(self)
-        self.runs = RunAdmin(self.store, self.journeys)
-        self.workers.append(self.journeys)
         from .messages import Templates
         from .policies import PolicyRules
 
@@ -124,6 +119,16 @@ class Core:
         self.policy_rules = PolicyRules.from_config(
             self.config.policies, [args[0] for args in self.plugins.collect("register_policies") if args]
         )
+        from .segments import SegmentWatcher  # watched segments turn entries/exits into touchpoints first
+
+        self.segments = SegmentWatcher(self, interval=float(self.config.raw.get("analytics", {}).get(
+            "segment_interval_seconds", 3600)))
+        self.workers.append(self.segments)
+        from .journeys import JourneyRuntime, RunAdmin  # journeys route touchpoints and queue sends
+
+        self.journeys = JourneyRuntime(self)
+        self.runs = RunAdmin(self.store, self.journeys)
+        self.workers.append(self.journeys)
         # The dispatcher runs after the journey runtime, so a step's sends go out in the same round.
         from .delivery import Dispatcher, WebhookHandler
 

@@ -14,10 +14,11 @@ from ._clock import Clock
 from ._core import Core, Who
 from ._customers import Consent, Customer
 from ._touchpoints import Touchpoint
-from .journeys import Journey, JourneyRun
 from .delivery import Delivery
+from .journeys import Journey, JourneyRun
 from .messages import Templates
 from .providers import WebhookResponse
+from .segments import Condition, Segment
 from .store import SQLStore
 
 __all__ = ["AsyncOmni", "Omni"]
@@ -137,6 +138,14 @@ class Omni(_Base):
     ) -> list[Touchpoint]:
         """Touchpoints on every channel, oldest first."""
         return self._core.timeline(customer_id, channels=channels, since=since, limit=limit)
+
+    def segment(self, condition: Condition) -> Segment:
+        """The customers matching `condition` (see `omnisdk.segments`): `.customers()`, `.count()`."""
+        return Segment(self._core, condition)
+
+    def watch_segment(self, name: str, condition: Condition) -> Segment:
+        """Re-evaluate a segment periodically; entering and leaving it are touchpoints journeys can use."""
+        return self._core.segments.watch(name, condition)
 
     def run_until_idle(self) -> int:
         """Run the journeys and deliveries that are due now, then return how much was done."""

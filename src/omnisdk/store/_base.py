@@ -48,6 +48,10 @@ class Dialect:
         """SQL for `column[key]` as text."""
         raise NotImplementedError
 
+    def json_number(self, column: str, key: str) -> str:
+        """SQL for `column[key]` as a number (NULL when absent)."""
+        raise NotImplementedError
+
 
 class Transaction:
     """A DB-API cursor inside one transaction, speaking portable SQL."""

@@ -33,6 +33,11 @@ class PostgresDialect(Dialect):
     def json_text(self, column: str, key: str) -> str:
         return f"({column} ->> '{key}')"
 
+    def json_number(self, column: str, key: str) -> str:
+        # Only JSON numbers are numbers (as in SQLite): "42" and "unknown" never compare.
+        value = f"CAST({column} ->> '{key}' AS DOUBLE PRECISION)"
+        return f"(CASE WHEN jsonb_typeof({column} -> '{key}') = 'number' THEN {value} END)"
+
 
 class PostgresStore(SQLStore):
     """`postgresql://host/db?schema=name` keeps omnisdk's tables in their own schema."""

@@ -24,6 +24,11 @@ class SQLiteDialect(Dialect):
     def json_text(self, column: str, key: str) -> str:
         return f"json_extract({column}, '$.\"{key}\"')"
 
+    def json_number(self, column: str, key: str) -> str:
+        path = f"'$.\"{key}\"'"
+        numeric = f"json_type({column}, {path}) IN ('integer', 'real')"
+        return f"(CASE WHEN {numeric} THEN json_extract({column}, {path}) END)"
+
 
 class SQLiteStore(SQLStore):
     dialect = SQLiteDialect()
