@@ -1,7 +1,7 @@
 """Fake provider endpoints the conformance kit scripts: an HTTP server and an SMTP server (aiosmtpd).
 
-Each answers the next requests as scripted ("ok", "reject", "rate_limit", "server_error",
-"unavailable", "drop", "timeout") and records what it received, so the suite can check how a
+Each answers every request with the fault it was last told ("ok", "reject", "rate_limit",
+"server_error", "unavailable", "drop", "timeout") and records what it received, so the suite can check how a
 provider maps every kind of failure without a real account.
 """
 
@@ -12,7 +12,7 @@ import contextlib
 import json
 import socket
 import ssl
-from collections import deque
+import warnings
 from collections.abc import Mapping
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -42,8 +42,8 @@ class Endpoint(Protocol):
     #: Every request received, raw (HTTP: head and body; SMTP: the message data).
     requests: list[bytes]
 
-    def script(self, *faults: Fault) -> None:
-        """Answer the next requests with these, in order; "ok" after that."""
+    def answer_with(self, fault: Fault) -> None:
+        """Answer every request from now on with `fault` ("ok" at first)."""
 
 
 @attrs.frozen
@@ -72,7 +72,7 @@ class ScriptedHTTPEndpoint:
     def __init__(self, replies: Mapping[str, Reply]) -> None:
         self.replies = dict(replies)
         self.requests: list[bytes] = []
-        self._script: deque[Fault] = deque()
+        self.fault: Fault = "ok"
         self._server: asyncio.Server | None = None
         self._closing = asyncio.Event()
 
@@ -85,8 +85,8 @@ class ScriptedHTTPEndpoint:
     def settings(self) -> Mapping[str, Any]:
         return {"base_url": self.base_url}
 
-    def script(self, *faults: Fault) -> None:
-        self._script.extend(faults)
+    def answer_with(self, fault: Fault) -> None:
+        self.fault = fault
 
     async def __aenter__(self) -> ScriptedHTTPEndpoint:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -102,7 +102,7 @@ class ScriptedHTTPEndpoint:
         try:
             while request := await _read_request(reader):
                 self.requests.append(request)
-                fault = self._script.popleft() if self._script else "ok"
+                fault = self.fault
                 if fault == "drop":
                     break
                 if fault == "timeout":
@@ -143,7 +143,7 @@ class SMTPEndpoint:
         self.tls, self.auth, self.implicit_tls = tls, auth, implicit_tls
         self.requests: list[bytes] = []
         self.envelopes: list[tuple[str, list[str]]] = []
-        self._script: deque[Fault] = deque()
+        self.fault: Fault = "ok"
         self._controller: Any = None
         self.port = 0
 
@@ -155,11 +155,11 @@ class SMTPEndpoint:
     def messages(self) -> list[EmailMessage]:
         return [message_from_bytes(raw, policy=policy.default) for raw in self.requests]
 
-    def script(self, *faults: Fault) -> None:
-        self._script.extend(faults)
+    def answer_with(self, fault: Fault) -> None:
+        self.fault = fault
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        fault = self._script.popleft() if self._script else "ok"
+        fault = self.fault
         if fault == "drop":
             server.transport.close()
             return "421 4.3.0 closing"
@@ -186,13 +186,20 @@ class SMTPEndpoint:
     def start(self) -> SMTPEndpoint:
         from aiosmtpd.controller import Controller
 
+        class QuietController(Controller):
+            def factory(self) -> Any:
+                # Plain-text AUTH is what the tests want; aiosmtpd warns about it on every connection.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
+                    return super().factory()  # type: ignore[no-untyped-call]
+
         kwargs: dict[str, Any] = {}
         if self.tls is not None and not self.implicit_tls:
             kwargs.update(tls_context=self.tls, require_starttls=True)
         if self.auth is not None:
             kwargs.update(authenticator=self._authenticate, auth_required=True, auth_require_tls=self.tls is not None)
         self.port = free_port()
-        self._controller = Controller(
+        self._controller = QuietController(
             self, hostname="127.0.0.1", port=self.port, ssl_context=self.tls if self.implicit_tls else None, **kwargs
         )
         self._controller.start()

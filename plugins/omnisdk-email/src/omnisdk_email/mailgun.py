@@ -1,0 +1,167 @@
+"""Mailgun Messages API and its webhooks (HMAC-SHA256 over timestamp and token).
+
+Mailgun's signature covers the timestamp and the token only, not the event data. So a token is
+remembered with a hash of the body it came with: the same webhook again (a retry) passes and is
+deduplicated by event id downstream, but the same signature on another body is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+from urllib.parse import urlencode
+
+import attrs
+import httpx
+
+import omnisdk
+from omnisdk.providers import Outcome, http_error_outcome, retry_after_seconds, transport_error_outcome
+
+from ._common import DELIVERY_ARG, HTTP_URL, check_outgoing, json_object, mailbox, unsubscribe_headers
+
+__all__ = ["MailgunEmail", "mailgun_signature"]
+
+#: Tokens remembered for replay checks (a day of webhooks at a modest volume).
+SEEN_TOKENS: Final = 100_000
+
+
+def mailgun_signature(signing_key: str, timestamp: str, token: str) -> str:
+    return hmac.new(signing_key.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
+
+
+class MailgunEmail(omnisdk.Provider):
+    """`[channels.email] provider = "mailgun"`."""
+
+    name = "mailgun"
+    channel = "email"
+    capabilities = omnisdk.Capabilities(max_batch_size=1, max_concurrency=16)
+
+    @attrs.define(kw_only=True)
+    class Config:
+        api_key: str = omnisdk.secret()
+        domain: str = attrs.field(validator=attrs.validators.matches_re(r"^[A-Za-z0-9.-]+\.[A-Za-z]{2,}$"))
+        from_: str = attrs.field(validator=mailbox)
+        #: https://api.eu.mailgun.net for EU domains.
+        base_url: str = attrs.field(default="https://api.mailgun.net", validator=HTTP_URL)
+        #: The HTTP webhook signing key; webhooks are refused without it.
+        webhook_signing_key: str | None = omnisdk.secret(None)
+        webhook_tolerance: float = 300.0
+        unsubscribe_mailto: str | None = attrs.field(default=None, validator=mailbox)
+
+    config: Config
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._tokens: OrderedDict[str, str] = OrderedDict()
+
+    async def send(self, batch: Sequence[omnisdk.Outgoing]) -> Sequence[Outcome]:
+        return [await self._send_one(message) for message in batch]
+
+    def form(self, message: omnisdk.Outgoing, content: omnisdk.Email) -> list[tuple[str, str]]:
+        fields = [("from", content.from_ or self.config.from_), ("to", message.to), ("subject", content.subject),
+                  (f"v:{DELIVERY_ARG}", message.delivery_id)]
+        fields += [(kind, body) for kind, body in (("text", content.text), ("html", content.html)) if body]
+        if content.reply_to:
+            fields.append(("h:Reply-To", content.reply_to))
+        headers = {**content.headers, **unsubscribe_headers(message, self.config.unsubscribe_mailto)}
+        fields += [(f"h:{name}", value) for name, value in headers.items()]
+        fields += [("o:tag", tag) for tag in list(content.categories)[:3]]
+        return fields
+
+    async def _send_one(self, message: omnisdk.Outgoing) -> Outcome:
+        content = check_outgoing(message)
+        if isinstance(content, omnisdk.PermanentError):
+            return content
+        try:
+            response = await self.http.post(
+                f"{self.config.base_url.rstrip('/')}/v3/{self.config.domain}/messages",
+                content=urlencode(self.form(message, content)).encode(),
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+                auth=("api", self.config.api_key),
+            )
+        except httpx.TransportError as exc:
+            return transport_error_outcome(exc)
+        body = json_object(response)
+        if response.status_code == 200 and isinstance(body.get("id"), str):
+            return omnisdk.Accepted(provider_message_id=body["id"].strip("<>"))
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"), self.clock.timestamp())
+        reason = f"mailgun {response.status_code}: {body.get('message', '')}".rstrip(": ")
+        return http_error_outcome(response.status_code if response.status_code >= 400 else 502, reason,
+                                  retry_after=retry_after)
+
+    def verify_webhook(self, request: omnisdk.WebhookRequest) -> None:
+        key = self.config.webhook_signing_key
+        if not key:
+            raise omnisdk.WebhookError("mailgun webhooks need `webhook_signing_key`", status=401)
+        signature = _payload(request).get("signature")
+        if not isinstance(signature, Mapping) or not all(
+            isinstance(signature.get(k), str) for k in ("timestamp", "token", "signature")
+        ):
+            raise omnisdk.WebhookError("missing signature {timestamp, token, signature}", status=401)
+        timestamp, token = signature["timestamp"], signature["token"]
+        if not hmac.compare_digest(mailgun_signature(key, timestamp, token), signature["signature"]):
+            raise omnisdk.WebhookError("webhook signature does not match", status=401)
+        if not timestamp.isdigit() or abs(self.clock.timestamp() - int(timestamp)) > self.config.webhook_tolerance:
+            raise omnisdk.WebhookError("stale webhook timestamp", status=401)
+        digest = hashlib.sha256(request.body).hexdigest()
+        if self._tokens.setdefault(token, digest) != digest:
+            raise omnisdk.WebhookError("webhook token replayed with another body", status=401)
+        self._tokens.move_to_end(token)
+        while len(self._tokens) > SEEN_TOKENS:
+            self._tokens.popitem(last=False)
+
+    def parse_webhook(self, request: omnisdk.WebhookRequest) -> omnisdk.WebhookResult:
+        data = _payload(request).get("event-data")
+        if not isinstance(data, Mapping):
+            raise omnisdk.WebhookError("missing event-data", status=400)
+        event = _event(data)
+        return omnisdk.WebhookResult(events=[event] if event else [])
+
+
+def _payload(request: omnisdk.WebhookRequest) -> Mapping[str, Any]:
+    try:
+        payload = json.loads(request.body)
+    except ValueError:
+        raise omnisdk.WebhookError("webhook body is not JSON", status=400) from None
+    if not isinstance(payload, Mapping):
+        raise omnisdk.WebhookError("webhook body is not a JSON object", status=400)
+    return payload
+
+
+def _event(data: Mapping[str, Any]) -> omnisdk.WebhookEvent | None:
+    E = omnisdk.Events
+    kind = data.get("event")
+    properties: dict[str, Any] = {"provider": "mailgun"}
+    if kind == "failed":
+        name = E.MESSAGE_BOUNCED
+        properties["bounce_type"] = "hard" if data.get("severity") == "permanent" else "soft"
+        properties["reason"] = str(data.get("reason", ""))
+    elif kind == "clicked":
+        name, properties["url"] = E.LINK_CLICKED, str(data.get("url", ""))
+    else:
+        simple = {"delivered": E.MESSAGE_DELIVERED, "opened": E.MESSAGE_OPENED, "complained": E.MESSAGE_COMPLAINED,
+                  "unsubscribed": E.UNSUBSCRIBED}
+        if kind not in simple:
+            return None  # accepted, rejected by us, stored: nothing the customer experienced
+        name = simple[kind]
+    message = data.get("message")
+    headers = message.get("headers") if isinstance(message, Mapping) else None
+    message_id = headers.get("message-id") if isinstance(headers, Mapping) else None
+    variables = data.get("user-variables")
+    delivery_id = variables.get(DELIVERY_ARG) if isinstance(variables, Mapping) else None
+    timestamp = data.get("timestamp")
+    return omnisdk.WebhookEvent(
+        name=name,
+        channel="email",
+        id=f"mailgun:{data['id']}" if data.get("id") else None,
+        provider_message_id=str(message_id) if message_id else None,
+        delivery_id=str(delivery_id) if delivery_id else None,
+        who={"email": str(data["recipient"])} if data.get("recipient") else {},
+        properties=properties,
+        occurred_at=datetime.fromtimestamp(timestamp, UTC) if isinstance(timestamp, int | float) else None,
+    )

@@ -1,0 +1,210 @@
+"""SendGrid v3 Mail Send, many recipients per request, and its ECDSA-signed Event Webhook.
+
+Messages of one batch that share their body (a broadcast) go out in one request with one
+personalization each (up to 1000): subject, unsubscribe headers and our delivery id (a custom
+arg, echoed in every event) stay per recipient. Messages whose bodies differ go in requests of
+their own, sent concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from email.utils import parseaddr
+from typing import Any, Final
+
+import attrs
+import httpx
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+import omnisdk
+from omnisdk.providers import Outcome, http_error_outcome, retry_after_seconds, transport_error_outcome
+
+from ._common import DELIVERY_ARG, HTTP_URL, check_outgoing, json_object, mailbox, unsubscribe_headers
+
+__all__ = ["SendGridEmail", "load_verification_key"]
+
+SIGNATURE_HEADER: Final = "X-Twilio-Email-Event-Webhook-Signature"
+TIMESTAMP_HEADER: Final = "X-Twilio-Email-Event-Webhook-Timestamp"
+MAX_PERSONALIZATIONS: Final = 1000
+
+
+def load_verification_key(value: str) -> ec.EllipticCurvePublicKey:
+    """The Event Webhook verification key: base64 DER SubjectPublicKeyInfo, an EC P-256 key."""
+    try:
+        key = load_der_public_key(base64.b64decode(value, validate=True))
+    except (ValueError, binascii.Error):
+        raise ValueError("webhook_public_key: not a base64 DER public key") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise ValueError("webhook_public_key: not an elliptic-curve key")
+    return key
+
+
+def _public_key(_instance: object, _attribute: Any, value: Any) -> None:
+    if value is not None:
+        load_verification_key(value)
+
+
+def _address(value: str) -> dict[str, str]:
+    name, email = parseaddr(value)
+    return {"email": email, "name": name} if name else {"email": email}
+
+
+class SendGridEmail(omnisdk.Provider):
+    """`[channels.email] provider = "sendgrid"`."""
+
+    name = "sendgrid"
+    channel = "email"
+    capabilities = omnisdk.Capabilities(max_batch_size=MAX_PERSONALIZATIONS, max_concurrency=16)
+
+    @attrs.define(kw_only=True)
+    class Config:
+        api_key: str = omnisdk.secret()
+        from_: str = attrs.field(validator=mailbox)
+        base_url: str = attrs.field(default="https://api.sendgrid.com", validator=HTTP_URL)
+        #: The Event Webhook's verification key; webhooks are refused without it.
+        webhook_public_key: str | None = attrs.field(default=None, validator=_public_key)
+        #: Oldest signed webhook accepted, in seconds (replay protection).
+        webhook_tolerance: float = 600.0
+        unsubscribe_mailto: str | None = attrs.field(default=None, validator=mailbox)
+        #: Send with mail_settings.sandbox_mode: validated by SendGrid, never delivered.
+        sandbox: bool = False
+
+    config: Config
+
+    async def send(self, batch: Sequence[omnisdk.Outgoing]) -> Sequence[Outcome]:
+        outcomes: list[Outcome | None] = [None] * len(batch)
+        groups: dict[tuple[Any, ...], list[tuple[int, omnisdk.Outgoing, omnisdk.Email]]] = {}
+        for index, message in enumerate(batch):
+            content = check_outgoing(message)
+            if isinstance(content, omnisdk.PermanentError):
+                outcomes[index] = content
+                continue
+            key = (content.from_, content.reply_to, content.text, content.html, content.preheader,
+                   tuple(content.categories), tuple(sorted(content.headers.items())))
+            groups.setdefault(key, []).append((index, message, content))
+        results = await asyncio.gather(*(self._send_group(group) for group in groups.values()))
+        for group, outcome in zip(groups.values(), results, strict=True):
+            for index, _, _ in group:
+                outcomes[index] = outcome
+        return [o for o in outcomes if o is not None]
+
+    def payload(self, group: Sequence[tuple[int, omnisdk.Outgoing, omnisdk.Email]]) -> dict[str, Any]:
+        """The Mail Send body for messages that share their content."""
+        first = group[0][2]
+        personalizations = []
+        for _, message, content in group:
+            personalization: dict[str, Any] = {
+                "to": [{"email": message.to}],
+                "subject": content.subject,
+                "custom_args": {DELIVERY_ARG: message.delivery_id},
+            }
+            headers = unsubscribe_headers(message, self.config.unsubscribe_mailto)
+            if headers:
+                personalization["headers"] = headers
+            personalizations.append(personalization)
+        body: dict[str, Any] = {
+            "personalizations": personalizations,
+            "from": _address(first.from_ or self.config.from_),
+            "subject": first.subject,
+            "content": [{"type": t, "value": v} for t, v in (("text/plain", first.text), ("text/html", first.html))
+                        if v],
+        }
+        if first.reply_to:
+            body["reply_to"] = _address(first.reply_to)
+        if first.categories:
+            body["categories"] = list(first.categories)[:10]
+        if first.headers:
+            body["headers"] = dict(first.headers)
+        if self.config.sandbox:
+            body["mail_settings"] = {"sandbox_mode": {"enable": True}}
+        return body
+
+    async def _send_group(self, group: Sequence[tuple[int, omnisdk.Outgoing, omnisdk.Email]]) -> Outcome:
+        try:
+            response = await self.http.post(
+                f"{self.config.base_url.rstrip('/')}/v3/mail/send",
+                json=self.payload(group),
+                headers={"Authorization": f"Bearer {self.config.api_key}"},
+            )
+        except httpx.TransportError as exc:
+            return transport_error_outcome(exc)
+        if response.status_code in (200, 202):
+            return omnisdk.Accepted(provider_message_id=response.headers.get("X-Message-Id", ""))
+        errors = json_object(response).get("errors")
+        first = errors[0] if isinstance(errors, list) and errors else None
+        detail = first.get("message", "") if isinstance(first, dict) else ""
+        now = self.clock.timestamp()
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"), now)
+        reset = response.headers.get("X-RateLimit-Reset", "")
+        if retry_after is None and reset.isdigit():
+            retry_after = max(0.0, int(reset) - now)
+        return http_error_outcome(response.status_code, f"sendgrid {response.status_code}: {detail}".rstrip(": "),
+                                  retry_after=retry_after)
+
+    def verify_webhook(self, request: omnisdk.WebhookRequest) -> None:
+        if not self.config.webhook_public_key:
+            raise omnisdk.WebhookError("sendgrid webhooks need `webhook_public_key` (signed event webhook)", status=401)
+        signature, timestamp = request.header(SIGNATURE_HEADER), request.header(TIMESTAMP_HEADER)
+        if not signature or not timestamp:
+            raise omnisdk.WebhookError(f"missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER}", status=401)
+        key = load_verification_key(self.config.webhook_public_key)
+        try:
+            key.verify(base64.b64decode(signature), timestamp.encode() + request.body, ec.ECDSA(hashes.SHA256()))
+        except (InvalidSignature, binascii.Error, ValueError):
+            raise omnisdk.WebhookError("event webhook signature does not verify", status=401) from None
+        if not timestamp.isdigit() or abs(self.clock.timestamp() - int(timestamp)) > self.config.webhook_tolerance:
+            raise omnisdk.WebhookError("stale event webhook timestamp", status=401)
+
+    def parse_webhook(self, request: omnisdk.WebhookRequest) -> omnisdk.WebhookResult:
+        try:
+            items = json.loads(request.body)
+        except ValueError:
+            raise omnisdk.WebhookError("event webhook body is not JSON", status=400) from None
+        if not isinstance(items, list):
+            raise omnisdk.WebhookError("event webhook body is not a JSON array", status=400)
+        events = [event for item in items if isinstance(item, Mapping) and (event := _event(item)) is not None]
+        return omnisdk.WebhookResult(events=events)
+
+
+def _event(item: Mapping[str, Any]) -> omnisdk.WebhookEvent | None:
+    kind = item.get("event")
+    properties: dict[str, Any] = {"provider": "sendgrid"}
+    E = omnisdk.Events
+    if kind == "bounce":
+        name = E.MESSAGE_BOUNCED
+        properties["bounce_type"] = "soft" if item.get("type") == "blocked" else "hard"
+        properties["reason"] = item.get("reason", "")
+    elif kind == "dropped":
+        name, properties["reason"] = E.MESSAGE_FAILED, item.get("reason", "")
+    elif kind == "click":
+        name, properties["url"] = E.LINK_CLICKED, item.get("url", "")
+    elif kind == "open":
+        name, properties["machine_open"] = E.MESSAGE_OPENED, bool(item.get("sg_machine_open", False))
+    else:
+        simple = {"delivered": E.MESSAGE_DELIVERED, "spamreport": E.MESSAGE_COMPLAINED, "unsubscribe": E.UNSUBSCRIBED,
+                  "group_unsubscribe": E.UNSUBSCRIBED, "group_resubscribe": E.SUBSCRIBED}
+        if kind not in simple:
+            return None  # processed, deferred: not something the customer experienced
+        name = simple[kind]
+    if "asm_group_id" in item:
+        properties["asm_group_id"] = item["asm_group_id"]
+    message_id = str(item.get("sg_message_id", "")).split(".")[0] or None
+    timestamp = item.get("timestamp")
+    return omnisdk.WebhookEvent(
+        name=name,
+        channel="email",
+        id=f"sendgrid:{item.get('sg_event_id') or f'{message_id}:{kind}:{timestamp}'}",
+        provider_message_id=message_id,
+        delivery_id=str(item[DELIVERY_ARG]) if item.get(DELIVERY_ARG) else None,
+        who={"email": str(item["email"])} if item.get("email") else {},
+        properties=properties,
+        occurred_at=datetime.fromtimestamp(timestamp, UTC) if isinstance(timestamp, int | float) else None,
+    )
