@@ -240,3 +240,28 @@ def test_a_failing_filter_fails_the_delivery_not_the_process() -> None:
         message = omni.templates.add(Message("m", sms=SMS(text="{{ 1|explode }}")))
         with pytest.raises(TemplateError, match=r"template 'm', sms.text: ZeroDivisionError"):
             render(message, "sms", omni.templates.context(omni.customer("c1")))
+
+
+@pytest.mark.parametrize(("config", "field"), [
+    ({"webhooks": {"signing_key": "short"}}, "webhooks.signing_key"),
+    ({"templates": {"links": {"base_url": "ftp://x"}}}, "templates.links.base_url"),
+    ({"templates": {"links": {"utm": {"utm_campaign": "{campaing}"}}}}, "templates.links.utm.utm_campaign"),
+    ({"templates": {"folder": "/no/such/folder"}}, "templates.folder"),
+    ({"brand": {"partials": {"footer": 3}}}, "brand.partials"),
+])
+def test_bad_message_config_names_the_key(config: dict[str, object], field: str) -> None:
+    with pytest.raises(omnisdk.ConfigError) as error:
+        Omni("sqlite://:memory:", config=config, load_entry_points=False)
+    assert error.value.field == field
+
+
+def test_links_without_tracking_get_utm_only_and_keep_their_own_parameters() -> None:
+    config = {"templates": {"links": {"track": False, "utm": {"utm_source": "acme", "utm_medium": "{channel}"}}}}
+    with Omni("sqlite://:memory:", config=config, load_entry_points=False) as omni:
+        omni.identify("c1")
+        message = omni.templates.add(Message("m", sms=SMS(
+            text="{{ link('https://acme.example/p?utm_source=partner', utm_content='hero') }} {{ unsubscribe_url }}")))
+        text = render(message, "sms", omni.templates.context(omni.customer("c1"))).text
+    link, unsubscribe = text.split(" ")
+    assert link == "https://acme.example/p?utm_source=partner&utm_medium=sms&utm_content=hero"
+    assert unsubscribe.startswith("http://localhost:8000/omnisdk/u/")
