@@ -181,7 +181,7 @@ class SMTPEndpoint:
         from aiosmtpd.smtp import AuthResult, LoginPassword
 
         ok = isinstance(data, LoginPassword) and self.auth == (data.login.decode(), data.password.decode())
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)
 
     def start(self) -> SMTPEndpoint:
         from aiosmtpd.controller import Controller
