@@ -39,8 +39,8 @@ def provider(settings: Mapping[str, Any], **extra: Any) -> SMTPEmail:
 
 def message(to: str = "ada@example.com", **metadata: Any) -> omnisdk.Outgoing:
     content = omnisdk.Email(
-        subject="Ada, ton panier t-attend 🛒", text="Reviens vite", html="<p>Reviens <b>vite</b></p>",
-        preheader="-10% aujourdéhui", headers={"X-Campaign": "cart", "From": "spoof@evil.example"},
+        subject="Ada, voilà ton panier 🛒", text="Reviens vite", html="<p>Reviens <b>vite</b></p>",
+        preheader="-10% cet été", headers={"X-Campaign": "cart", "From": "spoof@evil.example"},
     )
     return ProviderSuite.make_outgoing(to=to, content=content, metadata=metadata)
 
@@ -60,7 +60,7 @@ def test_message_parses_and_dkim_verifies(smtp_server: Any) -> None:
     [raw] = smtp_server.requests
     assert dkim.verify(raw, dnsfunc=dns)
     received = smtp_server.messages[0]
-    assert received["Subject"] == "Ada, ton panier t-attend 🛒"
+    assert received["Subject"] == "Ada, voilà ton panier 🛒"
     assert received["From"] == "Acme <hello@acme.example>"  # a template cannot override From
     assert received["X-Campaign"] == "cart"
     assert received["Message-ID"] == f"<{outcomes[0].provider_message_id}>"
@@ -69,7 +69,7 @@ def test_message_parses_and_dkim_verifies(smtp_server: Any) -> None:
     assert received.get_content_type() == "multipart/alternative"
     text, html = received.iter_parts()
     assert text.get_content().strip() == "Reviens vite"
-    assert "<b>vite</b>" in html.get_content() and "-10% aujourdéhui" in html.get_content()
+    assert "<b>vite</b>" in html.get_content() and "-10% cet été" in html.get_content()
     tags = dict(tag.strip().split("=", 1) for tag in str(received["DKIM-Signature"]).split(";") if "=" in tag)
     covered = {name.strip().lower() for name in tags["h"].split(":")}
     assert {"list-unsubscribe", "list-unsubscribe-post", "from", "subject", "message-id"} <= covered
