@@ -13,7 +13,7 @@ import base64
 import json
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -25,6 +25,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+#: The conformance kit's scripted faults, as APNs answers them (drop and timeout are handled apart).
+SCRIPTED = {
+    "reject": (400, "BadExpirationDate", {}),
+    "rate_limit": (429, "TooManyRequests", {"retry-after": "7"}),
+    "server_error": (500, "InternalServerError", {}),
+    "unavailable": (503, "ServiceUnavailable", {}),
+}
 
 
 @attrs.frozen
@@ -53,6 +61,7 @@ class APNsImitation:
         self.queued: list[tuple[int, str, dict[str, str]]] = []
         #: Every distinct provider token seen, in order.
         self.provider_tokens: list[str] = []
+        self.fault = "ok"
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -79,6 +88,21 @@ class APNsImitation:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
+    # -- the conformance kit's Endpoint protocol
+    @property
+    def settings(self) -> Mapping[str, str]:
+        return {"base_url": self.base_url}
+
+    def answer_with(self, fault: str) -> None:
+        """Answer every request from now on with `fault` ("ok", "reject", "rate_limit", ..., "drop", "timeout")."""
+        self.fault = fault
+
+    async def __aenter__(self) -> APNsImitation:
+        return await asyncio.to_thread(self.__enter__)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.to_thread(self.__exit__)
+
     def assert_no_violations(self) -> None:
         assert not self.violations, "\n".join(self.violations)
 
@@ -102,7 +126,16 @@ class APNsImitation:
                     conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                 elif isinstance(event, h2.events.StreamEnded):
                     headers, body = streams.pop(event.stream_id)
+                    fault = self.fault
+                    if fault == "drop":
+                        writer.close()
+                        return
+                    if fault == "timeout":
+                        continue  # never answered: the client times out
                     status, answer, extra = self._answer(headers, bytes(body))
+                    if fault in SCRIPTED:
+                        status, reason, extra = SCRIPTED[fault]
+                        answer = json.dumps({"reason": reason}).encode()
                     response = [(":status", str(status)), ("apns-id", headers.get("apns-id") or str(uuid.uuid4())),
                                 *extra.items()]
                     conn.send_headers(event.stream_id, response, end_stream=not answer)

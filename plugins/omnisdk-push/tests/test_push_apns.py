@@ -165,9 +165,8 @@ def test_config_errors_name_the_field(signing_key, change: dict[str, object], fi
 
 
 def test_signing_key_must_be_a_p256_key() -> None:
-    config = APNsPush.Config(team_id=TEAM, key_id=KEY_ID, signing_key="not a key", topic=TOPIC)
     with pytest.raises(ConfigError) as info:
-        APNsPush(config, http=httpx.AsyncClient())
+        APNsPush.Config(team_id=TEAM, key_id=KEY_ID, signing_key="not a key", topic=TOPIC)
     assert info.value.field == "signing_key"
 
 

@@ -131,7 +131,7 @@ async def test_unreachable_token_endpoint_is_retryable(fcm: FCMImitation) -> Non
 )
 def test_bad_credentials_are_config_errors_naming_the_field(credentials: str, field: str) -> None:
     with pytest.raises(ConfigError) as info:
-        FCMPush(FCMPush.Config(credentials=credentials), http=httpx.AsyncClient())
+        FCMPush.Config(credentials=credentials)
     assert info.value.field == field
 
 

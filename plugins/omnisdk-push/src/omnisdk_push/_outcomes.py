@@ -1,4 +1,4 @@
-"""Turning push service answers into outcomes, and sending a batch as concurrent requests.
+"""Turning push service answers into outcomes, one request per message.
 
 The three services share HTTP's meaning of a status (the core's `http_error_outcome`) and each
 adds its own reason codes on top: which ones mean "this device is gone" and which mean "later".
@@ -6,7 +6,6 @@ adds its own reason codes on top: which ones mean "this device is gone" and whic
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Collection, Sequence
 
 import attrs
@@ -40,12 +39,11 @@ def failure(
 
 
 async def send_each(batch: Sequence[Outgoing], send_one: Callable[[Outgoing], Awaitable[Outcome]]) -> list[Outcome]:
-    """One request per message, concurrently; a network failure is that message's retryable outcome."""
-
-    async def guarded(message: Outgoing) -> Outcome:
+    """One request per message (the core runs sends concurrently); a network failure is a retryable outcome."""
+    outcomes: list[Outcome] = []
+    for message in batch:
         try:
-            return await send_one(message)
+            outcomes.append(await send_one(message))
         except httpx.TransportError as exc:
-            return transport_error_outcome(exc)
-
-    return list(await asyncio.gather(*(guarded(m) for m in batch)))
+            outcomes.append(transport_error_outcome(exc))
+    return outcomes

@@ -1,7 +1,7 @@
 """Apple Push Notification service over HTTP/2 with a token (.p8 key) signed ES256.
 
-APNs speaks only HTTP/2, so this provider keeps its own HTTP/2 client: every message of a batch is
-a stream on one connection. Apple rejects a provider token older than an hour and refuses new ones
+APNs speaks only HTTP/2, so this provider keeps its own HTTP/2 client: concurrent sends are streams
+on one connection. Apple rejects a provider token older than an hour and refuses new ones
 more often than every 20 minutes, so one token is reused and renewed after `token_refresh_seconds`.
 """
 
@@ -51,8 +51,10 @@ def apns_payload(message: Outgoing) -> dict[str, Any]:
 class APNsPush(Provider):
     name = "apns"
     channel = "push"
-    capabilities = Capabilities(max_batch_size=100, max_concurrency=8,
-                                content_limits={"payload_bytes": APNS_PAYLOAD_LIMIT})
+    # One request per message; concurrent sends are streams multiplexed on one HTTP/2 connection.
+    capabilities = Capabilities(
+        max_batch_size=1, max_concurrency=64, content_limits={"payload_bytes": APNS_PAYLOAD_LIMIT}
+    )
 
     @attrs.define
     class Config:
@@ -69,6 +71,7 @@ class APNsPush(Provider):
         token_refresh_seconds: int = 50 * 60
 
         def __attrs_post_init__(self) -> None:
+            load_ec_private_key(self.signing_key, "signing_key")  # a bad key fails at start, not at a send
             for field in ("team_id", "key_id"):
                 if len(getattr(self, field)) != 10:
                     raise ConfigError("Apple team and key ids are 10 characters", field=field)
@@ -84,7 +87,8 @@ class APNsPush(Provider):
         super().__init__(config, **kwargs)
         self._key = load_ec_private_key(config.signing_key, "signing_key")
         self._tokens = TokenCache(lifetime=float(config.token_refresh_seconds))
-        self.h2 = httpx.AsyncClient(http1=False, http2=True, base_url=config.base_url, timeout=httpx.Timeout(30.0))
+        # The core's client sets the timeouts; APNs needs HTTP/2, which that client may not speak.
+        self.h2 = httpx.AsyncClient(http1=False, http2=True, base_url=config.base_url, timeout=self.http.timeout)
 
     def provider_token(self) -> str:
         now = self.clock.timestamp()

@@ -92,7 +92,8 @@ def fcm_message(message: Outgoing, platforms: Mapping[str, Mapping[str, Any]]) -
 class FCMPush(Provider):
     name = "fcm"
     channel = "push"
-    capabilities = Capabilities(max_batch_size=100, rate_limit=None, content_limits={"payload_bytes": 4096})
+    # FCM v1 has no multi-recipient send: one request per message, many in flight (max_concurrency).
+    capabilities = Capabilities(max_batch_size=1, max_concurrency=64, content_limits={"payload_bytes": 4096})
 
     @attrs.define
     class Config:
@@ -111,6 +112,7 @@ class FCMPush(Provider):
         validate_only: bool = False
 
         def __attrs_post_init__(self) -> None:
+            ServiceAccount.parse(self.credentials)  # a bad key fails when the client starts, not at a send
             for platform in ("android", "apns", "webpush"):
                 if not isinstance(getattr(self, platform), dict):
                     raise ConfigError("must be a table of FCM options", field=platform)

@@ -93,7 +93,7 @@ class WebPush(Provider):
     name = "webpush"
     channel = "push"
     capabilities = Capabilities(
-        max_batch_size=100,
+        max_batch_size=1,
         content_limits={"payload_bytes": MAX_PLAINTEXT_BYTES},
         crash_policy="at_most_once",
     )
@@ -112,6 +112,7 @@ class WebPush(Provider):
         allow_http_endpoints: bool = False
 
         def __attrs_post_init__(self) -> None:
+            load_ec_private_key(self.vapid_private_key, "vapid_private_key")  # fails at start, not at a send
             if not self.vapid_subject.startswith(("mailto:", "https://")):
                 raise ConfigError("must be a mailto: or https: contact (RFC 8292 §2.1)", field="vapid_subject")
             if self.ttl < 0:
