@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,7 +15,7 @@ from omnisdk import Email, Outgoing, PermanentError
 __all__ = ["HTTP_URL", "check_outgoing", "json_object", "mailbox", "unsubscribe_headers"]
 
 #: attrs validator for URL settings.
-HTTP_URL = attrs.validators.matches_re(r"^https?://[^\s/]+")
+HTTP_URL = attrs.validators.matches_re(r"https?://[^\s/]+", func=re.match)
 #: Header name under which providers carry our delivery id (custom args, user variables).
 DELIVERY_ARG = "omnisdk_delivery_id"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -28,7 +29,7 @@ __all__ = [
 ]
 
 #: attrs validators for URL settings (base_url; status_callback, which may be left out).
-HTTP_URL = attrs.validators.matches_re(r"^https?://[^\s/]+")
+HTTP_URL = attrs.validators.matches_re(r"https?://[^\s/]+", func=re.match)
 OPTIONAL_HTTP_URL = attrs.validators.optional(HTTP_URL)
 
 
