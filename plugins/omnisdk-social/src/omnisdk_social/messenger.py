@@ -1,0 +1,95 @@
+"""Messenger Send API to a page-scoped id (PSID), inside the 24-hour window or with a message tag.
+
+Inside the window a message goes out as `RESPONSE`. Outside it Meta allows only tagged, non-promotional
+updates, so a `Social.tag` is used for transactional sends only; anything else is a permanent error
+that falls back to the next channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+import omnisdk
+from omnisdk import Accepted, Events, Outgoing, PermanentError, Social, WebhookEvent
+from omnisdk.providers import Outcome
+
+from ._base import MetaConfig, MetaProvider, timestamp
+from ._graph import graph_outcome, in_window
+
+__all__ = ["Messenger", "messenger_message"]
+
+#: 100/2018001: no user with this PSID on the page (it will never work again).
+DEAD_PSID_CODES = frozenset({"100/2018001"})
+
+
+def messenger_message(psid: str, content: Social, *, messaging_type: str) -> dict[str, Any]:
+    message: dict[str, Any] = {"text": content.text}
+    if content.quick_replies:
+        message["quick_replies"] = [
+            {"content_type": "text", "title": title[:20], "payload": title} for title in content.quick_replies[:13]
+        ]
+    body: dict[str, Any] = {"recipient": {"id": psid}, "messaging_type": messaging_type, "message": message}
+    if messaging_type == "MESSAGE_TAG":
+        body["tag"] = content.tag
+    return body
+
+
+class Messenger(MetaProvider):
+    name = "messenger"
+
+    @attrs.define(kw_only=True)
+    class Config(MetaConfig):
+        #: The page's access token (pages_messaging).
+        page_access_token: str = omnisdk.secret()
+        #: "me" sends as the page the token belongs to.
+        page_id: str = "me"
+
+    async def send_one(self, message: Outgoing, content: Social) -> Outcome:
+        if in_window(message.last_inbound_at, self.clock.now()):
+            messaging_type = "RESPONSE"
+        elif content.tag and message.purpose == "transactional":
+            messaging_type = "MESSAGE_TAG"
+        else:
+            why = "a message tag cannot carry marketing" if content.tag else "no message tag"
+            return PermanentError(reason=f"outside Messenger's 24-hour window and {why}", code="outside_window",
+                                  fallback=True)
+        response = await self.http.post(
+            self.graph_url(f"{self.config.page_id}/messages"),
+            json=messenger_message(message.to, content, messaging_type=messaging_type),
+            headers={"Authorization": f"Bearer {self.config.page_access_token}"},
+        )
+        if response.is_success:
+            return Accepted(provider_message_id=str(response.json().get("message_id", message.delivery_id)),
+                            details={"messaging_type": messaging_type})
+        return graph_outcome(response, self.clock.timestamp(), forget_codes=DEAD_PSID_CODES)
+
+    def events(self, payload: Mapping[str, Any]) -> Sequence[WebhookEvent]:
+        if payload.get("object") != "page":
+            return []
+        found: list[WebhookEvent] = []
+        for entry in payload.get("entry") or ():
+            for event in entry.get("messaging") or ():
+                psid = str((event.get("sender") or {}).get("id", ""))
+                when = timestamp(event.get("timestamp"), millis=True)
+                message, postback = event.get("message"), event.get("postback")
+                if message and psid and not message.get("is_echo"):
+                    properties = {"provider": "messenger", "text": message.get("text")}
+                    if (message.get("quick_reply") or {}).get("payload"):
+                        properties["quick_reply"] = message["quick_reply"]["payload"]
+                    found.append(WebhookEvent(name=Events.MESSAGE_REPLIED, channel="social", id=message.get("mid"),
+                                              who={"messenger_psid": psid}, properties=properties, occurred_at=when))
+                elif postback and psid:
+                    found.append(WebhookEvent(
+                        name=Events.MESSAGE_REPLIED, channel="social", id=postback.get("mid"),
+                        who={"messenger_psid": psid}, occurred_at=when,
+                        properties={"provider": "messenger", "postback": postback.get("payload"),
+                                    "text": postback.get("title")},
+                    ))
+                for mid in (event.get("delivery") or {}).get("mids") or ():
+                    found.append(WebhookEvent(name=Events.MESSAGE_DELIVERED, channel="social", id=f"{mid}:delivered",
+                                              provider_message_id=mid, properties={"provider": "messenger"},
+                                              occurred_at=when))
+        return found

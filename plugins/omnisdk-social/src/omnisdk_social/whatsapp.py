@@ -1,0 +1,134 @@
+"""WhatsApp Cloud API: free-form text inside the 24-hour customer-service window, approved templates outside it.
+
+`Outgoing.last_inbound_at` (the customer's last inbound social touchpoint) decides the window. Outside
+it, a `Social` without `template` cannot go out on WhatsApp at all: the outcome is a permanent error
+with `fallback=True`, so the send moves on to the next channel of its waterfall.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+import phonenumbers
+
+import omnisdk
+from omnisdk import Accepted, ConfigError, Events, Outgoing, PermanentError, Social, WebhookEvent
+from omnisdk.providers import Outcome
+
+from ._base import MetaConfig, MetaProvider, timestamp
+from ._graph import graph_outcome, in_window
+
+__all__ = ["WhatsAppCloud", "whatsapp_message"]
+
+#: 131026: the number cannot receive WhatsApp messages.
+DEAD_NUMBER_CODES = frozenset({"131026"})
+STATUS_EVENTS = {"delivered": Events.MESSAGE_DELIVERED, "read": Events.MESSAGE_OPENED, "failed": Events.MESSAGE_FAILED}
+
+
+def whatsapp_message(to: str, content: Social, *, free_form: bool) -> dict[str, Any]:
+    """The request body: text inside the window, the approved template otherwise."""
+    body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual",
+                            "to": "".join(c for c in to if c.isdigit())}
+    if free_form:
+        body["type"] = "text"
+        body["text"] = {"body": content.text, "preview_url": "http" in content.text}
+        return body
+    template: dict[str, Any] = {"name": content.template, "language": {"code": content.template_language}}
+    if content.template_params:
+        template["components"] = [
+            {"type": "body", "parameters": [{"type": "text", "text": str(p)} for p in content.template_params]}
+        ]
+    body["type"] = "template"
+    body["template"] = template
+    return body
+
+
+class WhatsAppCloud(MetaProvider):
+    name = "whatsapp"
+
+    @attrs.define(kw_only=True)
+    class Config(MetaConfig):
+        #: WhatsApp Manager → API setup: the sending number's id (not the phone number itself).
+        phone_number_id: str
+        #: A system user's permanent token with whatsapp_business_messaging.
+        access_token: str = omnisdk.secret()
+
+        def __attrs_post_init__(self) -> None:
+            if not self.phone_number_id.isdigit():
+                raise ConfigError("the phone number *id* from WhatsApp Manager, all digits", field="phone_number_id")
+
+    async def send_one(self, message: Outgoing, content: Social) -> Outcome:
+        free_form = in_window(message.last_inbound_at, self.clock.now())
+        if not free_form and not content.template:
+            return PermanentError(
+                reason="outside WhatsApp's 24-hour window and the message has no approved template",
+                code="outside_window", fallback=True,
+            )
+        response = await self.http.post(
+            self.graph_url(f"{self.config.phone_number_id}/messages"),
+            json=whatsapp_message(message.to, content, free_form=free_form),
+            headers={"Authorization": f"Bearer {self.config.access_token}"},
+        )
+        if response.is_success:
+            messages = response.json().get("messages") or [{}]
+            return Accepted(provider_message_id=str(messages[0].get("id", message.delivery_id)),
+                            details={"template": not free_form})
+        # 131047 (re-engagement: the window closed meanwhile) is permanent with fallback like any other.
+        return graph_outcome(response, self.clock.timestamp(), forget_codes=DEAD_NUMBER_CODES)
+
+    def events(self, payload: Mapping[str, Any]) -> Sequence[WebhookEvent]:
+        if payload.get("object") != "whatsapp_business_account":
+            return []
+        found: list[WebhookEvent] = []
+        for entry in payload.get("entry") or ():
+            for change in entry.get("changes") or ():
+                value = change.get("value") or {}
+                names = {c.get("wa_id"): (c.get("profile") or {}).get("name") for c in value.get("contacts") or ()}
+                found += [_inbound(m, names.get(m.get("from"))) for m in value.get("messages") or () if m.get("from")]
+                found += [e for s in value.get("statuses") or () if (e := _status(s)) is not None]
+        return found
+
+
+def _who(wa_id: str) -> dict[str, str]:
+    """The WhatsApp id, and the phone it is when it parses, so the message joins the customer who gave it."""
+    who = {"whatsapp_id": wa_id}
+    try:
+        number = phonenumbers.parse(f"+{wa_id}")
+    except phonenumbers.NumberParseException:
+        return who
+    if phonenumbers.is_valid_number(number):
+        who["phone"] = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return who
+
+
+def _inbound(message: Mapping[str, Any], profile_name: str | None) -> WebhookEvent:
+    kind = str(message.get("type", "unknown"))
+    properties: dict[str, Any] = {"provider": "whatsapp", "type": kind}
+    text = (message.get("text") or {}).get("body") or (message.get("button") or {}).get("text")
+    if text:
+        properties["text"] = text
+    if profile_name:
+        properties["profile_name"] = profile_name
+    replied_to = (message.get("context") or {}).get("id")
+    if replied_to:
+        properties["in_reply_to"] = replied_to
+    return WebhookEvent(
+        name=Events.MESSAGE_REPLIED, channel="social", id=message.get("id"), who=_who(str(message["from"])),
+        properties=properties, occurred_at=timestamp(message.get("timestamp")),
+    )
+
+
+def _status(status: Mapping[str, Any]) -> WebhookEvent | None:
+    name = STATUS_EVENTS.get(str(status.get("status")))
+    if name is None or not status.get("id"):
+        return None
+    properties: dict[str, Any] = {"provider": "whatsapp"}
+    errors = status.get("errors") or []
+    if errors:
+        properties["error_code"] = errors[0].get("code")
+    return WebhookEvent(
+        name=name, channel="social", id=f"{status['id']}:{status.get('status')}", provider_message_id=str(status["id"]),
+        properties=properties, occurred_at=timestamp(status.get("timestamp")),
+    )
