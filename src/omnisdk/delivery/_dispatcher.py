@@ -184,7 +184,8 @@ class Dispatcher:
     def next_due(self) -> float | None:
         with self.core.store.transaction(immediate=False) as tx:
             row = tx.one(
-                "SELECT (SELECT MIN(due_at) FROM deliveries WHERE status IN ('queued', 'deferred')), "
+                "SELECT (SELECT MIN(CASE WHEN lease_until > due_at THEN lease_until ELSE due_at END) "
+                "FROM deliveries WHERE status IN ('queued', 'deferred')), "
                 "(SELECT MIN(fallback_due) FROM deliveries WHERE fallback_due IS NOT NULL), "
                 "(SELECT MIN(lease_until) FROM deliveries WHERE status = 'sending')"
             )
@@ -265,14 +266,18 @@ class Dispatcher:
 
     # -- 3. claim, decide, render
     def _claim(self, now: float) -> tuple[list[_Claimed], int]:
-        """Due rows → `_Claimed` (marked `sending` under our lease) or settled (skipped, deferred, failed)."""
+        """Due rows → `_Claimed` (leased to this worker, to send) or settled (skipped, deferred, failed).
+
+        A leased row stays `queued`: if this worker dies before sending it, it is simply due again
+        when the lease runs out. Only rows whose call is about to start become `sending`."""
         self.send_context.prepare()
         with self.core.store.transaction() as tx:
             rows = [
                 _Row(*r) for r in tx.query(
-                    f"SELECT {_CLAIM_COLUMNS} FROM deliveries WHERE status IN ('queued', 'deferred') AND due_at <= ? "
-                    "ORDER BY due_at LIMIT ?" + tx.dialect.skip_locked,
-                    (now, self.settings.batch_size),
+                        f"SELECT {_CLAIM_COLUMNS} FROM deliveries WHERE status IN ('queued', 'deferred') "
+                    "AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at LIMIT ?"
+                    + tx.dialect.skip_locked,
+                    (now, now, self.settings.batch_size),
                 )
             ]
             if not rows:
@@ -300,7 +305,7 @@ class Dispatcher:
                 if (item := self._decided(tx, row, customer, message, decision, history[customer.id], now))
             ]
             tx.executemany(
-                "UPDATE deliveries SET status = 'sending', attempts = ?, channel = ?, provider = ?, address = ?, "
+                "UPDATE deliveries SET attempts = ?, channel = ?, provider = ?, address = ?, "
                 "lease_owner = ?, lease_until = ?, decisions = ?, updated_at = ? WHERE id = ?",
                 [(c.attempts, c.channel, c.provider.name, c.outgoing.to, self.owner, now + self.settings.lease_seconds,
                   dumps(c.decisions), now, c.id) for c in claimed],
@@ -403,15 +408,33 @@ class Dispatcher:
         groups: dict[str, list[_Claimed]] = defaultdict(list)
         for item in claimed:
             groups[item.provider.key].append(item)
-        tasks = []
-        for items in groups.values():
-            size = max(1, items[0].provider.capabilities.max_batch_size)
-            for start in range(0, len(items), size):
-                tasks.append(self._send_batch(items[start : start + size]))
         outcomes: dict[str, Outcome | _Blocked] = {}
-        for result in await asyncio.gather(*tasks):
+        for result in await asyncio.gather(*(self._send_provider(items) for items in groups.values())):
             outcomes.update(result)
         return outcomes
+
+    async def _send_provider(self, items: list[_Claimed]) -> dict[str, Outcome | _Blocked]:
+        """One provider's share of the batch, a window at a time: each window is marked `sending` just
+        before its calls, so a crash leaves only the calls really in flight to reconcile."""
+        provider = items[0].provider
+        size = max(1, provider.capabilities.max_batch_size)
+        window = size * provider.max_concurrency
+        outcomes: dict[str, Outcome | _Blocked] = {}
+        for start in range(0, len(items), window):
+            chunk = items[start : start + window]
+            self._mark_sending(chunk)
+            batches = [self._send_batch(chunk[i : i + size]) for i in range(0, len(chunk), size)]
+            for result in await asyncio.gather(*batches):
+                outcomes.update(result)
+        return outcomes
+
+    def _mark_sending(self, items: list[_Claimed]) -> None:
+        now = self.core.clock.timestamp()
+        with self.core.store.transaction() as tx:
+            tx.executemany(
+                "UPDATE deliveries SET status = 'sending', lease_until = ?, updated_at = ? WHERE id = ?",
+                [(now + self.settings.lease_seconds, now, item.id) for item in items],
+            )
 
     async def _send_batch(self, batch: list[_Claimed]) -> dict[str, Outcome | _Blocked]:
         configured = batch[0].provider
