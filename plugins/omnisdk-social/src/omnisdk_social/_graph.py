@@ -50,6 +50,8 @@ def graph_error(response: httpx.Response) -> GraphError:
         error = response.json().get("error") or {}
     except (ValueError, AttributeError):
         error = {}
+    if not isinstance(error, dict):  # a proxy or an outage page, not the Graph API
+        error = {"message": str(error)}
     code, subcode = error.get("code"), error.get("error_subcode")
     return GraphError(
         response.status_code,
