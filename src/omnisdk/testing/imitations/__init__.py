@@ -1,0 +1,55 @@
+"""Local HTTP servers that answer like each provider and check every request against its contract.
+
+from omnisdk.testing.imitations import Faults, TwilioImitation
+
+def test_sms_is_sent():
+    with TwilioImitation(faults=Faults(rate_limit=0.1)) as twilio:
+        ...  # point the provider's base_url at twilio.base_url, send
+    twilio.assert_no_violations()
+    assert twilio.messages[0]["to"] == "+15558675310"
+"""
+
+from ._base import Imitation, RecordedRequest, Violation, route
+from ._call import Call, Invalid, Problem
+from ._contract import CONTRACTS, Contract, Operation, SchemaCheck, contract, load_contract
+from ._faults import FaultKind, Faults
+from ._fcm import FCMImitation
+from ._lob import LobImitation
+from ._mailgun import MailgunImitation
+from ._meta import MetaGraphImitation
+from ._sendgrid import SendGridImitation
+from ._square import SquareImitation
+from ._twilio import TwilioImitation, twilio_signature
+from ._vonage import VonageImitation
+from ._webpush import Push, Subscription, WebPushImitation, decrypt_aes128gcm
+
+__all__ = [
+    "CONTRACTS",
+    "Call",
+    "Contract",
+    "FCMImitation",
+    "FaultKind",
+    "Faults",
+    "Imitation",
+    "Invalid",
+    "LobImitation",
+    "MailgunImitation",
+    "MetaGraphImitation",
+    "Operation",
+    "Problem",
+    "Push",
+    "RecordedRequest",
+    "SchemaCheck",
+    "SendGridImitation",
+    "SquareImitation",
+    "Subscription",
+    "TwilioImitation",
+    "Violation",
+    "VonageImitation",
+    "WebPushImitation",
+    "contract",
+    "decrypt_aes128gcm",
+    "load_contract",
+    "route",
+    "twilio_signature",
+]
