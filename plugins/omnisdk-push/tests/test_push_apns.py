@@ -154,8 +154,8 @@ async def test_unreachable_service_is_retryable(signing_key, clock) -> None:
 
 @pytest.mark.parametrize(
     ("change", "field"),
-    [({"team_id": "short"}, "team_id"), ({"topic": ""}, "topic"), ({"token_refresh_seconds": 3600},
-     "token_refresh_seconds"), ({"token_refresh_seconds": 600}, "token_refresh_seconds")],
+    [({"team_id": "short"}, "team_id"), ({"topic": ""}, "topic"), ({"jwt_refresh_seconds": 3600},
+     "jwt_refresh_seconds"), ({"jwt_refresh_seconds": 600}, "jwt_refresh_seconds")],
 )
 def test_config_errors_name_the_field(signing_key, change: dict[str, object], field: str) -> None:
     settings = {"team_id": TEAM, "key_id": KEY_ID, "signing_key": _pem(signing_key), "topic": TOPIC, **change}

@@ -53,7 +53,7 @@ class TestAPNsConformance(ProviderSuite):
     }
     requirements = Requirements(webhooks=False)
     invalid_settings: ClassVar[Mapping[str, Any]] = {
-        "team_id": "TEAM", "signing_key": "not a key", "token_refresh_seconds": 7200
+        "team_id": "TEAM", "signing_key": "not a key", "jwt_refresh_seconds": 7200
     }
 
     def endpoint(self) -> APNsImitation:

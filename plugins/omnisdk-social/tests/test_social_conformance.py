@@ -56,6 +56,7 @@ class TestMessengerConformance(ProviderSuite):
     provider = Messenger
     config: ClassVar[Mapping[str, Any]] = {"page_access_token": "EAAG-page-token", "app_secret": APP_SECRET,
                                            "verify_token": "verify-me"}
+    invalid_settings: ClassVar[Mapping[str, Any]] = {"page_id": "My Shop Page"}
     ok_reply = Reply(200, body={"recipient_id": "PSID", "message_id": "m_conformance"})
     reject_reply = GRAPH_REJECT
     signature_headers = ("X-Hub-Signature-256",)

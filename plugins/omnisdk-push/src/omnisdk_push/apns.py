@@ -2,7 +2,7 @@
 
 APNs speaks only HTTP/2, so this provider keeps its own HTTP/2 client: concurrent sends are streams
 on one connection. Apple rejects a provider token older than an hour and refuses new ones
-more often than every 20 minutes, so one token is reused and renewed after `token_refresh_seconds`.
+more often than every 20 minutes, so one token is reused and renewed after `jwt_refresh_seconds`.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class APNsPush(Provider):
         base_url: str = "https://api.push.apple.com"
         push_type: Literal["alert", "background"] = "alert"
         priority: Literal[5, 10] = 10
-        token_refresh_seconds: int = 50 * 60
+        jwt_refresh_seconds: int = 50 * 60
 
         def __attrs_post_init__(self) -> None:
             load_ec_private_key(self.signing_key, "signing_key")  # a bad key fails at start, not at a send
@@ -78,15 +78,15 @@ class APNsPush(Provider):
             if not self.topic:
                 raise ConfigError("missing the app's bundle id", field="topic")
             low, high = TOKEN_WINDOW
-            if not low <= self.token_refresh_seconds < high:
-                raise ConfigError(f"must be within Apple's window [{low}, {high}) s", field="token_refresh_seconds")
+            if not low <= self.jwt_refresh_seconds < high:
+                raise ConfigError(f"must be within Apple's window [{low}, {high}) s", field="jwt_refresh_seconds")
 
     config: Config
 
     def __init__(self, config: Any, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
         self._key = load_ec_private_key(config.signing_key, "signing_key")
-        self._tokens = TokenCache(lifetime=float(config.token_refresh_seconds))
+        self._tokens = TokenCache(lifetime=float(config.jwt_refresh_seconds))
         # The core's client sets the timeouts; APNs needs HTTP/2, which that client may not speak.
         self.h2 = httpx.AsyncClient(http1=False, http2=True, base_url=config.base_url, timeout=self.http.timeout)
 

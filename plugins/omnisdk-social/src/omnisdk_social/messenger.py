@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 
 import omnisdk
-from omnisdk import Accepted, Events, Outgoing, PermanentError, Social, WebhookEvent
+from omnisdk import Accepted, ConfigError, Events, Outgoing, PermanentError, Social, WebhookEvent
 from omnisdk.providers import Outcome
 
 from ._base import MetaConfig, MetaProvider, timestamp
@@ -46,6 +46,10 @@ class Messenger(MetaProvider):
         page_access_token: str = omnisdk.secret()
         #: "me" sends as the page the token belongs to.
         page_id: str = "me"
+
+        def __attrs_post_init__(self) -> None:
+            if self.page_id != "me" and not self.page_id.isdigit():
+                raise ConfigError('"me" or the page\'s numeric id', field="page_id")
 
     async def send_one(self, message: Outgoing, content: Social) -> Outcome:
         if in_window(message.last_inbound_at, self.clock.now()):
