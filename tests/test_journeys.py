@@ -403,3 +403,35 @@ def test_step_arguments_are_validated(tester_for: Any) -> None:
     run = t.run("ada")
     assert run.status == "failed"
     assert run.reason == "ValidationError: nap.duration: expected a datetime.timedelta"
+
+
+def test_an_event_routed_while_its_run_is_being_replayed_is_not_lost(pg_schema_url: str, clock: VirtualClock) -> None:
+    """PostgreSQL, two workers: the router of one wakes a run the other is replaying at that moment."""
+    calls: list[str] = []
+
+    with Omni(pg_schema_url, clock=clock) as replaying, Omni(pg_schema_url, clock=clock) as routing:
+
+        def meanwhile() -> int:
+            calls.append("peek")
+            if len(calls) == 1:  # another worker routes a new event for this customer right now
+                routing.track("ada", "Coupon Applied", {"code": "X"})
+                routing._core.journeys.route()
+            return len(calls)
+
+        @journey("race", version="1", trigger="Signed Up")
+        async def race(ctx: JourneyContext) -> None:
+            await ctx.send("hello", "race-hello", channel="email")
+            await ctx.run("peek", meanwhile)
+            got = await ctx.wait_for("coupon", "Coupon Applied", timeout=DAY)
+            await ctx.send("after", "race-coupon" if got else "race-none", channel="email")
+
+        replaying.register(race)
+        routing.register(race)
+        replaying.track("ada", "Signed Up")
+        replaying.run_until_idle()
+        [run] = replaying.runs(customer_id="ada")
+        assert run.status == "completed"
+        # ctx.run is at-least-once: the batch and its run-by-run redo lost the lease and were discarded,
+        # then the woken run replayed with the coupon in its inbox
+        assert len(calls) == 3
+        assert sorted(d.template for d in replaying.deliveries(customer_id="ada")) == ["race-coupon", "race-hello"]
