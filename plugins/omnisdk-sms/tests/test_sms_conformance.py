@@ -57,7 +57,7 @@ class TestVonageConformance(ProviderSuite):
         "signature_secret": "vonage-signing-secret-1",
         "signature_method": "sha256",
     }
-    invalid_settings: ClassVar[Mapping[str, Any]] = {"api_key": "short", "signature_method": "rot13", "from": "+1"}
+    invalid_settings: ClassVar[Mapping[str, Any]] = {"signature_method": "rot13", "from": "+1"}
     requirements = Requirements(webhook_timestamps=True)
     ok_reply = Reply(200, body={"message-count": "1", "messages": [
         {"to": "14155550000", "message-id": "0A0000001234567B", "status": "0", "message-price": "0.0333"}]})

@@ -51,6 +51,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
@@ -63,6 +64,7 @@ from structlog.testing import capture_logs
 from .._clock import VirtualClock
 from .._content import Content
 from .._errors import ConfigError, WebhookError
+from .._logging import _SECRET_KEY
 from .._plugins import PluginHost
 from .._touchpoints import MESSAGE_CHANNELS, Events
 from ..delivery._providers import build_config, new_http_client
@@ -84,6 +86,8 @@ __all__ = ["FAULTS", "Endpoint", "Fault", "ProviderSuite", "Reply", "Requirement
 T = TypeVar("T")
 #: The client timeout the kit sets, so a held response is a timeout quickly.
 CLIENT_TIMEOUT = 0.5
+#: Names like `signature_method` or `webhook_tolerance` describe how a secret is used, not a secret.
+_SETTING_ABOUT_A_SECRET = re.compile(r"_(method|algorithm|tolerance|header|url|enabled)$")
 STANDARD_EVENTS = frozenset(v for k, v in vars(Events).items() if k.isupper())
 
 
@@ -172,6 +176,7 @@ class ProviderSuite:
         )
 
     def secret_keys(self) -> set[str]:
+        """Keys declared with `omnisdk.secret()`."""
         return {f.name.rstrip("_") for f in attrs.fields(self.provider.Config) if f.metadata.get("secret")}
 
     def secret_values(self) -> list[str]:
@@ -265,6 +270,13 @@ class ProviderSuite:
             pytest.fail(f"no ConfigError with {key!r} {what}")
 
     # -- secrets and personal data ------------------------------------------------------------------
+
+    def test_credentials_are_declared_secret(self) -> None:
+        undeclared = [
+            f.name for f in attrs.fields(self.provider.Config) if not f.metadata.get("secret")
+            and _SECRET_KEY.search(f.name) and not _SETTING_ABOUT_A_SECRET.search(f.name)
+        ]
+        assert not undeclared, f"declare {undeclared} with omnisdk.secret(): they look like credentials"
 
     def test_secrets_stay_out_of_repr(self) -> None:
         secrets = self.secret_values()

@@ -57,7 +57,7 @@ class VonageSMS(omnisdk.Provider):
 
     @attrs.define(kw_only=True)
     class Config:
-        api_key: str = attrs.field(validator=attrs.validators.matches_re(r"^[0-9A-Za-z]{8}$"))
+        api_key: str = omnisdk.secret()
         api_secret: str = omnisdk.secret()
         from_: str = attrs.field(validator=sender)
         #: Signs delivery receipts and inbound messages; webhooks are refused without it.
