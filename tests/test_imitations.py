@@ -15,7 +15,7 @@ import httpx
 import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -252,7 +252,7 @@ def test_mailgun_accepts_the_official_sdk_request() -> None:
 
 
 def test_mailgun_takes_multipart_and_rejects_a_missing_sender() -> None:
-    with MailgunImitation() as mailgun:
+    with MailgunImitation(domains={"mg.example.com"}) as mailgun:
         url = mailgun.url("/v3/mg.example.com/messages")
         files = {"attachment": ("a.txt", b"\x00\x01")}
         fields = {"from": "a@mg.example.com", "to": "b@example.com", "subject": "Hi", "text": "Hello"}
@@ -260,11 +260,13 @@ def test_mailgun_takes_multipart_and_rejects_a_missing_sender() -> None:
         sender_missing = {k: v for k, v in fields.items() if k != "from"}
         refused = httpx.post(url, data=sender_missing, files=files, auth=("api", "key-test"))
         forbidden = httpx.post(url, data=fields, auth=("api", "other"))
+        elsewhere = httpx.post(url.replace("mg.example.com", "other.example"), data=fields, auth=("api", "key-test"))
 
     assert sent.status_code == 200
     assert mailgun.messages[0]["form"]["attachment"] == [b"\x00\x01"]
     assert (refused.status_code, refused.json()) == (400, {"message": "from parameter is missing"})
     assert (forbidden.status_code, forbidden.text) == (401, "Forbidden")
+    assert (elsewhere.status_code, elsewhere.json()) == (404, {"message": "Domain not found: other.example"})
     assert len(mailgun.violations) == 1
 
 
@@ -572,6 +574,7 @@ def test_custom_audiences_take_sha256_hashes(meta: MetaGraphImitation) -> None:
 def google_assertion(fcm: FCMImitation, **claims: Any) -> str:
     info = fcm.service_account_info
     key = serialization.load_pem_private_key(info["private_key"].encode(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
     now = int(time.time())
     payload = {
         "iss": info["client_email"],
@@ -584,7 +587,7 @@ def google_assertion(fcm: FCMImitation, **claims: Any) -> str:
     signing_input = (
         f"{b64url(json.dumps({'alg': 'RS256', 'typ': 'JWT'}).encode())}.{b64url(json.dumps(payload).encode())}"
     )
-    signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())  # type: ignore[call-arg,union-attr]
+    signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
     return f"{signing_input}.{b64url(signature)}"
 
 
@@ -670,8 +673,8 @@ def test_fcm_accepts_snake_case_field_names(fcm: FCMImitation) -> None:
 
 # -- Web Push ----------------------------------------------------------------------------------------
 
+RFC8291_PLAINTEXT = b"When I grow up, I want to be a watermelon"
 RFC8291 = {
-    "plaintext": b"When I grow up, I want to be a watermelon",
     "as_private": "yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw",
     "ua_private": "q1dXpw3UpT5VOmu_cf_v6ih07Aems3njxI-JWgLcM94",
     "ua_public": "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4",
@@ -717,7 +720,7 @@ def vapid(audience: str, key: ec.EllipticCurvePrivateKey, **claims: Any) -> str:
 def test_web_push_encryption_matches_rfc_8291() -> None:
     subscription = {"keys": {"p256dh": RFC8291["ua_public"], "auth": RFC8291["auth"]}}
     body = encrypt(
-        RFC8291["plaintext"],
+        RFC8291_PLAINTEXT,
         subscription,
         salt=b64url_decode(RFC8291["salt"]),
         sender=private_key(RFC8291["as_private"]),
@@ -725,7 +728,7 @@ def test_web_push_encryption_matches_rfc_8291() -> None:
 
     assert b64url(body) == RFC8291["body"]
     ua = private_key(RFC8291["ua_private"])
-    assert decrypt_aes128gcm(body, ua, b64url_decode(RFC8291["auth"])) == RFC8291["plaintext"]
+    assert decrypt_aes128gcm(body, ua, b64url_decode(RFC8291["auth"])) == RFC8291_PLAINTEXT
 
 
 def test_web_push_accepts_encrypted_vapid_signed_messages() -> None:
@@ -773,7 +776,7 @@ def test_web_push_refuses_bad_vapid_and_missing_ttl() -> None:
 # -- faults ------------------------------------------------------------------------------------------
 
 
-def test_rate_limit_faults_carry_retry_after(twilio_client: httpx.Client) -> None:
+def test_rate_limit_faults_carry_retry_after() -> None:
     twilio = TwilioImitation(faults=Faults(rate_limit=1.0, retry_after=7))
     with twilio, httpx.Client(auth=(TWILIO_SID, "authtoken")) as client:
         response = client.post(twilio.url(MESSAGES), data={})
@@ -877,6 +880,8 @@ def test_async_tests_use_the_same_servers() -> None:
 
 def test_start_and_stop_by_hand() -> None:
     sendgrid = SendGridImitation().start()
+    sendgrid.stop()
+    sendgrid.start()
     url = sendgrid.base_url
     sendgrid.stop()
 
@@ -884,6 +889,15 @@ def test_start_and_stop_by_hand() -> None:
         httpx.post(url + "/v3/mail/send", json={})
     with pytest.raises(RuntimeError, match="not started"):
         _ = sendgrid.base_url
+
+
+def test_operations_the_api_does_not_have_are_violations(twilio: TwilioImitation) -> None:
+    wrong_method = httpx.delete(twilio.url(MESSAGES), auth=(TWILIO_SID, "authtoken"))
+    unknown = httpx.post(twilio.url("/2010-04-01/Accounts.json"), auth=(TWILIO_SID, "authtoken"))
+
+    assert [r.status_code for r in (wrong_method, unknown)] == [404, 404]
+    assert wrong_method.json()["code"] == 20404
+    assert [v.method for v in twilio.violations] == ["DELETE", "POST"]
 
 
 def test_malformed_json_is_a_violation() -> None:
@@ -904,8 +918,6 @@ def test_public_names_are_exported_sorted() -> None:
 
 
 # -- the compiled contracts give openapi-core's verdicts ---------------------------------------------
-
-openapi_core = pytest.importorskip("openapi_core")
 
 
 class _CoreRequest:
@@ -1015,6 +1027,7 @@ DIFFERENTIAL = [
 def test_compiled_contracts_agree_with_openapi_core(
     name: str, host: str, path: str, body: str, content_type: str, headers: dict[str, str], valid: bool
 ) -> None:
+    openapi_core = pytest.importorskip("openapi_core")
     core = openapi_core.OpenAPI.from_dict(json.loads((CONTRACTS / name).read_text()))
     verdict = core.unmarshal_request(_CoreRequest(host, path, "post", headers, body.encode(), content_type))
 

@@ -211,12 +211,22 @@ class Imitation:
                     routes[name] = (spec, member)
         for spec, handler in routes.values():
             app.router.add_route(spec.method, spec.path, self._endpoint(spec, handler))
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        app.router.add_route("*", "/{tail:.*}", self._unknown)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.25)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         self._port = sock.getsockname()[1]
         await web.SockSite(self._runner, sock).start()
+
+    async def _unknown(self, request: web.Request) -> web.StreamResponse:
+        """A request for an operation the API does not have: the provider's 404, and a violation."""
+        raw = await request.read()
+        self.requests.append(RecordedRequest(request.method, request.path, request.query, request.headers, None, raw))
+        message = f"{request.method} {request.path} is not an operation of this API"
+        problem = Problem("path", message, reason="not_found")
+        self.violations.append(Violation(request.method, request.path, (problem,)))
+        return self.error(404, problem)
 
     def _endpoint(self, spec: _Route, handler: Handler) -> Callable[[web.Request], Any]:
         check: Check | None
@@ -242,7 +252,7 @@ class Imitation:
     ) -> web.StreamResponse:
         raw = await request.read()
         call = Call(request, dict(request.match_info), raw)
-        malformed = _parse(call)
+        malformed = _parse(call, operation)
         fault = self.faults.draw()
         self.requests.append(
             RecordedRequest(request.method, request.path, request.query, request.headers, call.body, raw, fault)
@@ -261,8 +271,6 @@ class Imitation:
         try:
             if malformed is not None:
                 raise Invalid(malformed)
-            if operation is not None:
-                operation.decode(call)
             self.prepare(call)
             if self.validate and check is not None and (problems := check(call)):
                 found = Violation(request.method, request.path, tuple(problems), str(operation or "") or None)
@@ -280,8 +288,11 @@ class Imitation:
             return self.rejected(call, invalid.problems)
 
 
-def _parse(call: Call) -> Problem | None:
-    """Fill `call.body` (and `call.form`) from the raw bytes; a Problem when they do not parse."""
+def _parse(call: Call, operation: Operation | None) -> Problem | None:
+    """Fill `call.body` (and `call.form`) from the raw bytes; a Problem when they do not parse.
+
+    A form is typed as the operation's contract declares it, when there is one.
+    """
     kind, raw = call.content_type, call.raw
     if kind == "application/x-www-form-urlencoded":
         call.form = MultiDict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
@@ -303,6 +314,6 @@ def _parse(call: Call) -> Problem | None:
         except ValueError as exc:
             return Problem("body", f"malformed JSON: {exc}", reason="malformed")
         return None
-    if call.form is not None:
+    if call.form is not None and not (operation is not None and operation.decode(call)):
         call.body = decode_form(call.form)
     return None

@@ -42,17 +42,18 @@ class VonageImitation(Imitation):
         return web.json_response(body, status=http_status)
 
     def error(self, status: int, problem: Problem | None = None) -> web.StreamResponse:
+        # Vonage answers 200 with a status inside, except when the request never reached the SMS API.
+        if status >= 500:
+            return self._failed("5", "Internal Error", status)
+        if status == 404:
+            return self._failed("3", "Not Found", status)
         if status == 401 or (problem and problem.field in ("api_key", "api_secret")):
             return self._failed("4", "Bad Credentials")
         if status == 429:
-            return self._failed("1", "Throughput Rate Exceeded - please wait [ 1 ] and retry")
-        if status >= 500:
-            return self._failed("5", "Internal Error", status)
-        if problem is None:
-            return self._failed("3", "Invalid Message")
-        if problem.reason in ("required", "missing"):
+            return self.throttled(1)
+        if problem is not None and problem.reason in ("required", "missing"):
             return self._failed("2", f"Missing {problem.field} param")
-        return self._failed("3", f"Invalid {problem.field or 'message'} param")
+        return self._failed("3", f"Invalid {problem.field if problem else 'message'} param")
 
     def throttled(self, retry_after: int) -> web.StreamResponse:
         return self._failed("1", f"Throughput Rate Exceeded - please wait [ {retry_after * 1000} ] and retry")
