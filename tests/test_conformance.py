@@ -124,3 +124,13 @@ def test_conformance_is_importable_without_loading_pytest_fixtures() -> None:
 
     assert conformance.ProviderSuite.__name__ == "ProviderSuite"
     assert "how to use it" in (conformance.__doc__ or "").lower()
+
+
+def test_the_docs_show_the_example_plugin_as_it_is() -> None:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    doc = (root / "docs" / "plugin-authoring.md").read_text("utf-8")
+    for path in ("plugins/omnisdk-example/src/omnisdk_example/__init__.py",
+                 "plugins/omnisdk-example/tests/test_example_conformance.py"):
+        assert f"```python\n{(root / path).read_text('utf-8')}```" in doc, f"docs/plugin-authoring.md is stale: {path}"
