@@ -23,14 +23,22 @@ __all__ = ["CORE_CHANNEL_KEYS", "ConfiguredProvider", "ProviderPool", "build_con
 #: Keys of `[channels.<kind>]` the core reads itself (not passed to the provider's `Config`).
 CORE_CHANNEL_KEYS = ("rate_limit", "max_concurrency")
 
-# Sized for throughput: httpx's default pool (100 connections, 20 kept alive) makes concurrent
-# sends queue on connection setup; keeping every connection alive avoids reconnect storms.
+# Sized for throughput: every connection kept alive, so concurrent sends never queue on setup.
 HTTP_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=256, keepalive_expiry=30.0)
 
 
 def new_http_client(timeout: float = 15.0) -> httpx.AsyncClient:
-    """The client every provider of one Core shares (connection pooling across providers)."""
-    transport = httpx.AsyncHTTPTransport(limits=HTTP_LIMITS, retries=0)
+    """The client every provider of one Core shares: httpx's API over aiohttp's connection pool.
+
+    httpcore's own pool scans every connection for each request, so it slows down as concurrency
+    grows (benchmarks/dispatch.py measures both); `httpx-aiohttp` keeps the httpx API plugins use.
+    """
+    try:
+        from httpx_aiohttp import AiohttpTransport
+    except ImportError:  # pragma: no cover - a dependency, but the plain transport still works
+        transport: httpx.AsyncBaseTransport = httpx.AsyncHTTPTransport(limits=HTTP_LIMITS, retries=0)
+    else:
+        transport = AiohttpTransport(limits=HTTP_LIMITS)
     return httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
                              follow_redirects=False)
 
