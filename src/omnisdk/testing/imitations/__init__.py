@@ -9,8 +9,8 @@ def test_sms_is_sent():
     assert twilio.messages[0]["to"] == "+15558675310"
 """
 
-from ._base import Imitation, RecordedRequest, Violation, route
-from ._call import Call, Invalid, Problem
+from ._base import Imitation, Violation, route
+from ._call import Call, Invalid, Problem, RecordedRequest
 from ._contract import CONTRACTS, Contract, Operation, SchemaCheck, contract, load_contract
 from ._faults import FaultKind, Faults
 from ._fcm import FCMImitation

@@ -8,7 +8,7 @@ import email.policy
 import json
 import socket
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any, ClassVar, Self, TypeVar
@@ -18,29 +18,14 @@ import attrs
 from aiohttp import web
 from multidict import MultiDict
 
-from ._call import Call, Invalid, Problem
+from ._call import Call, Invalid, Problem, RecordedRequest
 from ._contract import Check, Operation, Remembered, contract, decode_form
-from ._faults import FaultKind, Faults
+from ._faults import Faults
 
 __all__ = ["Imitation", "RecordedRequest", "Violation", "route"]
 
 Handler = Callable[[Any, Call], web.StreamResponse]
 H = TypeVar("H", bound=Handler)
-
-
-@attrs.frozen
-class RecordedRequest:
-    """A request as the imitation received it."""
-
-    method: str
-    path: str
-    query: Mapping[str, str]
-    headers: Mapping[str, str]
-    #: The JSON value, the form as a dict (lists for repeated keys), or None.
-    body: Any
-    raw: bytes
-    #: The fault injected instead of (or, for "slow", before) the normal answer.
-    fault: FaultKind | None = None
 
 
 @attrs.frozen
@@ -254,9 +239,10 @@ class Imitation:
         call = Call(request, dict(request.match_info), raw)
         malformed = _parse(call, operation)
         fault = self.faults.draw()
-        self.requests.append(
-            RecordedRequest(request.method, request.path, request.query, request.headers, call.body, raw, fault)
+        call.record = RecordedRequest(
+            request.method, request.path, request.query, request.headers, call.body, raw, fault
         )
+        self.requests.append(call.record)
         if fault is not None:
             if fault == "drop":
                 if request.transport is not None:

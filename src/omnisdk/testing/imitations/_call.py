@@ -4,13 +4,31 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
 from aiohttp import web
 from multidict import CIMultiDictProxy, MultiDict, MultiMapping
 
-__all__ = ["Call", "Invalid", "Problem"]
+from ._faults import FaultKind
+
+__all__ = ["Call", "Invalid", "Problem", "RecordedRequest"]
+
+
+@attrs.frozen
+class RecordedRequest:
+    """A request as the imitation received it."""
+
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    #: The JSON value, the form as a dict (lists for repeated keys), or None.
+    body: Any
+    raw: bytes
+    #: The fault injected instead of (or, for "slow", before) the normal answer.
+    fault: FaultKind | None = None
 
 
 @attrs.frozen
@@ -55,6 +73,8 @@ class Call:
     body: Any = None
     #: The form fields as sent (repeated keys kept), for form-encoded and multipart bodies.
     form: MultiDict[str | bytes] | None = None
+    #: What `Imitation.requests` keeps of this request.
+    record: RecordedRequest = attrs.field(init=False)
 
     @property
     def method(self) -> str:

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ._base import Imitation, route
-from ._call import Call, Invalid, Problem
+from ._call import Call, Invalid, Problem, RecordedRequest
 from ._jose import BadToken, verify_jwt
 from ._util import b64url, b64url_decode
 
@@ -75,8 +75,8 @@ class Push:
     """A message the push service accepted, still encrypted as sent."""
 
     subscription: Subscription
-    body: bytes
-    headers: Mapping[str, str]
+    #: The request that carried it.
+    request: RecordedRequest = attrs.field(repr=False)
     #: The VAPID JWT's claims (aud, exp, sub).
     claims: dict[str, Any]
     #: Seconds the push service may keep the message (the TTL header).
@@ -85,6 +85,15 @@ class Push:
     urgency: str = "normal"
     #: The Topic header: a newer message with the same topic replaces an undelivered one.
     topic: str | None = None
+
+    @property
+    def body(self) -> bytes:
+        """The encrypted body, as sent."""
+        return self.request.raw
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self.request.headers
 
     def decrypt(self) -> bytes:
         """The plaintext, decrypted with the subscription's keys, as the browser would."""
@@ -163,6 +172,6 @@ class WebPushImitation(Imitation):
                 raise Invalid.body(f"The payload does not decrypt: {exc!r}", reason="malformed") from exc
         headers = call.headers
         urgency, topic = headers.get("Urgency", "normal"), headers.get("Topic")
-        self.received.append(Push(subscription, call.raw, headers, claims, int(headers["TTL"]), urgency, topic))
+        self.received.append(Push(subscription, call.record, claims, int(headers["TTL"]), urgency, topic))
         ident = secrets.token_urlsafe(16)
         return web.Response(status=201, headers={"Location": self.url(f"/m/{ident}"), "TTL": call.headers["TTL"]})
