@@ -1,0 +1,102 @@
+"""SendGrid and Mailgun against the imitations that check each request against the providers' contracts."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from omnisdk_email import MailgunEmail, SendGridEmail
+
+import omnisdk
+from omnisdk.delivery._providers import build_config
+from omnisdk.testing.conformance import ProviderSuite
+from omnisdk.testing.imitations import Faults, MailgunImitation, SendGridImitation
+
+
+def outgoing(i: int, html: str = "<p>Hi</p>", **metadata: Any) -> omnisdk.Outgoing:
+    content = omnisdk.Email(subject=f"Hi #{i}", html=html, text="Hi", categories=("cart",))
+    return ProviderSuite.make_outgoing(to=f"c{i}@example.com", content=content, metadata=metadata)
+
+
+def provider(cls: type[omnisdk.Provider], base_url: str, **settings: Any) -> Any:
+    return cls(build_config(cls, {"base_url": base_url, **settings}, "channels.email"), http=httpx.AsyncClient())
+
+
+async def send(p: Any, batch: list[omnisdk.Outgoing]) -> list[omnisdk.providers.Outcome]:
+    async with p.http:
+        return list(await p.send(batch))
+
+
+def sendgrid(base_url: str) -> SendGridEmail:
+    return provider(SendGridEmail, base_url, api_key="SG.test-key", from_="Acme <hello@acme.example>")
+
+
+def test_a_broadcast_of_1000_is_one_request_with_a_personalization_each() -> None:
+    batch = [outgoing(i, unsubscribe_url=f"https://shop.example/u/{i}") for i in range(1000)]
+    with SendGridImitation() as api:
+        outcomes = asyncio.run(send(sendgrid(api.base_url), batch))
+    api.assert_no_violations()
+    [mail] = api.mails
+    personalizations = mail["request"]["personalizations"]
+    assert len(personalizations) == 1000
+    assert personalizations[7]["subject"] == "Hi #7"
+    assert personalizations[7]["custom_args"] == {"omnisdk_delivery_id": batch[7].delivery_id}
+    assert personalizations[7]["headers"]["List-Unsubscribe"] == "<https://shop.example/u/7>"
+    assert mail["request"]["categories"] == ["cart"]
+    assert {o.provider_message_id for o in outcomes if isinstance(o, omnisdk.Accepted)} == {mail["message_id"]}
+
+
+def test_different_bodies_go_in_separate_requests_and_keep_their_order() -> None:
+    batch = [outgoing(0, "<p>A</p>"), outgoing(1, "<p>B</p>"), outgoing(2, "<p>A</p>")]
+    with SendGridImitation() as api:
+        outcomes = asyncio.run(send(sendgrid(api.base_url), batch))
+    api.assert_no_violations()
+    assert sorted(len(m["request"]["personalizations"]) for m in api.mails) == [1, 2]
+    by_body = {m["request"]["content"][1]["value"]: m["message_id"] for m in api.mails}
+    assert [o.provider_message_id for o in outcomes] == [by_body["<p>A</p>"], by_body["<p>B</p>"],  # type: ignore
+                                                         by_body["<p>A</p>"]]
+
+
+def test_sendgrid_throttling_is_retryable_after_the_reset() -> None:
+    faults = Faults(retry_after=4)
+    faults.fail_next(1, "rate_limit")
+    with SendGridImitation(faults=faults) as api:
+        [outcome] = asyncio.run(send(sendgrid(api.base_url), [outgoing(0)]))
+    assert isinstance(outcome, omnisdk.RetryableError) and outcome.retry_after == pytest.approx(4, abs=1)
+
+
+def test_sendgrid_wrong_key_is_permanent() -> None:
+    with SendGridImitation(api_key="SG.other") as api:
+        [outcome] = asyncio.run(send(sendgrid(api.base_url), [outgoing(0)]))
+    assert isinstance(outcome, omnisdk.PermanentError) and outcome.status == 401
+
+
+def test_mailgun_form_passes_the_contract_and_carries_the_delivery_id() -> None:
+    with MailgunImitation(api_key="key-test") as api:
+        mailgun = provider(MailgunEmail, api.base_url, api_key="key-test", domain="mg.acme.example",
+                           from_="hello@mg.acme.example")
+        [outcome] = asyncio.run(send(mailgun, [outgoing(0, unsubscribe_url="https://shop.example/u/0")]))
+    api.assert_no_violations()
+    form = api.messages[0]["form"]
+    assert form["v:omnisdk_delivery_id"] == outgoing(0).delivery_id
+    assert form["h:List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert form["o:tag"] in ("cart", ["cart"])
+    assert isinstance(outcome, omnisdk.Accepted)
+    assert f"<{outcome.provider_message_id}>" == api.messages[0]["id"]
+
+
+def test_mailgun_replayed_token_with_another_body_is_refused() -> None:
+    from test_email_conformance import MAILGUN_KEY, mailgun_webhook
+
+    mailgun = provider(MailgunEmail, "https://api.mailgun.net", api_key="k", domain="mg.acme.example",
+                       from_="a@mg.acme.example", webhook_signing_key=MAILGUN_KEY, webhook_tolerance=10**10)
+    genuine = mailgun_webhook()
+    mailgun.verify_webhook(genuine)
+    mailgun.verify_webhook(genuine)  # a retry of the same delivery passes (events dedupe by id)
+    forged = omnisdk.WebhookRequest(method="POST", url=genuine.url, headers=genuine.headers,
+                                    body=genuine.body.replace(b'"delivered"', b'"complained"'))
+    with pytest.raises(omnisdk.WebhookError) as caught:
+        mailgun.verify_webhook(forged)
+    assert caught.value.status == 401
