@@ -79,6 +79,20 @@ def test_purchase_within_the_first_hour_sends_nothing(tester_for: Any) -> None:
     assert t.run("ada").status == "exited"
 
 
+def test_a_goal_routed_in_the_same_batch_as_the_trigger_still_ends_the_run(tester_for: Any) -> None:
+    t = tester_for(cart_abandonment)
+    t.omni.track_many([
+        ("ada", "Order Completed", {"order_id": "o-0"}),  # before the trigger: not a goal of that run
+        ("ada", "Product Added", {"cart_id": "k1"}),
+        ("bob", "Product Added", {"cart_id": "k2"}),
+        ("bob", "Order Completed", {"order_id": "o-1"}),
+    ])
+    t.omni.run_until_idle()
+    assert (t.run("ada").status, t.run("bob").status) == ("waiting", "exited")
+    t.advance(days=2)
+    assert (t.steps("ada"), t.steps("bob")) == (["nudge", "coupon"], [])
+
+
 def test_welcome_series_over_fourteen_virtual_days(tester_for: Any) -> None:
     t = tester_for(welcome_series)
     start = t.clock.now()

@@ -20,6 +20,8 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+import attrs
+
 from .._errors import JourneyError, NonDeterminismError, ValidationError
 from .._identity import register_customer_table
 from .._logging import get_logger
@@ -81,6 +83,23 @@ _COMPLETE_RUN: Final = (
     "UPDATE journey_runs SET status = 'completed', active_key = NULL, step = NULL, wait_event = NULL, due_at = NULL, "
     "lease_owner = NULL, ended_at = ?, updated_at = ? WHERE id = ? AND lease_owner = ?"
 )
+
+
+_INSERT_RUN: Final = (
+    "INSERT INTO journey_runs (id, journey, version, customer_id, active_key, status, trigger, trigger_seq, due_at, "
+    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+
+
+@attrs.define
+class _KnownRun:
+    """What routing needs to know of a customer's run."""
+
+    id: str
+    journey: str
+    version: str
+    trigger_seq: int
+    active: bool
 
 
 class _RedoCarefully(Exception):
@@ -162,52 +181,76 @@ class JourneyRuntime:
             )
             if not rows:
                 return 0
+            known = self._runs_of(tx, list(dict.fromkeys(r[2] for r in rows)))
+            waiting = {cid for cid, runs in known.items() if any(r.active for r in runs)}
+            starts: list[tuple[Any, ...]] = []
             for row in rows:
                 seq, customer_id, name = row[0], row[2], row[4]
+                runs = known.setdefault(customer_id, [])
                 if name in self._goals:
-                    self._reach_goal(tx, customer_id, name, seq, now)
+                    self._reach_goal(tx, runs, name, seq, starts, now)
                 for journey_id in self._triggers.get(name, ()):
-                    self._start(tx, self.current[journey_id], row, now)
+                    journey = self.current[journey_id]
+                    if self._may_enter(journey, runs):
+                        starts.append(self._start_row(journey, row, now))
+                        runs.append(_KnownRun(starts[-1][0], journey_id, journey.version, seq, active=True))
+            tx.executemany(_INSERT_RUN, starts)
             # Wake runs waiting for these events; a run being replayed right now loses its lease, so
             # its replay is discarded and redone with the new event in its inbox.
             tx.executemany(
                 "UPDATE journey_runs SET due_at = ?, lease_owner = NULL "
                 f"WHERE customer_id = ? AND {_ACTIVE_SQL} AND (wait_event = ? OR lease_owner IS NOT NULL)",
-                list(dict.fromkeys((now, r[2], r[4]) for r in rows)),
+                list(dict.fromkeys((now, r[2], r[4]) for r in rows if r[2] in waiting)),
             )
             for chunk in _chunks([r[0] for r in rows]):
                 tx.execute(f"UPDATE touchpoints SET routed = 1 WHERE seq IN ({_marks(chunk)})", chunk)
         return len(rows)
 
-    def _start(self, tx: Transaction, journey: Journey, row: Sequence[Any], now: float) -> None:
+    def _runs_of(self, tx: Transaction, customers: Sequence[str]) -> dict[str, list[_KnownRun]]:
+        """Every run of these customers, to apply re-entry rules and goals without a query per event."""
+        known: dict[str, list[_KnownRun]] = {}
+        for chunk in _chunks(customers):
+            for run_id, customer_id, journey_id, version, trigger_seq, status in tx.query(
+                "SELECT id, customer_id, journey, version, trigger_seq, status FROM journey_runs "
+                f"WHERE customer_id IN ({_marks(chunk)})",
+                chunk,
+            ):
+                known.setdefault(customer_id, []).append(
+                    _KnownRun(run_id, journey_id, version, int(trigger_seq), active=status in ACTIVE)
+                )
+        return known
+
+    @staticmethod
+    def _may_enter(journey: Journey, runs: Sequence[_KnownRun]) -> bool:
+        if journey.reentry == "always":
+            return True
+        mine = [r for r in runs if r.journey == journey.id]
+        return not mine if journey.reentry == "never" else not any(r.active for r in mine)
+
+    @staticmethod
+    def _start_row(journey: Journey, row: Sequence[Any], now: float) -> tuple[Any, ...]:
         seq, tp_id, customer_id, channel, name, props, occurred = row
-        if journey.reentry != "always":
-            statuses = [s for (s,) in tx.query(
-                "SELECT status FROM journey_runs WHERE customer_id = ? AND journey = ?", (customer_id, journey.id)
-            )]
-            if (journey.reentry == "never" and statuses) or any(s in ACTIVE for s in statuses):
-                return
         trigger = {
             "seq": seq, "id": tp_id, "customer_id": customer_id, "channel": channel, "name": name,
             "properties": loads(props) or {}, "occurred_at": occurred,
         }
-        tx.execute(
-            "INSERT INTO journey_runs (id, journey, version, customer_id, active_key, status, trigger, trigger_seq, "
-            "due_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (_run_id(), journey.id, journey.version, customer_id,
-             None if journey.reentry == "always" else customer_id, dumps(trigger), seq, now, now, now),
-        )
+        return (_run_id(), journey.id, journey.version, customer_id,
+                None if journey.reentry == "always" else customer_id, dumps(trigger), seq, now, now, now)
 
-    def _reach_goal(self, tx: Transaction, customer_id: str, event: str, seq: int, now: float) -> None:
-        runs = tx.query(
-            f"SELECT id, journey, version FROM journey_runs WHERE customer_id = ? AND {_ACTIVE_SQL} "
-            "AND trigger_seq < ?",
-            (customer_id, seq),
-        )
-        for run_id, journey_id, version in runs:
-            definition = self.journeys.get(journey_id, {}).get(version) or self.current.get(journey_id)
+    def _reach_goal(
+        self, tx: Transaction, runs: Sequence[_KnownRun], event: str, seq: int, starts: list[tuple[Any, ...]],
+        now: float,
+    ) -> None:
+        for run in runs:
+            if not run.active or run.trigger_seq >= seq:
+                continue
+            definition = self.journeys.get(run.journey, {}).get(run.version) or self.current.get(run.journey)
             if definition is not None and event in definition.exit_on:
-                end_run(tx, run_id, "exited", f"goal reached: {event}", now)
+                if starts:  # the run may have started in this batch: store it before ending it
+                    tx.executemany(_INSERT_RUN, starts)
+                    starts.clear()
+                end_run(tx, run.id, "exited", f"goal reached: {event}", now)
+                run.active = False
 
     # -- 2. merged profiles
     def _merge_cursor(self, tx: Transaction) -> int:
