@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ._clock import Clock
 from ._core import Core, Who
@@ -20,6 +20,9 @@ from .messages import Templates
 from .providers import WebhookResponse
 from .segments import Condition, Segment
 from .store import SQLStore
+
+if TYPE_CHECKING:
+    from .analytics import KPITable
 
 __all__ = ["AsyncOmni", "Omni"]
 
@@ -147,6 +150,21 @@ class Omni(_Base):
         """Re-evaluate a segment periodically; entering and leaving it are touchpoints journeys can use."""
         return self._core.segments.watch(name, condition)
 
+    def kpis(
+        self,
+        by: str | Sequence[str] | None = "channel",
+        *,
+        since: datetime | float | None = None,
+        until: datetime | float | None = None,
+        conversion: str | Collection[str] = "Order Completed",
+        window: timedelta = timedelta(days=7),
+    ) -> KPITable:
+        """Sent, delivered, opened, clicked, converted, cost and revenue of messages, grouped by channel,
+        provider, journey, step, template or broadcast (see `omnisdk.analytics.kpis`)."""
+        from .analytics import kpis
+
+        return kpis(self._core.store, by, since=since, until=until, conversion=conversion, window=window)
+
     def run_until_idle(self) -> int:
         """Run the journeys and deliveries that are due now, then return how much was done."""
         return self._run(self._core.run_until_idle())
@@ -247,6 +265,11 @@ class AsyncOmni(_Base):
 
     async def timeline(self, customer_id: str, **kwargs: Any) -> list[Touchpoint]:
         return await asyncio.to_thread(functools.partial(self._core.timeline, customer_id, **kwargs))
+
+    async def kpis(self, by: str | Sequence[str] | None = "channel", **kwargs: Any) -> KPITable:
+        from .analytics import kpis
+
+        return await asyncio.to_thread(functools.partial(kpis, self._core.store, by, **kwargs))
 
     async def run_until_idle(self) -> int:
         return await self._core.run_until_idle()
