@@ -16,8 +16,18 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
-from omnisdk.testing.imitations import Imitation, SendGridImitation, TwilioImitation
+from omnisdk.testing.imitations import Call, Imitation, SendGridImitation, TwilioImitation, route
+
+
+class Empty(Imitation):
+    """The ceiling: the same server and client with a handler that does nothing."""
+
+    @route("POST", "/empty")
+    def empty(self, call: Call) -> web.StreamResponse:
+        return web.Response(status=204)
+
 
 TWILIO_SID = "AC" + "a" * 32
 TWILIO = (
@@ -98,6 +108,16 @@ def main() -> None:
     args = parser.parse_args()
     print(f"{'imitation':<20} {'validation':<28} {'req/s':>7}")
     modes = (("on, every body different", True, True), ("on, the same body again", True, False), ("off", False, True))
+    ceiling = measure(
+        Empty,
+        "/empty",
+        {"data": b"x"},
+        validate=False,
+        unique=False,
+        seconds=args.seconds,
+        concurrency=args.concurrency,
+    )
+    print(f"{'Empty (ceiling)':<20} {'-':<28} {ceiling:>7.0f}", flush=True)
     for kind, path, request in (TWILIO, SENDGRID):
         for label, validate, unique in modes:
             rate = measure(

@@ -7,6 +7,9 @@ import asyncio
 import base64
 import hashlib
 import json
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -898,6 +901,21 @@ def test_operations_the_api_does_not_have_are_violations(twilio: TwilioImitation
     assert [r.status_code for r in (wrong_method, unknown)] == [404, 404]
     assert wrong_method.json()["code"] == 20404
     assert [v.method for v in twilio.violations] == ["DELETE", "POST"]
+
+
+def test_a_fixed_port_and_the_command_line_serve_demos() -> None:
+    with TwilioImitation() as probe:
+        port = int(probe.base_url.rsplit(":", 1)[1])  # a port that was free a moment ago
+    command = [sys.executable, "-m", "omnisdk.testing.imitations", f"twilio:{port}", "sendgrid"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as served:
+        assert served.stdout is not None
+        urls = dict(served.stdout.readline().split() for _ in range(2))
+        response = httpx.post(urls["twilio"] + MESSAGES, data={}, auth=(TWILIO_SID, "authtoken"))
+        served.send_signal(signal.SIGINT)
+
+    assert urls["twilio"] == f"http://127.0.0.1:{port}"
+    assert response.json()["code"] == 21604
+    assert served.returncode == 0
 
 
 def test_malformed_json_is_a_violation() -> None:

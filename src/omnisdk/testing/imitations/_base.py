@@ -83,6 +83,8 @@ class Imitation:
     faults: Faults = attrs.field(factory=Faults)
     #: Check each request against the contract (off for raw throughput).
     validate: bool = True
+    #: The port to listen on; 0 takes a free one (tests), a fixed one suits a demo's config.
+    port: int = 0
     requests: list[RecordedRequest] = attrs.field(factory=list, init=False, repr=False)
     violations: list[Violation] = attrs.field(factory=list, init=False, repr=False)
     #: Contract mismatches of loosely checked operations (WhatsApp's contract is buggy).
@@ -200,7 +202,8 @@ class Imitation:
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.25)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
         self._port = sock.getsockname()[1]
         await web.SockSite(self._runner, sock).start()
 

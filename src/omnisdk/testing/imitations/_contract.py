@@ -145,8 +145,8 @@ class Remembered:
     at the cost of a dict lookup. Big bodies are checked every time rather than kept.
     """
 
-    MAX_BODY = 64 * 1024
-    MAX_ENTRIES = 4096
+    MAX_BODY = 16 * 1024
+    MAX_ENTRIES = 1024
 
     def __init__(self, check: Check) -> None:
         self.check = check
