@@ -1,108 +1,227 @@
-"""The demo store: customers who browse on the web and the app, open emails, and buy online or in store.
+"""The demo store: a month of an omnichannel shop, in virtual time, through the public API.
 
-Everything goes through the public API, on the default embedded SQLite store.
+Customers browse on the web and the app, sign up, abandon carts, buy online or at the store's
+POS (arriving as signed Square webhooks), pick up orders, and lapse. Journeys react on every
+channel; deliveries go through the real provider plugins to local imitations of Twilio,
+SendGrid, FCM, Lob and Square; delivery receipts and engagement come back as signed webhooks.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from .._clock import VirtualClock
 from .._omni import Omni
+from ..segments import did, did_not
 from ._progress import Progress
+from ._providers import DemoProviders, demo_providers
+from ._shop import JOURNEYS, MESSAGES
 
 __all__ = ["run_demo"]
 
 FIRST_NAMES = ["Ada", "Grace", "Alan", "Linus", "Hedy", "Katherine", "Tim", "Margaret", "Dennis", "Barbara"]
 ZONES = ["America/New_York", "America/Chicago", "America/Los_Angeles", "Europe/London", "Europe/Paris"]
 PRODUCTS = [f"sku-{i}" for i in range(1, 41)]
+START = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
+DAYS = 30
 
 
-def run_demo(store: str | None = None, customers: int = 2000, seed: int = 7) -> int:
+def run_demo(store: str | None = None, customers: int = 2000, seed: int = 7, report: str | None = None) -> int:
     started = time.perf_counter()
     rng = random.Random(seed)
-    clock = VirtualClock(datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
+    clock = VirtualClock(START - timedelta(days=90))
     url = store or "sqlite:///.omnisdk/demo.db"
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:"):
-        from pathlib import Path
-
-        path = Path(url.removeprefix("sqlite:///"))
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-    print(f"omnisdk demo: {customers:,} customers over 30 virtual days on {url}")
-    with Omni(url, clock=clock) as omni:
-        people = _identify(omni, rng, customers)
-        _shop(omni, rng, people, clock)
-        _summary(omni, people, time.perf_counter() - started)
+    _fresh(url)
+    print(f"omnisdk demo: {customers:,} customers, {DAYS} virtual days, store {url}")
+    with demo_providers() as providers, Omni(url, config=providers.config, clock=clock) as omni:
+        for message in MESSAGES:
+            omni.templates.add(message)
+        omni.register(*JOURNEYS)
+        omni.watch_segment("lapsed", did("Order Completed") & did_not("Order Completed", within=timedelta(days=30)))
+        people = _sign_up(omni, rng, customers, clock)
+        stats = _simulate(omni, rng, people, clock, providers)
+        _summary(omni, providers, stats, time.perf_counter() - started)
+        if report:
+            _write_report(omni, report)
     return 0
 
 
-def _identify(omni: Omni, rng: random.Random, n: int) -> list[str]:
-    progress = Progress("profiles and consent", n)
+def _fresh(url: str) -> None:
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        path = Path(url.removeprefix("sqlite:///"))
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _sign_up(omni: Omni, rng: random.Random, n: int, clock: VirtualClock) -> list[str]:
+    """Profiles, stitched from an anonymous web visit; a third bought months ago (some will lapse)."""
+    progress = Progress("customers and their history", n)
     people = []
+    history = []
     for i in range(n):
         cid = f"cust-{i:05d}"
+        name = FIRST_NAMES[i % len(FIRST_NAMES)]
         anon = f"web-{rng.getrandbits(48):012x}"
         omni.track({"anonymous_id": anon}, "Product Viewed", {"product_id": rng.choice(PRODUCTS)}, channel="web")
         omni.identify(
-            cid,
-            anonymous_id=anon,
-            email=f"{FIRST_NAMES[i % len(FIRST_NAMES)].lower()}.{i}@example.com",
-            phone=f"+1415555{i % 10000:04d}" if i < 10000 else None,
-            traits={"first_name": FIRST_NAMES[i % len(FIRST_NAMES)], "signup_day": 0},
-            timezone=rng.choice(ZONES),
-            locale=rng.choice(["en-US", "en-GB", "fr-FR"]),
+            cid, anonymous_id=anon, email=f"{name.lower()}.{i}@example.com", phone=f"+1415555{i % 10000:04d}",
+            fcm_token=f"fcm-{rng.getrandbits(64):016x}" if rng.random() < 0.6 else None,
+            traits={"first_name": name}, timezone=rng.choice(ZONES), locale="en-US",
             preferred_channels=rng.sample(["email", "sms", "push"], 2),
+            address={"name": f"{name} Example", "line1": f"{100 + i} Main St", "city": "San Francisco",
+                     "state": "CA", "postal_code": "94107", "country": "US"},
         )
-        for channel in ("email", "sms", "push"):
-            if rng.random() < 0.7:
+        for channel, share in (("email", 0.85), ("sms", 0.55), ("push", 0.7), ("direct_mail", 0.5)):
+            if rng.random() < share:
                 omni.consent(cid, channel=channel, granted=True, source="signup-form")
+        if rng.random() < 0.35:
+            when = START - timedelta(days=rng.uniform(35, 80))
+            history.append({"who": cid, "event": "Order Completed", "channel": rng.choice(["web", "pos"]),
+                            "properties": {"order_id": f"old-{i}", "revenue": 35.0}, "timestamp": when})
         people.append(cid)
         progress.advance()
+    omni.track_many(history)
+    clock.set(START)
+    omni.run_until_idle()  # the lapsed segment's first evaluation, before the month starts
     progress.finish()
     return people
 
 
-def _shop(omni: Omni, rng: random.Random, people: list[str], clock: VirtualClock) -> None:
-    progress = Progress("30 days of shopping", 30)
-    for _day in range(30):
-        batch = []
-        for cid in rng.sample(people, k=max(1, len(people) // 6)):
-            product = rng.choice(PRODUCTS)
+def _simulate(omni: Omni, rng: random.Random, people: list[str], clock: VirtualClock,
+              providers: DemoProviders) -> Counter[str]:
+    stats: Counter[str] = Counter()
+    progress = Progress(f"{DAYS} days of shopping", DAYS)
+    carts: dict[str, str] = {}
+    new_signups = iter(rng.sample(people, k=len(people) // 3))
+    for day in range(DAYS):
+        plan: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for _ in range(len(people) // 90):
+            cid = next(new_signups, None)
+            if cid:
+                plan[rng.randrange(8, 22)].append({"who": cid, "event": "Signed Up", "channel": "web"})
+        for cid in rng.sample(people, k=len(people) // 7):
+            hour, product = rng.randrange(7, 23), rng.choice(PRODUCTS)
             channel = rng.choice(["web", "app"])
-            batch.append({"who": cid, "event": "Product Viewed", "properties": {"product_id": product},
-                          "channel": channel})
-            if rng.random() < 0.4:
-                batch.append({"who": cid, "event": "Product Added",
-                              "properties": {"product_id": product, "price": 20.0, "cart_id": f"k-{cid}"},
-                              "channel": channel})
-        omni.track_many(batch)
-        # In-store purchases arrive from the POS with only the phone number the customer gave.
-        for cid in rng.sample(people, k=max(1, len(people) // 40)):
-            phone = omni.customer(cid).phone
-            if phone:
-                omni.track({"phone": phone}, "Order Completed",
-                           {"order_id": f"pos-{rng.getrandbits(32):08x}", "revenue": 20.0}, channel="pos")
-        clock.advance(timedelta(days=1))
-        omni.run_until_idle()
+            plan[hour].append({"who": cid, "event": "Product Viewed", "channel": channel,
+                               "properties": {"product_id": product}})
+            if rng.random() < 0.45:
+                plan[hour].append({"who": cid, "event": "Product Added", "channel": channel,
+                                   "properties": {"product_id": product, "price": 40.0, "cart_id": f"k-{cid}"}})
+                carts[cid] = product
+        for hour in range(24):
+            clock.set(START + timedelta(days=day, hours=hour))
+            if plan[hour]:
+                omni.track_many([{**item, "timestamp": clock.now()} for item in plan[hour]])
+            _buy(omni, rng, carts, clock, providers, stats, hour)
+            omni.run_until_idle()
+        _engage(omni, rng, providers, clock, stats)
         progress.advance()
+    clock.set(START + timedelta(days=DAYS))
+    omni.run_until_idle()
     progress.finish()
+    return stats
 
 
-def _summary(omni: Omni, people: list[str], elapsed: float) -> None:
+def _buy(omni: Omni, rng: random.Random, carts: dict[str, str], clock: VirtualClock, providers: DemoProviders,
+         stats: Counter[str], hour: int) -> None:
+    """Some carts are bought online, some in store (a signed Square webhook naming only the email)."""
+    if not 9 <= hour <= 20:
+        return
+    for cid in [c for c in list(carts) if rng.random() < 0.03]:
+        product = carts.pop(cid)
+        order_id = f"o-{rng.getrandbits(40):010x}"
+        if rng.random() < 0.4:
+            email = omni.customer(cid).email
+            payment = {"id": f"pay-{order_id}", "status": "COMPLETED", "order_id": order_id,
+                       "buyer_email_address": email, "location_id": providers.square.location_id,
+                       "amount_money": {"amount": 4000, "currency": "USD"},
+                       "updated_at": clock.now().isoformat().replace("+00:00", "Z")}
+            url, headers, body = providers.square_payment(payment, f"evt-{order_id}")
+            if omni.handle_webhook("square", "POST", url, headers, body).status == 200:
+                stats["in-store purchases (Square webhooks)"] += 1
+            if rng.random() < 0.5:
+                omni.track(cid, "Order Ready for Pickup", {"order_id": order_id, "store": "Acme SoHo"}, channel="pos")
+                stats["pickups"] += 1
+        else:
+            omni.track(cid, "Order Completed", {"order_id": order_id, "revenue": 40.0, "product_id": product},
+                       channel="web")
+            stats["online purchases"] += 1
+
+
+def _engage(omni: Omni, rng: random.Random, providers: DemoProviders, clock: VirtualClock,
+            stats: Counter[str]) -> None:
+    """Receipts and engagement for the day's messages, as the providers would post them."""
+    since = clock.now() - timedelta(days=1)
+    events = []
+    for delivery in omni.deliveries(status=["sent"]):
+        if delivery.updated_at is not None and delivery.updated_at < since:
+            continue
+        if delivery.channel == "sms" and delivery.provider_message_id:
+            url, headers, body = providers.twilio_status(delivery.provider_message_id, "delivered")
+            omni.handle_webhook("twilio", "POST", url, headers, body)
+            stats["webhooks"] += 1
+        elif delivery.channel == "email":
+            base = {"email": "x@example.com", "timestamp": int(clock.timestamp()),
+                    "omnisdk_delivery_id": delivery.id, "sg_message_id": delivery.provider_message_id}
+            events.append({**base, "event": "delivered", "sg_event_id": f"d-{delivery.id}"})
+            if rng.random() < 0.35:
+                events.append({**base, "event": "open", "sg_event_id": f"o-{delivery.id}"})
+                if rng.random() < 0.3:
+                    events.append({**base, "event": "click", "url": "https://acme.example/cart",
+                                   "sg_event_id": f"c-{delivery.id}"})
+            if rng.random() < 0.01:
+                events.append({**base, "event": "unsubscribe", "sg_event_id": f"u-{delivery.id}"})
+    for start in range(0, len(events), 500):
+        url, headers, body = providers.sendgrid_events(events[start : start + 500], clock.timestamp())
+        omni.handle_webhook("sendgrid", "POST", url, headers, body)
+        stats["webhooks"] += 1
+
+
+def _summary(omni: Omni, providers: DemoProviders, stats: Counter[str], elapsed: float) -> None:
     with omni.store.transaction(immediate=False) as tx:
-        per_channel = Counter(dict(tx.query("SELECT channel, COUNT(*) FROM touchpoints GROUP BY channel")))
+        per_channel = tx.query(
+            "SELECT COALESCE(channel, '-'), status, COUNT(*) FROM deliveries GROUP BY 1, 2 ORDER BY 1, 2")
+        per_journey = tx.query("SELECT journey, status, COUNT(*) FROM journey_runs GROUP BY 1, 2 ORDER BY 1, 2")
+        touch = tx.query("SELECT channel, COUNT(*) FROM touchpoints GROUP BY channel ORDER BY 2 DESC")
         merges = tx.scalar("SELECT COUNT(*) FROM merges")
-        omni_customers = tx.scalar(
-            "SELECT COUNT(*) FROM (SELECT customer_id FROM touchpoints GROUP BY customer_id "
-            "HAVING COUNT(DISTINCT channel) >= 2) AS multi"
-        )
-    print("\nTouchpoints per channel")
-    for channel, n in per_channel.most_common():
-        print(f"  {channel:<12} {n:>8,}")
-    print(f"\nProfiles stitched from several identifiers: {merges:,}")
-    print(f"Customers seen on two or more channels:    {omni_customers:,} of {len(people):,}")
+        pos_exits = tx.scalar(
+            "SELECT COUNT(*) FROM journey_runs r WHERE r.journey = 'cart-abandonment' AND r.status = 'exited' "
+            "AND EXISTS "
+            "(SELECT 1 FROM touchpoints t WHERE t.customer_id = r.customer_id AND t.channel = 'pos' "
+            "AND t.name = 'Order Completed')")
+    print("\nTouchpoints by channel: " + ", ".join(f"{c} {n:,}" for c, n in touch))
+    print(f"Profiles stitched from several identifiers: {merges:,}")
+    _table("Deliveries by channel and status", per_channel)
+    _table("Journey runs by status", per_journey)
+    reasons = Counter(d.decisions[-1].reason.split(" (")[0] for d in omni.deliveries(status="skipped")
+                      if d.decisions)
+    if reasons:
+        _table("Why messages were not sent (the decision log's top reasons)", reasons.most_common(5))
+    print("\nOmnichannel moments")
+    for key, value in sorted(stats.items()):
+        print(f"  {key:<40} {value:>7,}")
+    print(f"  {'cart journeys ended by an in-store buy':<40} {pos_exits:>7,}")
+    sent = {type(p).__name__.removesuffix("Imitation"): len(p.requests) for p in providers.imitations()}
+    print("Requests the provider imitations served: " + ", ".join(f"{k} {v:,}" for k, v in sent.items()))
+    violations = sum(len(p.violations) for p in providers.imitations())
+    print(f"Requests that broke a provider's API contract: {violations}")
     print(f"\nDone in {elapsed:.1f} s.")
+
+
+def _table(title: str, rows: list[tuple[Any, ...]]) -> None:
+    print(f"\n{title}")
+    for row in rows:
+        *labels, count = row
+        print("  " + "".join(f"{str(x)[:60]:<22}" for x in labels) + f"{count:>8,}")
+
+
+def _write_report(omni: Omni, path: str) -> None:
+    report = getattr(omni, "report", None)
+    if report is not None:
+        report(html=path)
+        print(f"Report written to {path}")

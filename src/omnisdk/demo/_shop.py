@@ -1,0 +1,107 @@
+"""What the demo store sends: its messages and its four journeys, written as an app would write them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from .._content import SMS, Email, Message, Postcard, Push
+from ..journeys import JourneyContext, journey
+
+__all__ = ["JOURNEYS", "MESSAGES"]
+
+SIGN_OFF = "— the Acme Outfitters team"
+
+MESSAGES = [
+    Message(
+        "welcome",
+        email=Email(subject="Welcome to Acme, {{ customer.first_name }}",
+                    html="<p>Hi {{ customer.first_name }}, thanks for joining. <a href=\"https://acme.example/new\">"
+                         "See what's new</a></p><p>" + SIGN_OFF + "</p>",
+                    text="Hi {{ customer.first_name }}, thanks for joining. " + SIGN_OFF),
+    ),
+    Message(
+        "app-tips",
+        push=Push(title="Get the most out of Acme", body="Save items, track orders, pick up in store.",
+                  url="https://acme.example/app"),
+        email=Email(subject="Three things to try, {{ customer.first_name }}",
+                    text="Save items, track orders, pick up in store. " + SIGN_OFF),
+    ),
+    Message(
+        "cart-reminder",
+        push=Push(title="{{ customer.first_name }}, your cart is waiting",
+                  body="{{ data.product_id }} is still in your cart.", url="https://acme.example/cart"),
+        email=Email(subject="{{ customer.first_name }}, your cart is waiting",
+                    html="<p>{{ data.product_id }} is still in your cart. "
+                         "<a href=\"https://acme.example/cart\">Finish checking out</a></p>",
+                    text="{{ data.product_id }} is still in your cart. " + SIGN_OFF),
+        sms=SMS(text="Acme: {{ data.product_id }} is still in your cart. Reply STOP to opt out."),
+    ),
+    Message(
+        "cart-coupon",
+        sms=SMS(text="Acme: 10% off {{ data.product_id }} with code CART10, online or in store. "
+                     "Reply STOP to opt out."),
+        email=Email(subject="10% off what you left behind", text="Use CART10, online or in store. " + SIGN_OFF),
+    ),
+    Message(
+        "pickup-ready",
+        sms=SMS(text="Acme: order {{ data.order_id }} is ready for pickup at {{ data.store }}."),
+        push=Push(title="Ready for pickup", body="Order {{ data.order_id }} is waiting at {{ data.store }}."),
+        email=Email(subject="Your order is ready for pickup", text="Order {{ data.order_id }} is at {{ data.store }}."),
+    ),
+    Message(
+        "winback",
+        email=Email(subject="We miss you, {{ customer.first_name }}",
+                    text="Here is 15% off your next visit: WELCOME15. " + SIGN_OFF),
+        sms=SMS(text="Acme misses you: 15% off with WELCOME15, online or in store. Reply STOP to opt out."),
+    ),
+    Message(
+        "winback-postcard",
+        direct_mail=Postcard(front_html="<h1>We miss you, {{ customer.first_name }}</h1>",
+                             back_html="<p>Bring this card in store for 20% off.</p>"),
+    ),
+]
+
+
+@journey("welcome", version="1", trigger="Signed Up", reentry="never")
+async def welcome(ctx: JourneyContext) -> None:
+    await ctx.send("hello", "welcome", channel="email")
+    await ctx.sleep("two-days", timedelta(days=2))
+    await ctx.send("tips", "app-tips", channels=["push", "email"])
+
+
+@journey("cart-abandonment", version="1", trigger="Product Added", exit_on=["Order Completed"],
+         reentry="after_exit")
+async def cart_abandonment(ctx: JourneyContext) -> None:
+    """Ends on a purchase on any channel: buying in store stops the online reminders."""
+    product = {"product_id": ctx.trigger.properties.get("product_id")}
+    if await ctx.wait_for("bought-1h", "Order Completed", timeout=timedelta(hours=1)):
+        return
+    await ctx.send("nudge", "cart-reminder", channels=["push", "email"], data=product)
+    if await ctx.wait_for("bought-1d", "Order Completed", timeout=timedelta(days=1)):
+        return
+    await ctx.send("coupon", "cart-coupon", channels=["sms", "email"], data=product)
+
+
+@journey("pickup", version="1", trigger="Order Ready for Pickup", reentry="always")
+async def pickup(ctx: JourneyContext) -> None:
+    """A transactional notice on the customer's preferred channel."""
+    props = ctx.trigger.properties
+    await ctx.send("ready", "pickup-ready", purpose="transactional",
+                   data={"order_id": props.get("order_id"), "store": props.get("store", "our store")})
+
+
+@journey("win-back", version="1", trigger="Segment Entered", exit_on=["Order Completed"], reentry="after_exit")
+async def win_back(ctx: JourneyContext) -> None:
+    """Digital first; the postcard (slow, and it costs money) only for those still inactive after it."""
+    if ctx.trigger.properties.get("segment") != "lapsed":
+        return
+    await ctx.send("email", "winback", channel="email")
+    if await ctx.wait_for("back-7d", "Order Completed", timeout=timedelta(days=7)):
+        return
+    await ctx.send("sms", "winback", channel="sms")
+    if await ctx.wait_for("back-14d", "Order Completed", timeout=timedelta(days=7)):
+        return
+    await ctx.send("postcard", "winback-postcard", channel="direct_mail")
+
+
+JOURNEYS = [welcome, cart_abandonment, pickup, win_back]
