@@ -466,6 +466,24 @@ def test_square_declines_the_sandbox_decline_nonce(square: SquareImitation) -> N
     assert square.violations == []
 
 
+def test_square_payments_complete_orders_and_take_stock(square: SquareImitation) -> None:
+    square.set_stock("SKU-MUG", 5)
+    line = {"catalog_object_id": "SKU-MUG", "quantity": "2", "base_price_money": {"amount": 1500, "currency": "USD"}}
+    order = square_post(square, "/v2/orders", {"order": {"location_id": "LMAIN0000001", "line_items": [line]}})
+    order_id = order.json()["order"]["id"]
+    payment = {"source_id": "cnon:card-nonce-ok", "idempotency_key": "p1", "order_id": order_id}
+    square_post(square, "/v2/payments", {**payment, "amount_money": {"amount": 3000, "currency": "USD"}})
+    fetched = httpx.get(
+        square.url(f"/v2/orders/{order_id}"),
+        headers={"Authorization": "Bearer EAAAl-test", "Square-Version": "2026-09-16"},
+    )
+
+    assert fetched.json()["order"]["state"] == "COMPLETED"
+    assert conforms(square, "get /v2/orders/{order_id}", fetched) == []
+    assert square.stock[("SKU-MUG", "LMAIN0000001")] == 3
+    square.assert_no_violations()
+
+
 def test_square_inventory_counts_come_from_seeded_stock(square: SquareImitation) -> None:
     square.set_stock("SKU-MUG", 3)
     square.set_stock("SKU-MUG", 7, location_id="LSTORE2")

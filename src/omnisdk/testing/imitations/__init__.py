@@ -1,12 +1,18 @@
 """Local HTTP servers that answer like each provider and check every request against its contract.
 
-from omnisdk.testing.imitations import Faults, TwilioImitation
+Example::
 
-def test_sms_is_sent():
-    with TwilioImitation(faults=Faults(rate_limit=0.1)) as twilio:
-        ...  # point the provider's base_url at twilio.base_url, send
-    twilio.assert_no_violations()
-    assert twilio.messages[0]["to"] == "+15558675310"
+    from omnisdk.testing.imitations import Faults, TwilioImitation
+
+    def test_sms_is_sent():
+        with TwilioImitation(faults=Faults(rate_limit=0.1)) as twilio:
+            ...  # point the provider's base_url at twilio.base_url, then send
+        twilio.assert_no_violations()
+        assert twilio.messages[0]["to"] == "+15558675310"
+
+A request the contract forbids gets the provider's own error and lands in `violations`;
+`requests` keeps every request; each imitation keeps the provider's state (messages, orders...).
+Subclass `Imitation` and declare handlers with `route` to imitate an endpoint not covered here.
 """
 
 from ._base import Imitation, Violation, route

@@ -129,8 +129,8 @@ class FCMImitation(Imitation):
             return self._grant_error("invalid_grant", "Invalid JWT: Failed audience check.")
         if not SCOPES & set(str(claims.get("scope", "")).split()):
             return self._grant_error("invalid_scope", "Invalid OAuth scope or ID token audience provided.")
-        lifetime = int(claims.get("exp", 0)) - int(claims.get("iat", 0))
-        if not 0 < lifetime <= 3600:
+        exp, iat = claims.get("exp"), claims.get("iat")
+        if not (isinstance(exp, int) and isinstance(iat, int) and 0 < exp - iat <= 3600):
             message = (
                 "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. "
                 "Check your iat and exp values in the JWT claim."

@@ -205,7 +205,20 @@ class SquareImitation(Imitation):
             error = {"category": "PAYMENT_METHOD_ERROR", "code": "GENERIC_DECLINE", "detail": "Authorization error."}
             return web.json_response({"errors": [error], "payment": payment}, status=400)
         self.payments[ident] = payment
+        if status == "COMPLETED" and (order := self.orders.get(payment["order_id"])):
+            self._settle(order, payment)
         return web.json_response({"payment": payment})
+
+    def _settle(self, order: dict[str, Any], payment: dict[str, Any]) -> None:
+        """A completed payment completes its order and takes the items sold out of stock."""
+        tender = {"id": random_id(29), "location_id": order["location_id"], "created_at": payment["created_at"]}
+        tender |= {"amount_money": payment["amount_money"], "type": payment["source_type"], "payment_id": payment["id"]}
+        order.update(state="COMPLETED", tenders=[*order.get("tenders", []), tender], version=order["version"] + 1)
+        order["updated_at"] = order["closed_at"] = payment["created_at"]
+        for item in order["line_items"]:
+            key = (item.get("catalog_object_id", ""), order["location_id"])
+            if key in self.stock:
+                self.stock[key] -= Decimal(item["quantity"])
 
     @route("GET", "/v2/payments/{payment_id}", check="get /v2/payments/{payment_id}")
     def get_payment(self, call: Call) -> web.StreamResponse:
