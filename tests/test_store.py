@@ -24,7 +24,7 @@ def test_upgrading_an_old_schema_keeps_its_data(store_url: str) -> None:
                        "applied_at DOUBLE PRECISION NOT NULL)")
             from omnisdk.store._base import _split
 
-            for statement in _split(first_sql.format(**store.dialect.types)):
+            for statement in _split(store.dialect.render(first_sql)):
                 tx.execute(statement)
             tx.execute("INSERT INTO schema_migrations VALUES (?, 'core', 0)", (first_version,))
             tx.execute("INSERT INTO customers (id, traits, preferred_channels, created_at, updated_at) "

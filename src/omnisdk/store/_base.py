@@ -44,6 +44,12 @@ class Dialect:
     def sql(self, statement: str) -> str:
         return statement
 
+    def render(self, ddl: str) -> str:
+        """A migration with its type placeholders (`{pk}`, `{json}`, `{bytes}`, `{bigint}`) filled in.
+
+        Only those are replaced, so literals such as `DEFAULT '{}'` stay as written."""
+        return re.sub(r"\{(pk|json|bytes|bigint)\}", lambda m: self.types[m[1]], ddl)
+
     def json_text(self, column: str, key: str) -> str:
         """SQL for `column[key]` as text."""
         raise NotImplementedError
@@ -186,7 +192,7 @@ class SQLStore:
                 )
                 if tx.scalar("SELECT 1 FROM schema_migrations WHERE version = ?", (version,)):
                     continue
-                for statement in _split(sql.format(**self.dialect.types)):
+                for statement in _split(self.dialect.render(sql)):
                     tx.execute(statement)
                 tx.execute(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
