@@ -95,10 +95,14 @@ class Core:
         clock: Clock | None = None,
         plugins: Iterable[Any] = (),
         load_entry_points: bool = True,
+        facade: Any = None,
     ) -> None:
         self.config: Config = load_config(config)
         self.clock: Clock = clock or SystemClock()
         self.plugins = PluginHost(plugins, load_entry_points=load_entry_points)
+        #: The Omni/AsyncOmni this core serves; hooks that ask for `omni` get it.
+        self.facade: Any = facade
+        self.plugins.context["omni"] = facade
         rules = self.config.identity
         self.identity = IdentityResolver(
             IdentityRules(**{k: v for k, v in rules.items() if k in ("priority", "limits", "default_limit")}),
@@ -108,7 +112,6 @@ class Core:
         self.store: SQLStore = store if isinstance(store, SQLStore) else open_store(store)
         self.workers: list[Worker] = []
         self._hook_touchpoints = self.plugins.has_impls("touchpoint_recorded")
-        self.facade: Any = None
         from .messages import Templates
         from .policies import PolicyRules
 

@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from ._clock import Clock
 from ._core import Core, Who
 from ._customers import Consent, Customer
+from ._errors import NotFoundError
 from ._touchpoints import Touchpoint
 from .delivery import Delivery
 from .journeys import Journey, JourneyRun
 from .messages import Templates
-from .providers import WebhookResponse
+from .providers import Provider, WebhookResponse
 from .segments import Condition, Segment
 from .store import SQLStore
 
@@ -40,8 +41,7 @@ class _Base:
         plugins: Iterable[Any] = (),
         load_entry_points: bool = True,
     ) -> None:
-        self._core = Core(store, config, clock, plugins, load_entry_points)
-        self._core.facade = self
+        self._core = Core(store, config, clock, plugins, load_entry_points, facade=self)
 
     @property
     def clock(self) -> Clock:
@@ -60,6 +60,16 @@ class _Base:
         """Register journeys (or new versions of them); the version registered last starts new runs."""
         for journey in journeys:
             self._core.journeys.register(journey)
+
+    def provider(self, channel: str, name: str | None = None) -> Provider:
+        """The configured provider instance for a channel (its primary, or the one called `name`,
+        webhook-only sources included): for plugins' template filters and admin tasks."""
+        pool = self._core.dispatcher.pool
+        configured = pool.primary.get(channel) if name is None else pool.find(channel, name)
+        if configured is None:
+            named = f" {name!r}" if name else ""
+            raise NotFoundError(f"no provider{named} configured for channel {channel!r}")
+        return pool.instance(configured)
 
     @property
     def plugin_errors(self) -> list[Exception]:

@@ -76,6 +76,8 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self.loaded: list[LoadedPlugin] = []
         self.errors: list[PluginError] = []
+        #: Extra hook arguments plugins may ask for by name (the client sets `omni`).
+        self.context: dict[str, Any] = {}
         for module_name in BUILTIN_PLUGINS:
             self._add(importlib.import_module(module_name), module_name, "builtin")
         if load_entry_points:
@@ -128,11 +130,15 @@ class PluginHost:
                                        plugin=impl.plugin_name))
 
     def collect(self, hook_name: str) -> list[tuple[Any, ...]]:
-        """Everything plugins pass to `register(...)` in a `register_*` hook, as argument tuples."""
+        """Everything plugins pass to `register(...)` in a `register_*` hook, as argument tuples.
+
+        Each implementation gets the arguments it names, from `register` and `self.context`
+        (e.g. `omni`), as pluggy would: a hook can grow arguments without breaking plugins."""
         items: list[tuple[Any, ...]] = []
         for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            available = {"register": lambda *args: items.append(args), **self.context}
             try:
-                impl.function(register=lambda *args: items.append(args))
+                impl.function(**{name: available[name] for name in impl.argnames if name in available})
             except Exception as exc:
                 self._fail(PluginError(f"{hook_name} failed: {type(exc).__name__}: {exc}", plugin=impl.plugin_name))
         return items

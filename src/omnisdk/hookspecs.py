@@ -18,8 +18,8 @@ def register_providers(register: Any) -> None:
 
 
 @hookspec
-def register_template_filters(register: Any) -> None:
-    """Register Jinja filters available to every template: `register(name, function)`."""
+def register_template_filters(register: Any, omni: Any) -> None:
+    """Register Jinja filters available to every template: `register(name, function)`; `omni` is the client."""
 
 
 @hookspec

@@ -72,8 +72,10 @@ def test_a_failed_lookup_renders_as_not_in_stock(provider: SquarePOS, square: Sq
     assert provider.inventory.in_stock_near("VAR-SKU1") is None
 
 
-def test_templates_use_the_filter(provider: SquarePOS, tmp_path: Path) -> None:
-    with Omni(f"sqlite:///{tmp_path}/omni.db", clock=VirtualClock()) as omni:
+def test_templates_use_the_clients_square_provider(square: SquareImitation, tmp_path: Path) -> None:
+    config = {"channels": {"pos": {"provider": "square", "access_token": TOKEN, "base_url": square.base_url,
+                                   "locations": STORES}}}
+    with Omni(f"sqlite:///{tmp_path}/omni.db", config=config, clock=VirtualClock()) as omni:
         customer = omni.identify("c-42", email="ada@example.com", traits={"first_name": "Ada", "home_store": "LMALL"})
         message = Message("back-in-store", email=Email(
             subject="Still thinking about it, {{ customer.first_name }}?",
@@ -84,3 +86,14 @@ def test_templates_use_the_filter(provider: SquarePOS, tmp_path: Path) -> None:
                                                                                   data={"variation": "VAR-SKU1"}))
 
     assert rendered.text == "3 left at Mall"  # type: ignore[attr-defined]
+
+
+def test_without_a_square_provider_the_filter_fails_that_render_only(tmp_path: Path) -> None:
+    from omnisdk import ConfigError, TemplateError
+
+    with Omni(f"sqlite:///{tmp_path}/omni.db", clock=VirtualClock()) as omni:
+        customer = omni.identify("c-1", email="ada@example.com")
+        message = Message("stock", email=Email(subject="x", text="{{ 'VAR-SKU1' | in_stock_near(customer) }}"))
+        with pytest.raises((ConfigError, TemplateError)) as err:
+            omni.templates.render(message, "email", omni.templates.context(customer))
+    assert "channels.pos" in str(err.value)

@@ -8,18 +8,10 @@ import omnisdk
 
 from ._inventory import Inventory, StoreStock
 from ._shopify import ShopifyPOS
-from ._square import SquarePOS, active_inventory, offer_key
+from ._square import SquarePOS, offer_key
 
-__all__ = ["Inventory", "ShopifyPOS", "SquarePOS", "StoreStock", "in_stock_near", "offer_key",
+__all__ = ["Inventory", "ShopifyPOS", "SquarePOS", "StoreStock", "inventory_of", "offer_key",
            "register_providers", "register_template_filters"]
-
-
-def in_stock_near(product_id: Any, customer: Any = None, min_quantity: float = 1) -> StoreStock | None:
-    """Template filter: where the product is in stock for this customer (None when nowhere, or unknown)."""
-    inventory = active_inventory()
-    if inventory is None:
-        raise omnisdk.ConfigError("in_stock_near needs [channels.pos] provider = \"square\"", field="channels.pos")
-    return inventory.in_stock_near(product_id, customer, min_quantity)
 
 
 @omnisdk.hookimpl
@@ -28,6 +20,21 @@ def register_providers(register: Any) -> None:
     register(ShopifyPOS)
 
 
+def inventory_of(omni: Any) -> Inventory:
+    """The inventory of the client's configured Square provider (`[channels.pos] provider = "square"`)."""
+    try:
+        provider = omni.provider("pos")
+    except omnisdk.NotFoundError:
+        provider = None
+    if not isinstance(provider, SquarePOS):
+        raise omnisdk.ConfigError("in_stock_near needs [channels.pos] provider = \"square\"", field="channels.pos")
+    return provider.inventory
+
+
 @omnisdk.hookimpl
-def register_template_filters(register: Any) -> None:
+def register_template_filters(register: Any, omni: Any) -> None:
+    def in_stock_near(product_id: Any, customer: Any = None, min_quantity: float = 1) -> StoreStock | None:
+        """Template filter: where the product is in stock for this customer (None when nowhere, or unknown)."""
+        return inventory_of(omni).in_stock_near(product_id, customer, min_quantity)
+
     register("in_stock_near", in_stock_near)

@@ -12,7 +12,6 @@ Every write carries an idempotency key derived from the delivery's, so retries g
 from __future__ import annotations
 
 import hashlib
-import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -40,10 +39,9 @@ from ._inventory import Inventory
 from ._square_api import SquareAPI, square_error
 from ._square_webhooks import SquareEvents, verify_square_signature
 
-__all__ = ["SquarePOS", "active_inventory"]
+__all__ = ["SquarePOS"]
 
 MAX_IDEMPOTENCY_KEY = 128
-_ACTIVE: weakref.WeakSet[SquarePOS] = weakref.WeakSet()
 
 
 def _positive(_instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -109,7 +107,6 @@ class SquarePOS(Provider):
                                    clock=self.clock)
         self._events = SquareEvents(self.api.retrieve_order, self.config.locations)
         self._tier_points: dict[str, int] = {}
-        _ACTIVE.add(self)
 
     # -- outbound offers
     async def _call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -193,11 +190,3 @@ class SquarePOS(Provider):
 
     async def aclose(self) -> None:
         self.api.close()
-        _ACTIVE.discard(self)
-
-
-def active_inventory() -> Inventory | None:
-    """The inventory of a configured Square provider in this process (templates have no other way in)."""
-    for provider in _ACTIVE:
-        return provider.inventory
-    return None
