@@ -43,6 +43,7 @@ from omnisdk.testing.imitations import (
     route,
     twilio_signature,
 )
+from omnisdk.testing.imitations._jose import BadToken, verify_jwt
 
 ORACLES = CONTRACTS / "oracles"
 TWILIO_SID = "AC" + "a" * 32
@@ -750,6 +751,30 @@ def test_web_push_encryption_matches_rfc_8291() -> None:
     assert b64url(body) == RFC8291["body"]
     ua = private_key(RFC8291["ua_private"])
     assert decrypt_aes128gcm(body, ua, b64url_decode(RFC8291["auth"])) == RFC8291_PLAINTEXT
+
+
+@pytest.mark.parametrize(
+    ("authorization", "audience"),
+    [
+        (oracle("webpush_request.json")["vapid_headers"]["Authorization"], "https://updates.push.services.mozilla.com"),
+        (  # RFC 8292 section 2.4
+            "vapid t=eyJ0eXAiOiJKV1QiLCJhbGciOiJFUzI1NiJ9.eyJhdWQiOiJodHRwczovL3B1c2guZXhhbXBsZS5uZXQiLCJleHAiOjE0NT"
+            "M1MjM3NjgsInN1YiI6Im1haWx0bzpwdXNoQGV4YW1wbGUuY29tIn0.i3CYb7t4xfxCDquptFOepC9GAu_HLGkMlMuCGSK2rpiUfnK9ojFw"
+            "DXb1JrErtmysazNjjvW2L9OkSSHzvoD1oA, k=BA1Hxzyi1RUM1b5wjxsn7nGxAszw2u61m164i3MrAIxHF6YK5h4SDYic-dRuU_RCPC"
+            "fA5aq9ojSwk5Y2EmClBPs",
+            "https://push.example.net",
+        ),
+    ],
+)
+def test_vapid_tokens_from_the_official_library_and_the_rfc_verify(authorization: str, audience: str) -> None:
+    fields = dict(part.strip().split("=", 1) for part in authorization.removeprefix("vapid ").split(","))
+    key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b64url_decode(fields["k"]))
+
+    _, claims = verify_jwt(fields["t"], key)
+
+    assert claims["aud"] == audience
+    with pytest.raises(BadToken):
+        verify_jwt(fields["t"][:-2] + "AA", key)
 
 
 def test_web_push_accepts_encrypted_vapid_signed_messages() -> None:
