@@ -23,7 +23,7 @@ from .segments import Condition, Segment
 from .store import SQLStore
 
 if TYPE_CHECKING:
-    from .analytics import KPITable
+    from .analytics import AttributionResult, Funnel, KPITable
 
 __all__ = ["AsyncOmni", "Omni"]
 
@@ -175,6 +175,40 @@ class Omni(_Base):
 
         return kpis(self._core.store, by, since=since, until=until, conversion=conversion, window=window)
 
+    def funnel(
+        self,
+        steps: Sequence[str],
+        *,
+        within: timedelta = timedelta(days=7),
+        by: str | None = None,
+        since: datetime | float | None = None,
+        until: datetime | float | None = None,
+    ) -> Funnel:
+        """Customers doing `steps` (event names) in order within `within` of the first, per step, with
+        conversion and median time between steps; `by="channel"` breaks it down by the first step's channel."""
+        from .analytics import funnel
+
+        return funnel(self._core.store, steps, within=within, by=by, since=since, until=until)
+
+    def attribution(
+        self,
+        model: str = "markov",
+        *,
+        order: int = 1,
+        conversion: str | Collection[str] = "Order Completed",
+        lookback: timedelta = timedelta(days=30),
+        touches: Collection[str] | None = None,
+        since: datetime | float | None = None,
+        until: datetime | float | None = None,
+        **params: Any,
+    ) -> AttributionResult:
+        """Credit conversions (online or POS) and their revenue to the channels touched within `lookback`
+        before them, with `model` (see `omnisdk.analytics.attribute`), streamed from the store."""
+        from .analytics import attribution
+
+        return attribution(self._core.store, model, order=order, conversion=conversion, lookback=lookback,
+                           touches=touches, since=since, until=until, **params)
+
     def run_until_idle(self) -> int:
         """Run the journeys and deliveries that are due now, then return how much was done."""
         return self._run(self._core.run_until_idle())
@@ -280,6 +314,16 @@ class AsyncOmni(_Base):
         from .analytics import kpis
 
         return await asyncio.to_thread(functools.partial(kpis, self._core.store, by, **kwargs))
+
+    async def funnel(self, steps: Sequence[str], **kwargs: Any) -> Funnel:
+        from .analytics import funnel
+
+        return await asyncio.to_thread(functools.partial(funnel, self._core.store, steps, **kwargs))
+
+    async def attribution(self, model: str = "markov", **kwargs: Any) -> AttributionResult:
+        from .analytics import attribution
+
+        return await asyncio.to_thread(functools.partial(attribution, self._core.store, model, **kwargs))
 
     async def run_until_idle(self) -> int:
         return await self._core.run_until_idle()
