@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
 import structlog
 
 from omnisdk import Omni
@@ -15,6 +16,7 @@ SECRETS = ["ada@example.com", "+14155550100", "s3cr3t-token-value", "sk_live_abc
 
 def test_omnisdk_log_lines_are_redacted_whatever_the_app_configured() -> None:
     out = io.StringIO()
+    structlog.reset_defaults()
     structlog.configure(
         processors=[structlog.processors.JSONRenderer()],
         logger_factory=structlog.PrintLoggerFactory(file=out),
@@ -43,3 +45,17 @@ def test_processor_for_the_apps_own_logs() -> None:
                                             "items": [{"phone": "+14155550100"}], "count": 3})
     assert event == {"event": "login [email]", "password": "[redacted]", "items": [{"phone": "[redacted]"}],
                      "count": 3}
+
+
+def test_configured_logging_writes_redacted_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    from omnisdk._logging import configure_logging
+
+    configure_logging(json=True)
+    try:
+        get_logger("omnisdk.test").warning("reply from +14155550100", email="ada@example.com", count=2)
+    finally:
+        structlog.reset_defaults()
+    [line] = capsys.readouterr().err.splitlines()
+    record = json.loads(line)
+    assert (record["event"], record["email"], record["count"], record["level"]) == (
+        "reply from [phone]", "[redacted]", 2, "warning")
