@@ -7,6 +7,7 @@ import functools
 import threading
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from os import PathLike
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -24,6 +25,7 @@ from .store import SQLStore
 
 if TYPE_CHECKING:
     from .analytics import AttributionResult, Funnel, KPITable
+    from .reports import Report
 
 __all__ = ["AsyncOmni", "Omni"]
 
@@ -209,6 +211,26 @@ class Omni(_Base):
         return attribution(self._core.store, model, order=order, conversion=conversion, lookback=lookback,
                            touches=touches, since=since, until=until, **params)
 
+    def report(
+        self,
+        html: str | PathLike[str] | None = None,
+        csv: str | PathLike[str] | None = None,
+        *,
+        since: datetime | float | None = None,
+        until: datetime | float | None = None,
+        conversion: str | Collection[str] = "Order Completed",
+        funnel: Sequence[str] | None = None,
+        window: timedelta = timedelta(days=7),
+        lookback: timedelta = timedelta(days=30),
+    ) -> Report:
+        """KPIs by channel and journey step, a funnel (by default viewed → added → checkout → conversion) and
+        attribution by model side by side; writes a self-contained HTML page and/or CSV files when given paths.
+        `print(report.text())` shows it as tables."""
+        from .reports import create_report
+
+        return create_report(self._core.store, now=self._core.clock.timestamp(), html=html, csv=csv, since=since,
+                             until=until, conversion=conversion, funnel=funnel, window=window, lookback=lookback)
+
     def run_until_idle(self) -> int:
         """Run the journeys and deliveries that are due now, then return how much was done."""
         return self._run(self._core.run_until_idle())
@@ -324,6 +346,15 @@ class AsyncOmni(_Base):
         from .analytics import attribution
 
         return await asyncio.to_thread(functools.partial(attribution, self._core.store, model, **kwargs))
+
+    async def report(self, html: str | PathLike[str] | None = None, csv: str | PathLike[str] | None = None,
+                     **kwargs: Any) -> Report:
+        from .reports import create_report
+
+        now = self._core.clock.timestamp()
+        return await asyncio.to_thread(
+            functools.partial(create_report, self._core.store, now=now, html=html, csv=csv, **kwargs)
+        )
 
     async def run_until_idle(self) -> int:
         return await self._core.run_until_idle()

@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "omnisdk.cli._journeys",
     "omnisdk.cli._plugins",
     "omnisdk.cli._render",
+    "omnisdk.cli._report",
 )
 
 

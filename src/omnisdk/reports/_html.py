@@ -1,0 +1,92 @@
+"""The report as one self-contained HTML page: inline CSS and SVG, no script, nothing fetched."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import TYPE_CHECKING
+
+from ._svg import bar_chart, funnel_chart
+from ._tables import Table, duration, tables
+
+if TYPE_CHECKING:
+    from ._report import Report
+
+__all__ = ["render_html"]
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; padding: 0 1rem; }
+h1 { font-size: 1.5rem; } h2 { font-size: 1.2rem; margin-top: 2.2rem; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.85rem; margin: 0.8rem 0; }
+th, td { padding: 0.25rem 0.6rem; border-bottom: 1px solid #eee; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+tr:last-child td { font-weight: 600; }
+.summary { display: flex; gap: 2rem; flex-wrap: wrap; }
+.summary div { background: #f5f7fb; padding: 0.6rem 1rem; border-radius: 6px; }
+.summary b { display: block; font-size: 1.3rem; }
+.note { color: #8a4b00; }
+"""
+
+
+def _table(table: Table) -> str:
+    if not table.rows:
+        return "<p>No data for this period.</p>"
+    head = "".join(f"<th>{escape(c.replace('_', ' '))}</th>" for c in table.columns)
+    body = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in table.cells())
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _summary(report: Report) -> str:
+    total = report.channels.total
+    figures = [
+        ("messages sent", f"{total.sent:,}"),
+        ("delivered", f"{total.delivered:,}"),
+        ("conversions after a message", f"{total.converted:,}"),
+        ("revenue after a message", f"{total.revenue:,.2f}"),
+        ("conversions with no message", f"{report.channels.unattributed_conversions:,}"),
+        ("cost", f"{total.cost:,.2f}"),
+    ]
+    return '<div class="summary">' + "".join(
+        f"<div><b>{escape(value)}</b>{escape(label)}</div>" for label, value in figures) + "</div>"
+
+
+def _charts(report: Report, key: str) -> str:
+    if key == "channels":
+        rows = report.channels.rows
+        labels = [str(r.group["channel"] or "-") for r in rows]
+        return (bar_chart("Messages by channel", labels, {"sent": [r.sent for r in rows],
+                                                           "delivered": [r.delivered for r in rows],
+                                                           "clicked": [r.clicked for r in rows],
+                                                           "converted": [r.converted for r in rows]})
+                + bar_chart("Revenue after a message, by channel", labels, {"revenue": [r.revenue for r in rows]},
+                            lambda v: f"{v:,.2f}"))
+    if key == "funnel":
+        return funnel_chart(" → ".join(report.funnel.events), report.funnel.steps)
+    if key == "attribution":
+        channels = sorted({c for r in report.attribution.values() for c in r.conversions})
+        series = {model: [result.conversions.get(c, 0.0) for c in channels]
+                  for model, result in report.attribution.items()}
+        return bar_chart("Conversions credited to each channel, by model", channels, series)
+    if key == "journeys":
+        rows = report.journeys.rows
+        labels = [f"{r.group['journey'] or '-'} / {r.group['step'] or '-'}" for r in rows]
+        return bar_chart("Journey steps: conversion rate (conversions per sent message)", labels,
+                         {"conversion rate": [r.conversion_rate or 0.0 for r in rows]}, lambda v: f"{v:.1%}")
+    return ""
+
+
+def render_html(report: Report) -> str:
+    period = f"{report.since or 'the beginning'} to {report.until or report.generated_at}"
+    sections = []
+    for table in tables(report):
+        sections.append(f'<section id="{table.key}"><h2>{escape(table.title)}</h2>{_charts(report, table.key)}'
+                        f"{_table(table)}</section>")
+    notes = "".join(f'<p class="note">{escape(note)}</p>' for note in report.notes)
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>omnisdk report</title><style>{_STYLE}</style></head><body>"
+        f"<h1>omnisdk report</h1><p>{escape(period)} · conversion: {escape(', '.join(report.conversion))} · "
+        f"credited to the latest message within {escape(duration(report.channels.window))}</p>"
+        f'<section id="summary">{_summary(report)}</section>{notes}{"".join(sections)}'
+        "</body></html>\n"
+    )

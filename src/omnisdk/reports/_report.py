@@ -1,0 +1,127 @@
+"""`Report`: the measurement of one period, gathered once, then printed, written as HTML or as CSV."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, timedelta
+from os import PathLike
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+
+import attrs
+
+from .._clock import to_datetime
+from ..analytics._attribution import AttributionResult
+from ..analytics._funnels import Funnel
+from ..analytics._funnels import funnel as funnel_of
+from ..analytics._kpis import KPITable, check_names, kpis
+from ..analytics._stored import REPORT_MODELS, attributions
+from ..store import SQLStore
+
+__all__ = ["DEFAULT_FUNNEL", "Report", "build_report", "create_report"]
+
+#: The ecommerce funnel a report shows unless told otherwise; the conversion event ends it.
+DEFAULT_FUNNEL: Final = ("Product Viewed", "Product Added", "Checkout Started")
+
+
+def _frozen(mapping: Mapping[str, AttributionResult]) -> Mapping[str, AttributionResult]:
+    return MappingProxyType(dict(mapping))
+
+
+@attrs.frozen(kw_only=True)
+class Report:
+    """KPIs by channel and by journey step, a funnel, and attribution by several models side by side."""
+
+    generated_at: datetime
+    since: datetime | None
+    until: datetime | None
+    conversion: tuple[str, ...]
+    channels: KPITable
+    journeys: KPITable
+    funnel: Funnel
+    attribution: Mapping[str, AttributionResult] = attrs.field(converter=_frozen)
+    #: what the report could not include, and why (e.g. a model whose dependencies are missing)
+    notes: tuple[str, ...] = ()
+
+    def text(self) -> str:
+        """The report as plain-text tables, for a terminal."""
+        from ._terminal import render_text
+
+        return render_text(self)
+
+    def html(self) -> str:
+        """One self-contained HTML page: inline CSS and SVG charts, no script, nothing fetched."""
+        from ._html import render_html
+
+        return render_html(self)
+
+    def write_html(self, path: str | PathLike[str]) -> Path:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(self.html(), encoding="utf-8")
+        return target
+
+    def write_csv(self, directory: str | PathLike[str]) -> list[Path]:
+        """One CSV file per table (channels, funnel, attribution, journeys, reasons) in `directory`."""
+        from ._csv import write_csv
+
+        return write_csv(self, Path(directory))
+
+
+def _attribution(
+    store: SQLStore, models: Sequence[str], notes: list[str], **kwargs: Any
+) -> dict[str, AttributionResult]:
+    try:
+        return attributions(store, models, **kwargs)
+    except ModuleNotFoundError as exc:  # markov needs the `analytics` extra
+        if "markov" not in models:
+            raise
+        notes.append(f"markov left out: {exc}")
+        return attributions(store, [m for m in models if m != "markov"], **kwargs)
+
+
+def build_report(
+    store: SQLStore,
+    *,
+    now: float,
+    since: datetime | float | None = None,
+    until: datetime | float | None = None,
+    conversion: str | Collection[str] = "Order Completed",
+    window: timedelta = timedelta(days=7),
+    lookback: timedelta = timedelta(days=30),
+    funnel: Sequence[str] | None = None,
+    within: timedelta = timedelta(days=7),
+    models: Sequence[str] = REPORT_MODELS,
+) -> Report:
+    """Gather everything a report shows; each part reads the store in bounded memory."""
+    names = check_names(conversion, "conversion")
+    steps = tuple(funnel) if funnel is not None else (*DEFAULT_FUNNEL, names[0])
+    notes: list[str] = []
+    channels = kpis(store, "channel", since=since, until=until, conversion=names, window=window)
+    return Report(
+        generated_at=to_datetime(now), since=channels.since, until=channels.until, conversion=names,
+        channels=channels,
+        journeys=kpis(store, ("journey", "step"), since=since, until=until, conversion=names, window=window),
+        funnel=funnel_of(store, steps, within=within, by="channel", since=since, until=until),
+        attribution=_attribution(store, models, notes, conversion=names, lookback=lookback, since=since,
+                                 until=until),
+        notes=tuple(notes),
+    )
+
+
+def create_report(
+    store: SQLStore,
+    *,
+    now: float,
+    html: str | PathLike[str] | None = None,
+    csv: str | PathLike[str] | None = None,
+    **options: Any,
+) -> Report:
+    """`build_report`, then write the HTML page to `html` and the CSV files into the folder `csv` if given."""
+    report = build_report(store, now=now, **options)
+    if html is not None:
+        report.write_html(html)
+    if csv is not None:
+        report.write_csv(csv)
+    return report
