@@ -6,14 +6,16 @@ a web funnel: c-1 and c-2 viewed a product, c-1 added it to the cart; nobody sta
 
 from __future__ import annotations
 
+import asyncio
 import csv
+from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from omnisdk import Omni, VirtualClock
+from omnisdk import AsyncOmni, Omni, VirtualClock
 from omnisdk.cli import main
 from omnisdk.reports import Report
 from test_kpis import shop  # noqa: F401  (the fixture)
@@ -161,3 +163,20 @@ def test_an_empty_store_still_makes_a_report(omni: Omni, tmp_path: Path) -> None
     assert page.ids >= SECTIONS
     assert report.channels.rows == ()
     assert "No data" in (tmp_path / "empty.html").read_text(encoding="utf-8")
+
+
+def test_the_async_client_measures_the_same(report_shop: Omni, store_url: str, tmp_path: Path) -> None:
+    async def measure() -> tuple[Any, ...]:
+        async with AsyncOmni(store_url, clock=VirtualClock()) as omni:
+            table = await omni.kpis(by="journey")
+            steps = await omni.funnel(["Product Viewed", "Product Added"], within=timedelta(hours=1))
+            credited = await omni.attribution("last_touch")
+            report = await omni.report(csv=tmp_path / "async", funnel=["Product Viewed", "Product Added"])
+            return table, steps, credited, report
+
+    table, steps, credited, report = asyncio.run(measure())
+    assert table.total == report_shop.kpis(by="journey").total
+    assert [step.customers for step in steps.steps] == [2, 1]
+    assert credited == report_shop.attribution("last_touch")
+    assert [row["customers"] for row in _read(tmp_path / "async" / "funnel.csv")][:2] == ["2", "1"]
+    assert report.funnel.events == ("Product Viewed", "Product Added")
