@@ -24,6 +24,7 @@ from ._errors import (
 )
 from ._omni import AsyncOmni, Omni
 from ._touchpoints import Events, Touchpoint
+from .broadcasts import Broadcast, BroadcastStatus
 from .delivery import Delivery
 from .hookspecs import hookimpl
 from .journeys import Journey, JourneyContext, JourneyRun, journey
@@ -46,6 +47,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Accepted",
     "AsyncOmni",
+    "Broadcast",
+    "BroadcastStatus",
     "Capabilities",
     "ConfigError",
     "Consent",

@@ -127,6 +127,13 @@ class Core:
         self.segments = SegmentWatcher(self, interval=float(self.config.raw.get("analytics", {}).get(
             "segment_interval_seconds", 3600)))
         self.workers.append(self.segments)
+        from .broadcasts import BroadcastWorker  # broadcasts queue their pages before journeys and dispatch run
+        from .sendtime import SendTime, SendTimeSettings
+
+        self.sendtime = SendTime(self.store, self.clock, self.policy_rules,
+                                 SendTimeSettings.from_config(self.config.raw.get("analytics", {})))
+        self.broadcasts = BroadcastWorker(self)
+        self.workers.append(self.broadcasts)
         from .journeys import JourneyRuntime, RunAdmin  # journeys route touchpoints and queue sends
 
         self.journeys = JourneyRuntime(self)
@@ -371,13 +378,14 @@ class Core:
     async def run_until_idle(self, *, max_rounds: int = 1_000_000) -> int:
         """Run every subsystem's due work until none has any left at the current time."""
         total = 0
-        for _ in range(max_rounds):
-            done = 0
-            for worker in self.workers:
-                done += await worker.tick()
-            total += done
-            if not done:
-                break
+        with self.sendtime.active():  # journey steps that send at "best_time" use this client's optimiser
+            for _ in range(max_rounds):
+                done = 0
+                for worker in self.workers:
+                    done += await worker.tick()
+                total += done
+                if not done:
+                    break
         return total
 
     def next_due(self) -> float | None:

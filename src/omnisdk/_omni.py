@@ -6,21 +6,25 @@ import asyncio
 import functools
 import threading
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from os import PathLike
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ._clock import Clock
+from ._content import Message
 from ._core import Core, Who
 from ._customers import Consent, Customer
 from ._errors import NotFoundError
 from ._touchpoints import Touchpoint
+from .broadcasts import Broadcast, BroadcastStatus
+from .broadcasts._admin import BroadcastAdmin
 from .delivery import Delivery
 from .journeys import Journey, JourneyRun
 from .messages import Templates
 from .providers import Provider, WebhookResponse
 from .segments import Condition, Segment
+from .sendtime import EngagementHours
 from .store import SQLStore
 
 if TYPE_CHECKING:
@@ -44,6 +48,7 @@ class _Base:
         load_entry_points: bool = True,
     ) -> None:
         self._core = Core(store, config, clock, plugins, load_entry_points, facade=self)
+        self._broadcasts = BroadcastAdmin(self._core)
 
     @property
     def clock(self) -> Clock:
@@ -231,6 +236,52 @@ class Omni(_Base):
         return create_report(self._core.store, now=self._core.clock.timestamp(), html=html, csv=csv, since=since,
                              until=until, conversion=conversion, funnel=funnel, window=window, lookback=lookback)
 
+    def broadcast(
+        self,
+        template: str | Message,
+        segment: Segment | Condition,
+        *,
+        at: datetime | None = None,
+        local_time: time | None = None,
+        send_time: str | None = None,
+        within: timedelta | None = None,
+        channel: str | None = None,
+        channels: Sequence[str] | None = None,
+        purpose: str = "marketing",
+        data: Mapping[str, Any] | None = None,
+        name: str | None = None,
+    ) -> Broadcast:
+        """Send one message to everyone in a segment: now, `at` a time, at `local_time` in each
+        customer's zone, or at each one's best time (`send_time="best"`, within `within`, 24 h by
+        default). Stored at once; the worker queues it page by page through the usual policies."""
+        return self._broadcasts.create(
+            template, segment, at=at, local_time=local_time, send_time=send_time, within=within, channel=channel,
+            channels=channels, purpose=purpose, data=data, name=name,
+        )
+
+    def broadcasts(self, *, limit: int = 100) -> list[BroadcastStatus]:
+        """The latest broadcasts, newest first, with their progress."""
+        return self._broadcasts.list(limit=limit)
+
+    def broadcast_status(self, broadcast_id: str) -> BroadcastStatus:
+        """Recipients queued, deliveries by status, and percent done."""
+        return self._broadcasts.status(broadcast_id)
+
+    def cancel_broadcast(self, broadcast_id: str) -> BroadcastStatus:
+        """Stop queueing and cancel the broadcast's messages not yet being sent."""
+        return self._broadcasts.cancel(broadcast_id)
+
+    def best_time(
+        self, customer_id: str, *, channel: str | None = None, within: timedelta = timedelta(hours=24),
+        purpose: str = "marketing",
+    ) -> datetime:
+        """When, within `within` from now and outside quiet hours, the customer is likeliest to engage."""
+        return self._core.sendtime.when(customer_id, channel=channel, within=within, purpose=purpose)
+
+    def engagement_hours(self, customer_id: str, *, channel: str | None = None) -> EngagementHours:
+        """The customer's engagement by local hour, smoothed towards everyone's (what `best_time` uses)."""
+        return self._core.sendtime.hours(customer_id, channel=channel)
+
     def run_until_idle(self) -> int:
         """Run the journeys and deliveries that are due now, then return how much was done."""
         return self._run(self._core.run_until_idle())
@@ -355,6 +406,24 @@ class AsyncOmni(_Base):
         return await asyncio.to_thread(
             functools.partial(create_report, self._core.store, now=now, html=html, csv=csv, **kwargs)
         )
+
+    async def broadcast(self, template: str | Message, segment: Segment | Condition, **kwargs: Any) -> Broadcast:
+        return await asyncio.to_thread(functools.partial(self._broadcasts.create, template, segment, **kwargs))
+
+    async def broadcasts(self, *, limit: int = 100) -> list[BroadcastStatus]:
+        return await asyncio.to_thread(functools.partial(self._broadcasts.list, limit=limit))
+
+    async def broadcast_status(self, broadcast_id: str) -> BroadcastStatus:
+        return await asyncio.to_thread(self._broadcasts.status, broadcast_id)
+
+    async def cancel_broadcast(self, broadcast_id: str) -> BroadcastStatus:
+        return await asyncio.to_thread(self._broadcasts.cancel, broadcast_id)
+
+    async def best_time(self, customer_id: str, **kwargs: Any) -> datetime:
+        return await asyncio.to_thread(functools.partial(self._core.sendtime.when, customer_id, **kwargs))
+
+    async def engagement_hours(self, customer_id: str, **kwargs: Any) -> EngagementHours:
+        return await asyncio.to_thread(functools.partial(self._core.sendtime.hours, customer_id, **kwargs))
 
     async def run_until_idle(self) -> int:
         return await self._core.run_until_idle()

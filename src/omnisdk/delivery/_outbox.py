@@ -9,7 +9,7 @@ from .._identity import register_customer_table
 from .._touchpoints import MESSAGE_CHANNELS, check_channel, new_id
 from ..store import Transaction, dumps
 
-__all__ = ["DELIVERY_STATUSES", "cancel_run_deliveries", "enqueue_delivery"]
+__all__ = ["DELIVERY_STATUSES", "cancel_run_deliveries", "enqueue_deliveries", "enqueue_delivery"]
 
 DELIVERY_STATUSES = ("queued", "deferred", "sending", "sent", "delivered", "failed", "skipped", "cancelled")
 
@@ -54,6 +54,36 @@ def enqueue_delivery(
          journey, step, broadcast_id, now if due_at is None else due_at, fallback_after, now, now),
     )
     return delivery_id
+
+
+def enqueue_deliveries(
+    tx: Transaction,
+    rows: Sequence[tuple[str, str, float]],
+    *,
+    template: str,
+    channels: Sequence[str],
+    now: float,
+    purpose: str = "marketing",
+    data: Mapping[str, Any] | None = None,
+    broadcast_id: str | None = None,
+) -> int:
+    """Queue one message to many customers: `rows` of (idempotency key, customer id, due_at).
+
+    A key already in the outbox is left as it is (a page queued again adds nothing). Returns how
+    many deliveries are new.
+    """
+    for i, channel in enumerate(channels):
+        check_channel(channel, field=f"channels[{i}]", allowed=MESSAGE_CHANNELS)
+    if not rows:
+        return 0
+    shared = (template, dumps(list(channels)), purpose, dumps(dict(data or {})), broadcast_id)
+    tx.executemany(
+        "INSERT INTO deliveries (id, idempotency_key, customer_id, template, channels, purpose, data, broadcast_id, "
+        "status, due_at, decisions, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, '[]', ?, ?) "
+        "ON CONFLICT (idempotency_key) DO NOTHING",
+        [("dlv_" + new_id(), key, cid, *shared, due_at, now, now) for key, cid, due_at in rows],
+    )
+    return int(tx.cursor.rowcount)
 
 
 def cancel_run_deliveries(tx: Transaction, run_id: str, *, reason: str, now: float) -> int:

@@ -13,7 +13,7 @@ import inspect
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -23,6 +23,7 @@ from .._errors import JourneyError, NonDeterminismError, ValidationError
 from .._identity import load_customer
 from .._touchpoints import Touchpoint
 from ..delivery import enqueue_delivery
+from ..sendtime import active_send_time
 from ..store import Transaction, loads
 
 __all__ = ["JourneyContext", "StepRecord", "Suspend", "touchpoint_from_row"]
@@ -189,12 +190,14 @@ class JourneyContext:
         channels: Sequence[str] | None = None,
         data: Mapping[str, Any] | None = None,
         purpose: str = "marketing",
-        at: datetime | None = None,
+        at: datetime | Literal["best_time"] | None = None,
+        within: timedelta | None = None,
     ) -> str:
         """Queue a message (in this step's transaction) and return the delivery id.
 
         `channels` is a waterfall: the first reachable, consented one is used; neither means the
-        customer's preferred channel. `at` defers the send.
+        customer's preferred channel. `at` defers the send; `at="best_time"` picks the customer's
+        most engaged hour within `within` (24 hours by default), outside quiet hours.
         """
         if channel is not None and channels is not None:
             raise ValidationError("give channel or channels, not both", field=f"{step}.channels")
@@ -205,15 +208,27 @@ class JourneyContext:
         record = self._replay(step, "send", args)
         if record is not None:
             return str(record.result)
-        if at is not None and not isinstance(at, datetime):
-            raise ValidationError("expected a datetime", field=f"{step}.at", value=at)
+        due_at = self._due_at(step, at, within, chosen, purpose)
         delivery_id = enqueue_delivery(
             self._tx, key=f"{self.run_id}:{step}", customer_id=self.customer_id, template=template,
-            channels=chosen, now=self._now, due_at=at.timestamp() if at is not None else None, purpose=purpose,
+            channels=chosen, now=self._now, due_at=due_at, purpose=purpose,
             data=data, run_id=self.run_id, journey=self.journey_id, step=step,
         )
         self._record(step, "send", args, delivery_id, done=True)
         return delivery_id
+
+    def _due_at(
+        self, step: str, at: Any, within: timedelta | None, channels: Sequence[str], purpose: str
+    ) -> float | None:
+        if at == "best_time":
+            window = _seconds(within if within is not None else timedelta(hours=24), f"{step}.within")
+            return active_send_time().best_time(self._tx, self.customer_id, channel=channels[0] if channels else None,
+                                                now=self._now, within=window, purpose=purpose)
+        if within is not None:
+            raise ValidationError("within= goes with at='best_time'", field=f"{step}.within", value=within)
+        if at is not None and not isinstance(at, datetime):
+            raise ValidationError("expected a datetime or 'best_time'", field=f"{step}.at", value=at)
+        return at.timestamp() if at is not None else None
 
     async def sleep(self, step: str, duration: timedelta) -> None:
         """Pause the run; it is stored and leaves memory until `duration` has passed."""
