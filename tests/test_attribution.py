@@ -9,7 +9,6 @@ import random
 import sys
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from importlib.util import find_spec
 from typing import Any
 
 import pytest
@@ -18,10 +17,6 @@ from omnisdk import analytics
 from omnisdk._errors import ValidationError
 from omnisdk._touchpoints import Touchpoint
 from omnisdk.analytics import MODELS, AttributionResult, Path, attribute, paths_from_touchpoints
-
-needs_scipy = pytest.mark.skipif(
-    find_spec("scipy") is None, reason="the markov model needs numpy and scipy (omnisdk[analytics])"
-)
 
 Row = tuple[tuple[str, ...], float, float, float]
 
@@ -33,7 +28,6 @@ def approx(expected: dict[str, float], rel: float = 1e-12) -> Any:
 # -- Markov: examples small enough to solve on paper --------------------------------------------------
 
 
-@needs_scipy
 def test_markov_removal_effects_of_a_journey_that_loops() -> None:
     # Paths: a > b > a converts once; b alone and a alone each fail once.
     # Transition counts: start->a 2, start->b 1; a->b 1, a->conv 1, a->null 1; b->a 1, b->null 1.
@@ -53,7 +47,6 @@ def test_markov_removal_effects_of_a_journey_that_loops() -> None:
     assert result.states == 2
 
 
-@needs_scipy
 def test_markov_value_follows_where_valuable_journeys_end() -> None:
     # Paths: a > b > a converts for 100; b converts for 20 and fails once; a fails once.
     # Counts: start->a 2, start->b 2; a->b 1, a->conv 1, a->null 1; b->a 1, b->conv 1, b->null 1.
@@ -74,7 +67,6 @@ def test_markov_value_follows_where_valuable_journeys_end() -> None:
     assert result.value == approx({"a": 80.0, "b": 40.0})
 
 
-@needs_scipy
 def test_a_higher_order_chain_remembers_where_the_journey_came_from() -> None:
     # a > b converts, c > b does not.
     # Order 1 only sees b: start->a 1/2, start->c 1/2, a->b, c->b, b->conv 1/2, b->null 1/2, so P = 1/2.
@@ -92,7 +84,6 @@ def test_a_higher_order_chain_remembers_where_the_journey_came_from() -> None:
     assert second_order.states == 2
 
 
-@needs_scipy
 def test_a_channel_repeated_back_to_back_is_one_visit() -> None:
     repeated = attribute([(("a", "a", "a", "b"), 3, 30.0, 2), (("b", "b"), 1, 5.0, 4)])
     collapsed = attribute([(("a", "b"), 3, 30.0, 2), (("b",), 1, 5.0, 4)])
@@ -101,7 +92,6 @@ def test_a_channel_repeated_back_to_back_is_one_visit() -> None:
     assert repeated.conversions == approx(dict(collapsed.conversions))
 
 
-@needs_scipy
 def test_markov_without_any_conversion_credits_nothing() -> None:
     result = attribute([(("email", "sms"), 0, 0, 10)])
 
@@ -110,7 +100,6 @@ def test_markov_without_any_conversion_credits_nothing() -> None:
     assert dict(result.removal_effects or {}) == {"email": 0.0, "sms": 0.0}
 
 
-@needs_scipy
 def test_markov_of_paths_that_stand_for_no_journey_is_empty() -> None:
     assert dict(attribute([]).conversions) == {}
     assert dict(attribute([(("email",), 0, 0, 0)]).conversions) == {"email": 0.0}
@@ -211,7 +200,7 @@ def test_shapley_matches_the_definition_over_every_coalition() -> None:
 
 def test_every_model_credits_exactly_the_conversions_it_was_given() -> None:
     paths = [(("email", "web"), 3, 90.0, 1), (("sms", "email"), 2, 40.0, 6), (("web",), 0, 0, 9)]
-    models = MODELS if find_spec("scipy") else tuple(m for m in MODELS if m != "markov")
+    models = MODELS
 
     for model in models:
         result = attribute(paths, model=model)
@@ -241,7 +230,6 @@ def test_as_rows_lists_the_most_credited_channel_first() -> None:
     ]
 
 
-@needs_scipy
 def test_markov_rows_carry_the_removal_effects() -> None:
     rows = attribute([(("a", "b", "a"), 1, 100.0, 0), (("b",), 0, 0, 1), (("a",), 0, 0, 1)]).as_rows()
 
@@ -390,8 +378,8 @@ def journeys() -> list[Row]:
 
 def pandas_attribution(rows: list[Row], model: str, **params: float) -> dict[str, tuple[float, float]]:
     """The heuristic models as dataframe operations: one row per touch with its weight."""
-    pd = pytest.importorskip("pandas")
-    np = pytest.importorskip("numpy")
+    import numpy as np
+    import pandas as pd
     frame = pd.DataFrame(rows, columns=["channels", "conversions", "value", "nulls"])
     frame["path"] = range(len(frame))
     frame["length"] = frame["channels"].map(len)
@@ -451,7 +439,7 @@ def test_rule_based_models_match_pandas_on_50_000_paths(
 
 
 def test_time_decay_by_age_matches_pandas(journeys: list[Row]) -> None:
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
     rng = random.Random(7)
     paths = []
     for channels, conversions, value, nulls in journeys[:20_000]:
@@ -474,7 +462,7 @@ def test_time_decay_by_age_matches_pandas(journeys: list[Row]) -> None:
 
 def reference_markov(rows: list[Row], order: int) -> dict[str, Any]:
     """Removal effects by the textbook route: a dense absorbing chain where a removed state leads to null."""
-    np = pytest.importorskip("numpy")
+    import numpy as np
     counts: dict[tuple[Any, Any], float] = defaultdict(float)
     value_at_end: dict[Any, float] = defaultdict(float)
     for channels, conversions, value, nulls in rows:
@@ -526,7 +514,6 @@ def reference_markov(rows: list[Row], order: int) -> dict[str, Any]:
     }
 
 
-@needs_scipy
 @pytest.mark.parametrize("order", [1, 2])
 def test_markov_matches_a_dense_solve_on_50_000_paths(journeys: list[Row], order: int) -> None:
     expected = reference_markov(journeys, order)
