@@ -17,6 +17,7 @@ breaking, consent, quiet hours and fallback are the core's job.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -105,11 +106,17 @@ class Accepted:
 
 @attrs.frozen(kw_only=True)
 class RetryableError:
-    """Try again later (429, 5xx, timeouts); `retry_after` in seconds when the provider said."""
+    """Try again later (429, 5xx, timeouts); `retry_after` in seconds when the provider said.
+
+    `ambiguous` means the request may have been acted on (a timeout or a dropped connection after
+    it was written): like a crash mid-call, the core then follows the provider's `crash_policy`
+    instead of retrying blindly.
+    """
 
     reason: str
     retry_after: float | None = None
     status: int | None = None
+    ambiguous: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -150,10 +157,34 @@ def http_error_outcome(
     return PermanentError(reason=reason, status=status, code=code)
 
 
-def transport_error_outcome(exc: BaseException) -> RetryableError:
-    """A timeout or a dropped connection: the provider may not have seen the request, so retry."""
+#: Failures that happen before a request leaves whole, so the provider cannot have acted on it.
+_NOT_SENT: tuple[type[BaseException], ...] = (
+    httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.WriteTimeout, httpx.UnsupportedProtocol,
+    httpx.ProxyError, ConnectionRefusedError, socket.gaierror,
+)
+
+
+def transport_error_outcome(exc: BaseException, *, request_sent: bool | None = None) -> RetryableError:
+    """A timeout or a dropped connection. Retryable; `ambiguous` when the request may have reached the
+    provider (a read timeout, a connection closed after the request was written), which is the case
+    unless `request_sent=False` or the error (or its cause) shows the request never left."""
     kind = "timeout" if isinstance(exc, httpx.TimeoutException | TimeoutError) else "connection error"
-    return RetryableError(reason=f"{kind}: {type(exc).__name__}")
+    sent = request_sent if request_sent is not None else not _never_sent(exc)
+    reason = f"{kind}: {type(exc).__name__}" + ("; the provider may have accepted it" if sent else "")
+    return RetryableError(reason=reason, ambiguous=sent)
+
+
+def _never_sent(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, _NOT_SENT):
+            return True
+        if isinstance(seen, httpx.TransportError):
+            return False  # httpx named the phase: a read or a protocol error, after the request went out
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 @attrs.frozen(kw_only=True)

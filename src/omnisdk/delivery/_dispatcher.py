@@ -4,12 +4,16 @@ One tick, for a batch of due rows:
   1. reconcile rows a crashed worker left `sending` (by the provider's crash policy);
   2. queue timed waterfall fallbacks whose wait is over (push not delivered in N min → SMS);
   3. claim due rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL), decide each with the send-time
-     policies, render it, and mark the ones to send `sending` under a lease, in one transaction;
-  4. send per provider in batches of `max_batch_size`, concurrently within each provider's
-     concurrency limit, token bucket and circuit breaker;
-  5. record every outcome in one transaction: sent, a retry scheduled in the outbox (`due_at`),
-     failover to the fallback provider, the next channel of the waterfall, or failed.
-A crash between 3 and 5 leaves rows `sending`; their lease expires and step 1 settles them.
+     policies, render it, and lease the ones to send, in one transaction;
+  4. send per provider in batches of `max_batch_size`, keeping each provider's `max_concurrency`
+     calls in flight (token bucket and circuit breaker permitting); a call's rows are marked
+     `sending` just before it starts (the marks of calls starting together share a transaction);
+  5. record every outcome of the claimed batch in one transaction: sent, a retry scheduled in the
+     outbox (`due_at`), failover to the fallback provider, the next channel of the waterfall, or failed.
+While one batch is being sent the next one is claimed, so the store work overlaps the HTTP calls;
+at most two batches are leased at once. A crash between 4 and 5 leaves rows `sending`; their
+lease expires and step 1 settles them. An ambiguous failure (a timeout after the request went
+out) is settled the same way at once.
 """
 
 from __future__ import annotations
@@ -22,18 +26,26 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
+import httpx
 
 from .._customers import Customer
-from .._errors import ConfigError, NotFoundError, OmniError
-from .._identity import load_customer
+from .._errors import ConfigError, OmniError
 from .._logging import get_logger
-from .._touchpoints import Events, new_id
-from ..policies import SendRequest, decide_many, load_recent
-from ..providers import Accepted, Outcome, Outgoing, PermanentError, RetryableError
+from .._touchpoints import Events, Touchpoint, new_id
+from ..policies import PastDelivery, RecentActivity, SendRequest, decide_many, load_recent
+from ..providers import (
+    Accepted,
+    Capabilities,
+    Outcome,
+    Outgoing,
+    PermanentError,
+    RetryableError,
+    transport_error_outcome,
+)
 from ..store import Transaction, dumps, loads
 from ._limits import CircuitBreaker, TokenBucket, retry_delay
 from ._providers import ConfiguredProvider, ProviderPool
-from ._sending import SendContext
+from ._sending import SendContext, load_customers
 
 __all__ = ["DeliverySettings", "Dispatcher"]
 
@@ -130,6 +142,8 @@ class _Claimed:
     journey: str | None
     step: str | None
     fallback_after: float | None
+    purpose: str
+    run_id: str | None
 
 
 class _Blocked:
@@ -155,6 +169,10 @@ class Dispatcher:
         self._semaphores: dict[str, asyncio.Semaphore] = {}
         self._hook_updates = core.plugins.has_impls("delivery_updated")
         self.send_context = SendContext(core)
+        #: Sends claimed but not yet recorded, per customer: the policies count them (caps, dedupe)
+        #: while the next batch is claimed.
+        self._unrecorded: dict[str, dict[str, PastDelivery]] = {}
+        self._marks = _SendingMarks(self._mark_sending)
 
     # -- limits per provider
     def breaker(self, provider: ConfiguredProvider) -> CircuitBreaker:
@@ -174,12 +192,37 @@ class Dispatcher:
     async def tick(self) -> int:
         now = self.core.clock.timestamp()
         done = self._reconcile(now) + self._timed_fallbacks(now)
-        claimed, settled = self._claim(now)
-        done += settled
-        if claimed:
-            outcomes = await self._send(claimed)
-            self._record(claimed, outcomes)
-        return done + len(claimed)
+        sending: set[asyncio.Future[None]] = set()
+        try:
+            while True:
+                claimed, settled = self._claim(self.core.clock.timestamp())
+                done += settled + len(claimed)
+                if claimed:
+                    started = asyncio.Event()
+                    task = asyncio.ensure_future(self._send_and_record(claimed, started))
+                    sending.add(task)
+                    await _first(task, started)  # claim the next batch while these calls are in flight
+                if len(claimed) + settled < self.settings.batch_size:
+                    break  # nothing more is due
+                while len(sending) >= 2:
+                    finished, sending = await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
+                    for future in finished:
+                        future.result()
+        except BaseException:
+            for future in sending:  # cancelled (shutdown) or failed: calls cut off stay `sending`, like a crash
+                future.cancel()
+            await asyncio.gather(*sending, return_exceptions=True)
+            raise
+        await asyncio.gather(*sending)
+        return done
+
+    async def _send_and_record(self, claimed: list[_Claimed], started: asyncio.Event) -> None:
+        try:
+            outcomes = await self._send(claimed, started)
+        except BaseException:
+            self._forget(claimed)
+            raise
+        self._record(claimed, outcomes)
 
     def next_due(self) -> float | None:
         with self.core.store.transaction(immediate=False) as tx:
@@ -209,7 +252,7 @@ class Dispatcher:
                 configured = self.pool.find(channel, provider_name)
                 caps = configured.capabilities if configured else None
                 log_entries = loads(decisions) or []
-                if caps is not None and (caps.idempotency_keys or caps.crash_policy == "at_least_once"):
+                if caps is not None and _resend_safe(caps):
                     why = "provider dedupes on the idempotency key" if caps.idempotency_keys else "at_least_once"
                     log_entries.append(_entry(now, "reconcile", channel, f"interrupted mid-send; sent again ({why})"))
                     tx.execute(
@@ -282,12 +325,7 @@ class Dispatcher:
             ]
             if not rows:
                 return [], 0
-            customers: dict[str, Customer | None] = {}
-            for cid in dict.fromkeys(r.customer_id for r in rows):
-                try:
-                    customers[cid] = load_customer(tx, cid)
-                except NotFoundError:
-                    customers[cid] = None
+            customers = load_customers(tx, (r.customer_id for r in rows))
             pending: list[tuple[_Row, Customer, Any, SendRequest]] = []
             for row in rows:
                 prepared = self._request(row, customers[row.customer_id], now)
@@ -297,12 +335,15 @@ class Dispatcher:
                     pending.append((row, *prepared))
             requests = [p[3] for p in pending]
             rules = self.send_context.rules
-            recent = load_recent(tx, requests, now=now, rules=rules)
+            recent = self._with_unrecorded(load_recent(tx, requests, now=now, rules=rules))
             decisions = decide_many(requests, now=now, recent=recent, rules=rules)
-            history = self.send_context.history(tx, [p[1].id for p in pending])
+            to_send = [p for p, d in zip(pending, decisions, strict=True) if d.action == "send"]
+            history = self.send_context.history(tx, [p[1].id for p in to_send])
+            triggers = self.send_context.triggers(tx, (p[0].run_id for p in to_send))
             claimed = [
                 item for (row, customer, message, _), decision in zip(pending, decisions, strict=True)
-                if (item := self._decided(tx, row, customer, message, decision, history[customer.id], now))
+                if (item := self._decided(tx, row, customer, message, decision, history.get(customer.id, []),
+                                          triggers.get(row.run_id or ""), now))
             ]
             tx.executemany(
                 "UPDATE deliveries SET attempts = ?, channel = ?, provider = ?, address = ?, "
@@ -310,10 +351,31 @@ class Dispatcher:
                 [(c.attempts, c.channel, c.provider.name, c.outgoing.to, self.owner, now + self.settings.lease_seconds,
                   dumps(c.decisions), now, c.id) for c in claimed],
             )
+        for item in claimed:
+            past = PastDelivery(item.id, item.template, item.channel, item.purpose, now, item.run_id, item.step)
+            self._unrecorded.setdefault(item.customer_id, {})[item.id] = past
         sent_ids = {c.id for c in claimed}
         settled = [r.id for r in rows if r.id not in sent_ids]
         self._updated(settled)
         return claimed, len(settled)
+
+    def _with_unrecorded(self, recent: dict[str, RecentActivity]) -> dict[str, RecentActivity]:
+        """Recent activity plus this worker's sends still in flight, so caps and dedupe count them."""
+        for cid, activity in recent.items():
+            known = {d.delivery_id for d in activity.deliveries}
+            for did, past in self._unrecorded.get(cid, {}).items():
+                if did not in known:
+                    activity = activity.with_delivery(past)
+            recent[cid] = activity
+        return recent
+
+    def _forget(self, items: Sequence[_Claimed]) -> None:
+        for item in items:
+            pasts = self._unrecorded.get(item.customer_id)
+            if pasts is not None:
+                pasts.pop(item.id, None)
+                if not pasts:
+                    del self._unrecorded[item.customer_id]
 
     def _request(self, row: _Row, customer: Customer | None, now: float) -> str | tuple[Customer, Any, SendRequest]:
         """The policies' question for one row, or why the row cannot be sent at all."""
@@ -340,7 +402,7 @@ class Dispatcher:
 
     def _decided(
         self, tx: Transaction, row: _Row, customer: Customer, message: Any, decision: Any, history: list[Any],
-        now: float,
+        trigger: Touchpoint | None, now: float,
     ) -> _Claimed | None:
         """Act on the policies' decision: settle a skip or defer, or render and lease a send."""
         if decision.action == "skip":
@@ -361,7 +423,7 @@ class Dispatcher:
         data = loads(row.data) or {}
         try:
             content = self.send_context.render(
-                message, channel, customer, history=history, data=data,
+                message, channel, customer, history=history, data=data, trigger=trigger,
                 delivery_id=row.id, journey=row.journey, step=row.step, run_id=row.run_id,
             )
         except OmniError as exc:
@@ -380,7 +442,8 @@ class Dispatcher:
             id=row.id, customer_id=customer.id, template=row.template, channel=channel,
             channels=list(loads(row.channels)), failed_channels=list(loads(row.failed_channels)),
             attempts=int(row.attempts) + 1, decisions=entries, provider=provider, outgoing=outgoing,
-            journey=row.journey, step=row.step, fallback_after=row.fallback_after,
+            journey=row.journey, step=row.step, fallback_after=row.fallback_after, purpose=row.purpose,
+            run_id=row.run_id,
         )
 
     def _pick_provider(
@@ -404,31 +467,20 @@ class Dispatcher:
         return primary
 
     # -- 4. send
-    async def _send(self, claimed: list[_Claimed]) -> dict[str, Outcome | _Blocked]:
+    async def _send(self, claimed: list[_Claimed], started: asyncio.Event) -> dict[str, Outcome | _Blocked]:
+        batches: list[list[_Claimed]] = []
         groups: dict[str, list[_Claimed]] = defaultdict(list)
         for item in claimed:
             groups[item.provider.key].append(item)
+        for items in groups.values():
+            size = max(1, items[0].provider.capabilities.max_batch_size)
+            batches += [items[i : i + size] for i in range(0, len(items), size)]
         outcomes: dict[str, Outcome | _Blocked] = {}
-        for result in await asyncio.gather(*(self._send_provider(items) for items in groups.values())):
+        for result in await asyncio.gather(*(self._send_batch(batch, started) for batch in batches)):
             outcomes.update(result)
         return outcomes
 
-    async def _send_provider(self, items: list[_Claimed]) -> dict[str, Outcome | _Blocked]:
-        """One provider's share of the batch, a window at a time: each window is marked `sending` just
-        before its calls, so a crash leaves only the calls really in flight to reconcile."""
-        provider = items[0].provider
-        size = max(1, provider.capabilities.max_batch_size)
-        window = size * provider.max_concurrency
-        outcomes: dict[str, Outcome | _Blocked] = {}
-        for start in range(0, len(items), window):
-            chunk = items[start : start + window]
-            self._mark_sending(chunk)
-            batches = [self._send_batch(chunk[i : i + size]) for i in range(0, len(chunk), size)]
-            for result in await asyncio.gather(*batches):
-                outcomes.update(result)
-        return outcomes
-
-    def _mark_sending(self, items: list[_Claimed]) -> None:
+    def _mark_sending(self, items: Sequence[_Claimed]) -> None:
         now = self.core.clock.timestamp()
         with self.core.store.transaction() as tx:
             tx.executemany(
@@ -436,7 +488,8 @@ class Dispatcher:
                 [(now + self.settings.lease_seconds, now, item.id) for item in items],
             )
 
-    async def _send_batch(self, batch: list[_Claimed]) -> dict[str, Outcome | _Blocked]:
+    async def _send_batch(self, batch: list[_Claimed], started: asyncio.Event) -> dict[str, Outcome | _Blocked]:
+        """One provider request: waits for a slot, is marked `sending`, then calls the provider."""
         configured = batch[0].provider
         breaker = self.breaker(configured)
         semaphore, bucket = self._limits(configured)
@@ -445,6 +498,8 @@ class Dispatcher:
                 return {item.id: _Blocked() for item in batch}
             if bucket is not None:
                 await bucket.acquire(len(batch))
+            await self._marks.mark(batch)
+            started.set()
             outcomes = await self._call(configured, batch)
         breaker.record(not all(isinstance(o, RetryableError) for o in outcomes))
         return {item.id: outcome for item, outcome in zip(batch, outcomes, strict=True)}
@@ -456,6 +511,8 @@ class Dispatcher:
             outcomes = list(await provider.send([item.outgoing for item in batch]))
         except Exception as exc:
             log.warning("provider_send_raised", provider=configured.key, error=exc)
+            if isinstance(exc, httpx.TransportError | OSError):  # a network failure the plugin let through
+                return [transport_error_outcome(exc)] * len(batch)
             return [RetryableError(reason=f"{configured.name} raised {type(exc).__name__}: {exc}")] * len(batch)
         if len(outcomes) != len(batch) or not all(
             isinstance(o, Accepted | RetryableError | PermanentError) for o in outcomes
@@ -488,6 +545,7 @@ class Dispatcher:
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                 touchpoints,
             )
+        self._forget(claimed)
         self._updated([item.id for item in claimed])
 
     def _accepted(self, tx: Transaction, item: _Claimed, outcome: Accepted, now: float) -> None:
@@ -510,6 +568,11 @@ class Dispatcher:
         return (f"sent_{item.id}", item.customer_id, item.channel, Events.MESSAGE_SENT, dumps(properties), now, now)
 
     def _retryable(self, tx: Transaction, item: _Claimed, outcome: RetryableError, now: float) -> None:
+        if outcome.ambiguous and not _resend_safe(item.provider.capabilities):
+            reason = f"outcome unknown, not sent again (at_most_once): {outcome.reason}"
+            item.decisions.append(_entry(now, "failed", item.channel, reason))
+            self._finish_failed(tx, item, reason, now)
+            return
         tries = sum(1 for e in item.decisions if e["action"] == "send" and e["channel"] == item.channel)
         if tries >= self.settings.max_attempts:
             reason = f"gave up after {tries} attempts on {item.channel}: {outcome.reason}"
@@ -539,6 +602,9 @@ class Dispatcher:
             self._requeue(tx, item, now, error=reason)
             return
         item.decisions.append(_entry(now, "failed", item.channel, reason))
+        self._finish_failed(tx, item, reason, now)
+
+    def _finish_failed(self, tx: Transaction, item: _Claimed, reason: str, now: float) -> None:
         tx.execute(
             "UPDATE deliveries SET status = 'failed', error = ?, failed_channels = ?, lease_owner = NULL, "
             "lease_until = NULL, decisions = ?, updated_at = ? WHERE id = ?",
@@ -576,3 +642,47 @@ def _after(channels: Sequence[str], channel: str | None, failed: Sequence[str]) 
     order = list(channels)
     rest = order[order.index(channel) + 1 :] if channel is not None and channel in order else []
     return [c for c in rest if c not in failed]
+
+
+def _resend_safe(caps: Capabilities) -> bool:
+    """May a message whose call may have reached the provider be sent again? (the crash policy)"""
+    return caps.idempotency_keys or caps.crash_policy == "at_least_once"
+
+
+async def _first(task: asyncio.Future[None], started: asyncio.Event) -> None:
+    """Wait until the batch's first calls are in flight (or it ended without any)."""
+    waiter = asyncio.ensure_future(started.wait())
+    either: set[asyncio.Future[Any]] = {task, waiter}
+    try:
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+
+
+class _SendingMarks:
+    """Marks rows `sending` right before their call starts; calls that get a slot in the same turn of
+    the event loop share one transaction (a group commit), so the mark costs one commit per burst."""
+
+    def __init__(self, write: Any) -> None:
+        self._write = write
+        self._waiting: list[tuple[list[_Claimed], asyncio.Future[None]]] = []
+
+    async def mark(self, items: list[_Claimed]) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((items, future))
+        if len(self._waiting) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
+        await future
+
+    def _flush(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        try:
+            self._write([item for items, _ in waiting for item in items])
+        except Exception as exc:
+            for _, future in waiting:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for _, future in waiting:
+            if not future.done():
+                future.set_result(None)

@@ -6,19 +6,76 @@ stays fast; the rules themselves live in `omnisdk.policies` and `omnisdk.message
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .._customers import Customer
-from .._touchpoints import Events
+from .._clock import to_datetime
+from .._customers import Consent, Customer, Identity
+from .._errors import NotFoundError
+from .._identity import load_customer
+from .._touchpoints import Events, Touchpoint
 from ..messages import RenderContext, render
 from ..policies import PolicyRules, address_for
 from ..providers import Outgoing
-from ..store import Transaction
+from ..store import Transaction, loads
 
-__all__ = ["SendContext"]
+__all__ = ["SendContext", "load_customers"]
 
 _HISTORY = 20
+_CHUNK = 500
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def load_customers(tx: Transaction, customer_ids: Iterable[str]) -> dict[str, Customer | None]:
+    """Profiles for a batch of customer ids in three queries per 500 (None for an unknown id).
+
+    An id merged into another profile gets the surviving profile, as `load_customer` does."""
+    wanted = list(dict.fromkeys(customer_ids))
+    rows: dict[str, Sequence[Any]] = {}
+    identities: dict[str, list[Identity]] = {}
+    consents: dict[str, list[Consent]] = {}
+    for chunk in _chunks(wanted):
+        marks = ",".join("?" * len(chunk))
+        for found_row in tx.query(
+            "SELECT id, traits, timezone, locale, address, preferred_channels, created_at, updated_at, merged_into "
+            f"FROM customers WHERE id IN ({marks})", chunk,
+        ):
+            rows[found_row[0]] = found_row
+        for cid, kind, value in tx.query(
+            f"SELECT customer_id, kind, value FROM identities WHERE customer_id IN ({marks}) "
+            "ORDER BY customer_id, created_at, kind", chunk,
+        ):
+            identities.setdefault(cid, []).append(Identity(kind, value))
+        for cid, channel, purpose, granted, source, at in tx.query(
+            f"SELECT customer_id, channel, purpose, granted, source, recorded_at FROM consents "
+            f"WHERE customer_id IN ({marks}) ORDER BY id", chunk,
+        ):
+            consents.setdefault(cid, []).append(
+                Consent(channel=channel, purpose=purpose, granted=bool(granted), source=source,
+                        recorded_at=to_datetime(at))
+            )
+    found: dict[str, Customer | None] = {}
+    for cid in wanted:
+        row = rows.get(cid)
+        if row is None:
+            found[cid] = None
+        elif row[8]:
+            try:
+                found[cid] = load_customer(tx, cid)
+            except NotFoundError:
+                found[cid] = None
+        else:
+            found[cid] = Customer(
+                id=cid, identities=tuple(identities.get(cid, ())), traits=loads(row[1]) or {}, timezone=row[2],
+                locale=row[3], address=loads(row[4]), preferred_channels=tuple(loads(row[5]) or ()),
+                consents=tuple(consents.get(cid, ())), created_at=to_datetime(row[6]),
+                updated_at=to_datetime(row[7]),
+            )
+    return found
 
 
 class SendContext:
@@ -43,19 +100,38 @@ class SendContext:
         """The `Message` registered under `template_id` (`NotFoundError` if none)."""
         return self.core.templates.get(template_id)
 
-    def history(self, tx: Transaction, customer_ids: Sequence[str]) -> dict[str, list[Any]]:
-        """The latest touchpoints of each customer, oldest first, for templates that mention recent behaviour."""
+    def history(self, tx: Transaction, customer_ids: Sequence[str]) -> dict[str, list[Touchpoint]]:
+        """The latest touchpoints of each customer, oldest first, for templates that mention recent
+        behaviour: one query per 500 customers."""
         from .._core import _touchpoint
 
-        history: dict[str, list[Any]] = {}
-        for cid in customer_ids:
+        history: dict[str, list[Touchpoint]] = {cid: [] for cid in customer_ids}
+        for chunk in _chunks(list(history)):
             rows = tx.query(
-                "SELECT seq, id, customer_id, channel, name, properties, occurred_at FROM touchpoints "
-                "WHERE customer_id = ? ORDER BY occurred_at DESC, seq DESC LIMIT ?",
-                (cid, _HISTORY),
+                "SELECT seq, id, customer_id, channel, name, properties, occurred_at FROM ("
+                "SELECT seq, id, customer_id, channel, name, properties, occurred_at, ROW_NUMBER() OVER ("
+                "PARTITION BY customer_id ORDER BY occurred_at DESC, seq DESC) AS latest FROM touchpoints "
+                f"WHERE customer_id IN ({','.join('?' * len(chunk))})) AS recent WHERE latest <= ? "
+                "ORDER BY customer_id, occurred_at, seq",
+                (*chunk, _HISTORY),
             )
-            history[cid] = [_touchpoint(r) for r in reversed(rows)]
+            for row in rows:
+                history[row[2]].append(_touchpoint(row))
         return history
+
+    def triggers(self, tx: Transaction, run_ids: Iterable[str | None]) -> dict[str, Touchpoint]:
+        """The touchpoint that started each journey run, so templates can read `trigger` and `event`."""
+        from ..journeys._context import touchpoint_from_json
+
+        wanted = [r for r in dict.fromkeys(run_ids) if r]
+        found: dict[str, Touchpoint] = {}
+        for chunk in _chunks(wanted):
+            marks = ",".join("?" * len(chunk))
+            for run_id, trigger in tx.query(f"SELECT id, trigger FROM journey_runs WHERE id IN ({marks})", chunk):
+                data = loads(trigger)
+                if data:
+                    found[run_id] = touchpoint_from_json(data)
+        return found
 
     def last_inbound(self, history: Sequence[Any], channel: str) -> Any:
         """When the customer last wrote to us on `channel` (opens WhatsApp's and Messenger's windows)."""
