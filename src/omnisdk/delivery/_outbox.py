@@ -76,14 +76,26 @@ def enqueue_deliveries(
         check_channel(channel, field=f"channels[{i}]", allowed=MESSAGE_CHANNELS)
     if not rows:
         return 0
-    shared = (template, dumps(list(channels)), purpose, dumps(dict(data or {})), broadcast_id)
-    tx.executemany(
+    per_row = dumps([["dlv_" + new_id(), key, cid, due_at] for key, cid, due_at in rows])
+    source, (did, key, cid, due) = _json_rows(tx.dialect.name, 4)
+    json = tx.dialect.types["json"]
+    return tx.execute(  # the rows travel as one JSON parameter: one statement for the whole batch
         "INSERT INTO deliveries (id, idempotency_key, customer_id, template, channels, purpose, data, broadcast_id, "
-        "status, due_at, decisions, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, '[]', ?, ?) "
+        f"status, due_at, decisions, created_at, updated_at) SELECT {did}, {key}, {cid}, ?, CAST(? AS {json}), ?, "
+        f"CAST(? AS {json}), ?, 'queued', {due}, '[]', ?, ? FROM {source} WHERE TRUE "
         "ON CONFLICT (idempotency_key) DO NOTHING",
-        [("dlv_" + new_id(), key, cid, *shared, due_at, now, now) for key, cid, due_at in rows],
+        (template, dumps(list(channels)), purpose, dumps(dict(data or {})), broadcast_id, now, now, per_row),
     )
-    return int(tx.cursor.rowcount)
+
+
+def _json_rows(dialect: str, width: int) -> tuple[str, list[str]]:
+    """A table over a JSON array of arrays (one `?`), and its columns: text, and the last a number."""
+    if dialect == "sqlite":
+        columns = [f"json_extract(r.value, '$[{i}]')" for i in range(width)]
+        return "json_each(?) AS r", columns
+    columns = [f"(r.value ->> {i})" for i in range(width)]
+    columns[-1] = f"CAST({columns[-1]} AS DOUBLE PRECISION)"
+    return "jsonb_array_elements(CAST(? AS JSONB)) AS r", columns
 
 
 def cancel_run_deliveries(tx: Transaction, run_id: str, *, reason: str, now: float) -> int:
