@@ -371,3 +371,78 @@ def test_deliveries_filters_and_the_delivery_updated_hook(make_omni: OmniFactory
             omni.deliveries(status="lost")
     assert (sent, "sent") in seen and (skipped, "skipped") in seen
 
+
+
+def test_a_journeys_message_renders_its_trigger(make_omni: OmniFactory) -> None:
+    script = Script()
+    omni = make_omni({"sms": {"provider": "scripted", "script": script}})
+    omni.templates.add(Message("added", sms=SMS(
+        text="{{ customer.first_name }}, {{ event.product_id }} x{{ trigger.properties.quantity }} ({{ trigger.name }}"
+             " on {{ trigger.channel }}) is in your cart")))
+
+    @omnisdk.journey("cart", version="1", trigger="Product Added")
+    async def cart(ctx: omnisdk.JourneyContext) -> None:
+        await ctx.send("remind", "added", channel="sms", purpose="transactional")
+
+    omni.register(cart)
+    customer(omni, "c-1")
+    omni.track("c-1", "Product Added", {"product_id": "sku-7", "quantity": 2}, channel="app")
+    omni.track("c-1", "Product Viewed", {"product_id": "sku-9"}, channel="web")  # later, not the trigger
+
+    omni.run_until_idle()
+
+    assert [m.content for m in script.sent] == [SMS(text="Ada, sku-7 x2 (Product Added on app) is in your cart")]
+
+
+def test_a_message_outside_a_journey_has_no_trigger_and_says_so(make_omni: OmniFactory) -> None:
+    script = Script()
+    omni = make_omni({"sms": {"provider": "scripted", "script": script}})
+    omni.templates.add(Message("needs-trigger", sms=SMS(text="{{ event.product_id }}")))
+    customer(omni, "c-1")
+    did = queue(omni, "c-1", ["sms"], template="needs-trigger")
+
+    omni.run_until_idle()
+
+    delivery = only(omni, did)
+    assert delivery.status == "failed" and "product_id" in (delivery.error or "")
+    assert script.sent == []
+
+
+@pytest.mark.parametrize(("provider", "resent"), [("scripted", False), ("keyed", True), ("push", True)])
+def test_an_ambiguous_failure_follows_the_crash_policy(make_omni: OmniFactory, clock: VirtualClock,
+                                                       provider: str, resent: bool) -> None:
+    """A timeout after the request went out may have delivered the message: an at-most-once provider
+    is never called again for it; one with idempotency keys or at-least-once is."""
+    timeout = omnisdk.RetryableError(reason="timeout: ReadTimeout; the provider may have accepted it", ambiguous=True)
+    script = Script(queue=[timeout])
+    channel = {"scripted": "sms", "keyed": "email", "push": "push"}[provider]
+    omni = make_omni({channel: {"provider": "scripted" if provider == "push" else provider, "script": script}})
+    customer(omni, "c-1", email="ada@example.com", fcm_token="tok-1")
+    did = queue(omni, "c-1", [channel])
+
+    omni.run_until_idle()
+    clock.advance(minutes=10)
+    omni.run_until_idle()
+
+    delivery = only(omni, did)
+    assert script.batches == ([1, 1] if resent else [1])
+    if resent:
+        assert delivery.status == "sent" and [d.action for d in delivery.decisions] == ["send", "retry", "send", "sent"]
+    else:
+        assert delivery.status == "failed"
+        assert delivery.error == ("outcome unknown, not sent again (at_most_once): "
+                                  "timeout: ReadTimeout; the provider may have accepted it")
+
+
+def test_an_unambiguous_failure_is_retried_even_at_most_once(make_omni: OmniFactory, clock: VirtualClock) -> None:
+    refused = omnisdk.providers.transport_error_outcome(ConnectionRefusedError("refused"))
+    assert not refused.ambiguous
+    script = Script(queue=[refused])
+    omni = make_omni({"sms": {"provider": "scripted", "script": script}})
+    did = queue(omni, customer(omni, "c-1"), ["sms"])
+
+    omni.run_until_idle()
+    clock.advance(minutes=10)
+    omni.run_until_idle()
+
+    assert only(omni, did).status == "sent" and script.batches == [1, 1]

@@ -32,7 +32,7 @@ class ProviderTransport(httpx.AsyncBaseTransport):
         connector = aiohttp.TCPConnector(
             limit=self.limits.max_connections or 0, keepalive_timeout=self.limits.keepalive_expiry or 15.0
         )
-        # Providers authenticate per request; a cookie one sets must not reach another provider.
+        # httpx keeps the cookies (one jar, not two); aiohttp hands responses over undecoded, as httpx expects.
         self._session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
                                               auto_decompress=False, skip_auto_headers=("User-Agent",))
         return self._session
