@@ -156,26 +156,27 @@ def _buy(omni: Omni, rng: random.Random, carts: dict[str, str], clock: VirtualCl
 def _engage(omni: Omni, rng: random.Random, providers: DemoProviders, clock: VirtualClock,
             stats: Counter[str]) -> None:
     """Receipts and engagement for the day's messages, as the providers would post them."""
-    since = clock.now() - timedelta(days=1)
+    since = clock.timestamp() - 86400
+    with omni.store.transaction(immediate=False) as tx:
+        sent_today = tx.query("SELECT id, channel, provider_message_id FROM deliveries "
+                              "WHERE status = 'sent' AND sent_at >= ?", (since,))
     events = []
-    for delivery in omni.deliveries(status=["sent"]):
-        if delivery.updated_at is not None and delivery.updated_at < since:
-            continue
-        if delivery.channel == "sms" and delivery.provider_message_id:
-            url, headers, body = providers.twilio_status(delivery.provider_message_id, "delivered")
+    for delivery_id, channel, provider_message_id in sent_today:
+        if channel == "sms" and provider_message_id:
+            url, headers, body = providers.twilio_status(provider_message_id, "delivered")
             omni.handle_webhook("twilio", "POST", url, headers, body)
             stats["webhooks"] += 1
-        elif delivery.channel == "email":
+        elif channel == "email":
             base = {"email": "x@example.com", "timestamp": int(clock.timestamp()),
-                    "omnisdk_delivery_id": delivery.id, "sg_message_id": delivery.provider_message_id}
-            events.append({**base, "event": "delivered", "sg_event_id": f"d-{delivery.id}"})
+                    "omnisdk_delivery_id": delivery_id, "sg_message_id": provider_message_id}
+            events.append({**base, "event": "delivered", "sg_event_id": f"d-{delivery_id}"})
             if rng.random() < 0.35:
-                events.append({**base, "event": "open", "sg_event_id": f"o-{delivery.id}"})
+                events.append({**base, "event": "open", "sg_event_id": f"o-{delivery_id}"})
                 if rng.random() < 0.3:
                     events.append({**base, "event": "click", "url": "https://acme.example/cart",
-                                   "sg_event_id": f"c-{delivery.id}"})
+                                   "sg_event_id": f"c-{delivery_id}"})
             if rng.random() < 0.01:
-                events.append({**base, "event": "unsubscribe", "sg_event_id": f"u-{delivery.id}"})
+                events.append({**base, "event": "unsubscribe", "sg_event_id": f"u-{delivery_id}"})
     for start in range(0, len(events), 500):
         url, headers, body = providers.sendgrid_events(events[start : start + 500], clock.timestamp())
         omni.handle_webhook("sendgrid", "POST", url, headers, body)
