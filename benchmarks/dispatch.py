@@ -309,7 +309,7 @@ def smtp_peers(address: str, n: int, concurrency: int) -> dict[str, tuple[str, P
         "smtplib": ("smtplib, one connection", lambda: smtplib_loop(host, port, n, 1), n),
         "omnisdk": ("omnisdk: outbox → … → SMTP plugin (4 connections)",
                     lambda: omnisdk_pipeline("email", smtp, message, n, lambda i: {"email": email(i)}), n),
-        "smtplib4": ("smtplib, 4 threads × 1 connection", lambda: smtplib_loop(host, port, n, 4), n),
+        "smtplib4": ("smtplib, 4 threads, 1 connection each", lambda: smtplib_loop(host, port, n, 4), n),
         "aiosmtplib": ("bare aiosmtplib loop, 4 connections", lambda: aiosmtplib_loop(host, port, n, 4), n),
         "build": ("email.message only, no network (counted as sent)", lambda: build_only(n), n),
     }
@@ -395,7 +395,7 @@ def run_suite(name: str, n: int, concurrency: int, repeat: int, wanted: set[str]
                 if reference in this_round:
                     ratios[key].append(rate / this_round[reference])
             print(f"  round {round_ + 1}: " + ", ".join(f"{k} {r:.0f}" for k, r in this_round.items()), flush=True)
-        print(f"  {'median of ' + str(repeat) + ' rounds':<58} {unit:>12}   × {reference} (median of per-round ratios)")
+        print(f"  {'median of ' + str(repeat) + ' rounds':<58} {unit:>12}   x {reference} (median of per-round ratios)")
         for key, (label, _, _) in peers.items():
             ratio = f"{statistics.median(ratios[key]):.2f}x" if ratios[key] else "-"
             print(f"  {label:<58} {statistics.median(rates[key]):12.0f}   {ratio}")

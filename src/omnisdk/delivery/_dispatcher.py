@@ -57,30 +57,38 @@ _CLAIM_COLUMNS = (
 )
 
 
+def _list(value: Any) -> list[Any]:
+    return list(loads(value) or ())
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return dict(loads(value) or {})
+
+
 @attrs.define(eq=False)
 class _Row:
-    """A due outbox row as claimed (columns in `_CLAIM_COLUMNS` order)."""
+    """A due outbox row as claimed (columns in `_CLAIM_COLUMNS` order; JSON columns decoded once)."""
 
     id: str
     idempotency_key: str
     customer_id: str
     template: str
-    channels: Any
-    failed_channels: Any
+    channels: list[str] = attrs.field(converter=_list)
+    failed_channels: list[str] = attrs.field(converter=_list)
     purpose: str
-    data: Any
+    data: dict[str, Any] = attrs.field(converter=_dict)
     run_id: str | None
     journey: str | None
     step: str | None
     attempts: int
     provider: str | None
     channel: str | None
-    decisions: Any
+    decisions: list[dict[str, Any]] = attrs.field(converter=_list)
     fallback_after: float | None
     created_at: float
 
     def entries(self) -> list[dict[str, Any]]:
-        return list(loads(self.decisions) or [])
+        return list(self.decisions)
 
     def settle(
         self, tx: Transaction, now: float, status: str, action: str, channel: str | None, reason: str,
@@ -385,9 +393,9 @@ class Dispatcher:
             message = self.send_context.template(row.template)
         except OmniError as exc:
             return str(exc)
-        failed = set(loads(row.failed_channels))
-        channels = [c for c in loads(row.channels) if c not in failed]
-        if loads(row.channels) and not channels:
+        failed = set(row.failed_channels)
+        channels = [c for c in row.channels if c not in failed]
+        if row.channels and not channels:
             return "every channel of the waterfall failed"
         available = [c for c in self.pool.primary if c in message.renditions and c not in failed]
         if channels and not set(channels) & set(available):
@@ -395,7 +403,7 @@ class Dispatcher:
             return f"{row.template!r} has no rendition with a configured provider among the channels ({what})"
         request = SendRequest(
             customer=customer, template=row.template, channels=tuple(channels), purpose=row.purpose,
-            queued_at=row.created_at, data=loads(row.data) or {}, journey=row.journey, step=row.step,
+            queued_at=row.created_at, data=row.data, journey=row.journey, step=row.step,
             run_id=row.run_id, delivery_id=row.id, available=frozenset(available),
         )
         return customer, message, request
@@ -420,7 +428,7 @@ class Dispatcher:
             row.settle(tx, now, "deferred", "defer", channel, f"circuit open for {self.pool.primary[channel].key}",
                        due=reopens)
             return None
-        data = loads(row.data) or {}
+        data = row.data
         try:
             content = self.send_context.render(
                 message, channel, customer, history=history, data=data, trigger=trigger,
@@ -440,7 +448,7 @@ class Dispatcher:
         entries.append(decision.as_log(now))
         return _Claimed(
             id=row.id, customer_id=customer.id, template=row.template, channel=channel,
-            channels=list(loads(row.channels)), failed_channels=list(loads(row.failed_channels)),
+            channels=list(row.channels), failed_channels=list(row.failed_channels),
             attempts=int(row.attempts) + 1, decisions=entries, provider=provider, outgoing=outgoing,
             journey=row.journey, step=row.step, fallback_after=row.fallback_after, purpose=row.purpose,
             run_id=row.run_id,
