@@ -449,3 +449,29 @@ def test_an_event_routed_while_its_run_is_being_replayed_is_not_lost(pg_schema_u
         # then the woken run replayed with the coupon in its inbox
         assert len(calls) == 3
         assert sorted(d.template for d in replaying.deliveries(customer_id="ada")) == ["race-coupon", "race-hello"]
+
+
+def test_another_journeys_send_triggers_a_journey(store_url: str) -> None:
+    """End to end through the dispatcher (memory provider): a sent receipt starts the review journey."""
+    from omnisdk import Email, Message
+
+    @journey("receipt", version="1", trigger="Order Completed", reentry="always")
+    async def receipt(ctx: JourneyContext) -> None:
+        await ctx.send("receipt", "receipt", channel="email", purpose="transactional")
+
+    @journey("review", version="1", trigger="Message Sent", trigger_where={"template": "receipt"})
+    async def review(ctx: JourneyContext) -> None:
+        await ctx.sleep("settle", 3 * DAY)
+        await ctx.send("ask", "review-request", channel="email", purpose="transactional")
+
+    config = {"channels": {"email": {"provider": "memory"}}}
+    with JourneyTester(receipt, review, store=store_url, config=config) as t:
+        t.omni.templates.add(Message("receipt", email=Email(subject="Thanks", text="Your order")))
+        t.omni.templates.add(Message("review-request", email=Email(subject="How was it?", text="Tell us")))
+        t.identify("ada", email="ada@example.com")
+        t.emit("ada", "Order Completed", {"order_id": "o-1"}, channel="pos")
+        assert [r.journey for r in t.runs("ada")] == ["receipt", "review"]
+        t.advance(days=4)
+        sent = [(d.template, d.status) for d in t.deliveries("ada")]
+        assert sent == [("receipt", "sent"), ("review-request", "sent")]
+        assert t.statuses("ada", journey="review") == ["completed"]  # its own send did not re-trigger it

@@ -233,7 +233,7 @@ def from_dict(definition: Mapping[str, Any]) -> Journey:
     return make_journey(
         definition.get("id", ""), str(definition.get("version", "1")), definition["trigger"],
         definition.get("exit_on", ()), definition.get("reentry", "after_exit"), _compile(start, nodes),
-        graph={**definition, "start": start},
+        graph={**definition, "start": start}, trigger_where=definition.get("trigger_where"),
     )
 
 

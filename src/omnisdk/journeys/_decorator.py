@@ -43,6 +43,8 @@ class Journey:
     trigger: tuple[str, ...]
     exit_on: tuple[str, ...] = ()
     reentry: str = "after_exit"
+    #: Property values the trigger event must have (e.g. `{"template": "receipt"}` on "Message Sent").
+    trigger_where: Mapping[str, Any] = attrs.field(factory=dict)
     fn: JourneyFn = attrs.field(repr=False)
     #: The declarative definition this journey was compiled from, if any (for diagrams).
     graph: Mapping[str, Any] | None = attrs.field(default=None, repr=False)
@@ -68,6 +70,7 @@ def make_journey(
     reentry: str,
     fn: JourneyFn,
     graph: Mapping[str, Any] | None = None,
+    trigger_where: Mapping[str, Any] | None = None,
 ) -> Journey:
     """Validate a definition and add it to the process catalogue."""
     if not isinstance(id, str) or not id.strip():
@@ -81,9 +84,11 @@ def make_journey(
     triggers = _names(trigger, f"{id}.trigger")
     if not triggers:
         raise ValidationError("a journey needs at least one trigger event", field=f"{id}.trigger")
+    if trigger_where is not None and not isinstance(trigger_where, Mapping):
+        raise ValidationError("expected a dict of property values", field=f"{id}.trigger_where", value=trigger_where)
     result = Journey(
         id=id, version=version, trigger=triggers, exit_on=_names(exit_on, f"{id}.exit_on"), reentry=reentry,
-        fn=fn, graph=graph,
+        trigger_where=dict(trigger_where or {}), fn=fn, graph=graph,
     )
     catalogue.setdefault(id, {})[version] = result
     return result
@@ -96,10 +101,14 @@ def journey(
     trigger: str | Sequence[str],
     exit_on: str | Sequence[str] = (),
     reentry: str = "after_exit",
+    trigger_where: Mapping[str, Any] | None = None,
 ) -> Callable[[JourneyFn], Journey]:
-    """Declare a journey: `trigger` events start runs, `exit_on` goals (any channel) end them."""
+    """Declare a journey: `trigger` events start runs, `exit_on` goals (any channel) end them.
+
+    `trigger_where` narrows the trigger to events with these property values.
+    """
 
     def decorate(fn: JourneyFn) -> Journey:
-        return make_journey(id, version, trigger, exit_on, reentry, fn)
+        return make_journey(id, version, trigger, exit_on, reentry, fn, trigger_where=trigger_where)
 
     return decorate

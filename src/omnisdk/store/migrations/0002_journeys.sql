@@ -27,7 +27,9 @@ CREATE TABLE journey_runs (
 );
 CREATE INDEX journey_runs_due ON journey_runs (due_at) WHERE status IN ('running', 'waiting');
 CREATE INDEX journey_runs_customer ON journey_runs (customer_id, journey);
-CREATE UNIQUE INDEX journey_runs_one_active ON journey_runs (journey, active_key);
+-- active_key first: an index led by `journey` would tempt SQLite's planner away from
+-- journey_runs_due when claiming (a sort of every run of the journey instead of an index range).
+CREATE UNIQUE INDEX journey_runs_one_active ON journey_runs (active_key, journey);
 
 -- One row per step a run executed: the memo replay reads back (`result` wraps the value as "v", so
 -- a JSON string survives PostgreSQL's JSONB decoding). (run_id, step) is the primary key,
