@@ -103,6 +103,9 @@ class Requirements:
     retry_after: bool = True
     #: The plugin is installed, so its entry point can be found.
     entry_point: bool = True
+    #: The provider sends messages. False for webhook-only sources (Shopify POS orders): the
+    #: sending checks are replaced by one that `send()` refuses every message permanently.
+    sends: bool = True
 
 
 class ProviderSuite:
@@ -198,6 +201,8 @@ class ProviderSuite:
         self, *rounds: Fault, batch_size: int | None = None
     ) -> tuple[list[Sequence[Outcome]], Endpoint]:
         """One batch per round through one provider and one endpoint answering with the round's fault."""
+        if not self.requirements.sends:
+            pytest.skip("requirements.sends is False")
         size = batch_size or min(self.provider.capabilities.max_batch_size, 3)
         batch = [self.outgoing(i) for i in range(size)]
         results: list[Sequence[Outcome]] = []
@@ -289,7 +294,7 @@ class ProviderSuite:
     def test_secrets_and_recipients_stay_out_of_logs_and_errors(self) -> None:
         recipients = [self.outgoing(i).to for i in range(3)]
         with capture_logs() as logs:
-            outcomes = [o for fault in FAULTS for o in self.outcomes_for(fault)]
+            outcomes = [o for fault in FAULTS for o in self.outcomes_for(fault)] if self.requirements.sends else []
             if self.requirements.webhooks:
                 self._try_webhooks()
         text = "\n".join(map(repr, logs)) + "\n".join(repr(o) for o in outcomes)
@@ -339,6 +344,18 @@ class ProviderSuite:
         (dropped, failed, ok), _ = self.run(lambda: self.send_rounds("drop", "server_error", "ok"))
         assert all(isinstance(o, RetryableError) for o in [*dropped, *failed]), [*dropped, *failed]
         assert all(isinstance(o, Accepted) for o in ok), ok
+
+    def test_webhook_only_provider_refuses_to_send(self) -> None:
+        """A source that cannot send must say so permanently, so the dispatcher moves on."""
+        if self.requirements.sends:
+            pytest.skip("requirements.sends is True")
+
+        async def send() -> Sequence[Outcome]:
+            async with httpx.AsyncClient(transport=httpx.MockTransport(_no_requests)) as http:
+                return await self.build(http=http).send([self.outgoing(0), self.outgoing(1)])
+
+        outcomes = self.run(send)
+        assert len(outcomes) == 2 and all(isinstance(o, PermanentError) and o.reason for o in outcomes), outcomes
 
     def test_idempotency_key_reaches_the_provider(self) -> None:
         if not self.provider.capabilities.idempotency_keys:
@@ -412,3 +429,7 @@ class ProviderSuite:
 
 async def _as_coroutine(factory: Callable[[], Awaitable[T]]) -> T:
     return await factory()
+
+
+def _no_requests(request: httpx.Request) -> httpx.Response:
+    raise AssertionError(f"a webhook-only provider sent {request.method} {request.url}")
