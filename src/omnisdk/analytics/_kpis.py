@@ -219,63 +219,74 @@ def _marks(items: Sequence[Any]) -> str:
     return ",".join("?" * len(items))
 
 
-def _main_query(
+def _grouped(
+    tx: Transaction, dims: tuple[str, ...], source: str, fields: Mapping[str, str], where: str, params: Sequence[Any]
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """`fields` (name → SQL aggregate) per group of `source` joined to its deliveries `d`."""
+    columns = _columns(tx, dims)
+    select = [*columns, *fields.values()]
+    sql = f"SELECT {', '.join(select)} FROM {source} WHERE {where}"
+    if columns:
+        sql += f" GROUP BY {', '.join(columns)}"
+    found = {}
+    for row in tx.query(sql, params):
+        found[tuple(row[: len(dims)])] = dict(zip(fields, row[len(dims):], strict=True))
+    return found
+
+
+def _measure(
     tx: Transaction, dims: tuple[str, ...], start: float | None, end: float | None,
     conversion: tuple[str, ...], window: float,
-) -> tuple[str, list[Any]]:
-    dialect = tx.dialect
-    delivery_of = dialect.json_text("t.properties", "delivery_id")
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Three grouped queries: the deliveries, their engagement, their conversions. The last two are driven
+    from the (few) engaged or credited messages and look each delivery up by its key, never the reverse."""
+    created_in, created_params = _range("d.created_at", start, end)
+    groups = _grouped(tx, dims, "deliveries d", {
+        "messages": "COUNT(*)",
+        "sent": "SUM(CASE WHEN d.sent_at IS NOT NULL THEN 1 ELSE 0 END)",
+        "delivered": "SUM(CASE WHEN d.status = 'delivered' THEN 1 ELSE 0 END)",
+        "failed": "SUM(CASE WHEN d.status = 'failed' THEN 1 ELSE 0 END)",
+        "skipped": "SUM(CASE WHEN d.status = 'skipped' THEN 1 ELSE 0 END)",
+        "cancelled": "SUM(CASE WHEN d.status = 'cancelled' THEN 1 ELSE 0 END)",
+        "pending": "SUM(CASE WHEN d.status IN ('queued', 'deferred', 'sending') THEN 1 ELSE 0 END)",
+        "segments": "SUM(COALESCE(d.segments, 0))",
+        "cost": "SUM(COALESCE(d.cost, 0))",
+    }, created_in, created_params)
+
+    delivery_of = tx.dialect.json_text("t.properties", "delivery_id")
     events = sorted({name for names in _ENGAGEMENT.values() for name in names})
+    flags: list[str] = []
     params: list[Any] = []
-    flags = []
     for flag, names in _ENGAGEMENT.items():
         flags.append(f"MAX(CASE WHEN t.name IN ({_marks(names)}) THEN 1 ELSE 0 END) AS {flag}")
         params.extend(names)
     engaged_since, engaged_params = _range("t.occurred_at", start, None)
     engagement = (
-        f"SELECT {delivery_of} AS delivery_id, {', '.join(flags)} FROM touchpoints t "
-        f"WHERE t.name IN ({_marks(events)}) AND {engaged_since} AND {delivery_of} IS NOT NULL GROUP BY {delivery_of}"
+        f"(SELECT {delivery_of} AS delivery_id, {', '.join(flags)} FROM touchpoints t "
+        f"WHERE t.name IN ({_marks(events)}) AND {engaged_since} AND {delivery_of} IS NOT NULL "
+        f"GROUP BY {delivery_of}) e CROSS JOIN deliveries d"
     )
-    params += [*events, *engaged_params]
+    engaged = _grouped(tx, dims, engagement, {
+        # messages already counted as delivered by their status are not counted twice
+        "delivered": "SUM(CASE WHEN e.delivered = 1 AND d.status <> 'delivered' THEN 1 ELSE 0 END)",
+        **{flag: f"SUM(e.{flag})" for flag in _ENGAGEMENT if flag != "delivered"},
+    }, f"d.id = e.delivery_id AND {created_in}", [*params, *events, *engaged_params, *created_params])
+
     converted_in, converted_params = _range("c.occurred_at", start, None if end is None else end + window)
     credited = (
-        "SELECT delivery_id, COUNT(*) AS conversions, SUM(COALESCE(revenue, 0)) AS revenue FROM ("
-        f"SELECT ({_latest_message_sql()}) AS delivery_id, {dialect.json_number('c.properties', 'revenue')} AS revenue "
-        f"FROM touchpoints c WHERE c.name IN ({_marks(conversion)}) AND {converted_in}"
-        ") AS conversions WHERE delivery_id IS NOT NULL GROUP BY delivery_id"
+        f"(SELECT ({_latest_message_sql()}) AS delivery_id, "
+        f"{tx.dialect.json_number('c.properties', 'revenue')} AS revenue "
+        f"FROM touchpoints c WHERE c.name IN ({_marks(conversion)}) AND {converted_in}) cr CROSS JOIN deliveries d"
     )
-    params += [window, *conversion, *converted_params]
-    created_in, created_params = _range("d.created_at", start, end)
-    columns = _columns(tx, dims)
-    select = [
-        *columns,
-        "COUNT(*)",
-        "SUM(CASE WHEN d.sent_at IS NOT NULL THEN 1 ELSE 0 END)",
-        "SUM(CASE WHEN d.status = 'delivered' OR e.delivered = 1 THEN 1 ELSE 0 END)",
-        "SUM(COALESCE(e.opened, 0))",
-        "SUM(COALESCE(e.clicked, 0))",
-        "SUM(COALESCE(cr.conversions, 0))",
-        "SUM(COALESCE(e.unsubscribed, 0))",
-        "SUM(COALESCE(e.complained, 0))",
-        "SUM(COALESCE(e.bounced, 0))",
-        "SUM(CASE WHEN d.status = 'failed' THEN 1 ELSE 0 END)",
-        "SUM(CASE WHEN d.status = 'skipped' THEN 1 ELSE 0 END)",
-        "SUM(CASE WHEN d.status = 'cancelled' THEN 1 ELSE 0 END)",
-        "SUM(CASE WHEN d.status IN ('queued', 'deferred', 'sending') THEN 1 ELSE 0 END)",
-        "SUM(COALESCE(d.segments, 0))",
-        "SUM(COALESCE(d.cost, 0))",
-        "SUM(COALESCE(cr.revenue, 0))",
-    ]
-    sql = (
-        f"WITH engagement AS ({engagement}), credited AS ({credited}) "
-        f"SELECT {', '.join(select)} FROM deliveries d "
-        "LEFT JOIN engagement e ON e.delivery_id = d.id LEFT JOIN credited cr ON cr.delivery_id = d.id "
-        f"WHERE {created_in}"
-    )
-    params += created_params
-    if columns:
-        sql += f" GROUP BY {', '.join(columns)}"
-    return sql, params
+    converted = _grouped(tx, dims, credited, {"converted": "COUNT(*)", "revenue": "SUM(COALESCE(cr.revenue, 0))"},
+                         f"d.id = cr.delivery_id AND {created_in}",
+                         [window, *conversion, *converted_params, *created_params])
+    for extra in (engaged, converted):
+        for key, values in extra.items():
+            row = groups.setdefault(key, {})
+            for name, value in values.items():
+                row[name] = (row.get(name) or 0) + (value or 0)
+    return groups
 
 
 def _latest_message_sql() -> str:
@@ -331,12 +342,11 @@ def _unattributed(
     return (int(row[0] or 0), float(row[1] or 0.0)) if row else (0, 0.0)
 
 
-def _row(group: Mapping[str, str | None], values: Sequence[Any], skips: Mapping[str, int],
+def _row(group: Mapping[str, str | None], values: Mapping[str, Any], skips: Mapping[str, int],
          failures: Mapping[str, int]) -> KPIRow:
-    counts = [int(v or 0) for v in values[:14]]
-    cost, revenue = (float(v or 0.0) for v in values[14:16])
-    return KPIRow(group=group, **dict(zip(_COUNTS, counts, strict=True)), cost=cost, revenue=revenue,
-                  skip_reasons=skips, failure_reasons=failures)
+    counts = {name: int(values.get(name) or 0) for name in _COUNTS}
+    return KPIRow(group=group, **counts, cost=float(values.get("cost") or 0.0),
+                  revenue=float(values.get("revenue") or 0.0), skip_reasons=skips, failure_reasons=failures)
 
 
 def _sort_key(row: KPIRow) -> tuple[Any, ...]:
@@ -364,25 +374,22 @@ def kpis(
     seconds = window.total_seconds()
     start, end = period_bounds(since, until)
     with store.transaction(immediate=False) as tx:
-        grouped = tx.query(*_main_query(tx, dims, start, end, names, seconds))
+        grouped = _measure(tx, dims, start, end, names, seconds)
         skips = _reasons(tx, dims, "skipped", _last_skip_reason(tx), start, end)
         failures = _reasons(tx, dims, "failed", "d.error", start, end)
-        total_values = tx.one(*_main_query(tx, (), start, end, names, seconds))
         unattributed, unattributed_revenue = _unattributed(tx, start, end, names, seconds)
-    rows = []
-    for values in grouped:
-        key = tuple(values[: len(dims)])
-        rows.append(_row(dict(zip(dims, key, strict=True)), values[len(dims):], skips.get(key, {}),
-                         failures.get(key, {})))
+    rows = tuple(sorted((_row(dict(zip(dims, key, strict=True)), values, skips.get(key, {}), failures.get(key, {}))
+                         for key, values in grouped.items()), key=_sort_key))
     total_skips: dict[str, int] = {}
     total_failures: dict[str, int] = {}
     for source, target in ((skips, total_skips), (failures, total_failures)):
         for reasons in source.values():
             for reason, count in reasons.items():
                 target[reason] = target.get(reason, 0) + count
-    total = _row({}, total_values or (0,) * 16, total_skips, total_failures)
+    sums = {name: sum(getattr(row, name) for row in rows) for name in (*_COUNTS, "cost", "revenue")}
+    total = _row({}, sums, total_skips, total_failures)
     return KPITable(
-        by=dims, rows=tuple(sorted(rows, key=_sort_key)), total=total,
+        by=dims, rows=rows, total=total,
         since=to_datetime(start) if start is not None else None, until=to_datetime(end) if end is not None else None,
         conversion=names, window=window, unattributed_conversions=unattributed,
         unattributed_revenue=unattributed_revenue,

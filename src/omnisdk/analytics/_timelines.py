@@ -29,31 +29,32 @@ def customer_pages(
     page: int = PAGE,
 ) -> Iterator[list[Row]]:
     """Rows of `columns` (then customer_id, occurred_at, seq) matching `where`, each list holding whole
-    customers, ordered by customer and time (recording order breaks ties)."""
-    select = f"SELECT {', '.join(columns)}, customer_id, occurred_at, seq FROM touchpoints"
-    order = " ORDER BY customer_id, occurred_at, seq LIMIT ?"
+    customers, ordered by customer and time (recording order breaks ties).
+
+    Pages are keyed on the customer id alone (a range of the (customer_id, occurred_at) index); the
+    page's last customer, maybe cut short, is read again at the start of the next page.
+    """
+    select = f"SELECT {', '.join(columns)}, customer_id, occurred_at, seq FROM touchpoints WHERE ({where})"
+    order = " ORDER BY customer_id, occurred_at, seq"
     tail = len(columns)
-    carry: list[Row] = []
-    after: Row | None = None
+    after: str | None = None
     while True:
-        if after is None:
-            sql, args = f"{select} WHERE ({where}){order}", [*params, page]
-        else:
-            sql = f"{select} WHERE ({where}) AND (customer_id, occurred_at, seq) > (?, ?, ?){order}"
-            args = [*params, *after, page]
         with store.transaction(immediate=False) as tx:
-            rows = tx.query(sql, args)
-        if len(rows) < page:
-            if carry or rows:
-                yield carry + rows
+            if after is None:
+                rows = tx.query(f"{select}{order} LIMIT ?", [*params, page])
+            else:
+                rows = tx.query(f"{select} AND customer_id > ?{order} LIMIT ?", [*params, after, page])
+            complete = len(rows) < page
+            split = len(rows)
+            if not complete:
+                last = rows[-1][tail]
+                while split and rows[split - 1][tail] == last:
+                    split -= 1
+                if not split:  # one customer fills the page: read all of theirs
+                    rows = tx.query(f"{select} AND customer_id = ?{order}", [*params, last])
+                    split = len(rows)
+        if split:
+            yield rows[:split]
+        if complete:
             return
-        after = rows[-1][tail:]
-        last_customer = after[0]
-        split = len(rows)
-        while split and rows[split - 1][tail] == last_customer:
-            split -= 1
-        if split or (carry and carry[0][tail] != last_customer):
-            yield carry + rows[:split]  # every customer before the page's last one is complete
-            carry = rows[split:]
-        else:
-            carry += rows  # one customer spans pages
+        after = rows[split - 1][tail]
