@@ -1,10 +1,9 @@
-"""The provider conformance kit, run against the Square POS provider (offers out, webhooks in)."""
+"""The provider conformance kit, run against the POS providers: Square (offers out, webhooks in), Shopify (webhooks)."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 import json
+from typing import Any, ClassVar
 
 from _pos_helpers import SHOPIFY_SECRET, SQUARE_KEY, SQUARE_URL, shopify_headers, square_event, square_headers
 from omnisdk_pos import ShopifyPOS, SquarePOS
