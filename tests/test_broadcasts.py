@@ -268,3 +268,33 @@ def test_merged_away_profiles_get_nothing(shop: Omni) -> None:
 def test_started_at_reports_utc(shop: Omni, clock: VirtualClock) -> None:
     planned = shop.broadcast("sale", trait("tier") == "gold")
     assert planned.starts_at == clock.now() and planned.starts_at.tzinfo == UTC
+
+
+def test_a_broken_broadcast_is_reported_and_the_others_go_on(shop: Omni, clock: VirtualClock) -> None:
+    broken = shop.broadcast("sale", trait("tier") == "gold", channel="email")
+    with shop.store.transaction() as tx:  # as if its stored segment no longer compiled against the schema
+        tx.execute("UPDATE broadcasts SET segment_sql = 'c.no_such_column = 1' WHERE id = ?", (broken.id,))
+    fine = shop.broadcast("sale", trait("tier") == "silver", channel="email")
+
+    shop.run_until_idle()
+
+    assert shop.broadcast_status(fine.id).state == "done"
+    status = shop.broadcast_status(broken.id)
+    assert status.state == "enqueueing" and "no_such_column" in (status.error or "")
+    assert status.enqueued == 0
+
+
+def test_async_client(store_url: str, clock: VirtualClock) -> None:
+    from omnisdk import AsyncOmni
+
+    async def scenario() -> tuple[str, int]:
+        async with AsyncOmni(store_url, clock=clock, config={"channels": {"email": {"provider": "memory"}}}) as omni:
+            omni.templates.add(SALE)
+            await omni.identify("ada", email="ada@example.com", traits={"tier": "gold"})
+            await omni.consent("ada", channel="email", granted=True)
+            planned = await omni.broadcast("sale", trait("tier") == "gold", channel="email")
+            await omni.run_until_idle()
+            status = await omni.broadcast_status(planned.id)
+            return status.state, status.sent
+
+    assert asyncio.run(scenario()) == ("done", 1)

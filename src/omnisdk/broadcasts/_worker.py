@@ -64,6 +64,7 @@ class _Streaming:
     broadcast: Broadcast
     where: str
     params: list[Any]
+    audience: int | None
 
 
 class BroadcastWorker:
@@ -94,6 +95,8 @@ class BroadcastWorker:
             if claimed is None:
                 break
             try:
+                if claimed.audience is None:
+                    self._count_audience(claimed, now)
                 while pages > 0:
                     pages -= 1
                     queued, more = self._page(claimed, now)
@@ -108,17 +111,17 @@ class BroadcastWorker:
 
     # -- claiming
     def _claim(self, now: float) -> _Streaming | None:
-        """Take the lease of the next due broadcast (ours first); fix "now" for its segment on first claim."""
+        """Take the lease of the next due broadcast (ours first); fix "now" of its segment on the first claim."""
         with self.core.store.transaction() as tx:
             row = tx.one(
-                "SELECT id, evaluated_at FROM broadcasts WHERE status IN ('scheduled', 'enqueueing') AND start_at <= ? "
+                "SELECT id, audience FROM broadcasts WHERE status IN ('scheduled', 'enqueueing') AND start_at <= ? "
                 "AND (lease_owner = ? OR lease_until IS NULL OR lease_until < ?) "
                 "ORDER BY CASE WHEN lease_owner = ? THEN 0 ELSE 1 END, start_at LIMIT 1" + tx.dialect.skip_locked,
                 (now, self.owner, now, self.owner),
             )
             if row is None:
                 return None
-            broadcast_id, evaluated_at = row
+            broadcast_id, audience = row
             tx.execute(
                 "UPDATE broadcasts SET status = 'enqueueing', lease_owner = ?, lease_until = ?, "
                 "evaluated_at = COALESCE(evaluated_at, ?), updated_at = ? WHERE id = ?",
@@ -131,11 +134,7 @@ class BroadcastWorker:
         values = list(loads(params))
         for i in loads(now_at):
             values[i] = float(evaluated)
-        streaming = _Streaming(broadcast_from_row(columns), sql, values)
-        if evaluated_at is None:
-            self._count_audience(streaming, now)
-            log.info("broadcast_started", broadcast=broadcast_id, template=streaming.broadcast.template)
-        return streaming
+        return _Streaming(broadcast_from_row(columns), sql, values, None if audience is None else int(audience))
 
     def _count_audience(self, streaming: _Streaming, now: float) -> None:
         """The segment's size when streaming starts: the denominator of progress (read-only, no lock held)."""
@@ -144,6 +143,8 @@ class BroadcastWorker:
         with self.core.store.transaction() as tx:
             tx.execute("UPDATE broadcasts SET audience = ?, updated_at = ? WHERE id = ?",
                        (audience, now, streaming.broadcast.id))
+        streaming.audience = audience
+        log.info("broadcast_started", broadcast=streaming.broadcast.id, audience=audience)
 
     # -- one page
     def _page(self, streaming: _Streaming, now: float) -> tuple[int, bool]:
