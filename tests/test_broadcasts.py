@@ -273,7 +273,7 @@ def test_started_at_reports_utc(shop: Omni, clock: VirtualClock) -> None:
 def test_a_broken_broadcast_is_reported_and_the_others_go_on(shop: Omni, clock: VirtualClock) -> None:
     broken = shop.broadcast("sale", trait("tier") == "gold", channel="email")
     with shop.store.transaction() as tx:  # as if its stored segment no longer compiled against the schema
-        tx.execute("UPDATE broadcasts SET segment_sql = 'c.no_such_column = ?' WHERE id = ?", (broken.id,))
+        tx.execute("UPDATE broadcasts SET segment_sql = ? WHERE id = ?", ("c.no_such_column = ?", broken.id))
     fine = shop.broadcast("sale", trait("tier") == "silver", channel="email")
 
     shop.run_until_idle()
