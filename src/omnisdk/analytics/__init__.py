@@ -9,18 +9,26 @@ The Markov model needs numpy and scipy (`pip install 'omnisdk[analytics]'`); the
 """
 
 from ._attribution import MODELS, AttributionResult, attribute
+from ._funnels import Funnel, FunnelStep, funnel
 from ._kpis import DIMENSIONS, KPIRow, KPITable, kpis
 from ._paths import Path, TouchpointLike, paths_from_touchpoints
+from ._stored import REPORT_MODELS, attribution, attributions
 
 __all__ = [
     "AttributionResult",
     "DIMENSIONS",
+    "Funnel",
+    "FunnelStep",
     "KPIRow",
     "KPITable",
     "MODELS",
     "Path",
+    "REPORT_MODELS",
     "TouchpointLike",
     "attribute",
+    "attribution",
+    "attributions",
+    "funnel",
     "kpis",
     "paths_from_touchpoints",
 ]
