@@ -10,7 +10,9 @@ Side by side in one run, per store:
 Customers (and, for send-time optimisation, their past opens) are bulk-inserted by a child process, so
 the peak RSS printed is the parent's: what queueing costs, not what loading the data cost.
 
-    python benchmarks/broadcasts.py [--customers 1000000] [--naive 100000] [--no-postgres]
+    python benchmarks/broadcasts.py [--customers 1000000] [--naive 100000] [--stores sqlite,postgresql]
+
+Peak RSS is per process: run one store per process (`--stores postgresql`) to read each store's own peak.
 """
 
 from __future__ import annotations
@@ -139,11 +141,13 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--naive", type=int, default=100_000, help="customers the naive loop queues")
     parser.add_argument("--postgres", default="postgresql://127.0.0.1:5432/test")
-    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--stores", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        run("SQLite", f"sqlite:///{Path(tmp) / 'broadcast.db'}", args.customers, args.naive)
-    if not args.no_postgres:
+    stores = args.stores.split(",")
+    if "sqlite" in stores:
+        with tempfile.TemporaryDirectory() as tmp:
+            run("SQLite", f"sqlite:///{Path(tmp) / 'broadcast.db'}", args.customers, args.naive)
+    if "postgresql" in stores:
         import psycopg
 
         schema = "omni_bc_" + uuid.uuid4().hex[:8]

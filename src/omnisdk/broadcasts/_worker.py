@@ -85,8 +85,8 @@ class BroadcastWorker:
         return float(due) if due is not None else None
 
     async def tick(self) -> int:
-        """Queue up to `pages_per_tick` pages of due broadcasts; returns how many recipients (plus
-        broadcasts finished) that was."""
+        """Queue up to `pages_per_tick` pages of due broadcasts; returns how many recipients were
+        streamed (plus broadcasts finished), so a page already queued still counts as progress."""
         done = 0
         pages = self.settings.pages_per_tick
         while pages > 0:
@@ -99,8 +99,8 @@ class BroadcastWorker:
                     self._count_audience(claimed, now)
                 while pages > 0:
                     pages -= 1
-                    queued, more = self._page(claimed, now)
-                    done += queued + (0 if more else 1)
+                    streamed, more = self._page(claimed, now)
+                    done += streamed + (0 if more else 1)
                     if not more:
                         break
                     now = self.core.clock.timestamp()
@@ -148,7 +148,7 @@ class BroadcastWorker:
 
     # -- one page
     def _page(self, streaming: _Streaming, now: float) -> tuple[int, bool]:
-        """Queue the next page; returns (deliveries queued, whether more pages may follow)."""
+        """Queue the next page; returns (recipients streamed, whether more pages may follow)."""
         broadcast = streaming.broadcast
         size = self.settings.page_size
         with self.core.store.transaction() as tx:
@@ -183,7 +183,7 @@ class BroadcastWorker:
                 )
         if not more:
             log.info("broadcast_enqueued", broadcast=broadcast.id)
-        return queued, more
+        return len(recipients), more
 
     def _due_times(
         self, tx: Transaction, broadcast: Broadcast, recipients: Sequence[tuple[str, str | None]], now: float
