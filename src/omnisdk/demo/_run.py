@@ -148,8 +148,10 @@ def _buy(omni: Omni, rng: random.Random, carts: dict[str, str], clock: VirtualCl
                 omni.track(cid, "Order Ready for Pickup", {"order_id": order_id, "store": "Acme SoHo"}, channel="pos")
                 stats["pickups"] += 1
         else:
+            channel = rng.choice(["web", "app"])
+            omni.track(cid, "Checkout Started", {"cart_id": f"k-{cid}", "revenue": 40.0}, channel=channel)
             omni.track(cid, "Order Completed", {"order_id": order_id, "revenue": 40.0, "product_id": product},
-                       channel="web")
+                       channel=channel)
             stats["online purchases"] += 1
 
 
@@ -222,7 +224,12 @@ def _table(title: str, rows: list[tuple[Any, ...]]) -> None:
 
 
 def _write_report(omni: Omni, path: str) -> None:
-    report = getattr(omni, "report", None)
-    if report is not None:
-        report(html=path)
-        print(f"Report written to {path}")
+    report = omni.report(html=path)
+    channels = sorted({c for result in report.attribution.values() for c in result.channels})
+    models = [m for m in ("last_touch", "linear", "position_based", "markov") if m in report.attribution]
+    print("\nConversions credited to each channel, by attribution model")
+    print("  " + f"{'channel':<14}" + "".join(f"{m:>16}" for m in models))
+    for channel in channels:
+        cells = "".join(f"{report.attribution[m].conversions.get(channel, 0.0):>16,.1f}" for m in models)
+        print(f"  {channel:<14}{cells}")
+    print(f"\nThe full report (channel mix, funnel, attribution, journeys): {path}")
