@@ -11,7 +11,7 @@ from os import PathLike
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from ._clock import Clock
+from ._clock import Clock, to_datetime
 from ._content import Message
 from ._core import Core, Who
 from ._customers import Consent, Customer
@@ -281,6 +281,12 @@ class Omni(_Base):
     def engagement_hours(self, customer_id: str, *, channel: str | None = None) -> EngagementHours:
         """The customer's engagement by local hour, smoothed towards everyone's (what `best_time` uses)."""
         return self._core.sendtime.hours(customer_id, channel=channel)
+
+    def next_due(self) -> datetime | None:
+        """When scheduled work (a journey's sleep or wait, a deferred or retried delivery, a broadcast) is
+        next due, or None: for apps that run `run_until_idle()` from their own scheduler."""
+        due = self._core.next_due()
+        return None if due is None else to_datetime(due)
 
     def run_until_idle(self) -> int:
         """Run the journeys and deliveries that are due now, then return how much was done."""

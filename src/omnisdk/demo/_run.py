@@ -118,7 +118,9 @@ def _simulate(omni: Omni, rng: random.Random, people: list[str], clock: VirtualC
             if plan[hour]:
                 omni.track_many([{**item, "timestamp": clock.now()} for item in plan[hour]])
             _buy(omni, rng, carts, clock, providers, stats, hour)
-            omni.run_until_idle()
+            due = omni.next_due()  # like an app's scheduler: wake the runtime only when work is due
+            if due is not None and due <= clock.now():
+                omni.run_until_idle()
         _engage(omni, rng, providers, clock, stats)
         progress.advance()
     clock.set(START + timedelta(days=DAYS))
