@@ -17,6 +17,7 @@ _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; padding: 0 1rem; }
 h1 { font-size: 1.5rem; } h2 { font-size: 1.2rem; margin-top: 2.2rem; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; font-size: 0.85rem; margin: 0.8rem 0; }
+.scroll { overflow-x: auto; }
 th, td { padding: 0.25rem 0.6rem; border-bottom: 1px solid #eee; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 tr:last-child td { font-weight: 600; }
@@ -32,7 +33,7 @@ def _table(table: Table) -> str:
         return "<p>No data for this period.</p>"
     head = "".join(f"<th>{escape(c.replace('_', ' '))}</th>" for c in table.columns)
     body = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in table.cells())
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def _summary(report: Report) -> str:

@@ -51,10 +51,22 @@ def format_value(column: str, value: Any) -> str:
             return f"{value:,.2f}"
         if column.startswith("cost"):  # SMS segments cost fractions of a cent
             return f"{value:,.4f}"
+        if column.endswith("_seconds"):
+            return _span(value)
+        if column.endswith("_conversions"):  # attributed shares of conversions
+            return f"{value:,.1f}"
         return f"{value:,.4f}".rstrip("0").rstrip(".") if value != int(value) else f"{int(value):,}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
+
+
+def _span(seconds: float) -> str:
+    """A measured time between steps, to the unit people read: "45 s", "12 min", "3.5 h", "2.1 days"."""
+    for unit, size in (("days", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:,.1f} {unit}"
+    return f"{seconds:,.0f} s"
 
 
 def duration(span: timedelta) -> str:
