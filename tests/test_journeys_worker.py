@@ -113,3 +113,30 @@ def test_cli_lists_retries_migrates_and_cancels_runs(
     assert main([*args, "cancel", "run_nope"]) == 1
     assert "no journey run with id 'run_nope'" in capsys.readouterr().err
     del sys.modules["cli_journeys_mod"]
+
+
+def test_async_run_worker_stops_on_its_event(store_url: str) -> None:
+    import asyncio
+
+    from omnisdk import AsyncOmni, JourneyContext, journey
+
+    @journey("async-worker-demo", version="1", trigger="Signed Up")
+    async def demo(ctx: JourneyContext) -> None:
+        await ctx.send("hi", "async-hi", channel="email")
+
+    async def scenario() -> tuple[int, list[str]]:
+        async with AsyncOmni(store_url, clock=VirtualClock()) as omni:
+            omni.register(demo)
+            stop = asyncio.Event()
+            worker = asyncio.create_task(omni.run_worker(stop, poll_interval=0.01))
+            await omni.track("ada", "Signed Up")
+            for _ in range(2000):  # the worker task runs on this loop: yield to it until it has done the run
+                statuses = [r.status for r in await omni.runs(customer_id="ada")]
+                if statuses == ["completed"]:
+                    break
+                await asyncio.sleep(0.01)
+            stop.set()
+            return await asyncio.wait_for(worker, timeout=20), statuses
+
+    done, statuses = asyncio.run(scenario())
+    assert statuses == ["completed"] and done >= 2

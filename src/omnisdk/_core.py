@@ -392,11 +392,13 @@ class Core:
         dues = [d for w in self.workers if (d := w.next_due()) is not None]
         return min(dues) if dues else None
 
-    async def run_worker(self, *, stop: Any = None, poll_interval: float | None = None) -> int:
+    async def run_worker(
+        self, *, stop: Any = None, poll_interval: float | None = None, handle_signals: bool = True
+    ) -> int:
         """Long-running: do due work, then wait for the next due time or a wake-up, until stopped."""
         from .journeys import run_worker
 
-        return await run_worker(self, stop=stop, poll_interval=poll_interval)
+        return await run_worker(self, stop=stop, poll_interval=poll_interval, handle_signals=handle_signals)
 
     # -- deliveries and inbound webhooks
     def deliveries(
