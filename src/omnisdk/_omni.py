@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from datetime import datetime, time, timedelta
 from os import PathLike
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from ._clock import Clock, to_datetime
 from ._content import Message
@@ -78,6 +78,14 @@ class _Base:
             raise NotFoundError(f"no provider{named} configured for channel {channel!r}")
         return pool.instance(configured)
 
+    def segment(self, condition: Condition) -> Segment:
+        """The customers matching `condition` (see `omnisdk.segments`): `.customers()`, `.count()`."""
+        return Segment(self._core, condition)
+
+    def watch_segment(self, name: str, condition: Condition) -> Segment:
+        """Re-evaluate a segment periodically; entering and leaving it are touchpoints journeys can use."""
+        return self._core.segments.watch(name, condition)
+
     @property
     def plugin_errors(self) -> list[Exception]:
         """Plugins that failed to load or register, with why; the others loaded."""
@@ -101,6 +109,7 @@ class Omni(_Base):
 
     def identify(
         self,
+        /,
         customer_id: str | None = None,
         *,
         traits: Mapping[str, Any] | None = None,
@@ -159,14 +168,6 @@ class Omni(_Base):
         """Touchpoints on every channel, oldest first."""
         return self._core.timeline(customer_id, channels=channels, since=since, limit=limit)
 
-    def segment(self, condition: Condition) -> Segment:
-        """The customers matching `condition` (see `omnisdk.segments`): `.customers()`, `.count()`."""
-        return Segment(self._core, condition)
-
-    def watch_segment(self, name: str, condition: Condition) -> Segment:
-        """Re-evaluate a segment periodically; entering and leaving it are touchpoints journeys can use."""
-        return self._core.segments.watch(name, condition)
-
     def kpis(
         self,
         by: str | Sequence[str] | None = "channel",
@@ -199,6 +200,7 @@ class Omni(_Base):
 
     def attribution(
         self,
+        /,
         model: str = "markov",
         *,
         order: int = 1,
@@ -356,109 +358,55 @@ class Omni(_Base):
         self.close()
 
 
-def _threaded(method: Callable[P, T]) -> Callable[P, Awaitable[T]]:
-    """Run a blocking store call in a thread so the event loop keeps serving."""
+def _in_thread(method: Callable[Concatenate[Any, P], T]) -> Callable[Concatenate[AsyncOmni, P], Coroutine[Any, Any, T]]:
+    """The async twin of a blocking `Omni` method, with its signature and docstring, run in a thread so the
+    event loop keeps serving. Only for methods that use nothing but the shared `_Base` state."""
 
     @functools.wraps(method)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        return await asyncio.to_thread(method, *args, **kwargs)
+    async def in_thread(self: AsyncOmni, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await asyncio.to_thread(method, self, *args, **kwargs)
 
-    return wrapper
+    in_thread.__qualname__ = f"AsyncOmni.{method.__name__}"
+    return in_thread
 
 
 class AsyncOmni(_Base):
     """The same API as `Omni`, with async methods, for asyncio apps and workers."""
 
-    async def identify(self, customer_id: str | None = None, **kwargs: Any) -> Customer:
-        return await asyncio.to_thread(functools.partial(self._core.identify, customer_id, **kwargs))
-
-    async def consent(self, who: Who, **kwargs: Any) -> Consent:
-        return await asyncio.to_thread(functools.partial(self._core.consent, who, **kwargs))
-
-    async def track(
-        self, who: Who, event: str, properties: Mapping[str, Any] | None = None, **kwargs: Any
-    ) -> Touchpoint:
-        return await asyncio.to_thread(functools.partial(self._core.track, who, event, properties, **kwargs))
+    identify = _in_thread(Omni.identify)
+    consent = _in_thread(Omni.consent)
+    track = _in_thread(Omni.track)
 
     async def track_many(self, items: Iterable[Any]) -> int:
+        """Like `Omni.track_many`; the items are gathered on the caller's thread, then stored in another."""
         return await asyncio.to_thread(self._core.track_many, list(items))
 
-    async def customer(self, customer_id: str) -> Customer:
-        return await asyncio.to_thread(self._core.customer, customer_id)
-
-    async def timeline(self, customer_id: str, **kwargs: Any) -> list[Touchpoint]:
-        return await asyncio.to_thread(functools.partial(self._core.timeline, customer_id, **kwargs))
-
-    async def kpis(self, by: str | Sequence[str] | None = "channel", **kwargs: Any) -> KPITable:
-        from .analytics import kpis
-
-        return await asyncio.to_thread(functools.partial(kpis, self._core.store, by, **kwargs))
-
-    async def funnel(self, steps: Sequence[str], **kwargs: Any) -> Funnel:
-        from .analytics import funnel
-
-        return await asyncio.to_thread(functools.partial(funnel, self._core.store, steps, **kwargs))
-
-    async def attribution(self, model: str = "markov", **kwargs: Any) -> AttributionResult:
-        from .analytics import attribution
-
-        return await asyncio.to_thread(functools.partial(attribution, self._core.store, model, **kwargs))
-
-    async def report(self, html: str | PathLike[str] | None = None, csv: str | PathLike[str] | None = None,
-                     **kwargs: Any) -> Report:
-        from .reports import create_report
-
-        now = self._core.clock.timestamp()
-        return await asyncio.to_thread(
-            functools.partial(create_report, self._core.store, now=now, html=html, csv=csv, **kwargs)
-        )
-
-    async def broadcast(self, template: str | Message, segment: Segment | Condition, **kwargs: Any) -> Broadcast:
-        return await asyncio.to_thread(functools.partial(self._broadcasts.create, template, segment, **kwargs))
-
-    async def broadcasts(self, *, limit: int = 100) -> list[BroadcastStatus]:
-        return await asyncio.to_thread(functools.partial(self._broadcasts.list, limit=limit))
-
-    async def broadcast_status(self, broadcast_id: str) -> BroadcastStatus:
-        return await asyncio.to_thread(self._broadcasts.status, broadcast_id)
-
-    async def cancel_broadcast(self, broadcast_id: str) -> BroadcastStatus:
-        return await asyncio.to_thread(self._broadcasts.cancel, broadcast_id)
-
-    async def best_time(self, customer_id: str, **kwargs: Any) -> datetime:
-        return await asyncio.to_thread(functools.partial(self._core.sendtime.when, customer_id, **kwargs))
-
-    async def engagement_hours(self, customer_id: str, **kwargs: Any) -> EngagementHours:
-        return await asyncio.to_thread(functools.partial(self._core.sendtime.hours, customer_id, **kwargs))
+    customer = _in_thread(Omni.customer)
+    timeline = _in_thread(Omni.timeline)
+    kpis = _in_thread(Omni.kpis)
+    funnel = _in_thread(Omni.funnel)
+    attribution = _in_thread(Omni.attribution)
+    report = _in_thread(Omni.report)
+    broadcast = _in_thread(Omni.broadcast)
+    broadcasts = _in_thread(Omni.broadcasts)
+    broadcast_status = _in_thread(Omni.broadcast_status)
+    cancel_broadcast = _in_thread(Omni.cancel_broadcast)
+    best_time = _in_thread(Omni.best_time)
+    engagement_hours = _in_thread(Omni.engagement_hours)
+    next_due = _in_thread(Omni.next_due)
 
     async def run_until_idle(self) -> int:
         return await self._core.run_until_idle()
 
-    async def run_worker(
-        self, stop: asyncio.Event | None = None, *, poll_interval: float | None = None, handle_signals: bool = False
-    ) -> int:
-        """Like `Omni.run_worker`; SIGTERM/SIGINT are left to the application unless `handle_signals`."""
-        return await self._core.run_worker(stop=stop, poll_interval=poll_interval, handle_signals=handle_signals)
+    async def run_worker(self, stop: asyncio.Event | None = None, *, poll_interval: float | None = None) -> int:
+        return await self._core.run_worker(stop=stop, poll_interval=poll_interval)
 
-    async def runs(self, **filters: Any) -> list[JourneyRun]:
-        return await asyncio.to_thread(functools.partial(self._core.runs.runs, **filters))
-
-    async def cancel_run(self, run_id: str) -> JourneyRun:
-        return await asyncio.to_thread(self._core.runs.cancel, run_id, now=self._core.clock.timestamp())
-
-    async def retry_run(self, run_id: str) -> JourneyRun:
-        return await asyncio.to_thread(self._core.runs.retry, run_id, now=self._core.clock.timestamp())
-
-    async def migrate_run(self, run_id: str, version: str) -> JourneyRun:
-        return await asyncio.to_thread(self._core.runs.migrate, run_id, version, now=self._core.clock.timestamp())
-
-    async def deliveries(self, **filters: Any) -> list[Delivery]:
-        return await asyncio.to_thread(functools.partial(self._core.deliveries, **filters))
-
-    async def handle_webhook(
-        self, provider: str, method: str, url: str, headers: Mapping[str, str], body: bytes
-    ) -> WebhookResponse:
-        return await asyncio.to_thread(self._core.handle_webhook, provider, method, url, headers, body)
+    runs = _in_thread(Omni.runs)
+    cancel_run = _in_thread(Omni.cancel_run)
+    retry_run = _in_thread(Omni.retry_run)
+    migrate_run = _in_thread(Omni.migrate_run)
+    deliveries = _in_thread(Omni.deliveries)
+    handle_webhook = _in_thread(Omni.handle_webhook)
 
     async def aclose(self) -> None:
         await self._core.dispatcher.aclose()
