@@ -13,9 +13,7 @@ from typing import Any
 
 import pytest
 
-from omnisdk import analytics
-from omnisdk._errors import ValidationError
-from omnisdk._touchpoints import Touchpoint
+from omnisdk import Touchpoint, ValidationError, analytics
 from omnisdk.analytics import MODELS, AttributionResult, Path, attribute, paths_from_touchpoints
 
 Row = tuple[tuple[str, ...], float, float, float]

@@ -14,8 +14,7 @@ from omnisdk_directmail import LobDirectMail
 
 import omnisdk
 from omnisdk import Accepted, ConfigError, Letter, Outgoing, PermanentError, Postcard, RetryableError, VirtualClock
-from omnisdk.testing.imitations import Faults
-from omnisdk.testing.imitations._lob import LobImitation
+from omnisdk.testing.imitations import Faults, LobImitation
 
 API_KEY = "test_0123456789abcdef"
 HOME = {"name": "Ada Lovelace", "line1": "185 Berry St", "line2": "Ste 6100", "city": "San Francisco",

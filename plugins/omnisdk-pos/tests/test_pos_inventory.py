@@ -11,7 +11,7 @@ import pytest
 from omnisdk_pos import SquarePOS, StoreStock
 
 from omnisdk import Customer, Email, Message, Omni, VirtualClock
-from omnisdk.testing.imitations._square import SquareImitation
+from omnisdk.testing.imitations import SquareImitation
 
 TOKEN = "EAAAl-test"
 STORES = {"LDOWNTOWN": "Downtown", "LMALL": "Mall"}

@@ -17,10 +17,7 @@ from aiohttp import web
 from omnisdk_pos import SquarePOS
 
 from omnisdk import Accepted, ConfigError, Outgoing, PermanentError, PosOffer, RetryableError, VirtualClock
-from omnisdk.testing.imitations._base import route
-from omnisdk.testing.imitations._call import Call, Invalid
-from omnisdk.testing.imitations._contract import SchemaCheck
-from omnisdk.testing.imitations._square import SquareImitation
+from omnisdk.testing.imitations import Call, Invalid, SchemaCheck, SquareImitation, route
 
 TOKEN = "EAAAl-test"
 _KEYED = {"type": "object", "required": ["idempotency_key"], "properties": {

@@ -14,7 +14,7 @@ from _pos_helpers import SQUARE_KEY, SQUARE_URL, square_event, square_headers
 from omnisdk_pos import SquarePOS
 
 from omnisdk import Events, Omni, VirtualClock, WebhookError, WebhookRequest
-from omnisdk.testing.imitations._square import SquareImitation
+from omnisdk.testing.imitations import SquareImitation
 
 TOKEN = "EAAAl-test"
 
