@@ -8,8 +8,8 @@ import json
 import pytest
 import structlog
 
-from omnisdk import Omni
-from omnisdk._logging import get_logger, redact_processor
+from omnisdk import Omni, get_logger
+from omnisdk._logging import redact_processor
 
 SECRETS = ["ada@example.com", "+14155550100", "s3cr3t-token-value", "sk_live_abcdef"]
 

@@ -4,7 +4,7 @@ One customer stitched from every channel, every touchpoint on one timeline, dura
 consistent messages, and measurement. Channel integrations are plugins.
 """
 
-from ._clock import SystemClock, VirtualClock
+from ._clock import Clock, SystemClock, VirtualClock
 from ._content import SMS, Email, Letter, Message, PosOffer, Postcard, Push, Social
 from ._customers import Consent, Customer, Identity
 from ._errors import (
@@ -22,6 +22,7 @@ from ._errors import (
     ValidationError,
     WebhookError,
 )
+from ._logging import get_logger
 from ._omni import AsyncOmni, Omni
 from ._touchpoints import Events, Touchpoint
 from .broadcasts import Broadcast, BroadcastStatus
@@ -50,6 +51,7 @@ __all__ = [
     "Broadcast",
     "BroadcastStatus",
     "Capabilities",
+    "Clock",
     "ConfigError",
     "Consent",
     "Customer",
@@ -92,6 +94,7 @@ __all__ = [
     "WebhookResponse",
     "WebhookResult",
     "__version__",
+    "get_logger",
     "hookimpl",
     "journey",
     "secret",

@@ -14,9 +14,7 @@ from typing import Any
 
 import attrs
 
-from omnisdk import ProviderError
-from omnisdk._clock import Clock
-from omnisdk._logging import get_logger
+from omnisdk import Clock, ProviderError, get_logger
 
 from ._square_api import SquareAPI
 
