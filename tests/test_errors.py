@@ -19,6 +19,13 @@ def test_invalid_phone_names_the_field(omni: Omni) -> None:
     assert "phone" in str(err.value)
 
 
+def test_a_national_phone_without_a_default_region_says_how_to_write_it(omni: Omni) -> None:
+    with pytest.raises(InvalidIdentifierError) as err:
+        omni.identify("c-1", phone="0612345678")
+    assert "+<country code>" in str(err.value) and "identity.default_region" in str(err.value)
+    assert "(0)" not in str(err.value)  # not phonenumbers' internal error code
+
+
 def test_invalid_email_names_the_field(omni: Omni) -> None:
     with pytest.raises(InvalidIdentifierError) as err:
         omni.track({"email": "ada@"}, "Signed Up")

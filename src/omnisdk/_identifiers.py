@@ -27,12 +27,25 @@ def normalize_email(value: str, *, field: str = "email") -> str:
     return f"{result.local_part}@{result.domain}".lower()
 
 
+_PHONE_PROBLEMS = {
+    phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: (
+        "not a phone number with a known country code; write it as +<country code><number>, "
+        "or set identity.default_region for national numbers"
+    ),
+    phonenumbers.NumberParseException.NOT_A_NUMBER: "not a phone number",
+    phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "not a phone number: too short",
+    phonenumbers.NumberParseException.TOO_SHORT_NSN: "not a phone number: too short",
+    phonenumbers.NumberParseException.TOO_LONG: "not a phone number: too long",
+}
+
+
 def normalize_phone(value: str, *, region: str | None = None, field: str = "phone") -> str:
     """E.164. `region` (e.g. "US") resolves national numbers written without a country code."""
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException as exc:
-        raise InvalidIdentifierError(f"not a phone number ({exc})", field=field, value=value) from None
+        raise InvalidIdentifierError(_PHONE_PROBLEMS.get(exc.error_type, "not a phone number"), field=field,
+                                     value=value) from None
     if not phonenumbers.is_valid_number(number):
         raise InvalidIdentifierError("not a valid phone number for its country", field=field, value=value)
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
