@@ -218,7 +218,7 @@ def omnisdk_pipeline(channel: str, settings: dict[str, Any], message: Any, n: in
     with omni.store.transaction() as tx:
         for i in range(n):
             cid = f"c-{i}"
-            omni._core.identity.resolve(tx, cid, list(address(i).items()), now)
+            omni._core.identity.resolve(tx, cid, omni._core.identity.normalize(address(i)), now)
             tx.execute("UPDATE customers SET traits = ? WHERE id = ?", ('{"first_name": "Ada"}', cid))
             enqueue_delivery(tx, key=f"bench:{i}", customer_id=cid, template=message.id, channels=[channel],
                              now=now, purpose="transactional")

@@ -6,12 +6,14 @@ import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import jinja2
 import pytest
 
 import omnisdk
 from dispatch_providers import Script, TestProviders, signed
 from omnisdk import SMS, Email, Message, Omni, Push, VirtualClock
 from omnisdk.delivery import enqueue_delivery
+from omnisdk.delivery._sending import HISTORY_NAMES, TRIGGER_NAMES, template_reads
 
 OmniFactory = Callable[..., Omni]
 
@@ -406,6 +408,55 @@ def test_a_message_outside_a_journey_has_no_trigger_and_says_so(make_omni: OmniF
     delivery = only(omni, did)
     assert delivery.status == "failed" and "product_id" in (delivery.error or "")
     assert script.sent == []
+
+
+class LastSeenFilter:
+    """A plugin filter that reads the template's context itself, as `jinja2.pass_context` allows."""
+
+    @omnisdk.hookimpl
+    def register_template_filters(self, register: Any) -> None:
+        @jinja2.pass_context
+        def last_seen(context: Any, _value: Any) -> str:
+            return str(context["latest"]["Product Viewed"].properties["name"])
+
+        register("last_seen", last_seen)
+
+
+def test_templates_that_read_history_get_it_however_they_read_it(store_url: str, clock: VirtualClock) -> None:
+    """History is loaded only for templates that read it; a partial or a plugin filter counts as reading it."""
+    script = Script()
+    config = {"channels": {"sms": {"provider": "scripted", "script": script}},
+              "brand": {"partials": {"seen": "{{ latest['Product Viewed'].properties.name }}"}}}
+    with Omni(store_url, config=config, clock=clock, plugins=[TestProviders(), LastSeenFilter()],
+              load_entry_points=False) as omni:
+        templates = {
+            "plain": "Hi {{ customer.first_name }}",
+            "latest": "{{ latest['Product Viewed'].properties.name }}",
+            "history": "{{ (history | selectattr('name', 'eq', 'Product Viewed') | first).properties.name }}",
+            "partial": '{% include "seen" %}',
+            "filter": "{{ customer | last_seen }}",
+        }
+        for name, text in templates.items():
+            omni.templates.add(Message(name, sms=SMS(text=text)))
+        customer(omni, "c-1")
+        omni.track("c-1", "Product Viewed", {"name": "Boots"}, channel="web")
+        for name in templates:
+            queue(omni, "c-1", ["sms"], template=name, key=name, purpose="transactional")
+
+        omni.run_until_idle()
+
+        assert sorted(m.content.text for m in script.sent) == ["Boots", "Boots", "Boots", "Boots", "Hi Ada"]
+        assert all(m.from_profile for m in script.sent)
+
+
+def test_template_reads_names_what_needs_loading() -> None:
+    assert template_reads(Message("m", sms=SMS(text="Hi {{ customer.first_name | upper }}")), "sms") == {"customer"}
+    french = Message("m", sms=SMS(text="{{ history }}"))
+    localised = Message("m", sms=SMS(text="{{ event.sku }}"), locales={"fr": french})
+    assert template_reads(localised, "sms") == {"event", "history"}
+    assert template_reads(localised, "email") == set()
+    for unknowable in ('{% include "footer" %}', "{{ customer | money }}", "{% if customer is vip %}x{% endif %}"):
+        assert template_reads(Message("m", sms=SMS(text=unknowable)), "sms") >= HISTORY_NAMES | TRIGGER_NAMES
 
 
 @pytest.mark.parametrize(("provider", "resent"), [("scripted", False), ("keyed", True), ("push", True)])

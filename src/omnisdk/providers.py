@@ -93,6 +93,10 @@ class Outgoing:
     last_inbound_at: datetime | None = None
     #: journey, step, run_id, and links such as the one-click unsubscribe URL.
     metadata: Mapping[str, Any] = attrs.field(factory=dict)
+    #: True when the core took `to` from the customer's profile, where identifiers are normalised
+    #: and checked when recorded (phones valid E.164, emails well formed): a plugin may then
+    #: check only its shape instead of validating it again on every send.
+    from_profile: bool = False
 
 
 @attrs.frozen(kw_only=True)

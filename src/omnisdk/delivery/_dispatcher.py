@@ -45,7 +45,7 @@ from ..providers import (
 from ..store import Transaction, dumps, loads
 from ._limits import CircuitBreaker, TokenBucket, retry_delay
 from ._providers import ConfiguredProvider, ProviderPool
-from ._sending import SendContext, load_customers
+from ._sending import HISTORY_NAMES, TRIGGER_NAMES, SendContext, load_customers
 
 __all__ = ["DeliverySettings", "Dispatcher"]
 
@@ -345,9 +345,12 @@ class Dispatcher:
             rules = self.send_context.rules
             recent = self._with_unrecorded(load_recent(tx, requests, now=now, rules=rules))
             decisions = decide_many(requests, now=now, recent=recent, rules=rules)
-            to_send = [p for p, d in zip(pending, decisions, strict=True) if d.action == "send"]
-            history = self.send_context.history(tx, [p[1].id for p in to_send])
-            triggers = self.send_context.triggers(tx, (p[0].run_id for p in to_send))
+            reads = [self.send_context.reads(p[2], str(d.channel)) if d.action == "send" else frozenset()
+                     for p, d in zip(pending, decisions, strict=True)]
+            history = self.send_context.history(
+                tx, [p[1].id for p, names in zip(pending, reads, strict=True) if names & HISTORY_NAMES])
+            triggers = self.send_context.triggers(
+                tx, (p[0].run_id for p, names in zip(pending, reads, strict=True) if names & TRIGGER_NAMES))
             claimed = [
                 item for (row, customer, message, _), decision in zip(pending, decisions, strict=True)
                 if (item := self._decided(tx, row, customer, message, decision, history.get(customer.id, []),

@@ -17,6 +17,7 @@ from .._config import Config
 from .._errors import ConfigError
 from .._plugins import ProviderRegistry
 from ..providers import Capabilities, Provider
+from ._client import ProviderClient
 from ._transport import ProviderTransport
 
 __all__ = ["CORE_CHANNEL_KEYS", "ConfiguredProvider", "ProviderPool", "build_config", "new_http_client"]
@@ -29,10 +30,10 @@ HTTP_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=256, k
 
 
 def new_http_client(timeout: float = 15.0) -> httpx.AsyncClient:
-    """The client every provider of one Core shares: httpx's API (what plugins use) over aiohttp's
-    connection pool, with errors that tell a request that never left from one that may have arrived."""
-    return httpx.AsyncClient(transport=ProviderTransport(HTTP_LIMITS),
-                             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)), follow_redirects=False)
+    """The client every provider of one Core shares: httpx's API (what plugins use), lean per request
+    (`ProviderClient`), over aiohttp's connection pool, with errors that tell a request that never
+    left from one that may have arrived."""
+    return ProviderClient(ProviderTransport(HTTP_LIMITS), timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)))
 
 
 def _field_names(field: attrs.Attribute[Any]) -> set[str]:

@@ -6,10 +6,16 @@ stays fast; the rules themselves live in `omnisdk.policies` and `omnisdk.message
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Final
+
+import jinja2
+from jinja2 import meta, nodes
+from jinja2.filters import FILTERS
+from jinja2.tests import TESTS
 
 from .._clock import to_datetime
+from .._content import Message
 from .._customers import Consent, Customer, Identity
 from .._errors import NotFoundError
 from .._identity import load_customer
@@ -19,10 +25,43 @@ from ..policies import PolicyRules, address_for
 from ..providers import Outgoing
 from ..store import Transaction, loads
 
-__all__ = ["SendContext", "load_customers"]
+__all__ = ["HISTORY_NAMES", "TRIGGER_NAMES", "SendContext", "load_customers", "template_reads"]
 
 _HISTORY = 20
 _CHUNK = 500
+#: Template variables that need the customer's recent touchpoints, or the run's trigger, loaded.
+HISTORY_NAMES: Final = frozenset({"history", "latest"})
+TRIGGER_NAMES: Final = frozenset({"trigger", "event"})
+_PARSER = jinja2.Environment()
+_UNKNOWN: Final = HISTORY_NAMES | TRIGGER_NAMES
+
+
+def _sources(message: Message, channel: str) -> Iterator[str]:
+    for variant in (message, *message.locales.values()):
+        content = variant.renditions.get(channel)
+        for field in content.template_fields if content is not None else ():
+            source = getattr(content, field)
+            if isinstance(source, str):
+                yield source
+
+
+def template_reads(message: Message, channel: str) -> frozenset[str]:
+    """The variables `message`'s `channel` templates (every locale) read. A template that includes a
+    partial or uses a filter or test that is not Jinja's own may read any, so it counts as reading
+    all that cost a query to load."""
+    names: set[str] = set()
+    for source in _sources(message, channel):
+        try:
+            tree = _PARSER.parse(source)
+        except jinja2.TemplateSyntaxError:
+            return _UNKNOWN  # `Templates.add` compiles every field, so this is a template added another way
+        if any(tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends))) or any(
+            node.name not in (FILTERS if isinstance(node, nodes.Filter) else TESTS)
+            for node in tree.find_all((nodes.Filter, nodes.Test))
+        ):
+            return _UNKNOWN
+        names |= meta.find_undeclared_variables(tree)
+    return frozenset(names)
 
 
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
@@ -84,6 +123,7 @@ class SendContext:
     def __init__(self, core: Any) -> None:
         self.core = core
         self._rules: PolicyRules | None = None
+        self._reads: dict[tuple[str, str], tuple[Message, frozenset[str]]] = {}
 
     @property
     def rules(self) -> PolicyRules:
@@ -99,6 +139,17 @@ class SendContext:
     def template(self, template_id: str) -> Any:
         """The `Message` registered under `template_id` (`NotFoundError` if none)."""
         return self.core.templates.get(template_id)
+
+    def reads(self, message: Message, channel: str) -> frozenset[str]:
+        """`template_reads`, cached per registered message (a replaced message is read again). The
+        social channel always reads history: its messaging windows open with the customer's last reply."""
+        cached = self._reads.get((message.id, channel))
+        if cached is None or cached[0] is not message:
+            names = template_reads(message, channel)
+            if channel == "social":
+                names |= HISTORY_NAMES
+            cached = self._reads[(message.id, channel)] = (message, names)
+        return cached[1]
 
     def history(self, tx: Transaction, customer_ids: Sequence[str]) -> dict[str, list[Touchpoint]]:
         """The latest touchpoints of each customer, oldest first, for templates that mention recent
@@ -188,5 +239,5 @@ class SendContext:
             delivery_id=delivery_id, idempotency_key=f"{key}:{channel}", customer_id=customer.id, to=to,
             content=content, purpose=purpose, customer=customer,
             address=customer.address if channel == "direct_mail" else None, last_inbound_at=last_inbound,
-            metadata=metadata,
+            metadata=metadata, from_profile=True,
         )

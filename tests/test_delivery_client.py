@@ -1,0 +1,132 @@
+"""The client handed to provider plugins: httpx's API, minus redirects, cookies and per-request auth flows.
+
+Real sockets: a local server that records every request it reads and answers from a script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Generator
+
+import httpx
+import pytest
+
+from omnisdk.delivery import new_http_client
+
+Answer = tuple[int, list[tuple[str, str]], bytes]
+OK: Answer = (201, [("Content-Type", "application/json")], b'{"sid": "SM1"}')
+
+
+class Recorder:
+    """A one-connection-per-request HTTP/1.1 server: answers in order from `answers`, then OK."""
+
+    def __init__(self, *answers: Answer) -> None:
+        self.answers = list(answers)
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in head[1:] if line)}
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+        self.requests.append((head[0], headers, body))
+        status, extra, content = self.answers.pop(0) if self.answers else OK
+        lines = [f"HTTP/1.1 {status} X", f"Content-Length: {len(content)}", "Connection: close",
+                 *(f"{k}: {v}" for k, v in extra)]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + content)
+        await writer.drain()
+        writer.close()
+
+
+async def serve(recorder: Recorder) -> AsyncIterator[str]:
+    server = await asyncio.start_server(recorder.handle, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+
+
+def run(recorder: Recorder, calls: list[dict[str, object]]) -> list[httpx.Response]:
+    """Each call is `client.request(**call)` against the recorder; the responses, read."""
+
+    async def main() -> list[httpx.Response]:
+        client = new_http_client(timeout=5)
+        responses = []
+        try:
+            async for base in serve(recorder):
+                for call in calls:
+                    call = dict(call)
+                    responses.append(await client.request(url=f"{base}{call.pop('path')}", **call))  # type: ignore[arg-type]
+        finally:
+            await client.aclose()
+        return responses
+
+    return asyncio.run(main())
+
+
+def test_a_basic_auth_tuple_sends_the_same_header_as_httpx() -> None:
+    recorder = Recorder()
+    [response] = run(recorder, [{"method": "POST", "path": "/v1/messages", "content": b"To=%2B1415",
+                                 "auth": ("AC123", "tøken")}])
+    [(line, headers, body)] = recorder.requests
+    request = httpx.Request("POST", "http://x/")
+    next(httpx.BasicAuth("AC123", "tøken").sync_auth_flow(request))
+    assert (line, body) == ("POST /v1/messages HTTP/1.1", b"To=%2B1415")
+    assert headers["authorization"] == request.headers["Authorization"]
+    assert (response.status_code, response.json()) == (201, {"sid": "SM1"})
+    assert response.elapsed.total_seconds() >= 0
+
+
+def test_redirects_come_back_as_responses_and_cookies_are_never_kept() -> None:
+    recorder = Recorder((302, [("Location", "/elsewhere"), ("Set-Cookie", "session=abc; Path=/")], b""))
+    first, second = run(recorder, [{"method": "POST", "path": "/v1/messages", "content": b"x"},
+                                   {"method": "GET", "path": "/v1/status"}])
+    assert (first.status_code, first.headers["location"]) == (302, "/elsewhere")
+    assert [line for line, _, _ in recorder.requests] == ["POST /v1/messages HTTP/1.1", "GET /v1/status HTTP/1.1"]
+    assert "cookie" not in recorder.requests[1][1]
+    assert second.status_code == 201
+
+
+def test_asking_for_redirects_takes_httpxs_path_and_still_keeps_no_cookies() -> None:
+    recorder = Recorder((302, [("Location", "/elsewhere"), ("Set-Cookie", "session=abc; Path=/")], b""))
+    [response] = run(recorder, [{"method": "GET", "path": "/start", "follow_redirects": True}])
+    assert [line for line, _, _ in recorder.requests] == ["GET /start HTTP/1.1", "GET /elsewhere HTTP/1.1"]
+    assert "cookie" not in recorder.requests[1][1]
+    assert (response.status_code, [r.status_code for r in response.history]) == (201, [302])
+
+
+class TokenAuth(httpx.Auth):
+    """A custom auth flow (as an OAuth plugin would write): it must still run."""
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = "Bearer t-1"
+        yield request
+
+
+def test_a_custom_auth_flow_still_runs() -> None:
+    recorder = Recorder()
+    run(recorder, [{"method": "GET", "path": "/v1/me", "auth": TokenAuth()}])
+    assert recorder.requests[0][1]["authorization"] == "Bearer t-1"
+
+
+def test_streamed_responses_still_stream() -> None:
+    recorder = Recorder((200, [], b"chunk" * 1000))
+
+    async def main() -> bytes:
+        client = new_http_client(timeout=5)
+        try:
+            async for base in serve(recorder):
+                async with client.stream("GET", f"{base}/big") as response:
+                    return b"".join([part async for part in response.aiter_bytes()])
+        finally:
+            await client.aclose()
+        raise AssertionError("the server did not start")
+
+    assert asyncio.run(main()) == b"chunk" * 1000
+
+
+def test_provider_urls_stay_out_of_httpxs_log(caplog: pytest.LogCaptureFixture) -> None:
+    """httpx logs every URL at INFO; some providers put tokens in them (Telegram's bot URLs)."""
+    caplog.set_level(logging.DEBUG, logger="httpx")
+    run(Recorder(), [{"method": "POST", "path": "/bot123:SECRET/sendMessage", "content": b"x"}])
+    assert not [r for r in caplog.records if "SECRET" in r.getMessage()]
