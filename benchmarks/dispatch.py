@@ -17,7 +17,9 @@ Every peer sends the same number of messages; every round runs every peer (in a 
 and the server counts what it received, so a peer that drops messages fails instead of looking fast.
 Setup (customers, queued deliveries, prebuilt payloads) is not timed. The report gives each peer's
 median over the rounds and the median of its per-round ratio to the suite's reference (the bare
-aiohttp loop for HTTP, smtplib for SMTP), measured in the same round.
+aiohttp loop for HTTP, smtplib for SMTP), measured in the same round, and the client's own CPU time
+per message (this process only, every thread; the server's is not counted), which a busy machine
+disturbs less than wall time.
 
     .venv/bin/python benchmarks/dispatch.py [--suite sms|smtp|sendgrid|all] [--messages 2000]
         [--concurrency 64] [--repeat 5] [--peers aiohttp,omnisdk,...]
@@ -373,6 +375,7 @@ def run_suite(name: str, n: int, concurrency: int, repeat: int, wanted: set[str]
         print(f"\n[{name}] {n} {what} ({server.address}), {concurrency} in flight, {repeat} rounds", flush=True)
         rates: dict[str, list[float]] = {k: [] for k in peers}
         ratios: dict[str, list[float]] = {k: [] for k in peers}
+        cpu: dict[str, list[float]] = {k: [] for k in peers}
         order = list(peers)
         for round_ in range(repeat):
             this_round: dict[str, float] = {}
@@ -381,24 +384,27 @@ def run_suite(name: str, n: int, concurrency: int, repeat: int, wanted: set[str]
                 prepared = setup()
                 timed, check = prepared if isinstance(prepared, tuple) else (prepared, None)
                 before = server.count()
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 timed()
-                elapsed = time.perf_counter() - start
+                elapsed, cpu_used = time.perf_counter() - start, time.process_time() - start_cpu
                 if check is not None:
                     check()
                 received = server.count() - before
                 if key != "build" and received != count:
                     raise SystemExit(f"{key}: the server received {received} of {count}")
                 this_round[key] = count / elapsed
+                cpu[key].append(cpu_used / count * 1000)
             for key, rate in this_round.items():
                 rates[key].append(rate)
                 if reference in this_round:
                     ratios[key].append(rate / this_round[reference])
             print(f"  round {round_ + 1}: " + ", ".join(f"{k} {r:.0f}" for k, r in this_round.items()), flush=True)
-        print(f"  {'median of ' + str(repeat) + ' rounds':<58} {unit:>12}   x {reference} (median of per-round ratios)")
+        print(f"  {'median of ' + str(repeat) + ' rounds':<58} {unit:>12}   x {reference} (median of per-round ratios)"
+              "   client CPU ms/msg")
         for key, (label, _, _) in peers.items():
             ratio = f"{statistics.median(ratios[key]):.2f}x" if ratios[key] else "-"
-            print(f"  {label:<58} {statistics.median(rates[key]):12.0f}   {ratio}")
+            rate, cpu_ms = statistics.median(rates[key]), statistics.median(cpu[key])
+            print(f"  {label:<58} {rate:12.0f}   {ratio:<42} {cpu_ms:.3f}")
     finally:
         server.stop()
 

@@ -108,9 +108,11 @@ class SMTPEmail(omnisdk.Provider):
         envelope_from = parseaddr(content.from_ or self.config.from_)[1]
         async with self._slots:
             client = self._idle.pop() if self._idle else None
+            connecting = True
             try:
                 if client is None or not client.is_connected:
                     client = await self._connect()
+                connecting = False
                 await client.sendmail(envelope_from, [message.to], raw)
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 await _discard(client)
@@ -120,7 +122,8 @@ class SMTPEmail(omnisdk.Provider):
                 return _smtp_outcome(exc.code, exc.message)
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 await _discard(client)
-                return transport_error_outcome(exc)
+                # Nothing was sent while connecting (greeting, EHLO, STARTTLS, login): a plain retry.
+                return transport_error_outcome(exc, request_sent=False if connecting else None)
             self._idle.append(client)
         sender = content.from_ or self.config.from_
         return omnisdk.Accepted(provider_message_id=message_id(message.delivery_id, sender).strip("<>"))
