@@ -12,8 +12,6 @@ from ._rules import ENGAGEMENT_EVENTS, PolicyRules
 
 __all__ = ["PastDelivery", "PastEvent", "RecentActivity", "load_recent"]
 
-#: Statuses of a delivery that reached, or may have reached, the customer.
-SENT_STATUSES = ("sending", "sent", "delivered")
 _CHUNK = 500
 
 
@@ -67,7 +65,7 @@ def load_recent(
     if window > 0:
         for chunk in _chunks(customer_ids):
             marks = ",".join("?" * len(chunk))
-            rows = tx.query(
+            rows = tx.query(  # deliveries that reached, or may have reached, the customer
                 f"SELECT customer_id, id, template, channel, purpose, COALESCE(sent_at, updated_at), run_id, step "
                 f"FROM deliveries WHERE customer_id IN ({marks}) AND status IN ('sending', 'sent', 'delivered') "
                 f"AND COALESCE(sent_at, updated_at) >= ?",

@@ -66,10 +66,6 @@ class PostgresStore(SQLStore):
     def dsn(self) -> str:
         return self._dsn
 
-    def connect_options(self) -> str:
-        """The `search_path` a second connection (LISTEN, workers) must use."""
-        return f'SET search_path TO "{self.schema}"' if self.schema else ""
-
     def _cursor(self) -> Any:
         return self._conn.cursor()
 
