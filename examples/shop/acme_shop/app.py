@@ -191,15 +191,20 @@ async def _body(request: Request) -> Mapping[str, Any]:
     return body
 
 
-def _text(body: Mapping[str, Any], key: str, *, required: bool = True) -> str | None:
+def _optional(body: Mapping[str, Any], key: str) -> str | None:
     value = body.get(key)
     if value is None or value == "":
-        if required:
-            raise HTTPException(422, f"{key}: required")
         return None
     if not isinstance(value, str):
         raise HTTPException(422, f"{key}: expected a string")
     return value.strip()
+
+
+def _required(body: Mapping[str, Any], key: str) -> str:
+    value = _optional(body, key)
+    if value is None:
+        raise HTTPException(422, f"{key}: required")
+    return value
 
 
 def _product(product_id: Any) -> Product:
@@ -270,10 +275,10 @@ async def checkout(request: Request) -> Response:
 async def place_order(request: Request) -> Response:
     customer_id = _signed_in(request)
     body = await _body(request)
-    fulfillment = _text(body, "fulfillment", required=False) or "ship"
+    fulfillment = _optional(body, "fulfillment") or "ship"
     if fulfillment not in ("ship", "pickup"):
         raise HTTPException(422, "fulfillment: expected 'ship' or 'pickup'")
-    store = _text(body, "store", required=fulfillment == "pickup")
+    store = _required(body, "store") if fulfillment == "pickup" else None
     shop = _shop(request)
     visitor = _visitor_id(request)
     cart = shop.records.cart(visitor)
@@ -292,10 +297,8 @@ async def place_order(request: Request) -> Response:
 
 async def signup(request: Request) -> Response:
     body = await _body(request)
-    email, password = _text(body, "email"), _text(body, "password")
-    first_name, phone = _text(body, "first_name"), _text(body, "phone", required=False)
-    timezone = _text(body, "timezone", required=False)
-    assert email is not None and password is not None
+    email, password, first_name = _required(body, "email"), _required(body, "password"), _required(body, "first_name")
+    phone, timezone = _optional(body, "phone"), _optional(body, "timezone")
     shop = _shop(request)
     if shop.records.account(email) is not None:
         raise HTTPException(409, "an account with this email exists: sign in instead")
@@ -318,7 +321,7 @@ async def signup(request: Request) -> Response:
 async def login(request: Request) -> Response:
     body = await _body(request)
     shop = _shop(request)
-    account = shop.records.authenticate(_text(body, "email") or "", _text(body, "password") or "")
+    account = shop.records.authenticate(_required(body, "email"), _required(body, "password"))
     if account is None:
         raise HTTPException(401, "wrong email or password")
     await shop.omni.identify(account.customer_id, anonymous_id=_visitor_id(request))
@@ -348,8 +351,7 @@ async def update_consent(request: Request) -> Response:
     granted = body.get("granted")
     if not isinstance(granted, bool):
         raise HTTPException(422, "granted: expected true or false")
-    channel = _text(body, "channel")
-    assert channel is not None
+    channel = _required(body, "channel")
     await _shop(request).omni.consent(customer_id, channel=channel, granted=granted, source="preference-center")
     return _reply(request, {"channel": channel, "granted": granted})
 
@@ -362,10 +364,10 @@ async def pos_sale(request: Request) -> Response:
     online cart-abandonment journey like a web order would."""
     _staff(request)
     body = await _body(request)
-    who = {kind: value for kind in ("phone", "email", "loyalty_id") if (value := _text(body, kind, required=False))}
+    who = {kind: value for kind in ("phone", "email", "loyalty_id") if (value := _optional(body, kind))}
     if not who:
         raise HTTPException(422, "phone, email or loyalty_id: give at least one")
-    order_id, store = _text(body, "order_id"), _text(body, "store")
+    order_id, store = _required(body, "order_id"), _required(body, "store")
     revenue = body.get("revenue")
     if not isinstance(revenue, int | float) or isinstance(revenue, bool):
         raise HTTPException(422, "revenue: expected a number")
