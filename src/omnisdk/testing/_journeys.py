@@ -37,7 +37,8 @@ class JourneyTester:
     """An `Omni` on a `VirtualClock` with journeys registered; every action runs due work at once.
 
     `store` defaults to an in-memory SQLite database; pass a PostgreSQL URL to test there.
-    `config` is the usual omnisdk configuration (channels on `provider = "memory"`, policies…).
+    `config` is the usual omnisdk configuration (channels on `provider = "memory"`, policies…);
+    installed provider plugins load as in the application unless `load_entry_points=False`.
     """
 
     def __init__(
@@ -46,7 +47,7 @@ class JourneyTester:
         store: str = "sqlite://:memory:",
         config: Mapping[str, Any] | str | None = None,
         start: datetime | None = None,
-        load_entry_points: bool = False,
+        load_entry_points: bool = True,
     ) -> None:
         self.clock = VirtualClock(start)
         self.omni = Omni(store, config=config, clock=self.clock, load_entry_points=load_entry_points)
