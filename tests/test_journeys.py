@@ -475,3 +475,29 @@ def test_another_journeys_send_triggers_a_journey(store_url: str) -> None:
         sent = [(d.template, d.status) for d in t.deliveries("ada")]
         assert sent == [("receipt", "sent"), ("review-request", "sent")]
         assert t.statuses("ada", journey="review") == ["completed"]  # its own send did not re-trigger it
+
+
+def test_sleep_until_and_a_wait_without_timeout(tester_for: Any) -> None:
+    from datetime import datetime
+
+    @journey("pickup", version="1", trigger="Order Ready for Pickup")
+    async def pickup(ctx: JourneyContext) -> None:
+        opening = datetime.fromisoformat(ctx.trigger.properties["store_opens"])
+        await ctx.sleep_until("store-opens", opening)
+        await ctx.send("ready", "pickup-ready", channel="sms")
+        picked = await ctx.wait_for("picked", "Order Picked Up", timeout=None)
+        assert picked is not None
+        await ctx.send("thanks", "pickup-thanks", channel="email", data={"store": picked.properties["store"]})
+
+    t = tester_for(pickup)
+    opens = (t.clock.now() + timedelta(hours=20)).isoformat()
+    t.emit("ada", "Order Ready for Pickup", {"store_opens": opens}, channel="pos")
+    t.advance(hours=19)
+    assert t.steps("ada") == []
+    t.advance(hours=2)
+    assert t.steps("ada") == ["ready"]
+    t.advance(days=30)  # no timeout: it keeps waiting, as a row
+    assert (t.run("ada").status, t.run("ada").due_at) == ("waiting", None)
+    t.emit("ada", "Order Picked Up", {"store": "soho"}, channel="pos")
+    assert t.steps("ada") == ["ready", "thanks"]
+    assert t.deliveries("ada")[-1].data == {"store": "soho"}
