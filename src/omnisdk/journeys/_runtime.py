@@ -131,8 +131,8 @@ class JourneyRuntime:
     def register(self, journey: Journey) -> Journey:
         """Add a journey version; the version registered last is the one new runs start on."""
         if not isinstance(journey, Journey):
-            raise ValidationError("expected a journey (from @journey or Journey.from_dict)", field="journey",
-                                  value=journey)
+            raise ValidationError("expected a journey (from @journey, omnisdk.journeys.from_dict or from_yaml)",
+                                  field="journey", value=journey)
         self.journeys.setdefault(journey.id, {})[journey.version] = journey
         self.current[journey.id] = journey
         self._triggers = {}
