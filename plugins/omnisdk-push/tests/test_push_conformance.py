@@ -14,7 +14,7 @@ from omnisdk_push import APNsPush, FCMPush, WebPush
 from omnisdk_push._jose import b64url, public_point
 
 from omnisdk import Outgoing, Push, VirtualClock
-from omnisdk.testing.conformance import ProviderSuite, Reply, Requirements, ScriptedHTTPEndpoint
+from omnisdk.testing.conformance import ProviderSuite, Reply, Requirements, ScriptedHTTPEndpoint, free_port
 from omnisdk.testing.imitations import FCMImitation
 
 PUSH = Push(title="Your cart", body="is waiting")
@@ -115,6 +115,4 @@ class TestWebPushConformance(ProviderSuite):
 
 @pytest.fixture
 def unused_tcp_port_for_push() -> int:
-    from omnisdk.testing._conformance_endpoints import free_port
-
     return free_port()

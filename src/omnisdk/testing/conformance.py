@@ -78,10 +78,10 @@ from ..providers import (
     RetryableError,
     WebhookRequest,
 )
-from ._conformance_endpoints import FAULTS, Endpoint, Fault, Reply, ScriptedHTTPEndpoint, SMTPEndpoint
+from ._conformance_endpoints import FAULTS, Endpoint, Fault, Reply, ScriptedHTTPEndpoint, SMTPEndpoint, free_port
 
 __all__ = ["FAULTS", "Endpoint", "Fault", "ProviderSuite", "Reply", "Requirements", "SMTPEndpoint",
-           "ScriptedHTTPEndpoint"]
+           "ScriptedHTTPEndpoint", "free_port"]
 
 T = TypeVar("T")
 #: The client timeout the kit sets, so a held response is a timeout quickly.
