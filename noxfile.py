@@ -34,7 +34,7 @@ def plugins(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
-    session.run("ruff", "check", "src", "tests", "plugins", "benchmarks")
+    session.run("ruff", "check", "src", "tests", "plugins", "benchmarks", "examples")
 
 
 @nox.session

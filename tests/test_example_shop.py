@@ -248,8 +248,6 @@ def test_real_provider_channels_send_through_sendgrid_and_twilio(tmp_path: Path,
     assert [(m["to"], m["body"].split(":")[0]) for m in twilio.messages] == [("+14155550100", "Acme Outfitters")]
 
 
-@pytest.mark.xfail(strict=True, reason="omnisdk.asgi builds the signed URL as webhooks.public_url + root_path + "
-                   "path, so with public_url at the mount point (as documented) the mount path appears twice")
 def test_twilio_status_callback_through_the_mounted_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Twilio signs the status_callback URL it was given; the mounted app must check that same URL."""
     with SendGridImitation() as sendgrid, TwilioImitation() as twilio:

@@ -67,12 +67,16 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
 
 
 def _public_url(scope: Scope, public_url: str | None) -> str:
-    """The URL the provider called (signatures cover it): `webhooks.public_url` + path behind a proxy."""
-    path = scope.get("root_path", "") + _local_path(scope)
+    """The URL the provider called (signatures cover it).
+
+    `webhooks.public_url` is where this app is reachable from outside, mount point included
+    (links are made from it too), so only the path inside the mount follows it. Without it,
+    the URL is rebuilt from the request: host, mount point (`root_path`) and path."""
     query = scope.get("query_string", b"").decode("latin-1")
     if public_url:
-        base = public_url.rstrip("/")
+        base, path = public_url.rstrip("/"), _local_path(scope)
     else:
+        path = scope.get("root_path", "") + _local_path(scope)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         server = scope.get("server") or ("localhost", 80)
         host = headers.get("host") or f"{server[0]}:{server[1]}"
