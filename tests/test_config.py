@@ -32,3 +32,18 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_folders_in_a_config_file_are_relative_to_that_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = tmp_path / "app"
+    (app / "templates").mkdir(parents=True)
+    (app / "omnisdk.toml").write_text(
+        '[templates]\nfolder = "templates"\n\n[brand]\npartials_folder = "/abs/partials"\n'
+    )
+    monkeypatch.chdir(tmp_path)  # not the config's folder
+
+    config = load_config(app / "omnisdk.toml")
+
+    assert config.templates["folder"] == str(app / "templates")
+    assert config.brand["partials_folder"] == "/abs/partials"
+    assert load_config({"templates": {"folder": "templates"}}).templates["folder"] == "templates"

@@ -68,6 +68,19 @@ def _expand(value: Any, path: str) -> Any:
     return value
 
 
+#: Folder settings that, in a config file, are relative to that file (not to the working directory).
+_FOLDERS = (("templates", "folder"), ("brand", "partials_folder"))
+
+
+def _anchor_folders(data: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    anchored = dict(data)
+    for section, key in _FOLDERS:
+        table = anchored.get(section)
+        if isinstance(table, Mapping) and isinstance(table.get(key), str) and not Path(table[key]).is_absolute():
+            anchored[section] = {**table, key: str(base / table[key])}
+    return anchored
+
+
 def load_config(source: Mapping[str, Any] | str | Path | None) -> Config:
     """Validate the shape of a config; provider keys are validated by the provider's `Config` class."""
     if source is None:
@@ -85,6 +98,8 @@ def load_config(source: Mapping[str, Any] | str | Path | None) -> Config:
     else:
         raise ConfigError(f"config must be a dict or a path to omnisdk.toml, not {type(source).__name__}")
     data = _expand(dict(data), "")
+    if isinstance(source, str | Path):
+        data = _anchor_folders(data, Path(source).resolve().parent)
     for key in data:
         if key not in KNOWN_SECTIONS:
             raise ConfigError(f"unknown section; expected one of {', '.join(KNOWN_SECTIONS)}", field=str(key))
