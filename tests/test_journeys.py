@@ -470,7 +470,7 @@ def test_another_journeys_send_triggers_a_journey(store_url: str) -> None:
         t.omni.templates.add(Message("review-request", email=Email(subject="How was it?", text="Tell us")))
         t.identify("ada", email="ada@example.com")
         t.emit("ada", "Order Completed", {"order_id": "o-1"}, channel="pos")
-        assert [r.journey for r in t.runs("ada")] == ["receipt", "review"]
+        assert sorted(r.journey for r in t.runs("ada")) == ["receipt", "review"]
         t.advance(days=4)
         sent = [(d.template, d.status) for d in t.deliveries("ada")]
         assert sent == [("receipt", "sent"), ("review-request", "sent")]
