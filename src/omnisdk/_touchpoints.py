@@ -65,6 +65,8 @@ class Events:
     COUPON_APPLIED = "Coupon Applied"
     PRODUCT_ADDED_TO_WISHLIST = "Product Added to Wishlist"
     SIGNED_UP = "Signed Up"
+    SIGNED_IN = "Signed In"
+    SIGNED_OUT = "Signed Out"
     # store and fulfilment (offline)
     ORDER_READY_FOR_PICKUP = "Order Ready for Pickup"
     ORDER_PICKED_UP = "Order Picked Up"
