@@ -10,6 +10,7 @@ import pytest
 from omnisdk_social import Messenger, WhatsAppCloud
 
 from omnisdk import Accepted, ConfigError, Outgoing, PermanentError, RetryableError, Social, VirtualClock
+from omnisdk.testing.conformance import Reply, ScriptedHTTPEndpoint
 from omnisdk.testing.imitations import Faults, MetaGraphImitation
 
 pytestmark = pytest.mark.anyio
@@ -128,3 +129,18 @@ def test_phone_number_id_must_be_the_numeric_id() -> None:
     with pytest.raises(ConfigError) as info:
         WhatsAppCloud.Config(phone_number_id="+1 631 555 1181", access_token="t", app_secret="s")
     assert info.value.field == "phone_number_id"
+
+
+
+@pytest.mark.parametrize(("provider", "settings", "to"), [
+    (WhatsAppCloud, {"phone_number_id": "106540352242922", "access_token": TOKEN}, "+16315551181"),
+    (Messenger, {"page_access_token": TOKEN}, "5551181"),
+])
+async def test_a_2xx_without_json_is_accepted_not_resent(provider, settings, to, clock) -> None:
+    """A proxy's HTML page on a 2xx still means the message was taken: a retry would send it twice."""
+    async with ScriptedHTTPEndpoint({"ok": Reply(200, {"Content-Type": "text/html"}, "<html>OK</html>")}) as server:
+        config = provider.Config(**settings, app_secret="s", base_url=server.base_url)
+        async with httpx.AsyncClient() as http:
+            [outcome] = await provider(config, http=http, clock=clock).send([outgoing(to, CART, clock.now())])
+    assert len(server.requests) == 1
+    assert isinstance(outcome, Accepted) and outcome.provider_message_id == "d1"
