@@ -59,3 +59,10 @@ def test_configured_logging_writes_redacted_json_lines(capsys: pytest.CaptureFix
     record = json.loads(line)
     assert (record["event"], record["email"], record["count"], record["level"]) == (
         "reply from [phone]", "[redacted]", 2, "warning")
+
+
+def test_ids_with_digit_runs_are_not_mistaken_for_phones() -> None:
+    event = redact_processor(None, "info", {"event": "sent", "delivery_id": "dlv_0193ab45678901234cd",
+                                            "note": "call (415) 555-0100 or +44 20 7946 0958"})
+    assert event["delivery_id"] == "dlv_0193ab45678901234cd"
+    assert event["note"] == "call ([phone] or [phone]"

@@ -21,7 +21,8 @@ _SECRET_KEY = re.compile(
 )
 _PII_KEY = re.compile(r"^(email|phone|to|from|address|first_name|last_name|name|ip|body|text|html)$", re.IGNORECASE)
 _EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(\.[\w-]+)+")
-_PHONE = re.compile(r"\+?\d[\d \-().]{7,}\d")
+# Not inside a word: a run of digits in a hex id ("dlv_0193ab4567890123…") is not a phone number.
+_PHONE = re.compile(r"(?<![\w+])\+?\d[\d \-().]{7,}\d(?!\w)")
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
 REDACTED = "[redacted]"
 

@@ -6,6 +6,8 @@ fixture needs, when the fixture is used (aiosmtpd and cryptography are test extr
 - `virtual_clock`: a `VirtualClock` at a fixed start.
 - `omni_factory`: `omni_factory(config=..., plugins=...)` builds an `Omni` on a fresh SQLite file
   with the virtual clock; every one built is closed after the test.
+- `journey_tester`: `journey_tester(my_journey, config=...)` builds a `JourneyTester` (an `Omni`
+  on a virtual clock with the journeys registered); every one built is closed after the test.
 - `smtp_server`: a real SMTP server (aiosmtpd) on 127.0.0.1; `.settings` are the `host`/`port`
   keys for a provider, `.messages` what it received (parsed), `.answer_with(fault)` scripts it.
 - `tls_files`: a self-signed certificate for 127.0.0.1 (`.cert`, `.key` paths, `.server_context()`).
@@ -49,6 +51,22 @@ def omni_factory(tmp_path: Path, virtual_clock: VirtualClock) -> Iterator[Callab
     yield build
     for omni in built:
         omni.close()
+
+
+@pytest.fixture
+def journey_tester() -> Iterator[Callable[..., Any]]:
+    from ._journeys import JourneyTester
+
+    built: list[JourneyTester] = []
+
+    def build(*journeys: Any, **kwargs: Any) -> JourneyTester:
+        tester = JourneyTester(*journeys, **kwargs)
+        built.append(tester)
+        return tester
+
+    yield build
+    for tester in built:
+        tester.close()
 
 
 @attrs.frozen
