@@ -410,6 +410,25 @@ def test_a_message_outside_a_journey_has_no_trigger_and_says_so(make_omni: OmniF
     assert script.sent == []
 
 
+def test_a_batch_reaches_merged_profiles_through_their_survivor(make_omni: OmniFactory) -> None:
+    """Customers are loaded for a whole claimed batch at once: merged ids follow the merge, unknown ids fail."""
+    script = Script()
+    omni = make_omni({"sms": {"provider": "scripted", "script": script}})
+    anonymous = omni.track({"anonymous_id": "web-1"}, "Page Viewed", channel="web").customer_id
+    customer(omni, "c-1", anonymous_id="web-1", phone="+14155550101")  # the anonymous profile merges into c-1
+    customer(omni, "c-2", phone="+14155550102")
+    merged = queue(omni, anonymous, ["sms"], purpose="transactional")
+    plain = queue(omni, "c-2", ["sms"], purpose="transactional")
+    unknown = queue(omni, "nobody", ["sms"], purpose="transactional")
+
+    omni.run_until_idle()
+
+    assert sorted(script.to()) == ["+14155550101", "+14155550102"]
+    assert (only(omni, merged).status, only(omni, plain).status) == ("sent", "sent")
+    assert only(omni, unknown).status == "failed" and "does not exist" in (only(omni, unknown).error or "")
+    assert omni.customer(anonymous).id == "c-1"
+
+
 class LastSeenFilter:
     """A plugin filter that reads the template's context itself, as `jinja2.pass_context` allows."""
 

@@ -21,7 +21,14 @@ from ._identifiers import normalize_identifier
 from ._logging import get_logger
 from .store import Transaction, dumps, loads
 
-__all__ = ["CUSTOMER_TABLES", "IdentityResolver", "IdentityRules", "load_customer", "register_customer_table"]
+__all__ = [
+    "CUSTOMER_TABLES",
+    "IdentityResolver",
+    "IdentityRules",
+    "load_customer",
+    "load_customers",
+    "register_customer_table",
+]
 
 log = get_logger("omnisdk.identity")
 
@@ -241,48 +248,61 @@ class IdentityResolver:
         log.info("profiles_merged", winner=winner, loser=loser, reason=reason)
 
 
+_CUSTOMER_COLUMNS = "id, traits, timezone, locale, address, preferred_channels, created_at, updated_at, merged_into"
+_MAX_MERGE_HOPS = 64
+
+
 def load_customer(tx: Transaction, customer_id: str) -> Customer:
-    row = tx.one(
-        "SELECT id, traits, timezone, locale, address, preferred_channels, created_at, updated_at, merged_into "
-        "FROM customers WHERE id = ?",
-        (customer_id,),
-    )
-    hops = 0
-    while row is not None and row[8] and hops < 64:
-        row = tx.one(
-            "SELECT id, traits, timezone, locale, address, preferred_channels, created_at, updated_at, merged_into "
-            "FROM customers WHERE id = ?",
-            (row[8],),
-        )
-        hops += 1
-    if row is None:
+    """The profile of `customer_id`, or of the profile it was merged into (`NotFoundError` if none)."""
+    customer = load_customers(tx, [customer_id])[customer_id]
+    if customer is None:
         raise NotFoundError(f"no customer with id {customer_id!r}")
-    cid = row[0]
-    identities = tuple(
-        Identity(k, v)
-        for k, v in tx.query(
-            "SELECT kind, value FROM identities WHERE customer_id = ? ORDER BY created_at, kind", (cid,)
+    return customer
+
+
+def load_customers(tx: Transaction, customer_ids: Iterable[str]) -> dict[str, Customer | None]:
+    """Profiles for many ids in three queries per 500 (None for an unknown id), plus one per merge
+    hop; an id merged into another profile gets the surviving profile."""
+    wanted = list(dict.fromkeys(customer_ids))
+    rows: dict[str, Sequence[Any]] = {}
+    survivor = {cid: cid for cid in wanted}
+    missing = wanted
+    for _ in range(_MAX_MERGE_HOPS + 1):
+        for chunk in _chunks(missing, 500):
+            marks = ",".join("?" * len(chunk))
+            for row in tx.query(f"SELECT {_CUSTOMER_COLUMNS} FROM customers WHERE id IN ({marks})", chunk):
+                rows[row[0]] = row
+        merged = {cid: rows[at][8] for cid, at in survivor.items() if at in rows and rows[at][8]}
+        if not merged:
+            break
+        survivor.update(merged)
+        missing = [cid for cid in dict.fromkeys(merged.values()) if cid not in rows]
+    found = list(dict.fromkeys(at for at in survivor.values() if at in rows))
+    identities: dict[str, list[Identity]] = {}
+    consents: dict[str, list[Consent]] = {}
+    for chunk in _chunks(found, 500):
+        marks = ",".join("?" * len(chunk))
+        for cid, kind, value in tx.query(
+            f"SELECT customer_id, kind, value FROM identities WHERE customer_id IN ({marks}) "
+            "ORDER BY customer_id, created_at, kind", chunk,
+        ):
+            identities.setdefault(cid, []).append(Identity(kind, value))
+        for cid, channel, purpose, granted, source, at in tx.query(
+            f"SELECT customer_id, channel, purpose, granted, source, recorded_at FROM consents "
+            f"WHERE customer_id IN ({marks}) ORDER BY id", chunk,
+        ):
+            consents.setdefault(cid, []).append(Consent(channel=channel, purpose=purpose, granted=bool(granted),
+                                                        source=source, recorded_at=to_datetime(at)))
+    profiles = {
+        cid: Customer(
+            id=cid, identities=tuple(identities.get(cid, ())), traits=loads(row[1]) or {}, timezone=row[2],
+            locale=row[3], address=loads(row[4]), preferred_channels=tuple(loads(row[5]) or ()),
+            consents=tuple(consents.get(cid, ())), created_at=to_datetime(row[6]), updated_at=to_datetime(row[7]),
         )
-    )
-    consents = tuple(
-        Consent(channel=c, purpose=p, granted=bool(g), source=s, recorded_at=to_datetime(t))
-        for c, p, g, s, t in tx.query(
-            "SELECT channel, purpose, granted, source, recorded_at FROM consents WHERE customer_id = ? ORDER BY id",
-            (cid,),
-        )
-    )
-    return Customer(
-        id=cid,
-        identities=identities,
-        traits=loads(row[1]) or {},
-        timezone=row[2],
-        locale=row[3],
-        address=loads(row[4]),
-        preferred_channels=tuple(loads(row[5]) or ()),
-        consents=consents,
-        created_at=to_datetime(row[6]),
-        updated_at=to_datetime(row[7]),
-    )
+        for cid in found
+        for row in (rows[cid],)
+    }
+    return {cid: profiles.get(survivor[cid]) for cid in wanted}
 
 
 def _check_customer_id(customer_id: object) -> None:

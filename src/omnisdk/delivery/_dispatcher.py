@@ -30,6 +30,7 @@ import httpx
 
 from .._customers import Customer
 from .._errors import ConfigError, OmniError
+from .._identity import load_customers
 from .._logging import get_logger
 from .._touchpoints import Events, Touchpoint, new_id
 from ..policies import PastDelivery, RecentActivity, SendRequest, decide_many, load_recent
@@ -45,7 +46,7 @@ from ..providers import (
 from ..store import Transaction, dumps, loads
 from ._limits import CircuitBreaker, TokenBucket, retry_delay
 from ._providers import ConfiguredProvider, ProviderPool
-from ._sending import HISTORY_NAMES, TRIGGER_NAMES, SendContext, load_customers
+from ._sending import HISTORY_NAMES, TRIGGER_NAMES, SendContext
 
 __all__ = ["DeliverySettings", "Dispatcher"]
 

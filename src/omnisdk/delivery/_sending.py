@@ -14,18 +14,15 @@ from jinja2 import meta, nodes
 from jinja2.filters import FILTERS
 from jinja2.tests import TESTS
 
-from .._clock import to_datetime
 from .._content import Message
-from .._customers import Consent, Customer, Identity
-from .._errors import NotFoundError
-from .._identity import load_customer
+from .._customers import Customer
 from .._touchpoints import Events, Touchpoint
 from ..messages import RenderContext, render
 from ..policies import PolicyRules, address_for
 from ..providers import Outgoing
 from ..store import Transaction, loads
 
-__all__ = ["HISTORY_NAMES", "TRIGGER_NAMES", "SendContext", "load_customers", "template_reads"]
+__all__ = ["HISTORY_NAMES", "TRIGGER_NAMES", "SendContext", "template_reads"]
 
 _HISTORY = 20
 _CHUNK = 500
@@ -67,54 +64,6 @@ def template_reads(message: Message, channel: str) -> frozenset[str]:
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
-
-
-def load_customers(tx: Transaction, customer_ids: Iterable[str]) -> dict[str, Customer | None]:
-    """Profiles for a batch of customer ids in three queries per 500 (None for an unknown id).
-
-    An id merged into another profile gets the surviving profile, as `load_customer` does."""
-    wanted = list(dict.fromkeys(customer_ids))
-    rows: dict[str, Sequence[Any]] = {}
-    identities: dict[str, list[Identity]] = {}
-    consents: dict[str, list[Consent]] = {}
-    for chunk in _chunks(wanted):
-        marks = ",".join("?" * len(chunk))
-        for found_row in tx.query(
-            "SELECT id, traits, timezone, locale, address, preferred_channels, created_at, updated_at, merged_into "
-            f"FROM customers WHERE id IN ({marks})", chunk,
-        ):
-            rows[found_row[0]] = found_row
-        for cid, kind, value in tx.query(
-            f"SELECT customer_id, kind, value FROM identities WHERE customer_id IN ({marks}) "
-            "ORDER BY customer_id, created_at, kind", chunk,
-        ):
-            identities.setdefault(cid, []).append(Identity(kind, value))
-        for cid, channel, purpose, granted, source, at in tx.query(
-            f"SELECT customer_id, channel, purpose, granted, source, recorded_at FROM consents "
-            f"WHERE customer_id IN ({marks}) ORDER BY id", chunk,
-        ):
-            consents.setdefault(cid, []).append(
-                Consent(channel=channel, purpose=purpose, granted=bool(granted), source=source,
-                        recorded_at=to_datetime(at))
-            )
-    found: dict[str, Customer | None] = {}
-    for cid in wanted:
-        row = rows.get(cid)
-        if row is None:
-            found[cid] = None
-        elif row[8]:
-            try:
-                found[cid] = load_customer(tx, cid)
-            except NotFoundError:
-                found[cid] = None
-        else:
-            found[cid] = Customer(
-                id=cid, identities=tuple(identities.get(cid, ())), traits=loads(row[1]) or {}, timezone=row[2],
-                locale=row[3], address=loads(row[4]), preferred_channels=tuple(loads(row[5]) or ()),
-                consents=tuple(consents.get(cid, ())), created_at=to_datetime(row[6]),
-                updated_at=to_datetime(row[7]),
-            )
-    return found
 
 
 class SendContext:
