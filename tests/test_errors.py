@@ -90,3 +90,11 @@ def test_malformed_config_names_the_key(config: dict[str, object], field: str) -
 def test_every_error_is_an_omni_error() -> None:
     for cls in (ConfigError, InvalidIdentifierError, UnknownChannelError, ValidationError):
         assert issubclass(cls, OmniError)
+
+
+def test_a_message_with_no_rendition_is_refused() -> None:
+    from omnisdk import Message
+
+    with pytest.raises(ValidationError) as err:
+        Message("empty")
+    assert err.value.field == "empty" and "rendition" in str(err.value)

@@ -22,7 +22,7 @@ from ._errors import (
     ValidationError,
     WebhookError,
 )
-from ._logging import get_logger
+from ._logging import configure_logging, get_logger, redact_processor
 from ._omni import AsyncOmni, Omni
 from ._touchpoints import Events, Touchpoint
 from .broadcasts import Broadcast, BroadcastStatus
@@ -94,8 +94,10 @@ __all__ = [
     "WebhookResponse",
     "WebhookResult",
     "__version__",
+    "configure_logging",
     "get_logger",
     "hookimpl",
     "journey",
+    "redact_processor",
     "secret",
 ]

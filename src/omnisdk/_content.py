@@ -148,6 +148,11 @@ class Message:
                     f"expected the {channel} rendition, got {type(content).__name__}", field=channel, value=content
                 )
             renditions[channel] = content
+        if not renditions:
+            raise ValidationError(
+                "a message needs at least one channel's rendition (email=, sms=, push=, social=, direct_mail=, pos=)",
+                field=id,
+            )
         object.__setattr__(self, "id", id)
         object.__setattr__(self, "renditions", renditions)
         object.__setattr__(self, "locales", dict(locales or {}))
