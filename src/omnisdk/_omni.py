@@ -398,8 +398,11 @@ class AsyncOmni(_Base):
     async def run_until_idle(self) -> int:
         return await self._core.run_until_idle()
 
-    async def run_worker(self, stop: asyncio.Event | None = None, *, poll_interval: float | None = None) -> int:
-        return await self._core.run_worker(stop=stop, poll_interval=poll_interval)
+    async def run_worker(
+        self, stop: asyncio.Event | None = None, *, poll_interval: float | None = None, handle_signals: bool = False
+    ) -> int:
+        """Like `Omni.run_worker`; SIGTERM/SIGINT are left to the application unless `handle_signals`."""
+        return await self._core.run_worker(stop=stop, poll_interval=poll_interval, handle_signals=handle_signals)
 
     runs = _in_thread(Omni.runs)
     cancel_run = _in_thread(Omni.cancel_run)
