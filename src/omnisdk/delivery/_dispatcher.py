@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -480,16 +480,27 @@ class Dispatcher:
 
     # -- 4. send
     async def _send(self, claimed: list[_Claimed], started: asyncio.Event) -> dict[str, Outcome | _Blocked]:
-        batches: list[list[_Claimed]] = []
+        """Every provider's requests, `max_concurrency` at a time: a worker holds one of the provider's
+        slots and makes one request after another until the batch has none left, so an older batch's
+        requests go first and no coroutine waits per request (a batch's worth would stay alive)."""
         groups: dict[str, list[_Claimed]] = defaultdict(list)
         for item in claimed:
             groups[item.provider.key].append(item)
-        for items in groups.values():
-            size = max(1, items[0].provider.capabilities.max_batch_size)
-            batches += [items[i : i + size] for i in range(0, len(items), size)]
         outcomes: dict[str, Outcome | _Blocked] = {}
-        for result in await asyncio.gather(*(self._send_batch(batch, started) for batch in batches)):
-            outcomes.update(result)
+
+        async def work(slots: asyncio.Semaphore, batches: deque[list[_Claimed]]) -> None:
+            async with slots:
+                while batches:
+                    outcomes.update(await self._send_batch(batches.popleft(), started))
+
+        workers = []
+        for items in groups.values():
+            provider = items[0].provider
+            size = max(1, provider.capabilities.max_batch_size)
+            batches = deque(items[i : i + size] for i in range(0, len(items), size))
+            slots = self._limits(provider)[0]
+            workers += [work(slots, batches) for _ in range(min(len(batches), provider.max_concurrency))]
+        await asyncio.gather(*workers)
         return outcomes
 
     def _mark_sending(self, items: Sequence[_Claimed]) -> None:
@@ -501,18 +512,17 @@ class Dispatcher:
             )
 
     async def _send_batch(self, batch: list[_Claimed], started: asyncio.Event) -> dict[str, Outcome | _Blocked]:
-        """One provider request: waits for a slot, is marked `sending`, then calls the provider."""
+        """One provider request (its worker holds a slot): is marked `sending`, then calls the provider."""
         configured = batch[0].provider
         breaker = self.breaker(configured)
-        semaphore, bucket = self._limits(configured)
-        async with semaphore:
-            if not breaker.allow():
-                return {item.id: _Blocked() for item in batch}
-            if bucket is not None:
-                await bucket.acquire(len(batch))
-            await self._marks.mark(batch)
-            started.set()
-            outcomes = await self._call(configured, batch)
+        bucket = self._limits(configured)[1]
+        if not breaker.allow():
+            return {item.id: _Blocked() for item in batch}
+        if bucket is not None:
+            await bucket.acquire(len(batch))
+        await self._marks.mark(batch)
+        started.set()
+        outcomes = await self._call(configured, batch)
         breaker.record(not all(isinstance(o, RetryableError) for o in outcomes))
         return {item.id: outcome for item, outcome in zip(batch, outcomes, strict=True)}
 
@@ -537,12 +547,12 @@ class Dispatcher:
     # -- 5. record
     def _record(self, claimed: list[_Claimed], outcomes: Mapping[str, Outcome | _Blocked]) -> None:
         now = self.core.clock.timestamp()
-        touchpoints = []
+        sent, touchpoints = [], []
         with self.core.store.transaction() as tx:
             for item in claimed:
                 outcome = outcomes[item.id]
                 if isinstance(outcome, Accepted):
-                    self._accepted(tx, item, outcome, now)
+                    sent.append(self._accepted(item, outcome, now))
                     touchpoints.append(self._sent_touchpoint(item, outcome, now))
                 elif isinstance(outcome, RetryableError):
                     self._retryable(tx, item, outcome, now)
@@ -553,6 +563,12 @@ class Dispatcher:
                     item.decisions.append(_entry(now, "defer", item.channel, f"circuit open for {item.provider.key}"))
                     self._requeue(tx, item, reopens, attempts=item.attempts - 1)
             tx.executemany(
+                "UPDATE deliveries SET status = 'sent', provider_message_id = ?, cost = ?, segments = ?, error = NULL, "
+                "sent_at = ?, fallback_due = ?, lease_owner = NULL, lease_until = NULL, decisions = ?, updated_at = ? "
+                "WHERE id = ?",
+                sent,
+            )
+            tx.executemany(
                 "INSERT INTO touchpoints (id, customer_id, channel, name, properties, occurred_at, recorded_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                 touchpoints,
@@ -560,19 +576,15 @@ class Dispatcher:
         self._forget(claimed)
         self._updated([item.id for item in claimed])
 
-    def _accepted(self, tx: Transaction, item: _Claimed, outcome: Accepted, now: float) -> None:
+    def _accepted(self, item: _Claimed, outcome: Accepted, now: float) -> tuple[Any, ...]:
+        """The `sent` row's new values (written for the whole batch in one statement)."""
         segments = outcome.details.get("segments")
         item.decisions.append(_entry(now, "sent", item.channel, f"accepted by {item.provider.name}"))
         fallback_due = None
         if item.fallback_after and _after(item.channels, item.channel, item.failed_channels):
             fallback_due = now + item.fallback_after
-        tx.execute(
-            "UPDATE deliveries SET status = 'sent', provider_message_id = ?, cost = ?, segments = ?, error = NULL, "
-            "sent_at = ?, fallback_due = ?, lease_owner = NULL, lease_until = NULL, decisions = ?, updated_at = ? "
-            "WHERE id = ?",
-            (outcome.provider_message_id, outcome.cost, int(segments) if isinstance(segments, int) else None, now,
-             fallback_due, dumps(item.decisions), now, item.id),
-        )
+        return (outcome.provider_message_id, outcome.cost, int(segments) if isinstance(segments, int) else None, now,
+                fallback_due, dumps(item.decisions), now, item.id)
 
     def _sent_touchpoint(self, item: _Claimed, outcome: Accepted, now: float) -> tuple[Any, ...]:
         properties = {"delivery_id": item.id, "template": item.template, "journey": item.journey, "step": item.step,

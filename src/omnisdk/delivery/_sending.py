@@ -6,7 +6,7 @@ stays fast; the rules themselves live in `omnisdk.policies` and `omnisdk.message
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import jinja2
@@ -64,6 +64,34 @@ def template_reads(message: Message, channel: str) -> frozenset[str]:
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
+
+
+class _Metadata(Mapping[str, Any]):
+    """`Outgoing.metadata`, whose `unsubscribe_url` is signed when a plugin first reads it: email
+    plugins do, most others never, and signing costs more than the rest of the mapping."""
+
+    __slots__ = ("_fields", "_unsubscribe")
+
+    def __init__(self, fields: dict[str, Any], unsubscribe: Callable[[], str] | None) -> None:
+        self._fields = fields
+        self._unsubscribe = unsubscribe
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "unsubscribe_url" and self._unsubscribe is not None:
+            self._fields[key], self._unsubscribe = self._unsubscribe(), None
+        return self._fields[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._fields or (key == "unsubscribe_url" and self._unsubscribe is not None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self._fields, "unsubscribe_url"] if self._unsubscribe is not None else self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields) + (self._unsubscribe is not None)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
 
 
 class SendContext:
@@ -151,13 +179,16 @@ class SendContext:
         if links is not None:
             links.key  # noqa: B018 - the property loads and caches the key
 
-    def unsubscribe_url(self, customer: Customer, channel: str, delivery: Mapping[str, Any]) -> str | None:
-        """The signed one-click unsubscribe link (RFC 8058) the ASGI app answers at `/u/{token}`."""
+    def unsubscribe_url(
+        self, customer: Customer, channel: str, delivery: Mapping[str, Any]
+    ) -> Callable[[], str] | None:
+        """What makes the signed one-click unsubscribe link (RFC 8058) the ASGI app answers at
+        `/u/{token}`, or None when this client signs no links."""
         links = getattr(self.renderer, "links", None)
         if links is None:
             return None
         attribution = {"customer_id": customer.id, "channel": channel, **delivery}
-        return str(links.unsubscribe_url(attribution))
+        return lambda: str(links.unsubscribe_url(attribution))
 
     def render(
         self, message: Any, channel: str, customer: Customer, *, history: Sequence[Any], data: Mapping[str, Any],
@@ -178,11 +209,9 @@ class SendContext:
         to = address_for(customer, channel)
         if to is None:
             return None
-        metadata: dict[str, Any] = {"delivery_id": delivery_id, "template": template, "journey": journey,
-                                    "step": step, "run_id": run_id}
-        unsubscribe = self.unsubscribe_url(customer, channel, metadata)
-        if unsubscribe:
-            metadata["unsubscribe_url"] = unsubscribe
+        fields: dict[str, Any] = {"delivery_id": delivery_id, "template": template, "journey": journey,
+                                  "step": step, "run_id": run_id}
+        metadata = _Metadata(fields, self.unsubscribe_url(customer, channel, fields))
         last_inbound = self.last_inbound(history, channel) if channel == "social" else None
         return Outgoing(
             delivery_id=delivery_id, idempotency_key=f"{key}:{channel}", customer_id=customer.id, to=to,
