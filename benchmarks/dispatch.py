@@ -22,7 +22,7 @@ per message (this process only, every thread; the server's is not counted), whic
 disturbs less than wall time.
 
     .venv/bin/python benchmarks/dispatch.py [--suite sms|smtp|sendgrid|all] [--messages 2000]
-        [--concurrency 64] [--repeat 5] [--peers aiohttp,omnisdk,...]
+        [--concurrency 64] [--repeat 5] [--peers aiohttp,omnisdk,...] [--history 0]
 
 Not a test: it prints numbers.
 """
@@ -207,9 +207,11 @@ def apprise_loop(base: str, n: int, concurrency: int) -> Callable[[], Any]:
 
 # -- omnisdk: the same pipeline for every suite, only the channel differs
 def omnisdk_pipeline(channel: str, settings: dict[str, Any], message: Any, n: int,
-                     address: Callable[[int], dict[str, str]]) -> tuple[Callable[[], Any], Callable[[], Any]]:
-    """Customers and queued deliveries (untimed); the timed part dispatches them all. Default
-    delivery settings: the batch size, lease and breaker are what an application gets."""
+                     address: Callable[[int], dict[str, str]], history: int = 0,
+                     ) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """Customers (each with `history` earlier touchpoints) and queued deliveries (untimed); the timed
+    part dispatches them all. Default delivery settings: the batch size, lease and breaker are what
+    an application gets."""
     import omnisdk
     from omnisdk.delivery import enqueue_delivery
 
@@ -224,6 +226,8 @@ def omnisdk_pipeline(channel: str, settings: dict[str, Any], message: Any, n: in
             tx.execute("UPDATE customers SET traits = ? WHERE id = ?", ('{"first_name": "Ada"}', cid))
             enqueue_delivery(tx, key=f"bench:{i}", customer_id=cid, template=message.id, channels=[channel],
                              now=now, purpose="transactional")
+    omni.track_many([(f"c-{i}", "Product Viewed", {"product_id": f"sku-{k}"})
+                     for i in range(n) for k in range(history)])
 
     def check() -> None:
         try:
@@ -237,7 +241,7 @@ def omnisdk_pipeline(channel: str, settings: dict[str, Any], message: Any, n: in
     return omni.run_until_idle, check
 
 
-def sms_peers(base: str, n: int, concurrency: int) -> dict[str, tuple[str, Peer, int]]:
+def sms_peers(base: str, n: int, concurrency: int, history: int) -> dict[str, tuple[str, Peer, int]]:
     import omnisdk
 
     twilio = {"provider": "twilio", "account_sid": SID, "auth_token": TOKEN, "from": SENDER, "base_url": base,
@@ -247,7 +251,7 @@ def sms_peers(base: str, n: int, concurrency: int) -> dict[str, tuple[str, Peer,
     return {
         "aiohttp": ("bare aiohttp loop (ceiling)", lambda: bare_aiohttp(base, n, concurrency), n),
         "omnisdk": ("omnisdk: outbox → policies → render → HTTP → status",
-                    lambda: omnisdk_pipeline("sms", twilio, message, n, lambda i: {"phone": phone(i)}), n),
+                    lambda: omnisdk_pipeline("sms", twilio, message, n, lambda i: {"phone": phone(i)}, history), n),
         "httpx": ("httpx, default pool", lambda: httpx_default(base, n, concurrency), n),
         "twilio": ("twilio (official async client)", lambda: twilio_async(base, n, concurrency), n),
         "notifiers": (f"notifiers ({small} msgs, 16 threads)", lambda: notifiers_loop(base, small, concurrency), small),
@@ -300,7 +304,7 @@ def aiosmtplib_loop(host: str, port: int, n: int, connections: int) -> Callable[
     return lambda: asyncio.run(run())
 
 
-def smtp_peers(address: str, n: int, concurrency: int) -> dict[str, tuple[str, Peer, int]]:
+def smtp_peers(address: str, n: int, concurrency: int, history: int) -> dict[str, tuple[str, Peer, int]]:
     import omnisdk
 
     host, port = address.split(":")[0], int(address.split(":")[1])
@@ -310,7 +314,7 @@ def smtp_peers(address: str, n: int, concurrency: int) -> dict[str, tuple[str, P
     return {
         "smtplib": ("smtplib, one connection", lambda: smtplib_loop(host, port, n, 1), n),
         "omnisdk": ("omnisdk: outbox → … → SMTP plugin (4 connections)",
-                    lambda: omnisdk_pipeline("email", smtp, message, n, lambda i: {"email": email(i)}), n),
+                    lambda: omnisdk_pipeline("email", smtp, message, n, lambda i: {"email": email(i)}, history), n),
         "smtplib4": ("smtplib, 4 threads, 1 connection each", lambda: smtplib_loop(host, port, n, 4), n),
         "aiosmtplib": ("bare aiosmtplib loop, 4 connections", lambda: aiosmtplib_loop(host, port, n, 4), n),
         "build": ("email.message only, no network (counted as sent)", lambda: build_only(n), n),
@@ -346,7 +350,7 @@ def sendgrid_batches(base: str, n: int, concurrency: int) -> Callable[[], Any]:
     return lambda: asyncio.run(run())
 
 
-def sendgrid_peers(base: str, n: int, concurrency: int) -> dict[str, tuple[str, Peer, int]]:
+def sendgrid_peers(base: str, n: int, concurrency: int, history: int) -> dict[str, tuple[str, Peer, int]]:
     import omnisdk
 
     sendgrid = {"provider": "sendgrid", "api_key": SENDGRID_KEY, "from": MAIL_FROM, "base_url": base}
@@ -355,7 +359,8 @@ def sendgrid_peers(base: str, n: int, concurrency: int) -> dict[str, tuple[str, 
     return {
         "aiohttp": ("bare aiohttp, prebuilt 1000-recipient requests", lambda: sendgrid_batches(base, n, 16), n),
         "omnisdk": ("omnisdk: outbox → … → SendGrid plugin (≤1000 per request)",
-                    lambda: omnisdk_pipeline("email", sendgrid, message, n, lambda i: {"email": email(i)}), n),
+                    lambda: omnisdk_pipeline("email", sendgrid, message, n, lambda i: {"email": email(i)}, history),
+                    n),
     }
 
 
@@ -367,12 +372,14 @@ SUITES = {
 }
 
 
-def run_suite(name: str, n: int, concurrency: int, repeat: int, wanted: set[str] | None) -> None:
+def run_suite(name: str, n: int, concurrency: int, repeat: int, wanted: set[str] | None, history: int = 0) -> None:
     kind, make_peers, reference, what, unit = SUITES[name]
     server = Server(kind)
     try:
-        peers = {k: v for k, v in make_peers(server.address, n, concurrency).items() if not wanted or k in wanted}
-        print(f"\n[{name}] {n} {what} ({server.address}), {concurrency} in flight, {repeat} rounds", flush=True)
+        peers = {k: v for k, v in make_peers(server.address, n, concurrency, history).items()
+                 if not wanted or k in wanted}
+        print(f"\n[{name}] {n} {what} ({server.address}), {concurrency} in flight, {repeat} rounds"
+              + (f", {history} touchpoints per customer" if history else ""), flush=True)
         rates: dict[str, list[float]] = {k: [] for k in peers}
         ratios: dict[str, list[float]] = {k: [] for k in peers}
         cpu: dict[str, list[float]] = {k: [] for k in peers}
@@ -416,11 +423,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--peers", default=None, help="comma-separated keys, e.g. aiohttp,omnisdk")
+    parser.add_argument("--history", type=int, default=0,
+                        help="earlier touchpoints per customer (a store with some history; default: none)")
     args = parser.parse_args()
     wanted = set(args.peers.split(",")) if args.peers else None
     for name in SUITES if args.suite == "all" else [args.suite]:
         n = args.messages or (20000 if name == "sendgrid" else 2000)
-        run_suite(name, n, args.concurrency, args.repeat, wanted)
+        run_suite(name, n, args.concurrency, args.repeat, wanted, args.history)
 
 
 if __name__ == "__main__":
