@@ -44,6 +44,7 @@ __all__ = [
     "WebhookResponse",
     "WebhookResult",
     "http_error_outcome",
+    "response_object",
     "retry_after_seconds",
     "secret",
     "transport_error_outcome",
@@ -166,6 +167,18 @@ _NOT_SENT: tuple[type[BaseException], ...] = (
     httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.WriteTimeout, httpx.UnsupportedProtocol,
     httpx.ProxyError, ConnectionRefusedError, socket.gaierror,
 )
+
+
+def response_object(response: httpx.Response) -> dict[str, Any]:
+    """The answer's JSON object, or {} when it is anything else (a proxy's HTML page, an empty body).
+
+    Read a provider's answer with it: an exception out of `send` after a request went out leaves
+    the core unable to tell whether the message was taken."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def transport_error_outcome(exc: BaseException, *, request_sent: bool | None = None) -> RetryableError:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any
 
 import attrs
-import httpx
 from email_validator import EmailNotValidError, validate_email
 
 from omnisdk import Email, Outgoing, PermanentError
 
-__all__ = ["HTTP_URL", "check_outgoing", "json_object", "mailbox", "unsubscribe_headers"]
+__all__ = ["HTTP_URL", "check_outgoing", "mailbox", "unsubscribe_headers"]
 
 #: attrs validator for URL settings.
 HTTP_URL = attrs.validators.matches_re(r"https?://[^\s/]+", func=re.match)
@@ -62,11 +60,3 @@ def unsubscribe_headers(message: Outgoing, mailto: str | None) -> dict[str, str]
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     return headers
 
-
-def json_object(response: httpx.Response) -> Mapping[str, Any]:
-    """The response's JSON object, or {} when it is something else (an HTML error page, a proxy's text)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, Mapping) else {}

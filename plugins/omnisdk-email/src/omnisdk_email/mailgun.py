@@ -20,9 +20,9 @@ import attrs
 import httpx
 
 import omnisdk
-from omnisdk.providers import Outcome, http_error_outcome, retry_after_seconds, transport_error_outcome
+from omnisdk.providers import Outcome, http_error_outcome, response_object, retry_after_seconds, transport_error_outcome
 
-from ._common import DELIVERY_ARG, HTTP_URL, check_outgoing, json_object, mailbox, unsubscribe_headers
+from ._common import DELIVERY_ARG, HTTP_URL, check_outgoing, mailbox, unsubscribe_headers
 
 __all__ = ["MailgunEmail", "mailgun_signature"]
 
@@ -86,7 +86,7 @@ class MailgunEmail(omnisdk.Provider):
             )
         except httpx.TransportError as exc:
             return transport_error_outcome(exc)
-        body = json_object(response)
+        body = response_object(response)
         if response.status_code == 200 and isinstance(body.get("id"), str):
             return omnisdk.Accepted(provider_message_id=body["id"].strip("<>"))
         retry_after = retry_after_seconds(response.headers.get("Retry-After"), self.clock.timestamp())

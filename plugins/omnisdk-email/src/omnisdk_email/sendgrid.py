@@ -25,9 +25,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 import omnisdk
-from omnisdk.providers import Outcome, http_error_outcome, retry_after_seconds, transport_error_outcome
+from omnisdk.providers import Outcome, http_error_outcome, response_object, retry_after_seconds, transport_error_outcome
 
-from ._common import DELIVERY_ARG, HTTP_URL, check_outgoing, json_object, mailbox, unsubscribe_headers
+from ._common import DELIVERY_ARG, HTTP_URL, check_outgoing, mailbox, unsubscribe_headers
 
 __all__ = ["SendGridEmail", "load_verification_key"]
 
@@ -138,7 +138,7 @@ class SendGridEmail(omnisdk.Provider):
             return transport_error_outcome(exc)
         if response.status_code in (200, 202):
             return omnisdk.Accepted(provider_message_id=response.headers.get("X-Message-Id", ""))
-        errors = json_object(response).get("errors")
+        errors = response_object(response).get("errors")
         first = errors[0] if isinstance(errors, list) and errors else None
         detail = first.get("message", "") if isinstance(first, dict) else ""
         now = self.clock.timestamp()

@@ -16,7 +16,7 @@ import httpx
 
 import omnisdk
 from omnisdk import Accepted, Capabilities, ConfigError, Outgoing, ProviderError, RetryableError
-from omnisdk.providers import Outcome, Provider
+from omnisdk.providers import Outcome, Provider, response_object
 
 from ._jose import load_rsa_private_key, sign_jwt
 from ._outcomes import failure, send_each
@@ -161,7 +161,7 @@ class FCMPush(Provider):
         url = f"{self.config.base_url.rstrip('/')}/v1/projects/{self.project_id}/messages:send"
         response = await self.http.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
         if response.is_success:
-            return Accepted(provider_message_id=str(response.json().get("name", message.delivery_id)))
+            return Accepted(provider_message_id=str(response_object(response).get("name", message.delivery_id)))
         status, code = _google_error(response)
         reason = f"FCM {status or response.status_code}{f' {code}' if code else ''}"
         if response.status_code == 401 and code != "THIRD_PARTY_AUTH_ERROR":

@@ -9,7 +9,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import attrs
-import httpx
 
 from omnisdk import SMS, Events, Outgoing, PermanentError, WebhookError, WebhookEvent, WebhookRequest
 
@@ -22,7 +21,6 @@ __all__ = [
     "OPTIONAL_HTTP_URL",
     "check_outgoing",
     "inbound_event",
-    "json_object",
     "segment_details",
     "sender",
     "webhook_params",
@@ -54,14 +52,6 @@ def segment_details(text: str) -> dict[str, Any]:
     count = count_segments(text)
     return {"segments": count.segments, "encoding": count.encoding}
 
-
-def json_object(response: httpx.Response) -> dict[str, Any]:
-    """The response's JSON object, or {} when it is something else (an HTML error page, a proxy's text)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 def webhook_params(request: WebhookRequest, *, query: bool = True) -> dict[str, list[str]]:

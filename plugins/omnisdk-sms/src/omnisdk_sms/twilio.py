@@ -20,14 +20,13 @@ import attrs
 import httpx
 
 import omnisdk
-from omnisdk.providers import Outcome, http_error_outcome, retry_after_seconds, transport_error_outcome
+from omnisdk.providers import Outcome, http_error_outcome, response_object, retry_after_seconds, transport_error_outcome
 
 from ._common import (
     HTTP_URL,
     OPTIONAL_HTTP_URL,
     check_outgoing,
     inbound_event,
-    json_object,
     segment_details,
     sender,
     webhook_params,
@@ -149,7 +148,7 @@ class TwilioSMS(omnisdk.Provider):
             )
         except httpx.TransportError as exc:
             return transport_error_outcome(exc)
-        body = json_object(response)
+        body = response_object(response)
         if response.status_code in (200, 201) and isinstance(body.get("sid"), str):
             details = segment_details(content.text)
             if self.config.rcs:

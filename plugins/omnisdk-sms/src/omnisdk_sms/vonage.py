@@ -16,14 +16,13 @@ import attrs
 import httpx
 
 import omnisdk
-from omnisdk.providers import Outcome, http_error_outcome, retry_after_seconds, transport_error_outcome
+from omnisdk.providers import Outcome, http_error_outcome, response_object, retry_after_seconds, transport_error_outcome
 
 from ._common import (
     HTTP_URL,
     OPTIONAL_HTTP_URL,
     check_outgoing,
     inbound_event,
-    json_object,
     segment_details,
     sender,
     webhook_params,
@@ -96,7 +95,7 @@ class VonageSMS(omnisdk.Provider):
         if response.status_code != 200:
             retry_after = retry_after_seconds(response.headers.get("Retry-After"), self.clock.timestamp())
             return http_error_outcome(response.status_code, f"vonage {response.status_code}", retry_after=retry_after)
-        parts = json_object(response).get("messages")
+        parts = response_object(response).get("messages")
         if not isinstance(parts, list) or not parts or not all(isinstance(p, dict) for p in parts):
             return omnisdk.RetryableError(reason="vonage answered 200 without message statuses", status=200)
         failed = next((p for p in parts if str(p.get("status")) != "0"), None)

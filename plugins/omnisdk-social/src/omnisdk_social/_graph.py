@@ -21,7 +21,6 @@ from omnisdk.providers import http_error_outcome, retry_after_seconds
 __all__ = [
     "MESSAGING_WINDOW",
     "GraphError",
-    "answer_object",
     "graph_error",
     "graph_outcome",
     "handshake",
@@ -116,15 +115,6 @@ def handshake(request: WebhookRequest) -> WebhookResult | None:
     challenge = _query(request).get("hub.challenge", "")
     return WebhookResult(response=WebhookResponse(headers={"Content-Type": "text/plain"}, body=challenge.encode()))
 
-
-def answer_object(response: httpx.Response) -> dict[str, Any]:
-    """A success answer's JSON object, or {} when it is something else (a proxy's page): the message was
-    taken either way, and failing the send would make the core send it again."""
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 def json_object(request: WebhookRequest) -> dict[str, Any]:

@@ -14,10 +14,10 @@ import attrs
 
 import omnisdk
 from omnisdk import Accepted, ConfigError, Events, Outgoing, PermanentError, Social, WebhookEvent
-from omnisdk.providers import Outcome
+from omnisdk.providers import Outcome, response_object
 
 from ._base import MetaConfig, MetaProvider, timestamp
-from ._graph import answer_object, graph_outcome, in_window
+from ._graph import graph_outcome, in_window
 
 __all__ = ["Messenger", "messenger_message"]
 
@@ -66,7 +66,7 @@ class Messenger(MetaProvider):
             headers={"Authorization": f"Bearer {self.config.page_access_token}"},
         )
         if response.is_success:
-            return Accepted(provider_message_id=str(answer_object(response).get("message_id", message.delivery_id)),
+            return Accepted(provider_message_id=str(response_object(response).get("message_id", message.delivery_id)),
                             details={"messaging_type": messaging_type})
         return graph_outcome(response, self.clock.timestamp(), forget_codes=DEAD_PSID_CODES)
 

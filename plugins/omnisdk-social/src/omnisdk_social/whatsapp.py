@@ -15,10 +15,10 @@ import phonenumbers
 
 import omnisdk
 from omnisdk import Accepted, ConfigError, Events, Outgoing, PermanentError, Social, WebhookEvent
-from omnisdk.providers import Outcome
+from omnisdk.providers import Outcome, response_object
 
 from ._base import MetaConfig, MetaProvider, timestamp
-from ._graph import answer_object, graph_outcome, in_window
+from ._graph import graph_outcome, in_window
 
 __all__ = ["WhatsAppCloud", "whatsapp_message"]
 
@@ -72,7 +72,7 @@ class WhatsAppCloud(MetaProvider):
             headers={"Authorization": f"Bearer {self.config.access_token}"},
         )
         if response.is_success:
-            messages = answer_object(response).get("messages") or [{}]
+            messages = response_object(response).get("messages") or [{}]
             return Accepted(provider_message_id=str(messages[0].get("id", message.delivery_id)),
                             details={"template": not free_form})
         # 131047 (re-engagement: the window closed meanwhile) is permanent with fallback like any other.
