@@ -6,6 +6,7 @@ stays fast; the rules themselves live in `omnisdk.policies` and `omnisdk.message
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
@@ -187,8 +188,7 @@ class SendContext:
         links = getattr(self.renderer, "links", None)
         if links is None:
             return None
-        attribution = {"customer_id": customer.id, "channel": channel, **delivery}
-        return lambda: str(links.unsubscribe_url(attribution))
+        return functools.partial(links.unsubscribe_url, {"customer_id": customer.id, "channel": channel, **delivery})
 
     def render(
         self, message: Any, channel: str, customer: Customer, *, history: Sequence[Any], data: Mapping[str, Any],
