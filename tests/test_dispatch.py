@@ -138,18 +138,45 @@ def test_retry_after_is_honoured_through_the_outbox(make_omni: OmniFactory, cloc
     assert [d.action for d in done.decisions] == ["send", "retry", "send", "sent"]
 
 
-def test_a_plugin_that_raises_gets_retried_and_the_runner_survives(make_omni: OmniFactory, clock: VirtualClock) -> None:
-    script = Script(queue=[RuntimeError("plugin bug")])
-    omni = make_omni({"sms": {"provider": "scripted", "script": script}})
-    customer(omni, "c-1")
-    did = queue(omni, "c-1", ["sms"])
+def test_a_plugin_that_raises_is_an_unknown_outcome_and_the_runner_survives(
+    make_omni: OmniFactory, clock: VirtualClock
+) -> None:
+    """The request may have left before the plugin failed: at-most-once never resends, at-least-once does."""
+    sms_script = Script(queue=[RuntimeError("plugin bug")])
+    push_script = Script(queue=[RuntimeError("plugin bug")])
+    omni = make_omni({"sms": {"provider": "scripted", "script": sms_script},
+                      "push": {"provider": "scripted", "script": push_script}})
+    customer(omni, "c-1", push_token="tok-1")
+    sms = queue(omni, "c-1", ["sms"])
+    push = queue(omni, "c-1", ["push"], key="run-c-1:push")
 
     omni.run_until_idle()
-    assert "RuntimeError: plugin bug" in (only(omni, did).error or "")
+    failed = only(omni, sms)
+    assert failed.status == "failed" and "RuntimeError: plugin bug" in (failed.error or "")
+    assert "outcome unknown" in (failed.error or "")
+    assert "RuntimeError: plugin bug" in (only(omni, push).error or "")
 
     clock.advance(minutes=5)
     omni.run_until_idle()
-    assert only(omni, did).status == "sent"
+    assert (only(omni, sms).status, only(omni, push).status) == ("failed", "sent")
+    assert sms_script.sent == []
+
+
+def test_a_row_cancelled_after_the_claim_is_not_sent(make_omni: OmniFactory, clock: VirtualClock) -> None:
+    """A journey that exits (or a broadcast cancelled) in another process between claim and call wins."""
+    script = Script()
+    omni = make_omni({"sms": {"provider": "scripted", "script": script}})
+    customer(omni, "c-1")
+    did = queue(omni, "c-1", ["sms"])
+    dispatcher = omni._core.dispatcher
+    claimed, _ = dispatcher._claim(clock.timestamp())
+    assert [c.id for c in claimed] == [did]
+    with omni.store.transaction() as tx:
+        tx.execute("UPDATE deliveries SET status = 'cancelled', error = 'journey exited' WHERE id = ?", (did,))
+
+    assert dispatcher._mark_sending(claimed) == set()
+    omni.run_until_idle()
+    assert (only(omni, did).status, script.sent) == ("cancelled", [])
 
 
 def test_gives_up_after_max_attempts(make_omni: OmniFactory, clock: VirtualClock) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import uuid
 from collections import defaultdict, deque
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -32,7 +33,7 @@ from .._customers import Customer
 from .._errors import ConfigError, OmniError
 from .._identity import load_customers
 from .._logging import get_logger
-from .._touchpoints import Events, Touchpoint, new_id
+from .._touchpoints import Events, Touchpoint
 from ..policies import PastDelivery, RecentActivity, SendRequest, decide_many, load_recent
 from ..providers import (
     Accepted,
@@ -159,6 +160,10 @@ class _Blocked:
     """Not sent: the provider's circuit opened while the batch waited."""
 
 
+class _Gone(_Blocked):
+    """Not sent: the row was cancelled (its journey exited, its broadcast was cancelled) after the claim."""
+
+
 def _entry(now: float, action: str, channel: str | None, reason: str) -> dict[str, Any]:
     return {"at": now, "action": action, "channel": channel, "reason": reason}
 
@@ -172,7 +177,8 @@ class Dispatcher:
         self.pool = ProviderPool(
             core.config, core.plugins.providers, core.clock, http_timeout=self.settings.http_timeout
         )
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{new_id()[:8]}"
+        # Random, not new_id()'s time-ordered prefix: two dispatchers started close together must differ.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self.breakers: dict[str, CircuitBreaker] = {}
         self._buckets: dict[str, TokenBucket | None] = {}
         self._semaphores: dict[str, asyncio.Semaphore] = {}
@@ -503,13 +509,19 @@ class Dispatcher:
         await asyncio.gather(*workers)
         return outcomes
 
-    def _mark_sending(self, items: Sequence[_Claimed]) -> None:
+    def _mark_sending(self, items: Sequence[_Claimed]) -> set[str]:
+        """Mark the rows this worker still holds; a row cancelled (or re-leased) since the claim is not sent."""
         now = self.core.clock.timestamp()
+        marked: set[str] = set()
         with self.core.store.transaction() as tx:
-            tx.executemany(
-                "UPDATE deliveries SET status = 'sending', lease_until = ?, updated_at = ? WHERE id = ?",
-                [(now + self.settings.lease_seconds, now, item.id) for item in items],
-            )
+            for item in items:
+                if tx.execute(
+                    "UPDATE deliveries SET status = 'sending', lease_until = ?, updated_at = ? "
+                    "WHERE id = ? AND status IN ('queued', 'deferred') AND lease_owner = ?",
+                    (now + self.settings.lease_seconds, now, item.id, self.owner),
+                ):
+                    marked.add(item.id)
+        return marked
 
     async def _send_batch(self, batch: list[_Claimed], started: asyncio.Event) -> dict[str, Outcome | _Blocked]:
         """One provider request (its worker holds a slot): is marked `sending`, then calls the provider."""
@@ -520,11 +532,15 @@ class Dispatcher:
             return {item.id: _Blocked() for item in batch}
         if bucket is not None:
             await bucket.acquire(len(batch))
-        await self._marks.mark(batch)
+        marked = await self._marks.mark(batch)
         started.set()
+        gone: dict[str, Outcome | _Blocked] = {item.id: _Gone() for item in batch if item.id not in marked}
+        batch = [item for item in batch if item.id in marked]
+        if not batch:
+            return gone
         outcomes = await self._call(configured, batch)
         breaker.record(not all(isinstance(o, RetryableError) for o in outcomes))
-        return {item.id: outcome for item, outcome in zip(batch, outcomes, strict=True)}
+        return {**gone, **{item.id: outcome for item, outcome in zip(batch, outcomes, strict=True)}}
 
     async def _call(self, configured: ConfiguredProvider, batch: list[_Claimed]) -> list[Outcome]:
         """The provider's `send`; whatever a plugin does wrong becomes a retryable error, never a crash."""
@@ -535,7 +551,9 @@ class Dispatcher:
             log.warning("provider_send_raised", provider=configured.key, error=exc)
             if isinstance(exc, httpx.TransportError | OSError):  # a network failure the plugin let through
                 return [transport_error_outcome(exc)] * len(batch)
-            return [RetryableError(reason=f"{configured.name} raised {type(exc).__name__}: {exc}")] * len(batch)
+            # The request may have gone out before the plugin failed: as unknown as a crash mid-call.
+            reason = f"{configured.name} raised {type(exc).__name__}: {exc}"
+            return [RetryableError(reason=reason, ambiguous=True)] * len(batch)
         if len(outcomes) != len(batch) or not all(
             isinstance(o, Accepted | RetryableError | PermanentError) for o in outcomes
         ):
@@ -558,6 +576,8 @@ class Dispatcher:
                     self._retryable(tx, item, outcome, now)
                 elif isinstance(outcome, PermanentError):
                     self._permanent(tx, item, outcome, now)
+                elif isinstance(outcome, _Gone):
+                    continue  # its row already says why (cancelled); nothing was sent
                 else:
                     reopens = self.breaker(item.provider).reopens_at() or now
                     item.decisions.append(_entry(now, "defer", item.channel, f"circuit open for {item.provider.key}"))
@@ -689,19 +709,20 @@ class _SendingMarks:
 
     def __init__(self, write: Any) -> None:
         self._write = write
-        self._waiting: list[tuple[list[_Claimed], asyncio.Future[None]]] = []
+        self._waiting: list[tuple[list[_Claimed], asyncio.Future[set[str]]]] = []
 
-    async def mark(self, items: list[_Claimed]) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async def mark(self, items: list[_Claimed]) -> set[str]:
+        """The ids of `items` now marked `sending` (the others changed since they were claimed)."""
+        future: asyncio.Future[set[str]] = asyncio.get_running_loop().create_future()
         self._waiting.append((items, future))
         if len(self._waiting) == 1:
             asyncio.get_running_loop().call_soon(self._flush)
-        await future
+        return await future
 
     def _flush(self) -> None:
         waiting, self._waiting = self._waiting, []
         try:
-            self._write([item for items, _ in waiting for item in items])
+            marked: set[str] = self._write([item for items, _ in waiting for item in items])
         except Exception as exc:
             for _, future in waiting:
                 if not future.done():
@@ -709,4 +730,4 @@ class _SendingMarks:
             return
         for _, future in waiting:
             if not future.done():
-                future.set_result(None)
+                future.set_result(marked)
