@@ -22,8 +22,12 @@ __all__ = ["Dialect", "SQLStore", "Store", "Transaction", "dumps", "loads"]
 Row = tuple[Any, ...]
 
 
+# One encoder, reused: json.dumps with options builds a new encoder on every call (a hot path).
+_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
+    return _encode(value)
 
 
 def loads(value: Any) -> Any:
