@@ -57,7 +57,7 @@ def bench(session: nox.Session) -> None:
     """Benchmarks with peers side by side; pass a script name to run one (`-- ingest`)."""
     install_everything(session)
     session.install("-r", "benchmarks/requirements.txt")
-    names = session.posargs or [p.stem for p in sorted(ROOT.glob("benchmarks/*.py"))]
+    names = session.posargs or [p.stem for p in sorted(ROOT.glob("benchmarks/*.py")) if not p.stem.startswith("_")]
     for name in names:
         session.run("python", f"benchmarks/{name}.py")
 

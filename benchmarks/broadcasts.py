@@ -25,9 +25,10 @@ import random
 import resource
 import tempfile
 import time
-import uuid
 from datetime import time as clock_time
 from pathlib import Path
+
+from _stores import postgres_schema
 
 from omnisdk import Email, Message, Omni, VirtualClock
 from omnisdk._touchpoints import new_id
@@ -148,14 +149,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             run("SQLite", f"sqlite:///{Path(tmp) / 'broadcast.db'}", args.customers, args.naive)
     if "postgresql" in stores:
-        import psycopg
-
-        schema = "omni_bc_" + uuid.uuid4().hex[:8]
-        try:
-            run("PostgreSQL", f"{args.postgres}?schema={schema}", args.customers, args.naive)
-        finally:
-            with psycopg.connect(args.postgres, autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        with postgres_schema(args.postgres, "omni_bc") as url:
+            run("PostgreSQL", url, args.customers, args.naive)
 
 
 if __name__ == "__main__":

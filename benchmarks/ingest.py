@@ -13,9 +13,10 @@ import json
 import random
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+from _stores import postgres_schema
 
 from omnisdk import Omni
 from omnisdk._touchpoints import new_id
@@ -105,15 +106,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bench_store("SQLite (WAL, file)", f"sqlite:///{Path(tmp) / 'bench.db'}", events, args.batch, args.singles)
     if not args.no_postgres:
-        schema = "omni_bench_" + uuid.uuid4().hex[:8]
-        url = f"{args.postgres}?schema={schema}"
-        try:
+        with postgres_schema(args.postgres) as url:
             bench_store("PostgreSQL", url, events, args.batch, min(args.singles, 2000))
-        finally:
-            import psycopg
-
-            with psycopg.connect(args.postgres, autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 if __name__ == "__main__":

@@ -13,9 +13,10 @@ import random
 import tempfile
 import time
 import tracemalloc
-import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+from _stores import postgres_schema
 
 from omnisdk import Omni, VirtualClock
 from omnisdk.store import dumps
@@ -92,14 +93,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         measure("SQLite", f"sqlite:///{Path(tmp) / 'm.db'}", args.customers, Path(tmp))
         if not args.no_postgres:
-            import psycopg
-
-            schema = "omni_measure_" + uuid.uuid4().hex[:8]
-            try:
-                measure("PostgreSQL", f"{args.postgres}?schema={schema}", args.customers, Path(tmp))
-            finally:
-                with psycopg.connect(args.postgres, autocommit=True) as conn:
-                    conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            with postgres_schema(args.postgres, "omni_measure") as url:
+                measure("PostgreSQL", url, args.customers, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -13,9 +13,10 @@ import random
 import resource
 import tempfile
 import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
+
+from _stores import postgres_schema
 
 from omnisdk import Omni, VirtualClock
 from omnisdk._touchpoints import new_id
@@ -90,14 +91,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run("SQLite", f"sqlite:///{Path(tmp) / 'seg.db'}", args.customers)
     if not args.no_postgres:
-        import psycopg
-
-        schema = "omni_seg_" + uuid.uuid4().hex[:8]
-        try:
-            run("PostgreSQL", f"{args.postgres}?schema={schema}", args.customers)
-        finally:
-            with psycopg.connect(args.postgres, autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        with postgres_schema(args.postgres, "omni_seg") as url:
+            run("PostgreSQL", url, args.customers)
 
 
 if __name__ == "__main__":
