@@ -78,3 +78,9 @@ def test_national_numbers_need_a_default_region(store_url: str) -> None:
     with Omni(store_url, config={"identity": {"default_region": "US"}}) as omni:
         omni.identify("c-7", phone="(415) 555-0177")
         assert omni.customer("c-7").phone == "+14155550177"
+
+
+def test_track_many_counts_only_new_touchpoints_in_large_batches(omni: Omni) -> None:
+    items = [{"who": f"c-{i % 50}", "event": "Product Viewed", "id": f"evt-{i}"} for i in range(1500)]
+    assert omni.track_many(items) == 1500
+    assert omni.track_many([*items[:1200], {"who": "c-1", "event": "Cart Viewed", "id": "evt-new"}]) == 1

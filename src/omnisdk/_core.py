@@ -354,13 +354,11 @@ class Core:
                         resolved[key] = self.resolve(tx, who, now, field=f"items[{i}].who")
                     cid = resolved[key]
                 rows.append((tp_id, cid, channel, event, props, ts, now))
-            before = tx.scalar("SELECT COUNT(*) FROM touchpoints") if len(rows) < 1000 else None
-            tx.executemany(
+            inserted = tx.executemany(
                 "INSERT INTO touchpoints (id, customer_id, channel, name, properties, occurred_at, recorded_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                 rows,
             )
-            inserted = (tx.scalar("SELECT COUNT(*) FROM touchpoints") - before) if before is not None else len(rows)
         if self._hook_touchpoints:
             self._recorded([_touchpoint((None, r[0], r[1], r[2], r[3], r[4], r[5])) for r in rows])
         return int(inserted)

@@ -74,10 +74,13 @@ class Transaction:
         self.cursor.execute(self.dialect.sql(sql), params)
         return int(self.cursor.rowcount)
 
-    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        """Run `sql` once per row; returns the rows affected in all (sqlite3 and psycopg both sum them)."""
         rows = list(rows)
-        if rows:
-            self.cursor.executemany(self.dialect.sql(sql), rows)
+        if not rows:
+            return 0
+        self.cursor.executemany(self.dialect.sql(sql), rows)
+        return int(self.cursor.rowcount)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         self.cursor.execute(self.dialect.sql(sql), params)
