@@ -130,3 +130,26 @@ def test_provider_urls_stay_out_of_httpxs_log(caplog: pytest.LogCaptureFixture) 
     caplog.set_level(logging.DEBUG, logger="httpx")
     run(Recorder(), [{"method": "POST", "path": "/bot123:SECRET/sendMessage", "content": b"x"}])
     assert not [r for r in caplog.records if "SECRET" in r.getMessage()]
+
+
+@pytest.mark.parametrize("shape", [
+    {"method": "POST", "content": b"To=%2B14155550100&Body=Hi",
+     "headers": {"Content-Type": "application/x-www-form-urlencoded"}},
+    {"method": "post", "content": None, "headers": None},
+    {"method": "PUT", "content": b"", "headers": {"accept": "application/json", "X-Key": b"k1"}},
+    {"method": "GET", "content": None, "headers": {"User-Agent": "shop/1.0", "Host": "api.example.com"}},
+    {"method": "DELETE", "content": b"{}", "headers": {"Content-Length": "2", "Accept-Encoding": "identity"}},
+    {"method": "PATCH", "content": None, "headers": {"Transfer-Encoding": "chunked"}},
+])
+def test_a_bytes_request_is_built_exactly_as_httpx_builds_it(shape: dict[str, object]) -> None:
+    """The one-step build for bytes bodies gives the method, URL, headers (order and case) and body httpx gives."""
+    client = new_http_client(timeout=5)
+    url = "https://api.example.com:8443/2010-04-01/Accounts/AC1/Messages.json?x=1"
+    ours = client.build_request(url=url, **shape)  # type: ignore[arg-type]
+    theirs = httpx.AsyncClient.build_request(client, url=url, **shape)  # type: ignore[arg-type]
+    assert ours.method == theirs.method
+    assert ours.url == theirs.url
+    assert ours.headers.raw == theirs.headers.raw
+    assert ours.content == theirs.content
+    assert ours.extensions == theirs.extensions
+    asyncio.run(client.aclose())

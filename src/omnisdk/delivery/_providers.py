@@ -31,7 +31,7 @@ HTTP_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=256, k
 
 def new_http_client(timeout: float = 15.0) -> httpx.AsyncClient:
     """The client every provider of one Core shares: httpx's API (what plugins use), lean per request
-    (`ProviderClient`), over aiohttp's connection pool, with errors that tell a request that never
+    (`ProviderClient`), over a lean HTTP/1.1 pool (`ProviderTransport`), with errors that tell a request that never
     left from one that may have arrived."""
     return ProviderClient(ProviderTransport(HTTP_LIMITS), timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)))
 

@@ -1,93 +1,336 @@
-"""httpx's API over aiohttp's connection pool, with errors that say whether a request left.
+"""httpx's transport API over a lean HTTP/1.1 keep-alive pool, with errors that say whether a request left.
 
-httpcore's own pool scans every connection for each request, so it slows down as concurrency
-grows (benchmarks/dispatch.py measures it). `httpx-aiohttp` fixes that but maps every aiohttp
-connection error, "server disconnected after the request was written" included, to
-`ConnectTimeout`, so a provider could not tell a request that never left from one the provider
-may have acted on. This transport maps each aiohttp failure to the httpx error of its phase
-(connect, read, protocol), which `omnisdk.providers.transport_error_outcome` relies on, and
-reads the (small) provider response in one go.
+Why not httpcore or aiohttp underneath: a provider call is one small request and one small answer,
+and what a busy dispatcher pays for is the client's own work per call. httpcore's pool scans every
+connection for each request, so it slows down as concurrency grows; aiohttp's request machinery
+costs about as much CPU again as the rest of our pipeline (benchmarks/dispatch.py measures both).
+This pool keeps, per connection, one asyncio protocol and an `httptools` (llhttp) parser: a
+request is one `write` and a response is parsed in C as it arrives.
+
+Errors map to the httpx error of the phase they happened in, which
+`omnisdk.providers.transport_error_outcome` relies on to tell "never sent" from "may have been
+acted on": connect failures (`ConnectError`, `ConnectTimeout`, `PoolTimeout`) happen before a
+byte left; a hang-up with no answer (`RemoteProtocolError`), a broken answer (`ReadError`) or no
+answer in time (`ReadTimeout`) happen after.
+
+What it does not do, since provider APIs do not need it, and httpx's own transport (httpcore)
+takes those requests instead: HEAD requests, proxies, HTTP/2, `Expect: 100-continue`, upgrades.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ssl
+import time
+from collections import deque
 from typing import Any
 
-import aiohttp
+import certifi
+import httptools
 import httpx
-import yarl
 
 __all__ = ["ProviderTransport"]
 
+_Origin = tuple[str, str, int]
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class _Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection: one exchange at a time, kept alive when the server allows it."""
+
+    def __init__(self, origin: _Origin) -> None:
+        self.origin = origin
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.closed = False
+        self.idle_since = 0.0
+        self._answer: asyncio.Future[tuple[int, bytes, list[tuple[bytes, bytes]], bytes]] | None = None
+        self._on_lost: Any = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._status = 0
+        self._reason = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body: list[bytes] = []
+        self._head_done = False
+        self._complete = False
+        self._keep_alive = False
+
+    # -- asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self._answer is None:  # bytes nobody asked for: the connection is out of step
+            self.close()
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(httpx.RemoteProtocolError(f"malformed response: {exc}"))
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._answer is not None and not self._answer.done():
+            if self._head_done and not self._complete and _reads_to_eof(self._headers):
+                self._keep_alive = False
+                self.on_message_complete()  # a body delimited by the end of the connection
+            elif self._head_done or self._body:
+                self._fail(httpx.ReadError("the server closed the connection in the middle of its response"))
+            else:
+                self._fail(httpx.RemoteProtocolError("the server disconnected without sending a response"))
+        if self._on_lost is not None:
+            self._on_lost(self)
+
+    # -- httptools callbacks
+    def on_status(self, status: bytes) -> None:
+        self._reason += status
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._head_done = True
+        self._status = self.parser.get_status_code()
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        if 100 <= self._status < 200:  # an interim answer (e.g. 103): the real one follows
+            self._reset()
+            return
+        self._complete = True
+        if not self.closed:
+            self._keep_alive = self.parser.should_keep_alive()
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_result((self._status, self._reason, self._headers, b"".join(self._body)))
+
+    # -- use
+    async def exchange(self, request: bytes, read_timeout: float | None) -> httpx.Response:
+        """Write one request and wait for its whole answer."""
+        assert self.transport is not None
+        loop = asyncio.get_running_loop()
+        self._reset()
+        answer = self._answer = loop.create_future()
+        timer = loop.call_later(read_timeout, self._timed_out) if read_timeout is not None else None
+        try:
+            self.transport.write(request)
+            status, reason, headers, body = await answer
+        finally:
+            self._answer = None
+            if timer is not None:
+                timer.cancel()
+        response = httpx.Response(
+            status, headers=headers, stream=httpx.ByteStream(body),
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
+        )
+        response.read()  # already whole: skip httpx's async read loop
+        return response
+
+    @property
+    def reusable(self) -> bool:
+        return self._complete and self._keep_alive and not self.closed and not self._transport_closing()
+
+    def _transport_closing(self) -> bool:
+        return self.transport is None or self.transport.is_closing()
+
+    def _timed_out(self) -> None:
+        self._fail(httpx.ReadTimeout("no response from the server in time"))
+        self.close()
+
+    def _fail(self, error: Exception) -> None:
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_exception(error)
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _reads_to_eof(headers: list[tuple[bytes, bytes]]) -> bool:
+    """A response with neither a length nor chunked encoding ends when the connection does."""
+    names = {name.lower() for name, _ in headers}
+    return b"content-length" not in names and b"transfer-encoding" not in names
+
 
 class ProviderTransport(httpx.AsyncBaseTransport):
-    """An httpx transport for provider APIs: one aiohttp session, keep-alive, no redirects, no cookies."""
+    """An httpx transport for provider APIs: a keep-alive HTTP/1.1 pool, no redirects, no cookies.
 
-    def __init__(self, limits: httpx.Limits) -> None:
+    `limits.max_connections` caps open connections across hosts, `max_keepalive_connections`
+    the idle ones kept, and `keepalive_expiry` how long an idle one may be reused."""
+
+    def __init__(self, limits: httpx.Limits, *, ssl_context: ssl.SSLContext | None = None) -> None:
         self.limits = limits
-        self._session: aiohttp.ClientSession | None = None
-        self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
-
-    def _open(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(
-            limit=self.limits.max_connections or 0, keepalive_timeout=self.limits.keepalive_expiry or 15.0
-        )
-        # httpx keeps the cookies (one jar, not two); aiohttp hands responses over undecoded, as httpx expects.
-        self._session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
-                                              auto_decompress=False, skip_auto_headers=("User-Agent",))
-        return self._session
-
-    def _timeout(self, extension: dict[str, Any]) -> aiohttp.ClientTimeout:
-        key = (extension.get("connect"), extension.get("read"), extension.get("pool"))
-        timeout = self._timeouts.get(key)
-        if timeout is None:
-            timeout = self._timeouts[key] = aiohttp.ClientTimeout(sock_connect=key[0], sock_read=key[1], connect=key[2])
-        return timeout
+        self._ssl_context = ssl_context
+        self._idle: dict[_Origin, list[_Connection]] = {}
+        self._idle_count = 0
+        self._open = 0
+        self._waiters: deque[tuple[_Origin, asyncio.Future[_Connection | None]]] = deque()
+        self._fallback: httpx.AsyncHTTPTransport | None = None
+        self._closed = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        session = self._session or self._open()
-        body = await request.aread()
+        scheme = request.url.scheme
+        if scheme not in _DEFAULT_PORTS:
+            raise httpx.UnsupportedProtocol(f"the URL's scheme must be http or https, not {scheme!r}", request=request)
+        if request.method == "HEAD" or "upgrade" in request.headers or "expect" in request.headers:
+            return await self._httpcore().handle_async_request(request)
         try:
-            async with session.request(
-                request.method, yarl.URL(str(request.url), encoded=True), headers=_headers(request),
-                data=body or None, allow_redirects=False, compress=False,
-                timeout=self._timeout(request.extensions.get("timeout", {})),
-            ) as response:
-                content = await response.read()
-                status, headers, reason = response.status, response.raw_headers, response.reason
-        except aiohttp.ClientError as exc:
-            raise _httpx_error(exc, request) from exc
-        except TimeoutError as exc:  # pragma: no cover - aiohttp raises its own subclasses
-            raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
-        extensions = {"http_version": b"HTTP/1.1", "reason_phrase": (reason or "").encode()}
-        return httpx.Response(status, headers=list(headers), stream=httpx.ByteStream(content), request=request,
-                              extensions=extensions)
+            body = request.content
+        except httpx.RequestNotRead:
+            body = await request.aread()
+        raw = _serialize(request, body)
+        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
+        origin = (scheme, request.url.host, request.url.port or _DEFAULT_PORTS[scheme])
+        connection = await self._acquire(origin, request, timeouts)
+        try:
+            response = await connection.exchange(raw, timeouts.get("read"))
+        except httpx.TransportError as exc:
+            exc.request = request
+            raise
+        finally:
+            self._release(connection)  # closed unless its exchange completed and it may be kept alive
+        response.request = request
+        return response
+
+    # -- the pool
+    async def _acquire(self, origin: _Origin, request: httpx.Request, timeouts: dict[str, float | None]) -> _Connection:
+        if self._closed:
+            raise RuntimeError("the transport is closed")
+        idle = self._idle.get(origin)
+        expiry = self.limits.keepalive_expiry
+        now = time.monotonic()
+        while idle:
+            connection = idle.pop()
+            self._idle_count -= 1
+            if connection.reusable and (expiry is None or now - connection.idle_since < expiry):
+                return connection
+            connection.close()  # its connection_lost frees the slot
+        if self.limits.max_connections is None or self._open < self.limits.max_connections:
+            self._open += 1
+            return await self._connect(origin, request, timeouts.get("connect"))
+        waiter: asyncio.Future[_Connection | None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((origin, waiter))
+        self._close_an_idle_connection()
+        try:
+            async with asyncio.timeout(timeouts.get("pool")):
+                handed = await waiter
+        except TimeoutError:
+            raise httpx.PoolTimeout("no connection became free in time", request=request) from None
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():  # handed over just as we gave up: pass it on
+                self._give(waiter.result())
+            raise
+        if handed is not None:
+            return handed
+        return await self._connect(origin, request, timeouts.get("connect"))  # a slot was handed over
+
+    async def _connect(self, origin: _Origin, request: httpx.Request, timeout: float | None) -> _Connection:
+        """A new connection in a slot already counted in `_open` (given back if connecting fails)."""
+        scheme, host, port = origin
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                _, connection = await loop.create_connection(
+                    lambda: _Connection(origin), host, port,
+                    ssl=self._tls() if scheme == "https" else None, server_hostname=host if scheme == "https" else None,
+                )
+        except TimeoutError:
+            self._give(None)
+            raise httpx.ConnectTimeout(f"could not connect to {host}:{port} in time", request=request) from None
+        except OSError as exc:  # refused, unreachable, DNS, TLS
+            self._give(None)
+            raise httpx.ConnectError(f"could not connect to {host}:{port}: {exc}", request=request) from exc
+        except BaseException:
+            self._give(None)
+            raise
+        connection._on_lost = self._lost
+        return connection
+
+    def _release(self, connection: _Connection) -> None:
+        """An exchange ended: keep the connection for the next request, or let it go."""
+        if not connection.reusable:
+            connection.close()  # `_lost` frees its slot
+            return
+        connection.idle_since = time.monotonic()
+        self._give(connection)
+
+    def _give(self, connection: _Connection | None) -> None:
+        """Hand a live connection, or a free slot (None), to the next waiter; else keep it idle or free it."""
+        while self._waiters:
+            origin, waiter = self._waiters[0]
+            if waiter.done():
+                self._waiters.popleft()
+                continue
+            if connection is None or origin == connection.origin:
+                self._waiters.popleft()
+                waiter.set_result(connection)
+                return
+            connection.close()  # a waiter wants another host: this one's slot goes to it when it closes
+            return
+        if connection is None:
+            self._open -= 1
+        elif self._closed or self._idle_count >= (self.limits.max_keepalive_connections or 0):
+            connection.close()
+        else:
+            self._idle.setdefault(connection.origin, []).append(connection)
+            self._idle_count += 1
+
+    def _lost(self, connection: _Connection) -> None:
+        """A connection closed (either side): drop it from the idle list and free its slot."""
+        connection._on_lost = None
+        idle = self._idle.get(connection.origin)
+        if idle and connection in idle:
+            idle.remove(connection)
+            self._idle_count -= 1
+        self._give(None)
+
+    def _close_an_idle_connection(self) -> None:
+        """Make room for a waiter: an idle connection (to any host) closes and its slot is handed on."""
+        for idle in self._idle.values():
+            if idle:
+                idle[0].close()
+                return
+
+    def _tls(self) -> ssl.SSLContext:
+        if self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context(cafile=certifi.where())
+            self._ssl_context.set_alpn_protocols(["http/1.1"])
+        return self._ssl_context
+
+    def _httpcore(self) -> httpx.AsyncHTTPTransport:
+        if self._fallback is None:
+            self._fallback = httpx.AsyncHTTPTransport(limits=self.limits, verify=self._tls())
+        return self._fallback
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        self._closed = True
+        for idle in list(self._idle.values()):
+            for connection in list(idle):
+                connection.close()
+        if self._fallback is not None:
+            await self._fallback.aclose()
+            self._fallback = None
 
 
-def _headers(request: httpx.Request) -> list[tuple[str, str]]:
-    """The request's headers; the body is sent whole with its length, never chunked."""
-    return [(k, v) for k, v in request.headers.multi_items() if k.lower() != "transfer-encoding"]
-
-
-def _httpx_error(exc: aiohttp.ClientError, request: httpx.Request) -> httpx.TransportError:
-    """The httpx error for the phase an aiohttp error happened in."""
-    message = str(exc) or type(exc).__name__
-    kind: type[httpx.TransportError]
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        kind = httpx.ConnectTimeout  # no connection in time: nothing was written
-    elif isinstance(exc, aiohttp.ClientConnectorError):
-        kind = httpx.ConnectError
-    elif isinstance(exc, aiohttp.ServerTimeoutError):
-        kind = httpx.ReadTimeout  # the request went out, the answer did not come in time
-    elif isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientResponseError):
-        kind = httpx.RemoteProtocolError
-    elif isinstance(exc, aiohttp.InvalidURL):
-        kind = httpx.UnsupportedProtocol
-    else:
-        kind = httpx.ReadError  # a reset or a broken payload mid-exchange: the request may have been read
-    return kind(message, request=request)
+def _serialize(request: httpx.Request, body: bytes) -> bytes:
+    """The request as it goes on the wire; the body is sent whole with its length, never chunked."""
+    lines = [b"%s %s HTTP/1.1" % (request.method.encode("ascii"), request.url.raw_path)]
+    chunked = False
+    for name, value in request.headers.raw:
+        if name.lower() == b"transfer-encoding":
+            chunked = True
+        else:
+            lines.append(name + b": " + value)
+    if chunked:
+        lines.append(b"Content-Length: %d" % len(body))
+    head = b"\r\n".join(lines)
+    breaks = len(lines) - 1
+    if head.count(b"\n") != breaks or head.count(b"\r") != breaks:
+        raise httpx.LocalProtocolError("a header has a line break in it", request=request)
+    return head + b"\r\n\r\n" + body
