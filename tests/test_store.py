@@ -56,6 +56,18 @@ def test_a_failed_transaction_rolls_back(store_url: str) -> None:
         store.close()
 
 
+def test_loads_gives_a_new_object_for_the_common_empty_values() -> None:
+    """"[]", "{}" and "null" skip the parser; callers may change what they get, so each call is a new object."""
+    from omnisdk.store import loads
+
+    first, second = loads("[]"), loads("[]")
+    first.append("sms")
+    assert (first, second, loads("{}"), loads("null")) == (["sms"], [], {}, None)
+    assert loads("{}") is not loads("{}")
+    assert (loads(" [] "), loads(b'{"a": 1}'), loads('["sms"]'), loads(None), loads([1])) == ([], {"a": 1}, ["sms"],
+                                                                                              None, [1])
+
+
 def test_json_columns_round_trip(store_url: str) -> None:
     from omnisdk.store import dumps, loads
 

@@ -9,7 +9,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from importlib import resources
@@ -22,8 +22,13 @@ __all__ = ["Dialect", "SQLStore", "Store", "Transaction", "dumps", "loads"]
 Row = tuple[Any, ...]
 
 
-# One encoder, reused: json.dumps with options builds a new encoder on every call (a hot path).
+# One encoder and one decoder, reused: json.dumps with options builds a new encoder on every call,
+# and json.loads checks its argument's type and encoding before it decodes (a hot path).
 _encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+_decode = json.JSONDecoder().decode
+#: What most JSON columns hold (no data, no decisions yet), decided without the parser; each call
+#: makes a new object, as the parser would, since callers may change what they get.
+_EMPTY: dict[str, Callable[[], Any]] = {"[]": list, "{}": dict, "null": lambda: None}
 
 
 def dumps(value: Any) -> str:
@@ -34,7 +39,10 @@ def loads(value: Any) -> Any:
     """JSON columns come back as text from SQLite and already decoded from PostgreSQL."""
     if value is None or not isinstance(value, str | bytes):
         return value
-    return json.loads(value)
+    if isinstance(value, bytes):
+        return json.loads(value)
+    empty = _EMPTY.get(value)
+    return empty() if empty is not None else _decode(value)
 
 
 class Dialect:
