@@ -179,6 +179,31 @@ def test_a_row_cancelled_after_the_claim_is_not_sent(make_omni: OmniFactory, clo
     assert (only(omni, did).status, script.sent) == ("cancelled", [])
 
 
+@pytest.mark.parametrize("returning", [True, False], ids=["returning", "select-then-update"])
+def test_marking_sending_takes_only_the_rows_this_worker_still_holds(
+    make_omni: OmniFactory, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch, returning: bool
+) -> None:
+    """One statement for a whole burst (chunked past 500 ids); SQLite before 3.35 reads the ids first."""
+    from omnisdk.delivery import _dispatcher
+
+    monkeypatch.setattr(_dispatcher, "_SQLITE_RETURNING", returning)
+    monkeypatch.setattr(_dispatcher, "_MARK_CHUNK", 2)
+    omni = make_omni({"sms": {"provider": "scripted", "script": Script()}})
+    ids = [queue(omni, customer(omni, f"c-{i}", phone=f"+1415555010{i}"), ["sms"]) for i in range(5)]
+    dispatcher = omni._core.dispatcher
+    claimed, _ = dispatcher._claim(clock.timestamp())
+    assert sorted(c.id for c in claimed) == sorted(ids)
+    with omni.store.transaction() as tx:
+        tx.execute("UPDATE deliveries SET status = 'cancelled' WHERE id = ?", (ids[0],))
+        tx.execute("UPDATE deliveries SET lease_owner = 'another-worker' WHERE id = ?", (ids[1],))
+
+    assert dispatcher._mark_sending(claimed) == set(ids[2:])
+    with omni.store.transaction() as tx:
+        rows = dict(tx.query("SELECT id, status FROM deliveries"))
+    assert rows == {ids[0]: "cancelled", ids[1]: "queued", **{did: "sending" for did in ids[2:]}}
+    assert dispatcher._mark_sending(claimed) == set()  # marked once only
+
+
 def test_gives_up_after_max_attempts(make_omni: OmniFactory, clock: VirtualClock) -> None:
     script = Script(queue=[omnisdk.RetryableError(reason="503")] * 3)
     omni = make_omni({"sms": {"provider": "scripted", "script": script}}, delivery={"max_attempts": 3})

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sqlite3
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Mapping, Sequence
@@ -53,41 +54,51 @@ __all__ = ["DeliverySettings", "Dispatcher"]
 
 log = get_logger("omnisdk.delivery")
 
+#: Rows marked `sending` per statement (SQLite before 3.32 takes at most 999 parameters).
+_MARK_CHUNK = 500
+#: `UPDATE ... RETURNING` came in SQLite 3.35; PostgreSQL has always had it.
+_SQLITE_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
+
 _CLAIM_COLUMNS = (
     "id, idempotency_key, customer_id, template, channels, failed_channels, purpose, data, run_id, journey, step, "
     "attempts, provider, channel, decisions, fallback_after, created_at"
 )
 
 
-def _list(value: Any) -> list[Any]:
-    return list(loads(value) or ())
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return dict(loads(value) or {})
-
-
-@attrs.define(eq=False)
 class _Row:
-    """A due outbox row as claimed (columns in `_CLAIM_COLUMNS` order; JSON columns decoded once)."""
+    """A due outbox row as claimed (columns in `_CLAIM_COLUMNS` order; JSON columns decoded once).
 
+    A plain class: one is built per message, and an attrs class with converters is slower to build."""
+
+    __slots__ = ("attempts", "channel", "channels", "created_at", "customer_id", "data", "decisions",
+                 "failed_channels", "fallback_after", "id", "idempotency_key", "journey", "provider", "purpose",
+                 "run_id", "step", "template")
     id: str
     idempotency_key: str
     customer_id: str
     template: str
-    channels: list[str] = attrs.field(converter=_list)
-    failed_channels: list[str] = attrs.field(converter=_list)
+    channels: list[str]
+    failed_channels: list[str]
     purpose: str
-    data: dict[str, Any] = attrs.field(converter=_dict)
+    data: dict[str, Any]
     run_id: str | None
     journey: str | None
     step: str | None
     attempts: int
     provider: str | None
     channel: str | None
-    decisions: list[dict[str, Any]] = attrs.field(converter=_list)
+    decisions: list[dict[str, Any]]
     fallback_after: float | None
     created_at: float
+
+    def __init__(self, row: Sequence[Any]) -> None:
+        (self.id, self.idempotency_key, self.customer_id, self.template, channels, failed_channels, self.purpose,
+         data, self.run_id, self.journey, self.step, self.attempts, self.provider, self.channel, decisions,
+         self.fallback_after, self.created_at) = row
+        self.channels = loads(channels) or []
+        self.failed_channels = loads(failed_channels) or []
+        self.data = loads(data) or {}
+        self.decisions = loads(decisions) or []
 
     def entries(self) -> list[dict[str, Any]]:
         return list(self.decisions)
@@ -331,7 +342,7 @@ class Dispatcher:
         self.send_context.prepare()
         with self.core.store.transaction() as tx:
             rows = [
-                _Row(*r) for r in tx.query(
+                _Row(r) for r in tx.query(
                         f"SELECT {_CLAIM_COLUMNS} FROM deliveries WHERE status IN ('queued', 'deferred') "
                     "AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at LIMIT ?"
                     + tx.dialect.skip_locked,
@@ -510,17 +521,26 @@ class Dispatcher:
         return outcomes
 
     def _mark_sending(self, items: Sequence[_Claimed]) -> set[str]:
-        """Mark the rows this worker still holds; a row cancelled (or re-leased) since the claim is not sent."""
+        """Mark the rows this worker still holds; a row cancelled (or re-leased) since the claim is not sent.
+
+        One statement per 500 rows; `RETURNING` says which rows it marked. SQLite before 3.35 has no
+        `RETURNING`: there the ids are read first, in the same write transaction, so nothing changes between."""
         now = self.core.clock.timestamp()
         marked: set[str] = set()
+        ids = [item.id for item in items]
         with self.core.store.transaction() as tx:
-            for item in items:
-                if tx.execute(
-                    "UPDATE deliveries SET status = 'sending', lease_until = ?, updated_at = ? "
-                    "WHERE id = ? AND status IN ('queued', 'deferred') AND lease_owner = ?",
-                    (now + self.settings.lease_seconds, now, item.id, self.owner),
-                ):
-                    marked.add(item.id)
+            returning = tx.dialect.name != "sqlite" or _SQLITE_RETURNING
+            for start in range(0, len(ids), _MARK_CHUNK):
+                chunk = ids[start : start + _MARK_CHUNK]
+                where = (f"WHERE id IN ({','.join('?' * len(chunk))}) AND status IN ('queued', 'deferred') "
+                         "AND lease_owner = ?")
+                update = f"UPDATE deliveries SET status = 'sending', lease_until = ?, updated_at = ? {where}"
+                params = (now + self.settings.lease_seconds, now, *chunk, self.owner)
+                if returning:
+                    marked.update(did for (did,) in tx.query(update + " RETURNING id", params))
+                else:
+                    marked.update(did for (did,) in tx.query(f"SELECT id FROM deliveries {where}", params[2:]))
+                    tx.execute(update, params)
         return marked
 
     async def _send_batch(self, batch: list[_Claimed], started: asyncio.Event) -> dict[str, Outcome | _Blocked]:
