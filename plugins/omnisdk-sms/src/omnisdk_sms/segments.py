@@ -34,8 +34,11 @@ class SegmentCount:
     segments: int
 
 
+_GSM7: Final = GSM7_BASIC | GSM7_EXTENSION
+
+
 def is_gsm7(text: str) -> bool:
-    return all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in text)
+    return _GSM7.issuperset(text)
 
 
 def _units(text: str, encoding: Encoding) -> list[int]:
@@ -48,13 +51,15 @@ def _units(text: str, encoding: Encoding) -> list[int]:
 def count_segments(text: str) -> SegmentCount:
     """Encoding, units and segments of `text` as a carrier counts them."""
     encoding: Encoding = "GSM-7" if is_gsm7(text) else "UCS-2"
-    costs = _units(text, encoding)
-    total = sum(costs)
+    if encoding == "GSM-7":  # one septet each, two for the extension table's characters
+        total = len(text) + (0 if GSM7_EXTENSION.isdisjoint(text) else sum(c in GSM7_EXTENSION for c in text))
+    else:
+        total = len(text.encode("utf-16-le")) // 2
     single, per_part = _LIMITS[encoding]
     if total <= single:
         return SegmentCount(encoding, total, 1 if text else 0)
     segments, used = 1, 0
-    for cost in costs:
+    for cost in _units(text, encoding):
         if used + cost > per_part:
             segments, used = segments + 1, 0
         used += cost
