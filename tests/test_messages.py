@@ -87,6 +87,16 @@ def test_templates_run_in_an_immutable_sandbox(shop: Omni, source: str) -> None:
     assert shop.customer("c-ada").traits == {"first_name": "Ada"}
 
 
+def test_jinjas_globals_are_there_and_range_keeps_the_sandboxs_limit(shop: Omni) -> None:
+    message = shop.templates.add(Message("globals", sms=SMS(
+        text="{% set ns = namespace(n=0) %}{% for i in range(3) %}{% set ns.n = ns.n + i %}{% endfor %}"
+             "{{ ns.n }} {{ dict(a=1)['a'] }} {% set c = cycler('x', 'y') %}{{ c.next() }}{{ c.next() }}")))
+    assert render(message, "sms", context(shop)).text == "3 1 xy"
+    huge = shop.templates.add(Message("huge", sms=SMS(text="{{ range(10 ** 9) | length }}")))
+    with pytest.raises(TemplateError, match="Range too big"):
+        render(huge, "sms", context(shop))
+
+
 def test_html_is_escaped_and_text_is_not(shop: Omni) -> None:
     shop.identify("c-ada", traits={"first_name": "<b>Ada</b> & co"})
     message = shop.templates.add(Message(

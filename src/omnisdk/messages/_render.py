@@ -83,6 +83,10 @@ class Renderer:
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
             template = self._cache[key] = self._envs[html].from_string(source)
+            # Jinja gives a template a ChainMap over the environment's globals, and every render copies
+            # it into the context: a plain dict copies in a fraction of the time (half of a short
+            # render). Nothing changes the environment's globals once the renderer is built.
+            template.globals = dict(template.globals)
         return template
 
     def check(self, message: Message) -> None:
