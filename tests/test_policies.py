@@ -187,6 +187,16 @@ def test_suppression_after_a_goal_reached_since_the_send_was_queued() -> None:
     assert decide(flagged, now=NOW, recent=picked_up, rules=rules).action == "skip"
 
 
+def test_goals_come_from_suppress_rules_and_the_sends_own_skip_if() -> None:
+    no_rules = PolicyRules()
+    assert no_rules.goals_for("promo", {}) == ()
+    assert no_rules.goals_for("promo", {"skip_if": "Order Picked Up"}) == ("Order Picked Up",)
+    assert no_rules.goals_for("promo", {"skip_if": ["A", "B", "A"]}) == ("A", "B")
+    rules = PolicyRules.from_config({"suppress": {"cart-*": ["Order Completed"]}})
+    assert rules.goals_for("cart-reminder", {"skip_if": "A"}) == ("Order Completed", "A")
+    assert rules.goals_for("promo", {}) == ()
+
+
 def test_best_channel_from_preferences_then_engagement() -> None:
     engaged_by_sms = RecentActivity(events=(PastEvent("Link Clicked", "sms", NOW - DAY),
                                             PastEvent("Message Replied", "sms", NOW - 2 * DAY),

@@ -6,6 +6,7 @@ whole batch), so the dispatcher can call it thousands of times a second and test
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -121,11 +122,13 @@ def decide_many(
     """`decide` for a batch, in order: a send decided for a customer counts towards the caps and
     dedupe of that customer's later requests in the same batch."""
     activity = dict(recent)
+    later = Counter(request.customer.id for request in requests)  # requests of each customer still to decide
     decisions = []
     for request in requests:
         cid = request.customer.id
         decision = decide(request, now=now, recent=activity.get(cid), rules=rules)
-        if decision.action == "send":
+        later[cid] -= 1
+        if decision.action == "send" and later[cid]:
             sent = PastDelivery(request.delivery_id or "", request.template, decision.channel, request.purpose, now,
                                 request.run_id, request.step)
             activity[cid] = activity.get(cid, EMPTY_ACTIVITY).with_delivery(sent)

@@ -43,7 +43,7 @@ class RecentActivity:
 
     def with_delivery(self, delivery: PastDelivery) -> RecentActivity:
         """This activity plus a send decided in the same batch, so caps hold within a batch too."""
-        return attrs.evolve(self, deliveries=(*self.deliveries, delivery))
+        return RecentActivity((*self.deliveries, delivery), self.events)
 
 
 EMPTY_ACTIVITY = RecentActivity()
@@ -97,6 +97,7 @@ def load_recent(
                 events.setdefault(cid, []).append(PastEvent(name, channel, float(at)))
     return {
         cid: RecentActivity(tuple(deliveries.get(cid, ())), tuple(events.get(cid, ())))
+        if cid in deliveries or cid in events else EMPTY_ACTIVITY  # most customers: one shared empty activity
         for cid in customer_ids
     }
 
