@@ -30,6 +30,7 @@ from typing import Any
 import attrs
 import httpx
 
+from .._content import Message
 from .._customers import Customer
 from .._errors import ConfigError, OmniError
 from .._identity import load_customers
@@ -199,6 +200,7 @@ class Dispatcher:
         #: while the next batch is claimed.
         self._unrecorded: dict[str, dict[str, PastDelivery]] = {}
         self._marks = _SendingMarks(self._mark_sending)
+        self._channels: dict[str, tuple[Message, frozenset[str]]] = {}
 
     # -- limits per provider
     def breaker(self, provider: ConfiguredProvider) -> CircuitBreaker:
@@ -391,8 +393,11 @@ class Dispatcher:
     def _with_unrecorded(self, recent: dict[str, RecentActivity]) -> dict[str, RecentActivity]:
         """Recent activity plus this worker's sends still in flight, so caps and dedupe count them."""
         for cid, activity in recent.items():
+            unrecorded = self._unrecorded.get(cid)
+            if not unrecorded:
+                continue
             known = {d.delivery_id for d in activity.deliveries}
-            for did, past in self._unrecorded.get(cid, {}).items():
+            for did, past in unrecorded.items():
                 if did not in known:
                     activity = activity.with_delivery(past)
             recent[cid] = activity
@@ -414,20 +419,31 @@ class Dispatcher:
             message = self.send_context.template(row.template)
         except OmniError as exc:
             return str(exc)
-        failed = set(row.failed_channels)
+        failed = row.failed_channels
         channels = [c for c in row.channels if c not in failed]
         if row.channels and not channels:
             return "every channel of the waterfall failed"
-        available = [c for c in self.pool.primary if c in message.renditions and c not in failed]
-        if channels and not set(channels) & set(available):
+        available = self._sendable(message)
+        if failed:
+            available = available.difference(failed)
+        if channels and available.isdisjoint(channels):
             what = ", ".join(channels)
             return f"{row.template!r} has no rendition with a configured provider among the channels ({what})"
         request = SendRequest(
             customer=customer, template=row.template, channels=tuple(channels), purpose=row.purpose,
             queued_at=row.created_at, data=row.data, journey=row.journey, step=row.step,
-            run_id=row.run_id, delivery_id=row.id, available=frozenset(available),
+            run_id=row.run_id, delivery_id=row.id, available=available,
         )
         return customer, message, request
+
+    def _sendable(self, message: Message) -> frozenset[str]:
+        """The channels `message` has a rendition for and a provider is configured on, cached per
+        registered message (a replaced message is looked at again)."""
+        cached = self._channels.get(message.id)
+        if cached is None or cached[0] is not message:
+            channels = frozenset(c for c in self.pool.primary if c in message.renditions)
+            cached = self._channels[message.id] = (message, channels)
+        return cached[1]
 
     def _decided(
         self, tx: Transaction, row: _Row, customer: Customer, message: Any, decision: Any, history: list[Any],
@@ -469,7 +485,7 @@ class Dispatcher:
         entries.append(decision.as_log(now))
         return _Claimed(
             id=row.id, customer_id=customer.id, template=row.template, channel=channel,
-            channels=list(row.channels), failed_channels=list(row.failed_channels),
+            channels=row.channels, failed_channels=row.failed_channels,
             attempts=int(row.attempts) + 1, decisions=entries, provider=provider, outgoing=outgoing,
             journey=row.journey, step=row.step, fallback_after=row.fallback_after, purpose=row.purpose,
             run_id=row.run_id,

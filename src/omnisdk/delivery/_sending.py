@@ -6,8 +6,7 @@ stays fast; the rules themselves live in `omnisdk.policies` and `omnisdk.message
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import jinja2
@@ -18,7 +17,7 @@ from jinja2.tests import TESTS
 from .._content import Message
 from .._customers import Customer
 from .._touchpoints import Events, Touchpoint
-from ..messages import RenderContext, render
+from ..messages import Links, RenderContext, render
 from ..policies import PolicyRules, address_for
 from ..providers import Outgoing
 from ..store import Transaction, loads
@@ -71,25 +70,28 @@ class _Metadata(Mapping[str, Any]):
     """`Outgoing.metadata`, whose `unsubscribe_url` is signed when a plugin first reads it: email
     plugins do, most others never, and signing costs more than the rest of the mapping."""
 
-    __slots__ = ("_fields", "_unsubscribe")
+    __slots__ = ("_channel", "_customer_id", "_fields", "_links")
 
-    def __init__(self, fields: dict[str, Any], unsubscribe: Callable[[], str] | None) -> None:
+    def __init__(self, fields: dict[str, Any], links: Links | None, customer_id: str, channel: str) -> None:
         self._fields = fields
-        self._unsubscribe = unsubscribe
+        self._links = links
+        self._customer_id = customer_id
+        self._channel = channel
 
     def __getitem__(self, key: str) -> Any:
-        if key == "unsubscribe_url" and self._unsubscribe is not None:
-            self._fields[key], self._unsubscribe = self._unsubscribe(), None
+        if key == "unsubscribe_url" and self._links is not None:
+            attribution = {"customer_id": self._customer_id, "channel": self._channel, **self._fields}
+            self._fields[key], self._links = self._links.unsubscribe_url(attribution), None
         return self._fields[key]
 
     def __contains__(self, key: object) -> bool:
-        return key in self._fields or (key == "unsubscribe_url" and self._unsubscribe is not None)
+        return key in self._fields or (key == "unsubscribe_url" and self._links is not None)
 
     def __iter__(self) -> Iterator[str]:
-        return iter([*self._fields, "unsubscribe_url"] if self._unsubscribe is not None else self._fields)
+        return iter([*self._fields, "unsubscribe_url"] if self._links is not None else self._fields)
 
     def __len__(self) -> int:
-        return len(self._fields) + (self._unsubscribe is not None)
+        return len(self._fields) + (self._links is not None)
 
     def __repr__(self) -> str:
         return repr(dict(self))
@@ -176,19 +178,15 @@ class SendContext:
     def prepare(self) -> None:
         """Load what rendering reads lazily from the store (the link signing key) before a claim
         transaction is open, since the store does not nest transactions."""
-        links = getattr(self.renderer, "links", None)
+        links = self.links
         if links is not None:
             links.key  # noqa: B018 - the property loads and caches the key
 
-    def unsubscribe_url(
-        self, customer: Customer, channel: str, delivery: Mapping[str, Any]
-    ) -> Callable[[], str] | None:
-        """What makes the signed one-click unsubscribe link (RFC 8058) the ASGI app answers at
-        `/u/{token}`, or None when this client signs no links."""
-        links = getattr(self.renderer, "links", None)
-        if links is None:
-            return None
-        return functools.partial(links.unsubscribe_url, {"customer_id": customer.id, "channel": channel, **delivery})
+    @property
+    def links(self) -> Links | None:
+        """What signs the one-click unsubscribe links (RFC 8058) the ASGI app answers at `/u/{token}`;
+        None when this client signs no links."""
+        return getattr(self.renderer, "links", None)
 
     def render(
         self, message: Any, channel: str, customer: Customer, *, history: Sequence[Any], data: Mapping[str, Any],
@@ -211,7 +209,7 @@ class SendContext:
             return None
         fields: dict[str, Any] = {"delivery_id": delivery_id, "template": template, "journey": journey,
                                   "step": step, "run_id": run_id}
-        metadata = _Metadata(fields, self.unsubscribe_url(customer, channel, fields))
+        metadata = _Metadata(fields, self.links, customer.id, channel)
         last_inbound = self.last_inbound(history, channel) if channel == "social" else None
         return Outgoing(
             delivery_id=delivery_id, idempotency_key=f"{key}:{channel}", customer_id=customer.id, to=to,

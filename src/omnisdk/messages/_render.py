@@ -7,7 +7,6 @@ given, or silently print an empty string for a variable that does not exist.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from html import escape, unescape
@@ -153,7 +152,7 @@ class Renderer:
             "link": link,
         }
         if self.links is not None:
-            variables["unsubscribe_url"] = _OnDemand(functools.partial(self.links.unsubscribe_url, attribution))
+            variables["unsubscribe_url"] = _Unsubscribe(self.links, attribution)
         return variables
 
     def _track(self, text: str, html: bool, field: str, channel: str, attribution: Mapping[str, str | None]) -> str:
@@ -174,18 +173,19 @@ class Renderer:
         return text
 
 
-class _OnDemand:
-    """Text computed only if a template prints it: most templates never sign an unsubscribe link."""
+class _Unsubscribe:
+    """The unsubscribe link, signed only if a template prints it: most templates never do."""
 
-    __slots__ = ("_make", "_text")
+    __slots__ = ("_attribution", "_links", "_text")
 
-    def __init__(self, make: Callable[[], str]) -> None:
-        self._make = make
+    def __init__(self, links: Links, attribution: Mapping[str, str | None]) -> None:
+        self._links = links
+        self._attribution = attribution
         self._text: str | None = None
 
     def __str__(self) -> str:
         if self._text is None:
-            self._text = self._make()
+            self._text = self._links.unsubscribe_url(self._attribution)
         return self._text
 
     def __html__(self) -> str:
