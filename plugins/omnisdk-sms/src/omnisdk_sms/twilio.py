@@ -13,7 +13,7 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from typing import Any, Final
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote_plus, urlsplit, urlunsplit
 from xml.sax.saxutils import escape
 
 import attrs
@@ -69,6 +69,11 @@ def twiml(text: str | None) -> omnisdk.WebhookResponse:
     body = f"<Message>{escape(text)}</Message>" if text else ""
     xml = f'<?xml version="1.0" encoding="UTF-8"?><Response>{body}</Response>'
     return omnisdk.WebhookResponse(status=200, headers={"Content-Type": TWIML}, body=xml.encode())
+
+
+def _encode_form(pairs: list[tuple[str, str]]) -> bytes:
+    """`urlencode(pairs)`, quoting only the values: the names are this module's ASCII constants."""
+    return "&".join([name + "=" + quote_plus(value) for name, value in pairs]).encode()
 
 
 def _checked(message: omnisdk.Outgoing) -> omnisdk.SMS | omnisdk.PermanentError:
@@ -142,7 +147,7 @@ class TwilioSMS(omnisdk.Provider):
         try:
             response = await self.http.post(
                 self.messages_url,
-                content=urlencode(self._form(message, content)).encode(),
+                content=_encode_form(self._form(message, content)),
                 headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
                 auth=(self.config.account_sid, self.config.auth_token),
             )
