@@ -82,6 +82,25 @@ def test_a_queued_message_is_sent_and_recorded(make_omni: OmniFactory) -> None:
     assert [(t.channel, t.properties["delivery_id"], t.properties["step"]) for t in sent] == [("sms", did, "hello")]
 
 
+def test_the_sent_entry_is_appended_to_the_leased_log_text_as_dumps_would_write_it(make_omni: OmniFactory) -> None:
+    from omnisdk.delivery._dispatcher import _appended
+    from omnisdk.store import dumps, loads
+
+    entry = {"at": 1.5, "action": "sent", "channel": "sms", "reason": 'accepted by "x"'}
+    for log in ([], [{"at": 1.0, "action": "send", "checks": [{"passed": True}]}], [{"a": "é"}, {"b": None}]):
+        assert _appended(dumps(log), entry) == dumps([*log, entry])
+    omni = make_omni({"sms": {"provider": "scripted", "script": Script()}})
+    customer(omni, "c-1")
+    did = queue(omni, "c-1", ["sms"])
+    omni.run_until_idle()
+    with omni.store.transaction() as tx:
+        text = tx.scalar("SELECT decisions FROM deliveries WHERE id = ?", (did,))
+    log = loads(text)
+    assert [e["action"] for e in log] == ["send", "sent"]
+    if isinstance(text, str):  # SQLite keeps the text; PostgreSQL hands JSONB back decoded
+        assert text == dumps(log)
+
+
 def test_no_consent_skips_with_the_reason_in_the_decision_log(make_omni: OmniFactory) -> None:
     script = Script()
     omni = make_omni({"sms": {"provider": "scripted", "script": script}})

@@ -159,6 +159,8 @@ class _Claimed:
     failed_channels: list[str]
     attempts: int
     decisions: list[dict[str, Any]]
+    #: `decisions` as the lease wrote them (JSON): a send's "sent" entry is appended to this text.
+    leased_log: str
     provider: ConfiguredProvider
     outgoing: Outgoing
     journey: str | None
@@ -380,7 +382,7 @@ class Dispatcher:
                 "UPDATE deliveries SET attempts = ?, channel = ?, provider = ?, address = ?, "
                 "lease_owner = ?, lease_until = ?, decisions = ?, updated_at = ? WHERE id = ?",
                 [(c.attempts, c.channel, c.provider.name, c.outgoing.to, self.owner, now + self.settings.lease_seconds,
-                  dumps(c.decisions), now, c.id) for c in claimed],
+                  c.leased_log, now, c.id) for c in claimed],
             )
         for item in claimed:
             past = PastDelivery(item.id, item.template, item.channel, item.purpose, now, item.run_id, item.step)
@@ -486,7 +488,8 @@ class Dispatcher:
         return _Claimed(
             id=row.id, customer_id=customer.id, template=row.template, channel=channel,
             channels=row.channels, failed_channels=row.failed_channels,
-            attempts=int(row.attempts) + 1, decisions=entries, provider=provider, outgoing=outgoing,
+            attempts=int(row.attempts) + 1, decisions=entries, leased_log=dumps(entries), provider=provider,
+            outgoing=outgoing,
             journey=row.journey, step=row.step, fallback_after=row.fallback_after, purpose=row.purpose,
             run_id=row.run_id,
         )
@@ -635,12 +638,13 @@ class Dispatcher:
     def _accepted(self, item: _Claimed, outcome: Accepted, now: float) -> tuple[Any, ...]:
         """The `sent` row's new values (written for the whole batch in one statement)."""
         segments = outcome.details.get("segments")
-        item.decisions.append(_entry(now, "sent", item.channel, f"accepted by {item.provider.name}"))
+        entry = _entry(now, "sent", item.channel, f"accepted by {item.provider.name}")
+        item.decisions.append(entry)
         fallback_due = None
         if item.fallback_after and _after(item.channels, item.channel, item.failed_channels):
             fallback_due = now + item.fallback_after
         return (outcome.provider_message_id, outcome.cost, int(segments) if isinstance(segments, int) else None, now,
-                fallback_due, dumps(item.decisions), now, item.id)
+                fallback_due, _appended(item.leased_log, entry), now, item.id)
 
     def _sent_touchpoint(self, item: _Claimed, outcome: Accepted, now: float) -> tuple[Any, ...]:
         properties = {"delivery_id": item.id, "template": item.template, "journey": item.journey, "step": item.step,
@@ -722,6 +726,12 @@ def _after(channels: Sequence[str], channel: str | None, failed: Sequence[str]) 
     order = list(channels)
     rest = order[order.index(channel) + 1 :] if channel is not None and channel in order else []
     return [c for c in rest if c not in failed]
+
+
+def _appended(array: str, value: Any) -> str:
+    """The JSON array `array` (as `dumps` writes it) with `value` added at the end, without encoding
+    the rest again: the same text as `dumps` of the whole list."""
+    return f"{array[:-1]},{dumps(value)}]" if array != "[]" else f"[{dumps(value)}]"
 
 
 def _resend_safe(caps: Capabilities) -> bool:
