@@ -170,6 +170,9 @@ class _Claimed:
     run_id: str | None
 
 
+_OUTCOMES = (Accepted, RetryableError, PermanentError)
+
+
 class _Blocked:
     """Not sent: the provider's circuit opened while the batch waited."""
 
@@ -573,13 +576,16 @@ class Dispatcher:
             await bucket.acquire(len(batch))
         marked = await self._marks.mark(batch)
         started.set()
-        gone: dict[str, Outcome | _Blocked] = {item.id: _Gone() for item in batch if item.id not in marked}
-        batch = [item for item in batch if item.id in marked]
-        if not batch:
-            return gone
+        results: dict[str, Outcome | _Blocked] = {}
+        if not all(item.id in marked for item in batch):
+            results = {item.id: _Gone() for item in batch if item.id not in marked}
+            batch = [item for item in batch if item.id in marked]
+            if not batch:
+                return results
         outcomes = await self._call(configured, batch)
         breaker.record(not all(isinstance(o, RetryableError) for o in outcomes))
-        return {**gone, **{item.id: outcome for item, outcome in zip(batch, outcomes, strict=True)}}
+        results.update(zip([item.id for item in batch], outcomes, strict=True))
+        return results
 
     async def _call(self, configured: ConfiguredProvider, batch: list[_Claimed]) -> list[Outcome]:
         """The provider's `send`; whatever a plugin does wrong becomes a retryable error, never a crash."""
@@ -593,9 +599,7 @@ class Dispatcher:
             # The request may have gone out before the plugin failed: as unknown as a crash mid-call.
             reason = f"{configured.name} raised {type(exc).__name__}: {exc}"
             return [RetryableError(reason=reason, ambiguous=True)] * len(batch)
-        if len(outcomes) != len(batch) or not all(
-            isinstance(o, Accepted | RetryableError | PermanentError) for o in outcomes
-        ):
+        if len(outcomes) != len(batch) or not all(isinstance(o, _OUTCOMES) for o in outcomes):
             reason = f"{configured.name} returned {len(outcomes)} outcomes for {len(batch)} messages"
             log.error("provider_bad_outcomes", provider=configured.key, reason=reason)
             return [RetryableError(reason=reason)] * len(batch)
