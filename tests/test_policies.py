@@ -284,3 +284,24 @@ def test_load_recent_reads_a_batch_from_the_store(omni: Omni) -> None:
     omni.consent("c1", channel="email", granted=True)
     capped = SendRequest(customer=omni.customer("c1"), template="other", channels=["email"])
     assert decide(capped, now=now, recent=recent["c1"], rules=rules).reason.startswith("frequency cap 2/7d")
+
+
+def test_past_deliveries_are_loaded_only_as_far_back_as_the_batchs_purposes_need(omni: Omni) -> None:
+    now = omni.clock.timestamp()
+    omni.identify("c1", email="c1@example.com")
+    with omni.store.transaction() as tx:
+        enqueue_delivery(tx, key="k", customer_id="c1", template="t", channels=["email"], now=now - 60)
+        tx.execute("UPDATE deliveries SET status = 'sent', channel = 'email', updated_at = ?", (now - 60,))
+    receipt = SendRequest(customer=omni.customer("c1"), template="receipt", purpose="transactional")
+    promo = SendRequest(customer=omni.customer("c1"), template="promo")
+    default = PolicyRules()  # marketing dedupe for a day; nothing for transactional sends
+    capped = PolicyRules.from_config({"frequency_cap": {"transactional": "10/1h"}})
+    assert (default.window_for({"transactional"}), default.window_for({"transactional", "marketing"})) == (0, 86400)
+    assert capped.window_for({"transactional"}) == 3600
+    with omni.store.transaction(immediate=False) as tx:
+        loaded = {
+            name: [d.template for d in load_recent(tx, requests, now=now, rules=rules)["c1"].deliveries]
+            for name, requests, rules in (("receipt", [receipt], default), ("both", [receipt, promo], default),
+                                          ("capped receipt", [receipt], capped))
+        }
+    assert loaded == {"receipt": [], "both": ["t"], "capped receipt": ["t"]}

@@ -54,14 +54,16 @@ def load_recent(
 ) -> dict[str, RecentActivity]:
     """Recent activity of every customer in `requests` (`SendRequest`s), keyed by customer id.
 
-    Deliveries count from the time they were sent (`sent_at`, else their last update while sending);
-    touchpoints are only those that suppress a send (its goals) or show engagement.
+    Deliveries count from the time they were sent (`sent_at`, else their last update while sending),
+    and only within the longest cap or dedupe window of the requests' purposes (none for a batch of
+    transactional sends when no rule covers them); touchpoints are only those that suppress a send
+    (its goals) or show engagement.
     """
     customer_ids = list(dict.fromkeys(r.customer.id for r in requests))
     if not customer_ids:
         return {}
     deliveries: dict[str, list[PastDelivery]] = {}
-    window = rules.history_window
+    window = rules.window_for({r.purpose for r in requests})
     if window > 0:
         for chunk in _chunks(customer_ids):
             marks = ",".join("?" * len(chunk))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, time, timedelta
 from functools import lru_cache
 from typing import Any, Final, Literal
@@ -222,6 +222,12 @@ class PolicyRules:
     def history_window(self) -> float:
         """How far back deliveries matter for caps and dedupe."""
         windows = [c.window for caps in self.frequency_caps.values() for c in caps] + list(self.dedupe.values())
+        return max(windows, default=0.0)
+
+    def window_for(self, purposes: Collection[str]) -> float:
+        """How far back deliveries matter for the caps and dedupe of sends with these purposes (0: not at all)."""
+        windows = [c.window for p in purposes for c in self.frequency_caps.get(p, ())]
+        windows += [self.dedupe[p] for p in purposes if p in self.dedupe]
         return max(windows, default=0.0)
 
 
