@@ -79,6 +79,9 @@ def test_syntax_errors_show_when_the_template_is_added(shop: Omni) -> None:
     "{{ ''.__class__.__subclasses__() }}",
     "{{ data.tags.append('x') }}",
     "{{ customer.traits.clear() }}",
+    "{{ customer.identifiers.__func__ }}",
+    "{{ customer._private }}",
+    "{{ customer.__dict__ }}",
 ])
 def test_templates_run_in_an_immutable_sandbox(shop: Omni, source: str) -> None:
     message = shop.templates.add(Message("sneaky", sms=SMS(text=source)))
@@ -95,6 +98,13 @@ def test_jinjas_globals_are_there_and_range_keeps_the_sandboxs_limit(shop: Omni)
     huge = shop.templates.add(Message("huge", sms=SMS(text="{{ range(10 ** 9) | length }}")))
     with pytest.raises(TemplateError, match="Range too big"):
         render(huge, "sms", context(shop))
+
+
+def test_a_template_reads_the_profiles_fields_properties_methods_and_traits(shop: Omni) -> None:
+    message = shop.templates.add(Message("profile", sms=SMS(
+        text="{{ customer.id }} {{ customer.first_name }} {{ customer.email }} {{ customer.traits.first_name }} "
+             "{{ customer.identifier('phone') }} {{ customer.locale }}")))
+    assert render(message, "sms", context(shop)).text == "c-ada Ada ada@example.com Ada +14155550100 fr-CA"
 
 
 def test_html_is_escaped_and_text_is_not(shop: Omni) -> None:

@@ -210,10 +210,22 @@ def _plain() -> Renderer:
     return _PLAIN[0]
 
 
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox. Its verdict on an attribute depends on the object's type (functions,
+    frames, mutable containers) and the name: for a profile's public attributes (fields, properties,
+    traits) it is always "safe", so that verdict is given without the checks, which cost more than
+    the rest of reading `customer.first_name`. Names with an underscore still go through them."""
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if type(obj) is Customer and not attr.startswith("_"):
+            return True
+        return super().is_safe_attribute(obj, attr, value)
+
+
 def _environment(
     loader: jinja2.BaseLoader, html: bool, filters: Mapping[str, Callable[..., Any]]
 ) -> jinja2.Environment:
-    env = ImmutableSandboxedEnvironment(
+    env = _Sandbox(
         loader=loader, undefined=jinja2.StrictUndefined, autoescape=html, keep_trailing_newline=True,
         auto_reload=False,
     )
