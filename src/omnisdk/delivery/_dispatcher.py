@@ -168,6 +168,12 @@ class _Claimed:
     fallback_after: float | None
     purpose: str
     run_id: str | None
+    claimed_at: float
+
+    def past(self) -> PastDelivery:
+        """This send as the policies count it until its outcome is recorded (caps, dedupe)."""
+        return PastDelivery(self.id, self.template, self.channel, self.purpose, self.claimed_at, self.run_id,
+                            self.step)
 
 
 _OUTCOMES = (Accepted, RetryableError, PermanentError)
@@ -203,7 +209,7 @@ class Dispatcher:
         self.send_context = SendContext(core)
         #: Sends claimed but not yet recorded, per customer: the policies count them (caps, dedupe)
         #: while the next batch is claimed.
-        self._unrecorded: dict[str, dict[str, PastDelivery]] = {}
+        self._unrecorded: dict[str, dict[str, _Claimed]] = {}
         self._marks = _SendingMarks(self._mark_sending)
         self._channels: dict[str, tuple[Message, frozenset[str]]] = {}
 
@@ -378,7 +384,7 @@ class Dispatcher:
                 tx, (p[0].run_id for p, names in zip(pending, reads, strict=True) if names & TRIGGER_NAMES))
             claimed = [
                 item for (row, customer, message, _), decision in zip(pending, decisions, strict=True)
-                if (item := self._decided(tx, row, customer, message, decision, history.get(customer.id, []),
+                if (item := self._decided(tx, row, customer, message, decision, history.get(customer.id, ()),
                                           triggers.get(row.run_id or ""), now))
             ]
             tx.executemany(
@@ -388,8 +394,7 @@ class Dispatcher:
                   c.leased_log, now, c.id) for c in claimed],
             )
         for item in claimed:
-            past = PastDelivery(item.id, item.template, item.channel, item.purpose, now, item.run_id, item.step)
-            self._unrecorded.setdefault(item.customer_id, {})[item.id] = past
+            self._unrecorded.setdefault(item.customer_id, {})[item.id] = item
         sent_ids = {c.id for c in claimed}
         settled = [r.id for r in rows if r.id not in sent_ids]
         self._updated(settled)
@@ -402,9 +407,9 @@ class Dispatcher:
             if not unrecorded:
                 continue
             known = {d.delivery_id for d in activity.deliveries}
-            for did, past in unrecorded.items():
+            for did, item in unrecorded.items():
                 if did not in known:
-                    activity = activity.with_delivery(past)
+                    activity = activity.with_delivery(item.past())
             recent[cid] = activity
         return recent
 
@@ -451,7 +456,7 @@ class Dispatcher:
         return cached[1]
 
     def _decided(
-        self, tx: Transaction, row: _Row, customer: Customer, message: Any, decision: Any, history: list[Any],
+        self, tx: Transaction, row: _Row, customer: Customer, message: Any, decision: Any, history: Sequence[Any],
         trigger: Touchpoint | None, now: float,
     ) -> _Claimed | None:
         """Act on the policies' decision: settle a skip or defer, or render and lease a send."""
@@ -494,7 +499,7 @@ class Dispatcher:
             attempts=int(row.attempts) + 1, decisions=entries, leased_log=dumps(entries), provider=provider,
             outgoing=outgoing,
             journey=row.journey, step=row.step, fallback_after=row.fallback_after, purpose=row.purpose,
-            run_id=row.run_id,
+            run_id=row.run_id, claimed_at=now,
         )
 
     def _pick_provider(
@@ -505,9 +510,9 @@ class Dispatcher:
         primary = self.pool.primary[channel]
         fallback = self.pool.fallback.get(channel)
         primary_open = self.breaker(primary).state == "open"
-        retries_here = sum(1 for e in entries if e["action"] == "retry" and e["channel"] == channel)
         if fallback is None:
             return None if primary_open else primary
+        retries_here = sum(1 for e in entries if e["action"] == "retry" and e["channel"] == channel)
         if primary_open or retries_here >= self.settings.failover_after:
             if self.breaker(fallback).state == "open":
                 return None if primary_open else primary
