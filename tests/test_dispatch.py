@@ -223,6 +223,28 @@ def test_marking_sending_takes_only_the_rows_this_worker_still_holds(
     assert dispatcher._mark_sending(claimed) == set()  # marked once only
 
 
+def test_a_send_claimed_but_not_yet_recorded_counts_for_the_next_claims_dedupe(
+    make_omni: OmniFactory, clock: VirtualClock
+) -> None:
+    omni = make_omni({"sms": {"provider": "scripted", "script": Script()}})
+    customer(omni, "c-1")
+
+    def promo(key: str) -> str:
+        with omni.store.transaction() as tx:
+            return enqueue_delivery(tx, key=key, customer_id="c-1", template="hello", channels=["sms"],
+                                    now=clock.timestamp())
+
+    first = promo("first")
+    dispatcher = omni._core.dispatcher
+    claimed, _ = dispatcher._claim(clock.timestamp())
+    assert [c.id for c in claimed] == [first]
+    second = promo("second")  # the same template: a duplicate while the first is in flight
+
+    assert dispatcher._claim(clock.timestamp()) == ([], 1)
+    skipped = only(omni, second)
+    assert skipped.status == "skipped" and skipped.decisions[-1].reason.startswith("duplicate: 'hello'")
+
+
 def test_gives_up_after_max_attempts(make_omni: OmniFactory, clock: VirtualClock) -> None:
     script = Script(queue=[omnisdk.RetryableError(reason="503")] * 3)
     omni = make_omni({"sms": {"provider": "scripted", "script": script}}, delivery={"max_attempts": 3})
