@@ -532,18 +532,19 @@ class Dispatcher:
             groups[item.provider.key].append(item)
         outcomes: dict[str, Outcome | _Blocked] = {}
 
-        async def work(slots: asyncio.Semaphore, batches: deque[list[_Claimed]]) -> None:
+        async def work(provider: ConfiguredProvider, batches: deque[list[_Claimed]]) -> None:
+            slots, bucket = self._limits(provider)
+            breaker = self.breaker(provider)
             async with slots:
                 while batches:
-                    outcomes.update(await self._send_batch(batches.popleft(), started))
+                    outcomes.update(await self._send_batch(batches.popleft(), started, breaker, bucket))
 
         workers = []
         for items in groups.values():
             provider = items[0].provider
             size = max(1, provider.capabilities.max_batch_size)
             batches = deque(items[i : i + size] for i in range(0, len(items), size))
-            slots = self._limits(provider)[0]
-            workers += [work(slots, batches) for _ in range(min(len(batches), provider.max_concurrency))]
+            workers += [work(provider, batches) for _ in range(min(len(batches), provider.max_concurrency))]
         await asyncio.gather(*workers)
         return outcomes
 
@@ -570,11 +571,12 @@ class Dispatcher:
                     tx.execute(update, params)
         return marked
 
-    async def _send_batch(self, batch: list[_Claimed], started: asyncio.Event) -> dict[str, Outcome | _Blocked]:
-        """One provider request (its worker holds a slot): is marked `sending`, then calls the provider."""
+    async def _send_batch(
+        self, batch: list[_Claimed], started: asyncio.Event, breaker: CircuitBreaker, bucket: TokenBucket | None
+    ) -> dict[str, Outcome | _Blocked]:
+        """One provider request (its worker holds a slot and the provider's limits): is marked `sending`,
+        then calls the provider."""
         configured = batch[0].provider
-        breaker = self.breaker(configured)
-        bucket = self._limits(configured)[1]
         if not breaker.allow():
             return {item.id: _Blocked() for item in batch}
         if bucket is not None:
