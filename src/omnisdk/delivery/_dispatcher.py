@@ -495,9 +495,8 @@ class Dispatcher:
         entries.append(decision.as_log(now))
         return _Claimed(
             id=row.id, customer_id=customer.id, template=row.template, channel=channel,
-            channels=row.channels, failed_channels=row.failed_channels,
-            attempts=int(row.attempts) + 1, decisions=entries, leased_log=dumps(entries), provider=provider,
-            outgoing=outgoing,
+            channels=row.channels, failed_channels=row.failed_channels, attempts=int(row.attempts) + 1,
+            decisions=entries, leased_log=dumps(entries), provider=provider, outgoing=outgoing,
             journey=row.journey, step=row.step, fallback_after=row.fallback_after, purpose=row.purpose,
             run_id=row.run_id, claimed_at=now,
         )
