@@ -7,6 +7,7 @@ against a throwaway CA.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -265,3 +266,24 @@ def test_tls_is_verified_against_the_trusted_authorities() -> None:
     assert "certificate" in str(error).lower()
     assert transport_error_outcome(error).ambiguous is False
     assert len(server.requests) == 1
+
+
+def test_answers_read_as_httpx_reads_them_plain_or_compressed() -> None:
+    plain = b'{"sid": "SM1", "note": "caf\xc3\xa9"}'
+    compressed = gzip.compress(b'{"sid": "SM2"}')
+    answers = iter([ok(plain), ok(compressed, b"Content-Encoding: gzip")])
+    server = Server(lambda head, body: next(answers))
+
+    async def main() -> list[tuple[object, ...]]:
+        seen = []
+        async with serving(server) as base, client(ProviderTransport(limits())) as http:
+            for _ in range(2):
+                response = await http.post(f"{base}/m", content=b"x")
+                chunks = [chunk async for chunk in response.aiter_bytes()]
+                seen.append((response.is_closed, response.content, response.json(), b"".join(chunks),
+                             await response.aread(), response.num_bytes_downloaded >= 0))
+        return seen
+
+    first, second = asyncio.run(main())
+    assert first == (True, plain, {"sid": "SM1", "note": "café"}, plain, plain, True)
+    assert second[:5] == (True, b'{"sid": "SM2"}', {"sid": "SM2"}, b'{"sid": "SM2"}', b'{"sid": "SM2"}')

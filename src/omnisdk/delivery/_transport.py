@@ -56,6 +56,7 @@ class _Connection(asyncio.Protocol):
         self._head_done = False
         self._complete = False
         self._keep_alive = False
+        self._encoded = False
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -91,6 +92,8 @@ class _Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
+        if name.lower() == b"content-encoding":
+            self._encoded = True
 
     def on_headers_complete(self) -> None:
         self._head_done = True
@@ -115,7 +118,8 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         loop = asyncio.get_running_loop()
         self._reset()
-        answer = self._answer = loop.create_future()
+        answer: asyncio.Future[tuple[int, bytes, list[tuple[bytes, bytes]], bytes]] = loop.create_future()
+        self._answer = answer
         timer = loop.call_later(read_timeout, self._timed_out) if read_timeout is not None else None
         try:
             self.transport.write(request)
@@ -128,7 +132,11 @@ class _Connection(asyncio.Protocol):
             status, headers=headers, stream=httpx.ByteStream(body),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
         )
-        response.read()  # already whole: skip httpx's async read loop
+        if self._encoded:
+            response.read()  # httpx decodes gzip, br, ...
+        else:  # what `read()` would store, without its generators (8 of the 10 us a response costs)
+            response._content = body
+            response.is_stream_consumed = response.is_closed = True
         return response
 
     @property
