@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from omnisdk.store import migrations, open_store
 
 
@@ -56,14 +58,19 @@ def test_a_failed_transaction_rolls_back(store_url: str) -> None:
         store.close()
 
 
-def test_loads_gives_a_new_object_for_the_common_empty_values() -> None:
-    """"[]", "{}" and "null" skip the parser; callers may change what they get, so each call is a new object."""
+def test_loads_fast_paths_decode_as_json_loads_does() -> None:
+    """"[]", "{}" and "null" skip the parser (each call a new object: callers may change what they get);
+    other text is decoded without whitespace scans when nothing surrounds the value, as before otherwise."""
     from omnisdk.store import loads
 
     first, second = loads("[]"), loads("[]")
     first.append("sms")
     assert (first, second, loads("{}"), loads("null")) == (["sms"], [], {}, None)
     assert loads("{}") is not loads("{}")
+    assert (loads(' {"a": [1, 2]}\n'), loads('"x"'), loads("1.5")) == ({"a": [1, 2]}, "x", 1.5)
+    for bad in ("", "[1] [2]", "{", "nope"):
+        with pytest.raises(ValueError):
+            loads(bad)
     assert (loads(" [] "), loads(b'{"a": 1}'), loads('["sms"]'), loads(None), loads([1])) == ([], {"a": 1}, ["sms"],
                                                                                               None, [1])
 

@@ -25,7 +25,7 @@ Row = tuple[Any, ...]
 # One encoder and one decoder, reused: json.dumps with options builds a new encoder on every call,
 # and json.loads checks its argument's type and encoding before it decodes (a hot path).
 _encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
-_decode = json.JSONDecoder().decode
+_decoder = json.JSONDecoder()
 #: What most JSON columns hold (no data, no decisions yet), decided without the parser; each call
 #: makes a new object, as the parser would, since callers may change what they get.
 _EMPTY: dict[str, Callable[[], Any]] = {"[]": list, "{}": dict, "null": lambda: None}
@@ -42,7 +42,15 @@ def loads(value: Any) -> Any:
     if isinstance(value, bytes):
         return json.loads(value)
     empty = _EMPTY.get(value)
-    return empty() if empty is not None else _decode(value)
+    if empty is not None:
+        return empty()
+    try:  # text as `dumps` writes it, one value and nothing around it: no whitespace scans (half the time)
+        decoded, end = _decoder.raw_decode(value)
+        if end == len(value):
+            return decoded
+    except ValueError:
+        pass
+    return _decoder.decode(value)  # whitespace around the value, or not JSON: decode accepts it or says why
 
 
 class Dialect:
