@@ -88,17 +88,18 @@ def test_the_sent_entry_is_appended_to_the_leased_log_text_as_dumps_would_write_
 
     entry = {"at": 1.5, "action": "sent", "channel": "sms", "reason": 'accepted by "x"'}
     for log in ([], [{"at": 1.0, "action": "send", "checks": [{"passed": True}]}], [{"a": "é"}, {"b": None}]):
-        assert _appended(dumps(log), entry) == dumps([*log, entry])
+        assert _appended(dumps(log), dumps(entry)) == dumps([*log, entry])
     omni = make_omni({"sms": {"provider": "scripted", "script": Script()}})
-    customer(omni, "c-1")
-    did = queue(omni, "c-1", ["sms"])
+    ids = [queue(omni, customer(omni, cid, phone=phone), ["sms"])
+           for cid, phone in (("c-1", "+14155550101"), ("c-2", "+14155550102"))]  # one batch, one encoded entry
     omni.run_until_idle()
     with omni.store.transaction() as tx:
-        text = tx.scalar("SELECT decisions FROM deliveries WHERE id = ?", (did,))
-    log = loads(text)
-    assert [e["action"] for e in log] == ["send", "sent"]
-    if isinstance(text, str):  # SQLite keeps the text; PostgreSQL hands JSONB back decoded
-        assert text == dumps(log)
+        texts = [tx.scalar("SELECT decisions FROM deliveries WHERE id = ?", (did,)) for did in ids]
+    for text in texts:
+        log = loads(text)
+        assert [e["action"] for e in log] == ["send", "sent"]
+        if isinstance(text, str):  # SQLite keeps the text; PostgreSQL hands JSONB back decoded
+            assert text == dumps(log)
 
 
 def test_no_consent_skips_with_the_reason_in_the_decision_log(make_omni: OmniFactory) -> None:

@@ -615,11 +615,12 @@ class Dispatcher:
     def _record(self, claimed: list[_Claimed], outcomes: Mapping[str, Outcome | _Blocked]) -> None:
         now = self.core.clock.timestamp()
         sent, touchpoints = [], []
+        sent_entries: dict[tuple[str, str], str] = {}
         with self.core.store.transaction() as tx:
             for item in claimed:
                 outcome = outcomes[item.id]
                 if isinstance(outcome, Accepted):
-                    sent.append(self._accepted(item, outcome, now))
+                    sent.append(self._accepted(item, outcome, now, sent_entries))
                     touchpoints.append(self._sent_touchpoint(item, outcome, now))
                 elif isinstance(outcome, RetryableError):
                     self._retryable(tx, item, outcome, now)
@@ -645,16 +646,22 @@ class Dispatcher:
         self._forget(claimed)
         self._updated([item.id for item in claimed])
 
-    def _accepted(self, item: _Claimed, outcome: Accepted, now: float) -> tuple[Any, ...]:
-        """The `sent` row's new values (written for the whole batch in one statement)."""
+    def _accepted(
+        self, item: _Claimed, outcome: Accepted, now: float, encoded: dict[tuple[str, str], str]
+    ) -> tuple[Any, ...]:
+        """The `sent` row's new values (written for the whole batch in one statement). Its log entry is
+        the same for every row sent on one channel by one provider in the batch: `encoded` keeps its JSON."""
         segments = outcome.details.get("segments")
         entry = _entry(now, "sent", item.channel, f"accepted by {item.provider.name}")
         item.decisions.append(entry)
+        key = (item.channel, item.provider.name)
+        if key not in encoded:
+            encoded[key] = dumps(entry)
         fallback_due = None
         if item.fallback_after and _after(item.channels, item.channel, item.failed_channels):
             fallback_due = now + item.fallback_after
         return (outcome.provider_message_id, outcome.cost, int(segments) if isinstance(segments, int) else None, now,
-                fallback_due, _appended(item.leased_log, entry), now, item.id)
+                fallback_due, _appended(item.leased_log, encoded[key]), now, item.id)
 
     def _sent_touchpoint(self, item: _Claimed, outcome: Accepted, now: float) -> tuple[Any, ...]:
         properties = {"delivery_id": item.id, "template": item.template, "journey": item.journey, "step": item.step,
@@ -738,10 +745,10 @@ def _after(channels: Sequence[str], channel: str | None, failed: Sequence[str]) 
     return [c for c in rest if c not in failed]
 
 
-def _appended(array: str, value: Any) -> str:
-    """The JSON array `array` (as `dumps` writes it) with `value` added at the end, without encoding
-    the rest again: the same text as `dumps` of the whole list."""
-    return f"{array[:-1]},{dumps(value)}]" if array != "[]" else f"[{dumps(value)}]"
+def _appended(array: str, value: str) -> str:
+    """The JSON array `array` with the JSON `value` added at the end, both as `dumps` writes them:
+    the same text as `dumps` of the whole list, without encoding the rest again."""
+    return f"{array[:-1]},{value}]" if array != "[]" else f"[{value}]"
 
 
 def _resend_safe(caps: Capabilities) -> bool:
