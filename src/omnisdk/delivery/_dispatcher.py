@@ -36,7 +36,7 @@ from .._errors import ConfigError, OmniError
 from .._identity import load_customers
 from .._logging import get_logger
 from .._touchpoints import Events, Touchpoint
-from ..policies import PastDelivery, RecentActivity, SendRequest, decide_many, load_recent
+from ..policies import Decision, PastDelivery, RecentActivity, SendRequest, decide_many, load_recent
 from ..providers import (
     Accepted,
     Capabilities,
@@ -382,10 +382,11 @@ class Dispatcher:
                 tx, [p[1].id for p, names in zip(pending, reads, strict=True) if names & HISTORY_NAMES])
             triggers = self.send_context.triggers(
                 tx, (p[0].run_id for p, names in zip(pending, reads, strict=True) if names & TRIGGER_NAMES))
+            logged: dict[Decision, str] = {}  # a send decision's log entry (JSON): rows decided alike share it
             claimed = [
                 item for (row, customer, message, _), decision in zip(pending, decisions, strict=True)
                 if (item := self._decided(tx, row, customer, message, decision, history.get(customer.id, ()),
-                                          triggers.get(row.run_id or ""), now))
+                                          triggers.get(row.run_id or ""), now, logged))
             ]
             tx.executemany(
                 "UPDATE deliveries SET attempts = ?, channel = ?, provider = ?, address = ?, "
@@ -456,10 +457,11 @@ class Dispatcher:
         return cached[1]
 
     def _decided(
-        self, tx: Transaction, row: _Row, customer: Customer, message: Any, decision: Any, history: Sequence[Any],
-        trigger: Touchpoint | None, now: float,
+        self, tx: Transaction, row: _Row, customer: Customer, message: Any, decision: Decision,
+        history: Sequence[Any], trigger: Touchpoint | None, now: float, logged: dict[Decision, str],
     ) -> _Claimed | None:
-        """Act on the policies' decision: settle a skip or defer, or render and lease a send."""
+        """Act on the policies' decision: settle a skip or defer, or render and lease a send (its log
+        entry encoded once per claim for equal decisions, in `logged`)."""
         if decision.action == "skip":
             row.settle(tx, now, "skipped", "skip", decision.channel, decision.reason, log=decision.as_log(now))
             return None
@@ -492,11 +494,15 @@ class Dispatcher:
         if outgoing is None:
             row.settle(tx, now, "failed", "failed", channel, f"no {channel} address")
             return None
-        entries.append(decision.as_log(now))
+        entry = decision.as_log(now)
+        if decision not in logged:
+            logged[decision] = dumps(entry)
+        leased_log = _appended(dumps(entries) if entries else "[]", logged[decision])
+        entries.append(entry)
         return _Claimed(
             id=row.id, customer_id=customer.id, template=row.template, channel=channel,
             channels=row.channels, failed_channels=row.failed_channels, attempts=int(row.attempts) + 1,
-            decisions=entries, leased_log=dumps(entries), provider=provider, outgoing=outgoing,
+            decisions=entries, leased_log=leased_log, provider=provider, outgoing=outgoing,
             journey=row.journey, step=row.step, fallback_after=row.fallback_after, purpose=row.purpose,
             run_id=row.run_id, claimed_at=now,
         )
