@@ -102,6 +102,33 @@ def test_the_sent_entry_is_appended_to_the_leased_log_text_as_dumps_would_write_
             assert text == dumps(log)
 
 
+class OddReasons:
+    """A plugin policy whose verdict's reason is not a string."""
+
+    @omnisdk.hookimpl
+    def register_policies(self, register: Any) -> None:
+        def no_sms(ctx: omnisdk.policies.PolicyContext) -> omnisdk.policies.Verdict | None:
+            odd: Any = ["no", "sms"]
+            return omnisdk.policies.Verdict(action="skip", reason=odd) if ctx.channel == "sms" else None
+
+        register(no_sms)
+
+
+def test_a_policy_reason_that_is_not_a_string_does_not_stop_the_next_channel(
+    store_url: str, clock: VirtualClock
+) -> None:
+    with Omni(store_url, config={"channels": {"sms": {"provider": "scripted", "script": Script()},
+                                              "email": {"provider": "scripted", "script": Script()}}},
+              clock=clock, plugins=[TestProviders(), OddReasons()], load_entry_points=False) as omni:
+        omni.templates.add(Message("hello", sms=SMS(text="Hi"), email=Email(subject="Hi", text="Hi")))
+        customer(omni, "c-1", email="ada@example.com")
+        did = queue(omni, "c-1", ["sms", "email"])
+        omni.run_until_idle()
+        delivery = only(omni, did)
+    assert (delivery.status, delivery.channel) == ("sent", "email")
+    assert [d.action for d in delivery.decisions] == ["send", "sent"]
+
+
 def test_no_consent_skips_with_the_reason_in_the_decision_log(make_omni: OmniFactory) -> None:
     script = Script()
     omni = make_omni({"sms": {"provider": "scripted", "script": script}})

@@ -495,9 +495,7 @@ class Dispatcher:
             row.settle(tx, now, "failed", "failed", channel, f"no {channel} address")
             return None
         entry = decision.as_log(now)
-        if decision not in logged:
-            logged[decision] = dumps(entry)
-        leased_log = _appended(dumps(entries) if entries else "[]", logged[decision])
+        leased_log = _appended(dumps(entries) if entries else "[]", _encoded(decision, entry, logged))
         entries.append(entry)
         return _Claimed(
             id=row.id, customer_id=customer.id, template=row.template, channel=channel,
@@ -749,6 +747,16 @@ def _after(channels: Sequence[str], channel: str | None, failed: Sequence[str]) 
     order = list(channels)
     rest = order[order.index(channel) + 1 :] if channel is not None and channel in order else []
     return [c for c in rest if c not in failed]
+
+
+def _encoded(decision: Decision, entry: dict[str, Any], logged: dict[Decision, str]) -> str:
+    """`entry`, the log entry of `decision`, as JSON: encoded once per claim for equal decisions."""
+    try:
+        if decision not in logged:
+            logged[decision] = dumps(entry)
+        return logged[decision]
+    except TypeError:  # a plugin policy's reason that is not a string, and not hashable either
+        return dumps(entry)
 
 
 def _appended(array: str, value: str) -> str:
