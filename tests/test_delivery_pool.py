@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import ssl
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -287,3 +288,18 @@ def test_answers_read_as_httpx_reads_them_plain_or_compressed() -> None:
     first, second = asyncio.run(main())
     assert first == (True, plain, {"sid": "SM1", "note": "café"}, plain, plain, True)
     assert second[:5] == (True, b'{"sid": "SM2"}', {"sid": "SM2"}, b'{"sid": "SM2"}', b'{"sid": "SM2"}')
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="uvloop does not run on Windows")
+def test_the_pool_runs_on_uvloop_too() -> None:
+    """Apps served by uvicorn often run on uvloop, whose transports are not asyncio's classes."""
+    import uvloop
+
+    server = Server()
+
+    async def main() -> list[int]:
+        async with serving(server) as base, client(ProviderTransport(limits())) as http:
+            return [(await http.post(f"{base}/m", content=b"x")).status_code for _ in range(3)]
+
+    assert uvloop.run(main()) == [201] * 3
+    assert server.connections == 1

@@ -23,7 +23,7 @@ import asyncio
 import ssl
 import time
 from collections import deque
-from typing import Any
+from typing import Any, cast
 
 import certifi
 import httptools
@@ -60,8 +60,8 @@ class _Connection(asyncio.Protocol):
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # Duck-typed: uvloop's TCP transports have the same methods without subclassing asyncio's.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         if self._answer is None:  # bytes nobody asked for: the connection is out of step
