@@ -303,3 +303,17 @@ def test_the_pool_runs_on_uvloop_too() -> None:
 
     assert uvloop.run(main()) == [201] * 3
     assert server.connections == 1
+
+
+def test_expect_and_upgrade_requests_take_httpxs_own_transport() -> None:
+    server = Server()
+
+    async def main() -> list[int]:
+        transport = ProviderTransport(limits())
+        async with serving(server) as base, client(transport) as http:
+            statuses = [(await http.post(f"{base}/m", content=b"x", headers={name: value})).status_code
+                        for name, value in (("Upgrade", "h2c"), ("X-Plain", "1"))]
+            assert transport._fallback is not None  # the Upgrade request went through httpcore
+            return statuses
+
+    assert asyncio.run(main()) == [201, 201]

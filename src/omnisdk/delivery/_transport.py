@@ -33,6 +33,8 @@ __all__ = ["ProviderTransport"]
 
 _Origin = tuple[str, str, int]
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Headers of exchanges this pool does not speak (an interim 100 to wait for, a protocol switch).
+_NOT_OURS = frozenset({b"expect", b"upgrade"})
 
 
 class _Connection(asyncio.Protocol):
@@ -186,13 +188,13 @@ class ProviderTransport(httpx.AsyncBaseTransport):
         scheme = request.url.scheme
         if scheme not in _DEFAULT_PORTS:
             raise httpx.UnsupportedProtocol(f"the URL's scheme must be http or https, not {scheme!r}", request=request)
-        if request.method == "HEAD" or "upgrade" in request.headers or "expect" in request.headers:
-            return await self._httpcore().handle_async_request(request)
         try:
             body = request.content
         except httpx.RequestNotRead:
             body = await request.aread()
         raw = _serialize(request, body)
+        if raw is None:  # HEAD, Expect or Upgrade: httpx's own transport knows those exchanges
+            return await self._httpcore().handle_async_request(request)
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         origin = (scheme, request.url.host, request.url.port or _DEFAULT_PORTS[scheme])
         connection = await self._acquire(origin, request, timeouts)
@@ -326,12 +328,18 @@ class ProviderTransport(httpx.AsyncBaseTransport):
             self._fallback = None
 
 
-def _serialize(request: httpx.Request, body: bytes) -> bytes:
-    """The request as it goes on the wire; the body is sent whole with its length, never chunked."""
+def _serialize(request: httpx.Request, body: bytes) -> bytes | None:
+    """The request as it goes on the wire (the body whole, with its length, never chunked), or None
+    for one this pool leaves to httpcore: HEAD (an answer with a length but no body), `Expect`, `Upgrade`."""
+    if request.method == "HEAD":
+        return None
     lines = [b"%s %s HTTP/1.1" % (request.method.encode("ascii"), request.url.raw_path)]
     chunked = False
     for name, value in request.headers.raw:
-        if name.lower() == b"transfer-encoding":
+        lowered = name.lower()
+        if lowered in _NOT_OURS:
+            return None
+        if lowered == b"transfer-encoding":
             chunked = True
         else:
             lines.append(name + b": " + value)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Sequence
 from typing import Any, Final
-from urllib.parse import parse_qsl, quote_plus, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from xml.sax.saxutils import escape
 
 import attrs
@@ -71,9 +72,20 @@ def twiml(text: str | None) -> omnisdk.WebhookResponse:
     return omnisdk.WebhookResponse(status=200, headers={"Content-Type": TWIML}, body=xml.encode())
 
 
+#: What `quote_plus` escapes: everything but unreserved characters (and the space, which becomes "+").
+_FORM_ESCAPED: Final = re.compile(rb"[^A-Za-z0-9_.~ -]")
+
+
+def _escape(match: re.Match[bytes]) -> bytes:
+    return b"%%%02X" % match[0][0]
+
+
 def _encode_form(pairs: list[tuple[str, str]]) -> bytes:
-    """`urlencode(pairs)`, quoting only the values: the names are this module's ASCII constants."""
-    return "&".join([name + "=" + quote_plus(value) for name, value in pairs]).encode()
+    """`urlencode(pairs).encode()`, with the escaping done by one regex pass over each value instead of
+    `quote_plus`'s call per character; the names are this module's ASCII constants."""
+    return b"&".join([
+        name.encode() + b"=" + _FORM_ESCAPED.sub(_escape, value.encode()).replace(b" ", b"+") for name, value in pairs
+    ])
 
 
 def _checked(message: omnisdk.Outgoing) -> omnisdk.SMS | omnisdk.PermanentError:
