@@ -111,7 +111,8 @@ class Server:
 
 # -- sms peers
 def phone(i: int) -> str:
-    return f"+1415555{i % 10000:04d}"
+    """A distinct valid number per message (415-200-0000 on), so no two customers share one."""
+    return f"+1415{2000000 + i:07d}"
 
 
 def bare_aiohttp(base: str, n: int, concurrency: int) -> Callable[[], Any]:
