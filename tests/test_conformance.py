@@ -12,13 +12,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
+import omnisdk_example
 import pytest
 import structlog
 
 import omnisdk
 from omnisdk.testing.conformance import ProviderSuite, Reply
 
-omnisdk_example = pytest.importorskip("omnisdk_example", reason="install plugins/omnisdk-example")
 AcmeSMS = omnisdk_example.AcmeSMS
 
 

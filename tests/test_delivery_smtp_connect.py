@@ -11,14 +11,13 @@ import socket
 import threading
 from collections.abc import Iterator
 
+import omnisdk_email
 import pytest
 
 import omnisdk
 from omnisdk import Email, Message, Omni, VirtualClock
 from omnisdk.delivery import enqueue_delivery, new_http_client
 from omnisdk.testing.conformance import ProviderSuite
-
-omnisdk_email = pytest.importorskip("omnisdk_email")
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import attrs
+import omnisdk_sms
 import pytest
 
 import omnisdk
@@ -24,14 +25,12 @@ from omnisdk import SMS, Message, Omni, VirtualClock
 from omnisdk.delivery import enqueue_delivery
 from omnisdk.testing.imitations import Faults, TwilioImitation
 
-omnisdk_sms = pytest.importorskip("omnisdk_sms")
-
 CUSTOMERS = 120
 SID = "AC" + "a" * 32
 AMBIGUOUS = ("drop", "slow")
 
 
-class ResendingTwilio(omnisdk_sms.TwilioSMS):  # type: ignore[misc, name-defined]
+class ResendingTwilio(omnisdk_sms.TwilioSMS):
     """Twilio as a provider that declares at-least-once: a duplicate is better than a loss."""
 
     name = "twilio-resend"

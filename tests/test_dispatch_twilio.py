@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
+import omnisdk_sms
 
 import omnisdk
 from omnisdk.delivery import enqueue_delivery, new_http_client
 from omnisdk.delivery._providers import build_config
 from omnisdk.testing.conformance import ProviderSuite
 from omnisdk.testing.imitations import TwilioImitation
-
-omnisdk_sms = pytest.importorskip("omnisdk_sms")
 
 SID = "AC" + "a" * 32
 NOT_IN_THE_PLAN = "+15555550100"  # E.164-shaped, but no such US area code
