@@ -75,6 +75,12 @@ async def serving(server: Server, tls: ssl.SSLContext | None = None) -> AsyncIte
         listener.close()
 
 
+async def until(condition: Callable[[], bool]) -> None:
+    """Let the event loop run (no time passes) until `condition` holds."""
+    while not condition():
+        await asyncio.sleep(0)
+
+
 def limits(connections: int = 16, keepalive: float = 30.0) -> httpx.Limits:
     return httpx.Limits(max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=keepalive)
 
@@ -102,8 +108,7 @@ def test_never_more_connections_than_the_limit_and_every_request_is_answered() -
         server.hold = asyncio.Event()
         async with serving(server) as base, client(ProviderTransport(limits(connections=3))) as http:
             sends = [asyncio.ensure_future(http.post(f"{base}/m", content=b"%d" % i)) for i in range(10)]
-            while len(server.requests) < 3:
-                await asyncio.sleep(0)
+            await until(lambda: len(server.requests) == 3)
             assert not any(s.done() for s in sends)
             server.hold.set()
             return [r.status_code for r in await asyncio.gather(*sends)]
@@ -120,8 +125,7 @@ def test_waiting_for_a_free_connection_too_long_is_a_pool_timeout_and_nothing_le
         server.hold = asyncio.Event()
         async with serving(server) as base, client(ProviderTransport(limits(connections=1))) as http:
             first = asyncio.ensure_future(http.post(f"{base}/m", content=b"first"))
-            while not server.requests:
-                await asyncio.sleep(0)
+            await until(lambda: bool(server.requests))
             with pytest.raises(httpx.PoolTimeout) as caught:
                 await http.post(f"{base}/m", content=b"second", timeout=httpx.Timeout(2.0, pool=0.05))
             server.hold.set()
@@ -144,8 +148,7 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
             for task in asyncio.all_tasks():  # the server hangs up on its keep-alive connection
                 if task.get_coro().__qualname__.startswith("Server.handle"):  # type: ignore[union-attr]
                     task.cancel()
-            while server.open_now == server_side:
-                await asyncio.sleep(0)
+            await until(lambda: server.open_now != server_side)
             for _ in range(3):  # let the client's event loop see the end of the connection
                 await asyncio.sleep(0)
             statuses.append((await http.post(f"{base}/m", content=b"2")).status_code)
@@ -222,8 +225,7 @@ def test_a_call_cancelled_mid_exchange_frees_its_connection() -> None:
         server.hold = asyncio.Event()
         async with serving(server) as base, client(ProviderTransport(limits(connections=1))) as http:
             call = asyncio.ensure_future(http.post(f"{base}/m", content=b"cut"))
-            while not server.requests:
-                await asyncio.sleep(0)
+            await until(lambda: bool(server.requests))
             call.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await call

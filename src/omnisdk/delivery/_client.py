@@ -9,7 +9,7 @@ Plugins keep httpx's API (`post`, `build_request`, `send`, `httpx.Response`). Wh
 * a `(user, password)` auth tuple becomes a Basic header computed once per credential, instead
   of an auth flow per request (any other `httpx.Auth`, e.g. an OAuth refresh, runs as usual);
 * a parsed URL is reused for the next request to the same URL;
-* a request whose body is bytes (or none), with no `params`, `cookies` or `base_url` to merge, is
+* a request to an absolute URL whose body is bytes (or none), with no `params` or `cookies`, is
   built in one step with the headers httpx would give it (`tests/test_delivery_client.py` checks
   they are the same), instead of httpx's merge-then-prepare, which builds its headers five times;
 * no "HTTP Request: ..." line goes to the `httpx` logger, whose URLs can carry tokens.
@@ -87,7 +87,7 @@ class ProviderClient(httpx.AsyncClient):
         if (
             any(v is not None for v in kwargs.values()) or not isinstance(content, bytes | None)
             or not isinstance(headers, dict | None) or extensions or timeout is not httpx.USE_CLIENT_DEFAULT
-            or str(self.base_url) or not url.is_absolute_url or self.cookies
+            or not url.is_absolute_url or self.cookies  # httpx merges `base_url` into relative URLs only
         ):
             return super().build_request(
                 method, url, content=content, headers=headers, timeout=timeout, extensions=extensions, **kwargs
