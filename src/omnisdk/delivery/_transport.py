@@ -32,6 +32,8 @@ import httpx
 __all__ = ["ProviderTransport"]
 
 _Origin = tuple[str, str, int]
+#: A response as parsed: status, reason phrase, raw headers, body.
+_Answer = tuple[int, bytes, list[tuple[bytes, bytes]], bytes]
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 #: Headers of exchanges this pool does not speak (an interim 100 to wait for, a protocol switch).
 _NOT_OURS = frozenset({b"expect", b"upgrade"})
@@ -46,7 +48,7 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.idle_since = 0.0
-        self._answer: asyncio.Future[tuple[int, bytes, list[tuple[bytes, bytes]], bytes]] | None = None
+        self._answer: asyncio.Future[_Answer] | None = None
         self._on_lost: Any = None
         self._reset()
 
@@ -120,7 +122,7 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         loop = asyncio.get_running_loop()
         self._reset()
-        answer: asyncio.Future[tuple[int, bytes, list[tuple[bytes, bytes]], bytes]] = loop.create_future()
+        answer: asyncio.Future[_Answer] = loop.create_future()
         self._answer = answer
         timer = loop.call_later(read_timeout, self._timed_out) if read_timeout is not None else None
         try:
