@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import AsyncIterator, Generator
 
 import httpx
@@ -38,7 +39,7 @@ class Recorder:
         writer.close()
 
 
-async def serve(recorder: Recorder) -> AsyncIterator[str]:
+async def serve(recorder: Recorder | RawRecorder) -> AsyncIterator[str]:
     server = await asyncio.start_server(recorder.handle, "127.0.0.1", 0)
     try:
         yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
@@ -153,3 +154,106 @@ def test_a_bytes_request_is_built_exactly_as_httpx_builds_it(shape: dict[str, ob
     assert ours.content == theirs.content
     assert ours.extensions == theirs.extensions
     asyncio.run(client.aclose())
+
+
+class RawRecorder:
+    """Keeps every request's bytes as they arrived; answers each with `status` and keeps the connection."""
+
+    def __init__(self, status: int = 201) -> None:
+        self.status = status
+        self.raw: list[bytes] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break
+            lengths = [int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")]
+            self.raw.append(head + await reader.readexactly(lengths[0] if lengths else 0))
+            body = b'{"sid": "SM1"}'
+            writer.write(b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                         % (self.status, len(body), body))
+            await writer.drain()
+        writer.close()
+
+
+WIRE_SHAPES = [
+    {"method": "POST", "content": b"To=%2B14155550100&Body=Hi", "auth": ("AC1", "token"),
+     "headers": {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}},
+    {"method": "post", "content": None, "headers": None},
+    {"method": "PUT", "content": b"", "headers": {"accept": "application/json", "X-Key": b"k1"}},
+    {"method": "GET", "content": None, "headers": {"User-Agent": "shop/1.0", "Host": "api.example.com"}},
+    {"method": "DELETE", "content": b"{}", "headers": {"Content-Length": "2", "Accept-Encoding": "identity"}},
+    {"method": "POST", "content": b"{}", "auth": (b"user", b"p\xc3\xa4ss"), "headers": {"X-Trace": "1"}},
+]
+
+
+@pytest.mark.parametrize("shape", WIRE_SHAPES)
+def test_a_request_sent_straight_from_its_bytes_is_what_httpxs_path_sends(shape: dict[str, object]) -> None:
+    """The fast path writes the request itself; the server must not be able to tell it from httpx's path
+    (request line, headers in order and case, body), and the response still knows its request."""
+    recorder = RawRecorder()
+
+    async def main() -> tuple[httpx.Response, httpx.Request]:
+        client = new_http_client(timeout=5)
+        try:
+            async for base in serve(recorder):
+                url = f"{base}/2010-04-01/Accounts/AC1/Messages.json?x=1"
+                fast = await client.request(url=url, **shape)  # type: ignore[arg-type]
+                call = {k: v for k, v in shape.items() if k != "auth"}
+                request = httpx.AsyncClient.build_request(client, url=url, **call)  # type: ignore[arg-type]
+                await httpx.AsyncClient.send(client, request, auth=shape.get("auth"))  # type: ignore[arg-type]
+                return fast, request
+        finally:
+            await client.aclose()
+        raise AssertionError("the server did not start")
+
+    fast, sent = asyncio.run(main())
+    [ours, httpxs] = recorder.raw
+    assert ours == httpxs
+    assert (fast.request.method, fast.request.url, fast.request.content) == (sent.method, sent.url, sent.content)
+    assert fast.request.headers.raw == sent.headers.raw
+    assert (fast.status_code, fast.json()) == (201, {"sid": "SM1"})
+
+
+def test_the_fast_path_is_taken_and_its_responses_raise_for_status_with_their_request() -> None:
+    recorder = RawRecorder(status=404)
+
+    async def main() -> tuple[httpx.Response, int]:
+        client = new_http_client(timeout=5)
+        try:
+            async for base in serve(recorder):
+                response = await client.post(f"{base}/v1/messages", content=b"x=1", auth=("u", "p"))
+                return response, len(client._heads)  # type: ignore[attr-defined]
+        finally:
+            await client.aclose()
+        raise AssertionError("the server did not start")
+
+    response, shapes = asyncio.run(main())
+    assert shapes == 1
+    with pytest.raises(httpx.HTTPStatusError) as raised:
+        response.raise_for_status()
+    assert raised.value.request.url.path == "/v1/messages"
+    assert raised.value.request.headers["authorization"].startswith("Basic ")
+
+
+def test_a_connection_error_on_the_fast_path_names_its_request() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nobody listens there
+
+    async def main() -> httpx.TransportError:
+        client = new_http_client(timeout=5)
+        try:
+            await client.post(f"http://127.0.0.1:{port}/v1/messages", content=b"x=1")
+        except httpx.TransportError as exc:
+            return exc
+        finally:
+            await client.aclose()
+        raise AssertionError("nobody listens there, yet the request was answered")
+
+    error = asyncio.run(main())
+    assert isinstance(error, httpx.ConnectError)
+    assert (error.request.method, error.request.url.port, error.request.content) == ("POST", port, b"x=1")

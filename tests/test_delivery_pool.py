@@ -319,3 +319,28 @@ def test_expect_and_upgrade_requests_take_httpxs_own_transport() -> None:
             return statuses
 
     assert asyncio.run(main()) == [201, 201]
+
+
+@pytest.mark.parametrize("first_timeout", [5.0, 0.1], ids=["after-a-longer-timeout", "after-the-same-timeout"])
+def test_a_read_timeout_fires_on_a_reused_connection(first_timeout: float) -> None:
+    """One timer per connection outlives its exchanges: it must still fire for the exchange under way,
+    whether that one's deadline is earlier than the timer's or later."""
+    server = Server()
+
+    async def main() -> Exception:
+        async with serving(server) as base, client(ProviderTransport(limits())) as http:
+            first = await http.post(f"{base}/m", content=b"1", timeout=first_timeout)
+            assert first.status_code == 201
+            server.hold = asyncio.Event()  # the next answer never comes
+            try:
+                # The outer bound catches a timer left at the first exchange's 5 s deadline.
+                await asyncio.wait_for(http.post(f"{base}/m", content=b"2", timeout=0.1), 2.0)
+            except (httpx.TransportError, TimeoutError) as exc:
+                return exc
+            finally:
+                server.hold.set()
+            raise AssertionError("a request nobody answered came back")
+
+    error = asyncio.run(main())
+    assert isinstance(error, httpx.ReadTimeout)
+    assert (server.connections, len(server.requests)) == (1, 2)  # the second went on the first's connection

@@ -22,17 +22,28 @@ from __future__ import annotations
 
 import time
 from base64 import b64encode
+from collections.abc import Mapping
 from datetime import timedelta
 from http.cookiejar import Cookie, CookieJar, CookiePolicy
 from typing import Any
 
 import httpx
 
+from ._transport import ProviderTransport, RequestFactory
+
 __all__ = ["ProviderClient"]
 
 _CACHE_LIMIT = 256
 #: Methods httpx gives a `Content-Length: 0` when they have no body.
 _NEEDS_LENGTH = ("POST", "PUT", "PATCH")
+_PORTS = {"http": 80, "https": 443}
+_Origin = tuple[str, str, int]
+#: A request shape's wire head, kept by `ProviderClient._wire`: origin, URL, the head up to the
+#: body's length, whether a Content-Length line follows, the Authorization line.
+_Head = tuple[_Origin, httpx.URL, bytes, bool, bytes]
+#: Headers of exchanges the wire fast path leaves to httpx and the transport (an interim 100, a protocol
+#: switch, a body httpx would stream in chunks).
+_NOT_FAST = frozenset({b"expect", b"upgrade", b"transfer-encoding"})
 
 
 class _NoCookies(CookiePolicy):
@@ -55,6 +66,10 @@ class _NoCookies(CookiePolicy):
         return False
 
 
+def _lowered(name: str | bytes) -> str:
+    return name.lower() if isinstance(name, str) else name.decode("latin-1").lower()
+
+
 class ProviderClient(httpx.AsyncClient):
     """The HTTP client a Core hands its provider plugins (see the module docstring for what differs)."""
 
@@ -65,6 +80,128 @@ class ProviderClient(httpx.AsyncClient):
         self._urls: dict[str, httpx.URL] = {}
         self._basic: dict[tuple[str | bytes, str | bytes], str] = {}
         self._timeouts: tuple[httpx.Timeout, dict[str, float | None]] | None = None
+        self._heads: dict[tuple[Any, ...], _Head] = {}
+
+    async def request(
+        self,
+        method: str,
+        url: httpx.URL | str,
+        *,
+        content: Any = None,
+        data: Any = None,
+        files: Any = None,
+        json: Any = None,
+        params: Any = None,
+        headers: Any = None,
+        cookies: Any = None,
+        auth: Any = httpx.USE_CLIENT_DEFAULT,
+        follow_redirects: Any = httpx.USE_CLIENT_DEFAULT,
+        timeout: Any = httpx.USE_CLIENT_DEFAULT,
+        extensions: Any = None,
+    ) -> httpx.Response:
+        if (
+            isinstance(self._provider_transport, ProviderTransport)
+            and data is None and files is None and json is None and params is None and cookies is None
+            and extensions is None and timeout is httpx.USE_CLIENT_DEFAULT and follow_redirects is not True
+            and isinstance(content, bytes | None) and isinstance(headers, dict | None)
+        ):
+            wire = self._wire(method.upper(), url, content or b"", dict(headers or {}), auth)
+            if wire is not None:
+                return await self._send_wire(*wire)
+        return await super().request(
+            method, url, content=content, data=data, files=files, json=json, params=params, headers=headers,
+            cookies=cookies, auth=auth, follow_redirects=follow_redirects, timeout=timeout, extensions=extensions,
+        )
+
+    def _wire(
+        self, method: str, url: httpx.URL | str, body: bytes, headers: dict[Any, Any], auth: Any
+    ) -> tuple[_Origin, bytes, RequestFactory] | None:
+        """The request as it goes on the wire (what `build_request`, `send` and the transport would make
+        of it: `tests/test_delivery_client.py` compares the bytes), or None when it needs httpx's path.
+        Everything before the body's length is kept per request shape, since a plugin's calls differ
+        only in their bodies."""
+        header = self._auth_header(auth)
+        if (
+            header is None or self.is_closed or self.cookies
+            or self.event_hooks["request"] or self.event_hooks["response"]
+        ):
+            return None
+        key = (method, url, tuple(headers.items()), header, not body, tuple(self.headers.raw))
+        try:
+            head, hashable = self._heads.get(key), True
+        except TypeError:  # an unhashable header value: httpx's path says what is wrong with it
+            head, hashable = None, False
+        if head is None:
+            head = self._head(method, url, body, headers, header)
+            if head is None:
+                return None
+            if hashable:
+                if len(self._heads) >= _CACHE_LIMIT:
+                    self._heads.clear()
+                self._heads[key] = head
+        origin, parsed, prefix, add_length, auth_line = head
+        length = b"\r\nContent-Length: %d" % len(body) if add_length else b""
+        raw = b"".join((prefix, length, auth_line, b"\r\n\r\n", body))
+        return origin, raw, lambda: self._sent_request(method, parsed, body, headers, header)
+
+    def _head(
+        self, method: str, url: httpx.URL | str, body: bytes, headers: dict[Any, Any], auth_header: str
+    ) -> _Head | None:
+        """What goes before a request's body length: origin, URL, head, whether the length follows, the
+        Authorization line; None for a request httpx's path must take."""
+        parsed = self._url(url)
+        if method == "HEAD" or parsed.scheme not in _PORTS or not parsed.host or parsed.userinfo:
+            return None
+        if auth_header and any(_lowered(name) == "authorization" for name in headers):
+            return None  # `send` replaces that header in place: httpx's path keeps its order
+        merged = self._merged_headers(method, parsed, body, headers)
+        add_length = bool(body) and merged[-1][0] == b"Content-Length"
+        if add_length:
+            merged.pop()  # its value differs per body: `_wire` appends it
+        try:
+            lines = [b"%s %s HTTP/1.1" % (method.encode("ascii"), parsed.raw_path)]
+            for name, value in merged:
+                name = name if isinstance(name, bytes) else name.encode("ascii")
+                if name.lower() in _NOT_FAST:
+                    return None
+                lines.append(name + b": " + (value if isinstance(value, bytes) else value.encode("ascii")))
+        except (UnicodeEncodeError, AttributeError):
+            return None  # httpx's path raises the error it raises for such a header
+        prefix = b"\r\n".join(lines)
+        breaks = len(lines) - 1
+        if prefix.count(b"\n") != breaks or prefix.count(b"\r") != breaks:
+            return None  # the transport refuses it, naming the request
+        auth_line = b"\r\nAuthorization: " + auth_header.encode("ascii") if auth_header else b""
+        origin = (parsed.scheme, parsed.host, parsed.port or _PORTS[parsed.scheme])
+        return origin, parsed, prefix, add_length, auth_line
+
+    def _sent_request(
+        self, method: str, url: httpx.URL, body: bytes, headers: dict[Any, Any], auth_header: str
+    ) -> httpx.Request:
+        """The `httpx.Request` for a request sent from its wire bytes, built when something asks for it."""
+        request = self._bytes_request(method, url, body, headers)
+        if auth_header:
+            request.headers["Authorization"] = auth_header
+        return request
+
+    async def _send_wire(self, origin: _Origin, raw: bytes, request: RequestFactory) -> httpx.Response:
+        assert isinstance(self._provider_transport, ProviderTransport)
+        start = time.perf_counter()
+        response = await self._provider_transport.exchange(origin, raw, self._timeouts_now(), request)
+        response._factory = request
+        response.elapsed = timedelta(seconds=time.perf_counter() - start)
+        return response
+
+    def _url(self, url: httpx.URL | str) -> httpx.URL:
+        """`url` parsed, reusing the parse of the same string."""
+        if not isinstance(url, str):
+            return url
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= _CACHE_LIMIT:
+                self._urls.clear()
+            parsed = self._urls[url] = httpx.URL(url)
+        return parsed
 
     def build_request(
         self,
@@ -77,13 +214,7 @@ class ProviderClient(httpx.AsyncClient):
         extensions: Any = None,
         **kwargs: Any,
     ) -> httpx.Request:
-        if isinstance(url, str):
-            parsed = self._urls.get(url)
-            if parsed is None:
-                if len(self._urls) >= _CACHE_LIMIT:
-                    self._urls.clear()
-                parsed = self._urls[url] = httpx.URL(url)
-            url = parsed
+        url = self._url(url)
         if (
             any(v is not None for v in kwargs.values()) or not isinstance(content, bytes | None)
             or not isinstance(headers, dict | None) or extensions or timeout is not httpx.USE_CLIENT_DEFAULT
@@ -94,11 +225,19 @@ class ProviderClient(httpx.AsyncClient):
             )
         return self._bytes_request(method.upper(), url, content or b"", headers or {})
 
-    def _bytes_request(self, method: str, url: httpx.URL, body: bytes, headers: dict[str, Any]) -> httpx.Request:
-        """What httpx's `build_request` makes of a bytes body: Host (and `Content-Length: 0` for an
-        empty body that needs one) first, the client's headers that the request's own do not
+    def _bytes_request(self, method: str, url: httpx.URL, body: bytes, headers: Mapping[Any, Any]) -> httpx.Request:
+        request = httpx.Request(method, url, headers=self._merged_headers(method, url, body, headers),
+                                stream=httpx.ByteStream(body), extensions={"timeout": self._timeout_extension()})
+        request.read()
+        return request
+
+    def _merged_headers(
+        self, method: str, url: httpx.URL, body: bytes, headers: Mapping[Any, Any]
+    ) -> list[tuple[Any, Any]]:
+        """What httpx's `build_request` makes of a bytes body's headers: Host (and `Content-Length: 0`
+        for an empty body that needs one) first, the client's headers that the request's own do not
         replace, the request's, then the length of a body."""
-        own = {(name.lower() if isinstance(name, str) else name.decode("latin-1").lower()) for name in headers}
+        own = {_lowered(name) for name in headers}
         merged: list[tuple[Any, Any]] = [] if "host" in own else [(b"Host", url.netloc)]
         sized = "content-length" in own
         if not body and not sized and "transfer-encoding" not in own and method in _NEEDS_LENGTH:
@@ -107,15 +246,16 @@ class ProviderClient(httpx.AsyncClient):
         merged += headers.items()
         if body and not sized:
             merged.append((b"Content-Length", b"%d" % len(body)))
-        request = httpx.Request(method, url, headers=merged, stream=httpx.ByteStream(body),
-                                extensions={"timeout": self._timeout_extension()})
-        request.read()
-        return request
+        return merged
 
     def _timeout_extension(self) -> dict[str, float | None]:
+        return dict(self._timeouts_now())
+
+    def _timeouts_now(self) -> Mapping[str, float | None]:
+        """The client's timeouts as the transport reads them (computed again when `timeout` is replaced)."""
         if self._timeouts is None or self._timeouts[0] is not self.timeout:
             self._timeouts = (self.timeout, self.timeout.as_dict())
-        return dict(self._timeouts[1])
+        return self._timeouts[1]
 
     async def send(
         self,

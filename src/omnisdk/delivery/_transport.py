@@ -23,13 +23,14 @@ import asyncio
 import ssl
 import time
 from collections import deque
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import certifi
 import httptools
 import httpx
 
-__all__ = ["ProviderTransport"]
+__all__ = ["Answered", "ProviderTransport", "RequestFactory"]
 
 _Origin = tuple[str, str, int]
 #: A response as parsed: status, reason phrase, raw headers, body.
@@ -37,6 +38,27 @@ _Answer = tuple[int, bytes, list[tuple[bytes, bytes]], bytes]
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 #: Headers of exchanges this pool does not speak (an interim 100 to wait for, a protocol switch).
 _NOT_OURS = frozenset({b"expect", b"upgrade"})
+#: Builds the `httpx.Request` a response or an error refers to, when someone asks for it.
+RequestFactory = Callable[[], httpx.Request]
+
+
+class Answered(httpx.Response):
+    """A response whose `request` is built only when something reads it: a provider call sent
+    straight from its wire bytes (`ProviderClient`'s fast path) usually never does, and building
+    httpx's `Request` costs more than the rest of the call's bookkeeping."""
+
+    _factory: RequestFactory | None = None
+    _built: httpx.Request | None = None
+
+    @property
+    def _request(self) -> httpx.Request | None:
+        if self._built is None and self._factory is not None:
+            self._built, self._factory = self._factory(), None
+        return self._built
+
+    @_request.setter
+    def _request(self, value: httpx.Request | None) -> None:
+        self._built = value
 
 
 class _Connection(asyncio.Protocol):
@@ -50,6 +72,8 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self._answer: asyncio.Future[_Answer] | None = None
         self._on_lost: Any = None
+        self._deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -79,6 +103,9 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._answer is not None and not self._answer.done():
             if self._head_done and not self._complete and _reads_to_eof(self._headers):
                 self._keep_alive = False
@@ -117,22 +144,22 @@ class _Connection(asyncio.Protocol):
             self._answer.set_result((self._status, self._reason, self._headers, b"".join(self._body)))
 
     # -- use
-    async def exchange(self, request: bytes, read_timeout: float | None) -> httpx.Response:
+    async def exchange(self, request: bytes, read_timeout: float | None) -> Answered:
         """Write one request and wait for its whole answer."""
         assert self.transport is not None
         loop = asyncio.get_running_loop()
         self._reset()
         answer: asyncio.Future[_Answer] = loop.create_future()
         self._answer = answer
-        timer = loop.call_later(read_timeout, self._timed_out) if read_timeout is not None else None
+        if read_timeout is not None:
+            self._arm(loop, loop.time() + read_timeout)
         try:
             self.transport.write(request)
             status, reason, headers, body = await answer
         finally:
             self._answer = None
-            if timer is not None:
-                timer.cancel()
-        response = httpx.Response(
+            self._deadline = None
+        response = Answered(
             status, headers=headers, stream=httpx.ByteStream(body),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
         )
@@ -150,9 +177,26 @@ class _Connection(asyncio.Protocol):
     def _transport_closing(self) -> bool:
         return self.transport is None or self.transport.is_closing()
 
-    def _timed_out(self) -> None:
-        self._fail(httpx.ReadTimeout("no response from the server in time"))
-        self.close()
+    def _arm(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        """Time out the exchange at `deadline`. One timer per connection outlives its exchanges: it
+        is moved only to an earlier deadline, and when it fires it checks the exchange under way,
+        instead of a timer made and cancelled for every request."""
+        self._deadline = deadline
+        if self._timer is not None and self._timer.when() > deadline:
+            self._timer.cancel()
+            self._timer = None
+        if self._timer is None:
+            self._timer = loop.call_at(deadline, self._check_deadline, loop)
+
+    def _check_deadline(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        if self._deadline is None or self.closed:
+            return  # idle: the next exchange arms it again
+        if loop.time() >= self._deadline:
+            self._fail(httpx.ReadTimeout("no response from the server in time"))
+            self.close()
+        else:
+            self._timer = loop.call_at(self._deadline, self._check_deadline, loop)
 
     def _fail(self, error: Exception) -> None:
         if self._answer is not None and not self._answer.done():
@@ -160,6 +204,9 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self.transport is not None:
             self.transport.close()
 
@@ -197,21 +244,30 @@ class ProviderTransport(httpx.AsyncBaseTransport):
         raw = _serialize(request, body)
         if raw is None:  # HEAD, Expect or Upgrade: httpx's own transport knows those exchanges
             return await self._httpcore().handle_async_request(request)
-        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         origin = (scheme, request.url.host, request.url.port or _DEFAULT_PORTS[scheme])
-        connection = await self._acquire(origin, request, timeouts)
-        try:
-            response = await connection.exchange(raw, timeouts.get("read"))
-        except httpx.TransportError as exc:
-            exc.request = request
-            raise
-        finally:
-            self._release(connection)  # closed unless its exchange completed and it may be kept alive
+        response = await self.exchange(origin, raw, request.extensions.get("timeout", {}), lambda: request)
         response.request = request
         return response
 
+    async def exchange(
+        self, origin: _Origin, raw: bytes, timeouts: Mapping[str, float | None], request: RequestFactory
+    ) -> Answered:
+        """Send `raw`, a whole HTTP/1.1 request as it goes on the wire, to `origin` (scheme, host, port)
+        and read its answer. `request` builds the `httpx.Request` an error names (the response has
+        none set: the caller sets one, or a factory)."""
+        connection = await self._acquire(origin, request, timeouts)
+        try:
+            return await connection.exchange(raw, timeouts.get("read"))
+        except httpx.TransportError as exc:
+            exc.request = request()
+            raise
+        finally:
+            self._release(connection)  # closed unless its exchange completed and it may be kept alive
+
     # -- the pool
-    async def _acquire(self, origin: _Origin, request: httpx.Request, timeouts: dict[str, float | None]) -> _Connection:
+    async def _acquire(
+        self, origin: _Origin, request: RequestFactory, timeouts: Mapping[str, float | None]
+    ) -> _Connection:
         if self._closed:
             raise RuntimeError("the transport is closed")
         idle = self._idle.get(origin)
@@ -233,7 +289,7 @@ class ProviderTransport(httpx.AsyncBaseTransport):
             async with asyncio.timeout(timeouts.get("pool")):
                 handed = await waiter
         except TimeoutError:
-            raise httpx.PoolTimeout("no connection became free in time", request=request) from None
+            raise httpx.PoolTimeout("no connection became free in time", request=request()) from None
         except BaseException:
             if waiter.done() and not waiter.cancelled():  # handed over just as we gave up: pass it on
                 self._give(waiter.result())
@@ -242,7 +298,7 @@ class ProviderTransport(httpx.AsyncBaseTransport):
             return handed
         return await self._connect(origin, request, timeouts.get("connect"))  # a slot was handed over
 
-    async def _connect(self, origin: _Origin, request: httpx.Request, timeout: float | None) -> _Connection:
+    async def _connect(self, origin: _Origin, request: RequestFactory, timeout: float | None) -> _Connection:
         """A new connection in a slot already counted in `_open` (given back if connecting fails)."""
         scheme, host, port = origin
         loop = asyncio.get_running_loop()
@@ -254,10 +310,10 @@ class ProviderTransport(httpx.AsyncBaseTransport):
                 )
         except TimeoutError:
             self._give(None)
-            raise httpx.ConnectTimeout(f"could not connect to {host}:{port} in time", request=request) from None
+            raise httpx.ConnectTimeout(f"could not connect to {host}:{port} in time", request=request()) from None
         except OSError as exc:  # refused, unreachable, DNS, TLS
             self._give(None)
-            raise httpx.ConnectError(f"could not connect to {host}:{port}: {exc}", request=request) from exc
+            raise httpx.ConnectError(f"could not connect to {host}:{port}: {exc}", request=request()) from exc
         except BaseException:
             self._give(None)
             raise
