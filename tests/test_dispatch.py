@@ -637,3 +637,27 @@ def test_an_unambiguous_failure_is_retried_even_at_most_once(make_omni: OmniFact
     omni.run_until_idle()
 
     assert only(omni, did).status == "sent" and script.batches == [1, 1]
+
+
+def test_a_ticks_first_claim_only_fills_the_providers_slots(
+    make_omni: OmniFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So the first calls go out before a whole batch is rendered; full batches follow."""
+    script = Script()
+    omni = make_omni({"sms": {"provider": "scripted", "script": script, "max_concurrency": 2}})
+    dispatcher = omni._core.dispatcher
+    fill = 2 * dispatcher.pool.primary["sms"].capabilities.max_batch_size  # two slots of full requests
+    for i in range(fill + 5):
+        queue(omni, customer(omni, f"c-{i}", phone=f"+1415555{i:04d}"), ["sms"])
+    limits: list[int | None] = []
+    claim = dispatcher._claim
+
+    def spy(now: float, limit: int | None = None) -> Any:
+        limits.append(limit)
+        return claim(now, limit)
+
+    monkeypatch.setattr(dispatcher, "_claim", spy)
+    omni.run_until_idle()
+    assert limits[:2] == [fill, 500]
+    assert [d.status for d in omni.deliveries()] == ["sent"] * (fill + 5)
+    assert len(script.sent) == fill + 5

@@ -10,10 +10,11 @@ One tick, for a batch of due rows:
      `sending` just before it starts (the marks of calls starting together share a transaction);
   5. record every outcome of the claimed batch in one transaction: sent, a retry scheduled in the
      outbox (`due_at`), failover to the fallback provider, the next channel of the waterfall, or failed.
-While one batch is being sent the next one is claimed, so the store work overlaps the HTTP calls;
-at most two batches are leased at once. A crash between 4 and 5 leaves rows `sending`; their
-lease expires and step 1 settles them. An ambiguous failure (a timeout after the request went
-out) is settled the same way at once.
+While one batch is being sent (once its first call is back) the next one is claimed, so the store
+work overlaps the HTTP calls; at most two batches are leased at once. A tick's first claim takes only
+enough rows to fill the providers' slots, so the first calls go out before a whole batch is rendered.
+A crash between 4 and 5 leaves rows `sending`; their lease expires and step 1 settles them. An
+ambiguous failure (a timeout after the request went out) is settled the same way at once.
 """
 
 from __future__ import annotations
@@ -232,17 +233,19 @@ class Dispatcher:
         now = self.core.clock.timestamp()
         done = self._reconcile(now) + self._timed_fallbacks(now)
         sending: set[asyncio.Future[None]] = set()
+        limit = self._first_claim_size()  # sending starts sooner; full batches follow
         try:
             while True:
-                claimed, settled = self._claim(self.core.clock.timestamp())
+                claimed, settled = self._claim(self.core.clock.timestamp(), limit)
                 done += settled + len(claimed)
                 if claimed:
-                    started = asyncio.Event()
-                    task = asyncio.ensure_future(self._send_and_record(claimed, started))
+                    answered = asyncio.Event()
+                    task = asyncio.ensure_future(self._send_and_record(claimed, answered))
                     sending.add(task)
-                    await _first(task, started)  # claim the next batch while these calls are in flight
-                if len(claimed) + settled < self.settings.batch_size:
+                    await _first(task, answered)  # claim the next batch while these calls are in flight
+                if len(claimed) + settled < limit:
                     break  # nothing more is due
+                limit = self.settings.batch_size
                 while len(sending) >= 2:
                     finished, sending = await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
                     for future in finished:
@@ -255,9 +258,9 @@ class Dispatcher:
         await asyncio.gather(*sending)
         return done
 
-    async def _send_and_record(self, claimed: list[_Claimed], started: asyncio.Event) -> None:
+    async def _send_and_record(self, claimed: list[_Claimed], answered: asyncio.Event) -> None:
         try:
-            outcomes = await self._send(claimed, started)
+            outcomes = await self._send(claimed, answered)
         except BaseException:
             self._forget(claimed)
             raise
@@ -347,7 +350,14 @@ class Dispatcher:
         return len(created)
 
     # -- 3. claim, decide, render
-    def _claim(self, now: float) -> tuple[list[_Claimed], int]:
+    def _first_claim_size(self) -> int:
+        """The first claim of a tick: enough rows to fill every provider's slots (`max_concurrency`
+        requests of `max_batch_size` each), so the first calls go out before a whole batch is rendered."""
+        providers = (*self.pool.primary.values(), *self.pool.fallback.values())
+        fill = sum(p.max_concurrency * max(1, p.capabilities.max_batch_size) for p in providers)
+        return max(1, min(self.settings.batch_size, fill))
+
+    def _claim(self, now: float, limit: int | None = None) -> tuple[list[_Claimed], int]:
         """Due rows → `_Claimed` (leased to this worker, to send) or settled (skipped, deferred, failed).
 
         A leased row stays `queued`: if this worker dies before sending it, it is simply due again
@@ -359,7 +369,7 @@ class Dispatcher:
                         f"SELECT {_CLAIM_COLUMNS} FROM deliveries WHERE status IN ('queued', 'deferred') "
                     "AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at LIMIT ?"
                     + tx.dialect.skip_locked,
-                    (now, now, self.settings.batch_size),
+                    (now, now, limit or self.settings.batch_size),
                 )
             ]
             if not rows:
@@ -526,7 +536,7 @@ class Dispatcher:
         return primary
 
     # -- 4. send
-    async def _send(self, claimed: list[_Claimed], started: asyncio.Event) -> dict[str, Outcome | _Blocked]:
+    async def _send(self, claimed: list[_Claimed], answered: asyncio.Event) -> dict[str, Outcome | _Blocked]:
         """Every provider's requests, `max_concurrency` at a time: a worker holds one of the provider's
         slots and makes one request after another until the batch has none left, so an older batch's
         requests go first and no coroutine waits per request (a batch's worth would stay alive)."""
@@ -540,7 +550,7 @@ class Dispatcher:
             breaker = self.breaker(provider)
             async with slots:
                 while batches:
-                    outcomes.update(await self._send_batch(batches.popleft(), started, breaker, bucket))
+                    outcomes.update(await self._send_batch(batches.popleft(), answered, breaker, bucket))
 
         workers = []
         for items in groups.values():
@@ -575,7 +585,7 @@ class Dispatcher:
         return marked
 
     async def _send_batch(
-        self, batch: list[_Claimed], started: asyncio.Event, breaker: CircuitBreaker, bucket: TokenBucket | None
+        self, batch: list[_Claimed], answered: asyncio.Event, breaker: CircuitBreaker, bucket: TokenBucket | None
     ) -> dict[str, Outcome | _Blocked]:
         """One provider request (its worker holds a slot and the provider's limits): is marked `sending`,
         then calls the provider."""
@@ -585,7 +595,6 @@ class Dispatcher:
         if bucket is not None:
             await bucket.acquire(len(batch))
         marked = await self._marks.mark(batch)
-        started.set()
         results: dict[str, Outcome | _Blocked] = {}
         if not all(item.id in marked for item in batch):
             results = {item.id: _Gone() for item in batch if item.id not in marked}
@@ -593,6 +602,7 @@ class Dispatcher:
             if not batch:
                 return results
         outcomes = await self._call(configured, batch)
+        answered.set()
         breaker.record(not all(isinstance(o, RetryableError) for o in outcomes))
         results.update(zip([item.id for item in batch], outcomes, strict=True))
         return results
@@ -770,9 +780,10 @@ def _resend_safe(caps: Capabilities) -> bool:
     return caps.idempotency_keys or caps.crash_policy == "at_least_once"
 
 
-async def _first(task: asyncio.Future[None], started: asyncio.Event) -> None:
-    """Wait until the batch's first calls are in flight (or it ended without any)."""
-    waiter = asyncio.ensure_future(started.wait())
+async def _first(task: asyncio.Future[None], answered: asyncio.Event) -> None:
+    """Wait until the batch's first call has come back, its connection up and the others in flight
+    (or until the batch ended without any call)."""
+    waiter = asyncio.ensure_future(answered.wait())
     either: set[asyncio.Future[Any]] = {task, waiter}
     try:
         await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
