@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
 from collections.abc import Sequence
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -72,20 +71,21 @@ def twiml(text: str | None) -> omnisdk.WebhookResponse:
     return omnisdk.WebhookResponse(status=200, headers={"Content-Type": TWIML}, body=xml.encode())
 
 
-#: What `quote_plus` escapes: everything but unreserved characters (and the space, which becomes "+").
-_FORM_ESCAPED: Final = re.compile(rb"[^A-Za-z0-9_.~ -]")
-
-
-def _escape(match: re.Match[bytes]) -> bytes:
-    return b"%%%02X" % match[0][0]
+_UNRESERVED: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+#: `quote_plus` as a translation table over the bytes of UTF-8 text (read as Latin-1, one character
+#: per byte): unreserved characters stay, the space becomes "+", every other byte becomes %XX.
+_FORM_ESCAPES: Final = str.maketrans({
+    chr(byte): "+" if byte == 0x20 else chr(byte) if chr(byte) in _UNRESERVED else f"%{byte:02X}"
+    for byte in range(256)
+})
 
 
 def _encode_form(pairs: list[tuple[str, str]]) -> bytes:
-    """`urlencode(pairs).encode()`, with the escaping done by one regex pass over each value instead of
-    `quote_plus`'s call per character; the names are this module's ASCII constants."""
-    return b"&".join([
-        name.encode() + b"=" + _FORM_ESCAPED.sub(_escape, value.encode()).replace(b" ", b"+") for name, value in pairs
-    ])
+    """`urlencode(pairs).encode()`, escaped by one `str.translate` per value instead of `quote_plus`'s
+    call per character; the names are this module's ASCII constants."""
+    return "&".join([
+        f"{name}={value.encode().decode('latin-1').translate(_FORM_ESCAPES)}" for name, value in pairs
+    ]).encode("ascii")
 
 
 def _checked(message: omnisdk.Outgoing) -> omnisdk.SMS | omnisdk.PermanentError:
