@@ -659,3 +659,29 @@ def test_a_ticks_first_claim_only_fills_the_providers_slots(
     assert limits[:2] == [fill, 500]
     assert [d.status for d in omni.deliveries()] == ["sent"] * (fill + 5)
     assert len(script.sent) == fill + 5
+
+
+def test_while_calls_are_in_flight_a_batch_is_claimed_in_chunks(
+    make_omni: OmniFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transaction per chunk, the event loop turning between them; the outbox running dry is told."""
+    from omnisdk.delivery import _dispatcher
+
+    monkeypatch.setattr(_dispatcher, "_CLAIM_CHUNK", 3)
+    omni = make_omni({"sms": {"provider": "scripted", "script": Script()}})
+    ids = [queue(omni, customer(omni, f"c-{i}", phone=f"+1415555{i:04d}"), ["sms"]) for i in range(10)]
+    dispatcher = omni._core.dispatcher
+    limits: list[int | None] = []
+    claim = dispatcher._claim
+
+    def spy(now: float, limit: int | None = None) -> Any:
+        limits.append(limit)
+        return claim(now, limit)
+
+    monkeypatch.setattr(dispatcher, "_claim", spy)
+    busy = asyncio.run(dispatcher._claim_batch(8, in_flight=True))
+    rest = asyncio.run(dispatcher._claim_batch(8, in_flight=False))
+    assert limits == [3, 3, 2, 8]
+    assert (len(busy[0]), busy[1:]) == (8, (0, False))
+    assert (len(rest[0]), rest[1:]) == (2, (0, True))  # fewer than asked: nothing more is due
+    assert sorted(c.id for c in busy[0] + rest[0]) == sorted(ids)

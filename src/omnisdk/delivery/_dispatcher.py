@@ -57,6 +57,12 @@ log = get_logger("omnisdk.delivery")
 
 #: Rows marked `sending` per statement on PostgreSQL.
 _MARK_CHUNK = 500
+#: Rows claimed per transaction while calls are in flight: about the time the provider takes to
+#: answer the calls in flight, so it is not kept waiting (`Dispatcher._claim_batch`).
+_CLAIM_CHUNK = 100
+#: Turns of the event loop between two such chunks: an answer takes three to become the next call
+#: (the task resumes and asks for its mark; the marks are written together; the task sends).
+_TURNS_BETWEEN_CHUNKS = 4
 
 _CLAIM_COLUMNS = (
     "id, idempotency_key, customer_id, template, channels, failed_channels, purpose, data, run_id, journey, step, "
@@ -233,14 +239,15 @@ class Dispatcher:
         limit = self._first_claim_size()  # sending starts sooner; full batches follow
         try:
             while True:
-                claimed, settled = self._claim(self.core.clock.timestamp(), limit)
+                in_flight = any(not future.done() for future in sending)
+                claimed, settled, drained = await self._claim_batch(limit, in_flight=in_flight)
                 done += settled + len(claimed)
                 if claimed:
                     answered = asyncio.Event()
                     task = asyncio.ensure_future(self._send_and_record(claimed, answered))
                     sending.add(task)
                     await _first(task, answered)  # claim the next batch while these calls are in flight
-                if len(claimed) + settled < limit:
+                if drained:
                     break  # nothing more is due
                 limit = self.settings.batch_size
                 while len(sending) >= 2:
@@ -353,6 +360,33 @@ class Dispatcher:
         providers = (*self.pool.primary.values(), *self.pool.fallback.values())
         fill = sum(p.max_concurrency * max(1, p.capabilities.max_batch_size) for p in providers)
         return max(1, min(self.settings.batch_size, fill))
+
+    async def _claim_batch(self, limit: int, *, in_flight: bool) -> tuple[list[_Claimed], int, bool]:
+        """Up to `limit` due rows: those claimed, how many were settled, and whether the outbox ran dry.
+
+        While calls are in flight, rows are claimed `_CLAIM_CHUNK` at a time (a transaction each) and
+        the event loop turns between chunks, so the answers that came in meanwhile are recorded as
+        such and their slots' next calls start: claiming a whole batch at once kept the provider idle
+        for tens of milliseconds. The batch still goes out as one (in requests of `max_batch_size`)."""
+        claimed: list[_Claimed] = []
+        settled = 0
+        try:
+            while True:
+                wanted = limit - len(claimed) - settled
+                if in_flight:
+                    wanted = min(wanted, _CLAIM_CHUNK)
+                rows, skipped = self._claim(self.core.clock.timestamp(), wanted)
+                claimed += rows
+                settled += skipped
+                if len(rows) + skipped < wanted:
+                    return claimed, settled, True
+                if len(claimed) + settled >= limit:
+                    return claimed, settled, False
+                for _ in range(_TURNS_BETWEEN_CHUNKS):
+                    await asyncio.sleep(0)
+        except BaseException:
+            self._forget(claimed)  # cancelled between chunks: those leased rows are due again when it runs out
+            raise
 
     def _claim(self, now: float, limit: int | None = None) -> tuple[list[_Claimed], int]:
         """Due rows → `_Claimed` (leased to this worker, to send) or settled (skipped, deferred, failed).
