@@ -407,14 +407,22 @@ def run_suite(name: str, n: int, concurrency: int, repeat: int, wanted: set[str]
                 if reference in this_round:
                     ratios[key].append(rate / this_round[reference])
             print(f"  round {round_ + 1}: " + ", ".join(f"{k} {r:.0f}" for k, r in this_round.items()), flush=True)
-        print(f"  {'median of ' + str(repeat) + ' rounds':<58} {unit:>12}   x {reference} (median of per-round ratios)"
-              "   client CPU ms/msg")
+        print(f"  {'median of ' + str(repeat) + ' rounds':<58} {unit:>12}   x {reference} (median of per-round ratios,"
+              " middle half)   client CPU ms/msg")
         for key, (label, _, _) in peers.items():
-            ratio = f"{statistics.median(ratios[key]):.2f}x" if ratios[key] else "-"
+            ratio = f"{statistics.median(ratios[key]):.2f}x{spread(ratios[key])}" if ratios[key] else "-"
             rate, cpu_ms = statistics.median(rates[key]), statistics.median(cpu[key])
-            print(f"  {label:<58} {rate:12.0f}   {ratio:<42} {cpu_ms:.3f}")
+            print(f"  {label:<58} {rate:12.0f}   {ratio:<56} {cpu_ms:.3f}")
     finally:
         server.stop()
+
+
+def spread(values: list[float]) -> str:
+    """The middle half of the per-round ratios (a shared machine moves single rounds a lot)."""
+    if len(values) < 4:
+        return ""
+    low, _, high = statistics.quantiles(values, n=4)
+    return f" ({low:.2f}-{high:.2f})"
 
 
 def main() -> None:
