@@ -60,9 +60,11 @@ _MARK_CHUNK = 500
 #: Rows claimed per transaction while calls are in flight: about the time the provider takes to
 #: answer the calls in flight, so it is not kept waiting (`Dispatcher._claim_batch`).
 _CLAIM_CHUNK = 100
-#: Turns of the event loop between two such chunks: an answer takes three to become the next call
-#: (the task resumes and asks for its mark; the marks are written together; the task sends).
-_TURNS_BETWEEN_CHUNKS = 4
+#: Turns of the event loop between two such chunks. An answer takes three to become the next call
+#: (the task resumes and asks for its mark; the marks are written together; the task sends), and
+#: answers keep arriving meanwhile: 8 let those of a chunk's time go out (measured: 4 left 9% of the
+#: throughput behind, 16 gave nothing more).
+_TURNS_BETWEEN_CHUNKS = 8
 
 _CLAIM_COLUMNS = (
     "id, idempotency_key, customer_id, template, channels, failed_channels, purpose, data, run_id, journey, step, "
