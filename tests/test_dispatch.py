@@ -637,6 +637,19 @@ def test_an_unambiguous_failure_is_retried_even_at_most_once(make_omni: OmniFact
     assert only(omni, did).status == "sent" and script.batches == [1, 1]
 
 
+def claim_limits(dispatcher: Any, monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
+    """The row limit of every claim `dispatcher` makes from now on."""
+    limits: list[int | None] = []
+    claim = dispatcher._claim
+
+    def spy(now: float, limit: int | None = None) -> Any:
+        limits.append(limit)
+        return claim(now, limit)
+
+    monkeypatch.setattr(dispatcher, "_claim", spy)
+    return limits
+
+
 def test_a_ticks_first_claim_only_fills_the_providers_slots(
     make_omni: OmniFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -647,14 +660,7 @@ def test_a_ticks_first_claim_only_fills_the_providers_slots(
     fill = 2 * dispatcher.pool.primary["sms"].capabilities.max_batch_size  # two slots of full requests
     for i in range(fill + 5):
         queue(omni, customer(omni, f"c-{i}", phone=f"+1415555{i:04d}"), ["sms"])
-    limits: list[int | None] = []
-    claim = dispatcher._claim
-
-    def spy(now: float, limit: int | None = None) -> Any:
-        limits.append(limit)
-        return claim(now, limit)
-
-    monkeypatch.setattr(dispatcher, "_claim", spy)
+    limits = claim_limits(dispatcher, monkeypatch)
     omni.run_until_idle()
     assert limits[:2] == [fill, 500]
     assert [d.status for d in omni.deliveries()] == ["sent"] * (fill + 5)
@@ -671,14 +677,7 @@ def test_while_calls_are_in_flight_a_batch_is_claimed_in_chunks(
     omni = make_omni({"sms": {"provider": "scripted", "script": Script()}})
     ids = [queue(omni, customer(omni, f"c-{i}", phone=f"+1415555{i:04d}"), ["sms"]) for i in range(10)]
     dispatcher = omni._core.dispatcher
-    limits: list[int | None] = []
-    claim = dispatcher._claim
-
-    def spy(now: float, limit: int | None = None) -> Any:
-        limits.append(limit)
-        return claim(now, limit)
-
-    monkeypatch.setattr(dispatcher, "_claim", spy)
+    limits = claim_limits(dispatcher, monkeypatch)
     busy = asyncio.run(dispatcher._claim_batch(8, in_flight=True))
     rest = asyncio.run(dispatcher._claim_batch(8, in_flight=False))
     assert limits == [3, 3, 2, 8]
