@@ -81,6 +81,14 @@ async def until(condition: Callable[[], bool]) -> None:
         await asyncio.sleep(0)
 
 
+async def held(server: Server, call: Awaitable[httpx.Response]) -> asyncio.Future[httpx.Response]:
+    """`call` under way, once the server has read it; the server holds every answer until `server.hold` is set."""
+    server.hold = asyncio.Event()
+    running = asyncio.ensure_future(call)
+    await until(lambda: bool(server.requests))
+    return running
+
+
 def limits(connections: int = 16, keepalive: float = 30.0) -> httpx.Limits:
     return httpx.Limits(max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=keepalive)
 
@@ -122,10 +130,8 @@ def test_waiting_for_a_free_connection_too_long_is_a_pool_timeout_and_nothing_le
     server = Server()
 
     async def main() -> Exception:
-        server.hold = asyncio.Event()
         async with serving(server) as base, client(ProviderTransport(limits(connections=1))) as http:
-            first = asyncio.ensure_future(http.post(f"{base}/m", content=b"first"))
-            await until(lambda: bool(server.requests))
+            first = await held(server, http.post(f"{base}/m", content=b"first"))
             with pytest.raises(httpx.PoolTimeout) as caught:
                 await http.post(f"{base}/m", content=b"second", timeout=httpx.Timeout(2.0, pool=0.05))
             server.hold.set()
@@ -222,10 +228,8 @@ def test_a_call_cancelled_mid_exchange_frees_its_connection() -> None:
     server = Server()
 
     async def main() -> int:
-        server.hold = asyncio.Event()
         async with serving(server) as base, client(ProviderTransport(limits(connections=1))) as http:
-            call = asyncio.ensure_future(http.post(f"{base}/m", content=b"cut"))
-            await until(lambda: bool(server.requests))
+            call = await held(server, http.post(f"{base}/m", content=b"cut"))
             call.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await call

@@ -29,21 +29,19 @@ from typing import Any
 
 import httpx
 
-from ._transport import ProviderTransport, RequestFactory
+from ._transport import DEFAULT_PORTS, NOT_OURS, Origin, ProviderTransport, RequestFactory, wire_head
 
 __all__ = ["ProviderClient"]
 
 _CACHE_LIMIT = 256
 #: Methods httpx gives a `Content-Length: 0` when they have no body.
 _NEEDS_LENGTH = ("POST", "PUT", "PATCH")
-_PORTS = {"http": 80, "https": 443}
-_Origin = tuple[str, str, int]
 #: A request shape's wire head, kept by `ProviderClient._wire`: origin, URL, the head up to the
 #: body's length, whether a Content-Length line follows, the Authorization line.
-_Head = tuple[_Origin, httpx.URL, bytes, bool, bytes]
-#: Headers of exchanges the wire fast path leaves to httpx and the transport (an interim 100, a protocol
-#: switch, a body httpx would stream in chunks).
-_NOT_FAST = frozenset({b"expect", b"upgrade", b"transfer-encoding"})
+_Head = tuple[Origin, httpx.URL, bytes, bool, bytes]
+#: Headers of requests the wire fast path leaves to httpx and the transport: those the pool does not
+#: speak, and a body httpx would stream in chunks.
+_NOT_FAST = NOT_OURS | {b"transfer-encoding"}
 
 
 class _NoCookies(CookiePolicy):
@@ -64,6 +62,10 @@ class _NoCookies(CookiePolicy):
 
     def path_return_ok(self, path: str, request: Any) -> bool:
         return False
+
+
+def _ascii(text: str | bytes) -> bytes:
+    return text if isinstance(text, bytes) else text.encode("ascii")
 
 
 def _lowered(name: str | bytes) -> str:
@@ -115,7 +117,7 @@ class ProviderClient(httpx.AsyncClient):
 
     def _wire(
         self, method: str, url: httpx.URL | str, body: bytes, headers: dict[Any, Any], auth: Any
-    ) -> tuple[_Origin, bytes, RequestFactory] | None:
+    ) -> tuple[Origin, bytes, RequestFactory] | None:
         """The request as it goes on the wire (what `build_request`, `send` and the transport would make
         of it: `tests/test_delivery_client.py` compares the bytes), or None when it needs httpx's path.
         Everything before the body's length is kept per request shape, since a plugin's calls differ
@@ -150,7 +152,7 @@ class ProviderClient(httpx.AsyncClient):
         """What goes before a request's body length: origin, URL, head, whether the length follows, the
         Authorization line; None for a request httpx's path must take."""
         parsed = self._url(url)
-        if method == "HEAD" or parsed.scheme not in _PORTS or not parsed.host or parsed.userinfo:
+        if method == "HEAD" or parsed.scheme not in DEFAULT_PORTS or not parsed.host or parsed.userinfo:
             return None
         if auth_header and any(_lowered(name) == "authorization" for name in headers):
             return None  # `send` replaces that header in place: httpx's path keeps its order
@@ -159,20 +161,17 @@ class ProviderClient(httpx.AsyncClient):
         if add_length:
             merged.pop()  # its value differs per body: `_wire` appends it
         try:
-            lines = [b"%s %s HTTP/1.1" % (method.encode("ascii"), parsed.raw_path)]
-            for name, value in merged:
-                name = name if isinstance(name, bytes) else name.encode("ascii")
-                if name.lower() in _NOT_FAST:
-                    return None
-                lines.append(name + b": " + (value if isinstance(value, bytes) else value.encode("ascii")))
+            encoded = [(_ascii(name), _ascii(value)) for name, value in merged]
         except (UnicodeEncodeError, AttributeError):
             return None  # httpx's path raises the error it raises for such a header
-        prefix = b"\r\n".join(lines)
-        breaks = len(lines) - 1
-        if prefix.count(b"\n") != breaks or prefix.count(b"\r") != breaks:
+        if any(name.lower() in _NOT_FAST for name, _ in encoded):
+            return None
+        try:
+            prefix = wire_head(method.encode("ascii"), parsed.raw_path, encoded)
+        except ValueError:
             return None  # the transport refuses it, naming the request
         auth_line = b"\r\nAuthorization: " + auth_header.encode("ascii") if auth_header else b""
-        origin = (parsed.scheme, parsed.host, parsed.port or _PORTS[parsed.scheme])
+        origin = (parsed.scheme, parsed.host, parsed.port or DEFAULT_PORTS[parsed.scheme])
         return origin, parsed, prefix, add_length, auth_line
 
     def _sent_request(
@@ -184,11 +183,10 @@ class ProviderClient(httpx.AsyncClient):
             request.headers["Authorization"] = auth_header
         return request
 
-    async def _send_wire(self, origin: _Origin, raw: bytes, request: RequestFactory) -> httpx.Response:
+    async def _send_wire(self, origin: Origin, raw: bytes, request: RequestFactory) -> httpx.Response:
         assert isinstance(self._provider_transport, ProviderTransport)
         start = time.perf_counter()
         response = await self._provider_transport.exchange(origin, raw, self._timeouts_now(), request)
-        response._factory = request
         response.elapsed = timedelta(seconds=time.perf_counter() - start)
         return response
 

@@ -23,21 +23,21 @@ import asyncio
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 import certifi
 import httptools
 import httpx
 
-__all__ = ["Answered", "ProviderTransport", "RequestFactory"]
+__all__ = ["DEFAULT_PORTS", "NOT_OURS", "Answered", "Origin", "ProviderTransport", "RequestFactory", "wire_head"]
 
-_Origin = tuple[str, str, int]
+Origin = tuple[str, str, int]
 #: A response as parsed: status, reason phrase, raw headers, body.
 _Answer = tuple[int, bytes, list[tuple[bytes, bytes]], bytes]
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+DEFAULT_PORTS = {"http": 80, "https": 443}
 #: Headers of exchanges this pool does not speak (an interim 100 to wait for, a protocol switch).
-_NOT_OURS = frozenset({b"expect", b"upgrade"})
+NOT_OURS = frozenset({b"expect", b"upgrade"})
 #: Builds the `httpx.Request` a response or an error refers to, when someone asks for it.
 RequestFactory = Callable[[], httpx.Request]
 
@@ -64,7 +64,7 @@ class Answered(httpx.Response):
 class _Connection(asyncio.Protocol):
     """One HTTP/1.1 connection: one exchange at a time, kept alive when the server allows it."""
 
-    def __init__(self, origin: _Origin) -> None:
+    def __init__(self, origin: Origin) -> None:
         self.origin = origin
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
@@ -226,16 +226,16 @@ class ProviderTransport(httpx.AsyncBaseTransport):
     def __init__(self, limits: httpx.Limits, *, ssl_context: ssl.SSLContext | None = None) -> None:
         self.limits = limits
         self._ssl_context = ssl_context
-        self._idle: dict[_Origin, list[_Connection]] = {}
+        self._idle: dict[Origin, list[_Connection]] = {}
         self._idle_count = 0
         self._open = 0
-        self._waiters: deque[tuple[_Origin, asyncio.Future[_Connection | None]]] = deque()
+        self._waiters: deque[tuple[Origin, asyncio.Future[_Connection | None]]] = deque()
         self._fallback: httpx.AsyncHTTPTransport | None = None
         self._closed = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         scheme = request.url.scheme
-        if scheme not in _DEFAULT_PORTS:
+        if scheme not in DEFAULT_PORTS:
             raise httpx.UnsupportedProtocol(f"the URL's scheme must be http or https, not {scheme!r}", request=request)
         try:
             body = request.content
@@ -244,20 +244,20 @@ class ProviderTransport(httpx.AsyncBaseTransport):
         raw = _serialize(request, body)
         if raw is None:  # HEAD, Expect or Upgrade: httpx's own transport knows those exchanges
             return await self._httpcore().handle_async_request(request)
-        origin = (scheme, request.url.host, request.url.port or _DEFAULT_PORTS[scheme])
-        response = await self.exchange(origin, raw, request.extensions.get("timeout", {}), lambda: request)
-        response.request = request
-        return response
+        origin = (scheme, request.url.host, request.url.port or DEFAULT_PORTS[scheme])
+        return await self.exchange(origin, raw, request.extensions.get("timeout", {}), lambda: request)
 
     async def exchange(
-        self, origin: _Origin, raw: bytes, timeouts: Mapping[str, float | None], request: RequestFactory
+        self, origin: Origin, raw: bytes, timeouts: Mapping[str, float | None], request: RequestFactory
     ) -> Answered:
         """Send `raw`, a whole HTTP/1.1 request as it goes on the wire, to `origin` (scheme, host, port)
-        and read its answer. `request` builds the `httpx.Request` an error names (the response has
-        none set: the caller sets one, or a factory)."""
+        and read its answer. `request` builds the `httpx.Request` the response or an error names, when
+        something reads it."""
         connection = await self._acquire(origin, request, timeouts)
         try:
-            return await connection.exchange(raw, timeouts.get("read"))
+            response = await connection.exchange(raw, timeouts.get("read"))
+            response._factory = request
+            return response
         except httpx.TransportError as exc:
             exc.request = request()
             raise
@@ -266,7 +266,7 @@ class ProviderTransport(httpx.AsyncBaseTransport):
 
     # -- the pool
     async def _acquire(
-        self, origin: _Origin, request: RequestFactory, timeouts: Mapping[str, float | None]
+        self, origin: Origin, request: RequestFactory, timeouts: Mapping[str, float | None]
     ) -> _Connection:
         if self._closed:
             raise RuntimeError("the transport is closed")
@@ -298,7 +298,7 @@ class ProviderTransport(httpx.AsyncBaseTransport):
             return handed
         return await self._connect(origin, request, timeouts.get("connect"))  # a slot was handed over
 
-    async def _connect(self, origin: _Origin, request: RequestFactory, timeout: float | None) -> _Connection:
+    async def _connect(self, origin: Origin, request: RequestFactory, timeout: float | None) -> _Connection:
         """A new connection in a slot already counted in `_open` (given back if connecting fails)."""
         scheme, host, port = origin
         loop = asyncio.get_running_loop()
@@ -391,20 +391,31 @@ def _serialize(request: httpx.Request, body: bytes) -> bytes | None:
     for one this pool leaves to httpcore: HEAD (an answer with a length but no body), `Expect`, `Upgrade`."""
     if request.method == "HEAD":
         return None
-    lines = [b"%s %s HTTP/1.1" % (request.method.encode("ascii"), request.url.raw_path)]
+    headers = []
     chunked = False
     for name, value in request.headers.raw:
         lowered = name.lower()
-        if lowered in _NOT_OURS:
+        if lowered in NOT_OURS:
             return None
         if lowered == b"transfer-encoding":
             chunked = True
         else:
-            lines.append(name + b": " + value)
+            headers.append((name, value))
     if chunked:
-        lines.append(b"Content-Length: %d" % len(body))
+        headers.append((b"Content-Length", b"%d" % len(body)))
+    try:
+        head = wire_head(request.method.encode("ascii"), request.url.raw_path, headers)
+    except ValueError as exc:
+        raise httpx.LocalProtocolError(str(exc), request=request) from None
+    return head + b"\r\n\r\n" + body
+
+
+def wire_head(method: bytes, target: bytes, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """A request's line and header lines as they go on the wire, without the blank line that ends
+    them; `ValueError` when a header has a line break in it (it would smuggle in another header)."""
+    lines = [b"%s %s HTTP/1.1" % (method, target), *(name + b": " + value for name, value in headers)]
     head = b"\r\n".join(lines)
     breaks = len(lines) - 1
     if head.count(b"\n") != breaks or head.count(b"\r") != breaks:
-        raise httpx.LocalProtocolError("a header has a line break in it", request=request)
-    return head + b"\r\n\r\n" + body
+        raise ValueError("a header has a line break in it")
+    return head

@@ -220,9 +220,8 @@ class PolicyRules:
 
     @property
     def history_window(self) -> float:
-        """How far back deliveries matter for caps and dedupe."""
-        windows = [c.window for caps in self.frequency_caps.values() for c in caps] + list(self.dedupe.values())
-        return max(windows, default=0.0)
+        """How far back deliveries matter for caps and dedupe, of any purpose."""
+        return self.window_for({*self.frequency_caps, *self.dedupe})
 
     def window_for(self, purposes: Collection[str]) -> float:
         """How far back deliveries matter for the caps and dedupe of sends with these purposes (0: not at all)."""
