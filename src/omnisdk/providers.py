@@ -34,11 +34,15 @@ from ._errors import WebhookError
 __all__ = [
     "Accepted",
     "Capabilities",
+    "InDoubt",
+    "NotSent",
     "Outcome",
     "Outgoing",
     "PermanentError",
     "Provider",
+    "Reconciliation",
     "RetryableError",
+    "StillUnknown",
     "WebhookEvent",
     "WebhookRequest",
     "WebhookResponse",
@@ -74,6 +78,10 @@ class Capabilities:
     #: idempotency key: "at_most_once" marks it failed (never a duplicate), "at_least_once"
     #: sends it again (never a loss).
     crash_policy: Literal["at_most_once", "at_least_once"] = "at_most_once"
+    #: The provider implements `Provider.reconcile`: a delivery whose outcome is unknown is looked
+    #: up at the provider before anything else happens to it, and `crash_policy` applies only to
+    #: what the lookup cannot settle.
+    reconcile: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -137,6 +145,41 @@ class PermanentError:
 
 
 Outcome = Accepted | RetryableError | PermanentError
+
+
+@attrs.frozen(kw_only=True)
+class InDoubt:
+    """A message whose send may or may not have reached the provider (a dropped connection after
+    the request was written, a read timeout, a crash or cancellation while `sending`).
+
+    `outgoing` is the message as it was sent (same delivery id, recipient and content);
+    `attempted_at` is when the call that may have gone out started, so a lookup can bound its window.
+    """
+
+    outgoing: Outgoing
+    attempted_at: datetime
+    #: How many times this delivery has been looked up already (0 the first time).
+    lookups: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class NotSent:
+    """The provider has no trace of the message: sending it again cannot duplicate it."""
+
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class StillUnknown:
+    """The lookup could not settle it yet (the provider's index lags, or the lookup failed): ask again
+    later, `retry_after` seconds from now when the provider said. The core bounds how often."""
+
+    reason: str
+    retry_after: float | None = None
+
+
+#: One answer of `Provider.reconcile`: `Accepted` (it was sent; the provider's id), `NotSent`, or `StillUnknown`.
+Reconciliation = Accepted | NotSent | StillUnknown
 
 
 def retry_after_seconds(value: str | None, now: float) -> float | None:
@@ -268,6 +311,12 @@ class Provider:
 
     async def send(self, batch: Sequence[Outgoing]) -> Sequence[Outcome]:
         """Send up to `capabilities.max_batch_size` messages; one outcome per message, in order."""
+        raise NotImplementedError
+
+    async def reconcile(self, batch: Sequence[InDoubt]) -> Sequence[Reconciliation]:
+        """Ask the provider what became of messages whose send outcome is unknown; one answer per item,
+        in order. Only called when `capabilities.reconcile` is true. An exception or a wrong number of
+        answers counts as `StillUnknown` for the whole batch."""
         raise NotImplementedError
 
     def verify_webhook(self, request: WebhookRequest) -> None:
