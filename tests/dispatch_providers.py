@@ -30,6 +30,9 @@ class Script:
     batches: list[int] = attrs.field(factory=list)
     #: When set, `send` waits for it: a call in flight that a test can cut off (a crash mid-call).
     gate: asyncio.Event | None = None
+    #: Calls that go through before the gate applies (the first `free_calls` are answered at once).
+    free_calls: int = 0
+    calls: int = 0
 
     def to(self) -> list[str]:
         return [m.to for m in self.sent]
@@ -52,7 +55,8 @@ class ScriptedProvider(omnisdk.Provider):
 
     async def send(self, batch: Sequence[omnisdk.Outgoing]) -> Sequence[Outcome]:
         script: Script = self.config.script
-        if script.gate is not None:
+        script.calls += 1
+        if script.gate is not None and script.calls > script.free_calls:
             await script.gate.wait()
         script.batches.append(len(batch))
         outcomes: list[Outcome] = []

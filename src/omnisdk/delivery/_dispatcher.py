@@ -20,6 +20,7 @@ ambiguous failure (a timeout after the request went out) is settled the same way
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import socket
 import uuid
@@ -48,6 +49,7 @@ from ..providers import (
 from ..store import Transaction, dumps, loads
 from ._limits import CircuitBreaker, TokenBucket, retry_delay
 from ._providers import ConfiguredProvider, ProviderPool
+from ._recheck import stop_revoked
 from ._reconcile import IN_DOUBT, Reconciler, content_json, resend_safe, sent_touchpoint
 from ._sending import HISTORY_NAMES, TRIGGER_NAMES, SendContext
 
@@ -181,6 +183,10 @@ class _Claimed:
     purpose: str
     run_id: str | None
     claimed_at: float
+    #: The policies' question at the claim, asked again right before the call (`stop_revoked`).
+    request: SendRequest
+    #: Claim order in this worker: earlier unrecorded sends count for a later one's caps.
+    seq: int
 
     def past(self) -> PastDelivery:
         """This send as the policies count it until its outcome is recorded (caps, dedupe)."""
@@ -225,6 +231,7 @@ class Dispatcher:
         self._marks = _SendingMarks(self._mark_sending)
         self._channels: dict[str, tuple[Message, frozenset[str]]] = {}
         self.reconciler = Reconciler(self)
+        self._seq = itertools.count()
 
     # -- limits per provider
     def breaker(self, provider: ConfiguredProvider) -> CircuitBreaker:
@@ -398,9 +405,9 @@ class Dispatcher:
                 tx, (p[0].run_id for p, names in zip(pending, reads, strict=True) if names & TRIGGER_NAMES))
             logged: dict[Decision, str] = {}  # a send decision's log entry (JSON): rows decided alike share it
             claimed = [
-                item for (row, customer, message, _), decision in zip(pending, decisions, strict=True)
-                if (item := self._decided(tx, row, customer, message, decision, history.get(customer.id, ()),
-                                          triggers.get(row.run_id or ""), now, logged))
+                item for (row, customer, message, request), decision in zip(pending, decisions, strict=True)
+                if (item := self._decided(tx, row, customer, message, request, decision,
+                                          history.get(customer.id, ()), triggers.get(row.run_id or ""), now, logged))
             ]
             tx.executemany(
                 "UPDATE deliveries SET attempts = ?, channel = ?, provider = ?, address = ?, sent_content = ?, "
@@ -472,7 +479,7 @@ class Dispatcher:
         return cached[1]
 
     def _decided(
-        self, tx: Transaction, row: _Row, customer: Customer, message: Any, decision: Decision,
+        self, tx: Transaction, row: _Row, customer: Customer, message: Any, request: SendRequest, decision: Decision,
         history: Sequence[Any], trigger: Touchpoint | None, now: float, logged: dict[Decision, str],
     ) -> _Claimed | None:
         """Act on the policies' decision: settle a skip or defer, or render and lease a send (its log
@@ -517,7 +524,7 @@ class Dispatcher:
             channels=row.channels, failed_channels=row.failed_channels, attempts=int(row.attempts) + 1,
             decisions=entries, leased_log=leased_log, provider=provider, outgoing=outgoing,
             journey=row.journey, step=row.step, fallback_after=row.fallback_after, purpose=row.purpose,
-            run_id=row.run_id, claimed_at=now,
+            run_id=row.run_id, claimed_at=now, request=request, seq=next(self._seq),
         )
 
     def _pick_provider(
@@ -580,6 +587,10 @@ class Dispatcher:
                 "lookups = 0 WHERE")
         held = "AND status IN ('queued', 'deferred') AND lease_owner = ?"
         with self.core.store.transaction() as tx:
+            stopped = stop_revoked(tx, items, now=now, rules=self.send_context.rules, owner=self.owner,
+                                   in_flight=lambda cid: self._unrecorded.get(cid, {}).values())
+            if stopped:
+                ids = [did for did in ids if did not in stopped]
             if tx.dialect.name == "sqlite":
                 return {did for did in ids if tx.execute(f"{mark} id = ? {held}", (until, now, now, did, self.owner))}
             marked: set[str] = set()
