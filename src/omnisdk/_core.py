@@ -382,7 +382,7 @@ class Core:
                 for worker in self.workers:
                     done += await worker.tick()
                 total += done
-                if not done:
+                if not done or self.dispatcher.draining:  # a worker told to stop takes no new work
                     break
         return total
 

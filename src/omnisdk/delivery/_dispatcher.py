@@ -187,6 +187,8 @@ class _Claimed:
     request: SendRequest
     #: Claim order in this worker: earlier unrecorded sends count for a later one's caps.
     seq: int
+    #: Its provider call has started: cut off now, its outcome is unknown.
+    calling: bool = False
 
     def past(self) -> PastDelivery:
         """This send as the policies count it until its outcome is recorded (caps, dedupe)."""
@@ -232,6 +234,9 @@ class Dispatcher:
         self._channels: dict[str, tuple[Message, frozenset[str]]] = {}
         self.reconciler = Reconciler(self)
         self._seq = itertools.count()
+        #: `drain` was called: no more claims.
+        self.draining = False
+        self._in_flight: set[asyncio.Future[None]] = set()
 
     # -- limits per provider
     def breaker(self, provider: ConfiguredProvider) -> CircuitBreaker:
@@ -249,12 +254,14 @@ class Dispatcher:
 
     # -- the Worker protocol
     async def tick(self) -> int:
+        if self.draining:
+            return 0
         now = self.core.clock.timestamp()
         done = await self.reconciler.run(now) + self._timed_fallbacks(now)
         sending: set[asyncio.Future[None]] = set()
         limit = self._first_claim_size()  # sending starts sooner; full batches follow
         try:
-            while True:
+            while not self.draining:
                 in_flight = any(not future.done() for future in sending)
                 claimed, settled, drained = await self._claim_batch(limit, in_flight=in_flight)
                 done += settled + len(claimed)
@@ -262,29 +269,84 @@ class Dispatcher:
                     answered = asyncio.Event()
                     task = asyncio.ensure_future(self._send_and_record(claimed, answered))
                     sending.add(task)
+                    self._in_flight.add(task)
+                    task.add_done_callback(self._in_flight.discard)
                     await _first(task, answered)  # claim the next batch while these calls are in flight
                 if drained:
                     break  # nothing more is due
                 limit = self.settings.batch_size
                 while len(sending) >= 2:
                     finished, sending = await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
-                    for future in finished:
-                        future.result()
+                    _raise_failures(finished)
+            if sending:
+                await asyncio.wait(sending)
         except BaseException:
-            for future in sending:  # cancelled (shutdown) or failed: calls cut off stay `sending`, like a crash
+            for future in sending:  # cancelled (shutdown) or failed: each batch settles what it cut off
                 future.cancel()
             await asyncio.gather(*sending, return_exceptions=True)
             raise
-        await asyncio.gather(*sending)
+        _raise_failures(sending)
         return done
 
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Stop claiming; let the calls in flight finish and be recorded for up to `timeout` seconds
+        (`[delivery] drain_seconds`), then cut off the rest, which are left in doubt for the next worker
+        to settle (looked up at the provider, or by its crash policy). True when nothing was cut off.
+        `tick` does nothing from then on, until `resume`."""
+        self.draining = True
+        pending = {task for task in self._in_flight if not task.done()}
+        if pending:
+            wait = self.settings.drain_seconds if timeout is None else timeout
+            _, pending = await asyncio.wait(pending, timeout=wait)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        if pending:
+            log.warning("dispatcher_drain_cut_off", batches=len(pending))
+        return not pending
+
+    def resume(self) -> None:
+        """Claim and send again after `drain`."""
+        self.draining = False
+
     async def _send_and_record(self, claimed: list[_Claimed], answered: asyncio.Event) -> None:
+        outcomes: dict[str, Outcome | _Blocked] = {}
         try:
-            outcomes = await self._send(claimed, answered)
+            await self._send(claimed, answered, outcomes)
         except BaseException:
-            self._forget(claimed)
+            self._cut_off(claimed, outcomes)
             raise
         self._record(claimed, outcomes)
+
+    def _cut_off(self, claimed: list[_Claimed], outcomes: Mapping[str, Outcome | _Blocked]) -> None:
+        """The batch was cancelled (shutdown) or failed: record the answers that came back; leave the rows
+        whose call had started in doubt (settled by the next tick, here or in another worker); give the
+        others back (never sent, so due again at once). A store that fails here leaves them to their lease."""
+        now = self.core.clock.timestamp()
+        answered = [item for item in claimed if item.id in outcomes]
+        rest = [item for item in claimed if item.id not in outcomes]
+        try:
+            if answered:
+                self._record(answered, outcomes)
+            reason = "cut off during the provider call (cancelled or shut down); outcome unknown"
+            with self.core.store.transaction() as tx:
+                for item in rest:
+                    if item.calling:
+                        item.decisions.append(_entry(now, "in_doubt", item.channel, reason))
+                        tx.execute(IN_DOUBT, (reason, dumps(item.decisions), now, now, item.id, self.owner))
+                    else:
+                        tx.execute(
+                            "UPDATE deliveries SET status = 'queued', attempts = ?, lease_owner = NULL, "
+                            "lease_until = NULL, updated_at = ? WHERE id = ? AND lease_owner = ? "
+                            "AND status IN ('queued', 'deferred', 'sending')",
+                            (item.attempts - 1, now, item.id, self.owner),
+                        )
+        except Exception as exc:
+            log.error("dispatcher_cut_off_unrecorded", count=len(rest), error=exc)
+        else:
+            self._updated([item.id for item in rest])
+        finally:
+            self._forget(claimed)
 
     def next_due(self) -> float | None:
         with self.core.store.transaction(immediate=False) as tx:
@@ -548,14 +610,15 @@ class Dispatcher:
         return primary
 
     # -- 4. send
-    async def _send(self, claimed: list[_Claimed], answered: asyncio.Event) -> dict[str, Outcome | _Blocked]:
+    async def _send(
+        self, claimed: list[_Claimed], answered: asyncio.Event, outcomes: dict[str, Outcome | _Blocked]
+    ) -> None:
         """Every provider's requests, `max_concurrency` at a time: a worker holds one of the provider's
         slots and makes one request after another until the batch has none left, so an older batch's
         requests go first and no coroutine waits per request (a batch's worth would stay alive)."""
         groups: dict[str, list[_Claimed]] = defaultdict(list)
         for item in claimed:
             groups[item.provider.key].append(item)
-        outcomes: dict[str, Outcome | _Blocked] = {}
 
         async def work(provider: ConfiguredProvider, batches: deque[list[_Claimed]]) -> None:
             slots, bucket = self._limits(provider)
@@ -571,7 +634,6 @@ class Dispatcher:
             batches = deque(items[i : i + size] for i in range(0, len(items), size))
             workers += [work(provider, batches) for _ in range(min(len(batches), provider.max_concurrency))]
         await asyncio.gather(*workers)
-        return outcomes
 
     def _mark_sending(self, items: Sequence[_Claimed]) -> set[str]:
         """Mark the rows this worker still holds; a row cancelled (or re-leased) since the claim is not sent.
@@ -618,6 +680,8 @@ class Dispatcher:
             batch = [item for item in batch if item.id in marked]
             if not batch:
                 return results
+        for item in batch:
+            item.calling = True  # from here on, the request may reach the provider
         outcomes = await self._call(configured, batch)
         answered.set()
         breaker.record(not all(isinstance(o, RetryableError) for o in outcomes))
@@ -797,6 +861,13 @@ def _appended(array: str, value: str) -> str:
     return f"{array[:-1]},{value}]" if array != "[]" else f"[{value}]"
 
 
+def _raise_failures(futures: set[asyncio.Future[None]]) -> None:
+    """A batch's failure (a store error) ends the tick; a batch cancelled by `drain` is already settled."""
+    for future in futures:
+        if not future.cancelled():
+            future.result()
+
+
 async def _first(task: asyncio.Future[None], answered: asyncio.Event) -> None:
     """Wait until the batch's first call has come back, its connection up and the others in flight
     (or until the batch ended without any call)."""
@@ -825,7 +896,11 @@ class _SendingMarks:
         return await future
 
     def _flush(self) -> None:
-        waiting, self._waiting = self._waiting, []
+        # A batch cancelled while waiting for its mark is given back by its `_cut_off`: never mark it.
+        waiting = [(items, future) for items, future in self._waiting if not future.cancelled()]
+        self._waiting = []
+        if not waiting:
+            return
         try:
             marked: set[str] = self._write([item for items, _ in waiting for item in items])
         except Exception as exc:

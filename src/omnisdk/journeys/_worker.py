@@ -88,6 +88,21 @@ def _watch_stop(stop: Any, stopping: asyncio.Event, loop: asyncio.AbstractEventL
         threading.Thread(target=relay_thread, name="omnisdk-stop", daemon=True).start()
 
 
+async def _until_stopped(core: Core, stopping: asyncio.Event) -> int:
+    """`run_until_idle`, drained when `stopping` is set meanwhile: no new claims, the calls in flight
+    get `[delivery] drain_seconds` to finish, and what is still in flight then is left in doubt."""
+    work = asyncio.ensure_future(core.run_until_idle())
+    stop = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+    if not work.done():
+        log.warning("worker_draining", seconds=core.dispatcher.settings.drain_seconds)  # shown at the CLI's level
+        await core.dispatcher.drain()
+    return await work
+
+
 async def run_worker(
     core: Core,
     *,
@@ -111,11 +126,12 @@ async def run_worker(
     total = 0
     listening = _listening(core.store, wake, loop) if postgres else contextlib.nullcontext()
     log.info("worker_started", store=core.store.redacted_url, poll_interval=interval)
+    core.dispatcher.resume()
     try:
         with listening:
             while not stopping.is_set():
                 wake.clear()
-                total += await core.run_until_idle()
+                total += await _until_stopped(core, stopping)
                 if stopping.is_set():
                     break
                 due = core.next_due()
