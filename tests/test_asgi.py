@@ -161,9 +161,9 @@ def test_handle_webhook_refuses_a_malformed_request_head(tmp_path: Path, args: t
 def test_handle_webhook_arguments_of_the_wrong_type_are_a_validation_error(
     tmp_path: Path, args: tuple[Any, ...], field: str
 ) -> None:
-    with Omni(f"sqlite:///{tmp_path}/omni.db", config={"channels": {"email": {"provider": "memory"}}}) as omni:
-        with pytest.raises(ValidationError) as err:
-            omni.handle_webhook(*args)
+    config = {"channels": {"email": {"provider": "memory"}}}
+    with Omni(f"sqlite:///{tmp_path}/omni.db", config=config) as omni, pytest.raises(ValidationError) as err:
+        omni.handle_webhook(*args)
     assert err.value.field == field
 
 
