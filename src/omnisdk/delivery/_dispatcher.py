@@ -48,7 +48,7 @@ from ..providers import (
 )
 from ..store import Transaction, dumps, loads
 from ._limits import CircuitBreaker, TokenBucket, retry_delay
-from ._providers import ConfiguredProvider, ProviderPool
+from ._providers import HTTP_TRANSPORTS, ConfiguredProvider, ProviderPool
 from ._sending import HISTORY_NAMES, TRIGGER_NAMES, SendContext
 
 __all__ = ["DeliverySettings", "Dispatcher"]
@@ -139,6 +139,8 @@ class DeliverySettings:
     breaker_cooldown: float = 30.0
     #: Seconds an HTTP call to a provider may take (a timeout is a retryable error).
     http_timeout: float = 15.0
+    #: What carries provider HTTP calls: "pool" (ours) or "aiohttp" (docs/operations.md compares them).
+    http_transport: str = "pool"
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> DeliverySettings:
@@ -147,6 +149,11 @@ class DeliverySettings:
         for key, value in section.items():
             if key not in known:
                 raise ConfigError(f"unknown key; expected one of {', '.join(known)}", field=f"delivery.{key}")
+            if key == "http_transport":
+                if value not in HTTP_TRANSPORTS:
+                    raise ConfigError(f"expected one of {', '.join(HTTP_TRANSPORTS)}", field="delivery.http_transport")
+                kwargs[key] = value
+                continue
             if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
                 raise ConfigError("expected a positive number", field=f"delivery.{key}")
             kwargs[key] = int(value) if known[key].type in ("int", int) else float(value)
@@ -204,7 +211,8 @@ class Dispatcher:
         self.core = core
         self.settings = DeliverySettings.from_config(core.config.delivery)
         self.pool = ProviderPool(
-            core.config, core.plugins.providers, core.clock, http_timeout=self.settings.http_timeout
+            core.config, core.plugins.providers, core.clock, http_timeout=self.settings.http_timeout,
+            http_transport=self.settings.http_transport,
         )
         # Random, not new_id()'s time-ordered prefix: two dispatchers started close together must differ.
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"

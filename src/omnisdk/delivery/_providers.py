@@ -17,10 +17,12 @@ from .._config import Config
 from .._errors import ConfigError
 from .._plugins import ProviderRegistry
 from ..providers import Capabilities, Provider
+from ._aiohttp import AiohttpTransport
 from ._client import ProviderClient
 from ._transport import ProviderTransport
 
-__all__ = ["CORE_CHANNEL_KEYS", "ConfiguredProvider", "ProviderPool", "build_config", "new_http_client"]
+__all__ = ["CORE_CHANNEL_KEYS", "HTTP_TRANSPORTS", "ConfiguredProvider", "ProviderPool", "build_config",
+           "new_http_client"]
 
 #: Keys of `[channels.<kind>]` the core reads itself (not passed to the provider's `Config`).
 CORE_CHANNEL_KEYS = ("rate_limit", "max_concurrency")
@@ -29,11 +31,16 @@ CORE_CHANNEL_KEYS = ("rate_limit", "max_concurrency")
 HTTP_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=256, keepalive_expiry=30.0)
 
 
-def new_http_client(timeout: float = 15.0) -> httpx.AsyncClient:
+#: `[delivery] http_transport`: our HTTP/1.1 pool (the default, see docs/operations.md) or aiohttp's.
+HTTP_TRANSPORTS: dict[str, type[httpx.AsyncBaseTransport]] = {"pool": ProviderTransport, "aiohttp": AiohttpTransport}
+
+
+def new_http_client(timeout: float = 15.0, transport: str = "pool") -> httpx.AsyncClient:
     """The client every provider of one Core shares: httpx's API (what plugins use), lean per request
-    (`ProviderClient`), over a lean HTTP/1.1 pool (`ProviderTransport`), with errors that tell a request that never
-    left from one that may have arrived."""
-    return ProviderClient(ProviderTransport(HTTP_LIMITS), timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)))
+    (`ProviderClient`), over a lean HTTP/1.1 pool (`ProviderTransport`) or aiohttp (`AiohttpTransport`),
+    with errors that tell a request that never left from one that may have arrived."""
+    return ProviderClient(HTTP_TRANSPORTS[transport](HTTP_LIMITS),  # type: ignore[call-arg]
+                          timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)))
 
 
 def _field_names(field: attrs.Attribute[Any]) -> set[str]:
@@ -120,9 +127,13 @@ def _configure(
 class ProviderPool:
     """Primary and fallback provider per channel, plus webhook-only sources, created on first use."""
 
-    def __init__(self, config: Config, registry: ProviderRegistry, clock: Clock, *, http_timeout: float = 15.0) -> None:
+    def __init__(
+        self, config: Config, registry: ProviderRegistry, clock: Clock, *, http_timeout: float = 15.0,
+        http_transport: str = "pool",
+    ) -> None:
         self.clock = clock
         self.http_timeout = http_timeout
+        self.http_transport = http_transport
         self.primary: dict[str, ConfiguredProvider] = {}
         self.fallback: dict[str, ConfiguredProvider] = {}
         self._http: httpx.AsyncClient | None = None
@@ -148,7 +159,7 @@ class ProviderPool:
     @property
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = new_http_client(self.http_timeout)
+            self._http = new_http_client(self.http_timeout, self.http_transport)
         return self._http
 
     def __iter__(self) -> Iterator[ConfiguredProvider]:
