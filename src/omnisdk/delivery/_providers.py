@@ -16,6 +16,7 @@ from .._clock import Clock
 from .._config import Config
 from .._errors import ConfigError
 from .._plugins import ProviderRegistry
+from .._secrets import remember_declared, witness
 from ..providers import Capabilities, Provider
 from ._aiohttp import AiohttpTransport
 from ._client import ProviderClient
@@ -68,13 +69,16 @@ def build_config(cls: type[Provider], settings: Mapping[str, Any], path: str) ->
             known = ", ".join(sorted(f.name.rstrip("_") for f in fields)) or "none"
             raise ConfigError(f"unknown key for provider {cls.name!r} (known: {known})", field=f"{path}.{key}")
         kwargs[getattr(field, "alias", None) or field.name] = value
+    remember_declared(cls.Config, kwargs)  # before anything can fail: the error's text masks them
     for field in fields:
         if field.default is attrs.NOTHING and (getattr(field, "alias", None) or field.name) not in kwargs:
             raise ConfigError(f"required by provider {cls.name!r}", field=f"{path}.{field.name.rstrip('_')}")
     try:
-        return cls.Config(**kwargs)
+        config = cls.Config(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid value for provider {cls.name!r}: {exc}", field=path) from None
+    witness("provider config", config)
+    return config
 
 
 @attrs.define(eq=False)
@@ -114,7 +118,7 @@ def _configure(
         raise ConfigError("expected messages per second (a positive number)", field=f"{path}.rate_limit")
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
         raise ConfigError("expected a positive integer", field=f"{path}.max_concurrency")
-    return ConfiguredProvider(
+    configured = ConfiguredProvider(
         channel=channel,
         name=name,
         cls=cls,
@@ -122,6 +126,8 @@ def _configure(
         rate_limit=float(rate) if rate is not None else None,
         max_concurrency=concurrency,
     )
+    witness("configured provider", configured)
+    return configured
 
 
 class ProviderPool:
@@ -170,6 +176,7 @@ class ProviderPool:
     def instance(self, configured: ConfiguredProvider) -> Provider:
         if configured.instance is None:
             configured.instance = configured.cls(configured.config, http=self.http, clock=self.clock)
+            witness("provider", configured.instance)
         return configured.instance
 
     def by_name(self, name: str) -> ConfiguredProvider | None:
