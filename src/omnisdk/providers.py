@@ -30,6 +30,7 @@ from ._clock import Clock, SystemClock
 from ._content import Content
 from ._customers import Customer
 from ._errors import WebhookError
+from ._signatures import fresh_timestamp, signatures_match, unique_pairs, webhook_json
 
 __all__ = [
     "Accepted",
@@ -47,11 +48,15 @@ __all__ = [
     "WebhookRequest",
     "WebhookResponse",
     "WebhookResult",
+    "fresh_timestamp",
     "http_error_outcome",
     "response_object",
     "retry_after_seconds",
     "secret",
+    "signatures_match",
     "transport_error_outcome",
+    "unique_pairs",
+    "webhook_json",
 ]
 
 
@@ -303,6 +308,8 @@ class Provider:
     channel: ClassVar[str]
     Config: ClassVar[type]
     capabilities: ClassVar[Capabilities] = Capabilities()
+    #: The HTTP methods the provider's webhooks use; the core answers any other with 405.
+    webhook_methods: ClassVar[frozenset[str]] = frozenset({"POST"})
 
     def __init__(self, config: Any, *, http: httpx.AsyncClient, clock: Clock | None = None) -> None:
         self.config = config
@@ -326,6 +333,12 @@ class Provider:
     def parse_webhook(self, request: WebhookRequest) -> WebhookResult:
         """Turn a verified request into events, and the HTTP answer the provider expects."""
         return WebhookResult()
+
+    def webhook_nonce(self, request: WebhookRequest) -> str | None:
+        """The signed value that makes a verified request unique (Mailgun's token), if the scheme has
+        one. The core remembers it: the same nonce with other content is refused as a replay. None:
+        the request's own digest serves, so an identical repeat is acknowledged and records nothing."""
+        return None
 
     async def aclose(self) -> None:
         """Release pooled connections (SMTP pools, HTTP/2 sessions)."""
