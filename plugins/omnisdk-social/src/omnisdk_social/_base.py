@@ -35,6 +35,8 @@ class MetaProvider(Provider):
 
     channel = "social"
     capabilities = Capabilities(max_batch_size=1, crash_policy="at_most_once")
+    #: GET: the subscription check (verify token); POST: the signed notifications.
+    webhook_methods = frozenset({"GET", "POST"})
     config: Any
 
     def graph_url(self, path: str) -> str:
