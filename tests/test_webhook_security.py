@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import webhook_requests as wr
 from twilio.request_validator import RequestValidator
 
+import webhook_requests as wr
 from omnisdk import SMS, Message, Omni, VirtualClock
 from omnisdk.delivery import enqueue_delivery
 

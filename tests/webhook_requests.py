@@ -104,7 +104,8 @@ def sendgrid(events: Any, *, now: float, raw: bytes | None = None) -> Request:
     timestamp = str(int(now))
     signature = SENDGRID_PRIVATE.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
     return "POST", f"{BASE}/sendgrid", {
-        "Content-Type": "application/json", "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+        "Content-Type": "application/json",
+        "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
         "X-Twilio-Email-Event-Webhook-Timestamp": timestamp}, body
 
 
