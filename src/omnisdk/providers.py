@@ -337,7 +337,8 @@ class Provider:
     def webhook_nonce(self, request: WebhookRequest) -> str | None:
         """The signed value that makes a verified request unique (Mailgun's token), if the scheme has
         one. The core remembers it: the same nonce with other content is refused as a replay. None:
-        the request's own digest serves, so an identical repeat is acknowledged and records nothing."""
+        the digest of the body serves (of the URL for a bodiless GET), so an identical repeat is
+        acknowledged and records nothing, and the same body on another URL or method is refused."""
         return None
 
     async def aclose(self) -> None:

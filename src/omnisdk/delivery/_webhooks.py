@@ -3,16 +3,19 @@
 Nothing is stored for a request that fails verification, uses a method its provider never uses
 (405), carries a body its signature cannot cover (a GET with a body: 403) or is too large. A
 verified request is recorded in one transaction: repeated events (providers retry) are recognised
-by their id, a repeated request by its nonce (the scheme's own, or the request digest), and a
-nonce seen before with other content is refused as a replay (409). Consent changes (unsubscribe,
-STOP, complaint, hard bounce) land before the next send anywhere, because the dispatcher reads
-the consent ledger when it claims each delivery; the keyword rules are in `_keywords`.
+by their id, a repeated request by its nonce (the scheme's own, else the body's digest, else for a
+bodiless GET the digest of its URL). A nonce seen before with another method, URL or body is
+refused as a replay (409); an identical repeat is a provider's retry, acknowledged, recording
+nothing. Consent changes (unsubscribe, STOP, complaint, hard bounce) land before the next send
+anywhere, because the dispatcher reads the consent ledger when it claims each delivery; the
+keyword rules are in `_keywords`.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from .._clock import to_datetime
@@ -54,6 +57,26 @@ def _positive(config: Mapping[str, Any], key: str, default: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise ConfigError("expected a positive whole number", field=f"webhooks.{key}")
     return value
+
+
+def _well_formed(event: Any) -> bool:
+    """An event the core can store: a plugin that read odd JSON into the wrong types is refused here."""
+    if not isinstance(event, WebhookEvent) or event.channel not in CHANNELS or not isinstance(event.name, str):
+        return False
+    ids = (event.id, event.provider_message_id, event.delivery_id)
+    if not all(value is None or (isinstance(value, str) and len(value) <= 1024) for value in ids):
+        return False
+    if not isinstance(event.who, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
+                                                     for k, v in event.who.items()):
+        return False
+    if event.occurred_at is not None and (not isinstance(event.occurred_at, datetime)
+                                          or event.occurred_at.tzinfo is None):
+        return False
+    try:
+        dumps(dict(event.properties))
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return True
 
 
 class _Replayed(Exception):
@@ -109,8 +132,10 @@ class WebhookHandler:
             log.error("webhook_bad_result", provider=provider, result=type(result).__name__)
             return _response(500, "the provider plugin returned no WebhookResult")
         digest = request_digest(method, url, request.body)
+        if nonce is None:  # the body is what the signature covers: the same body elsewhere is a replay
+            nonce = f"body:{hashlib.sha256(request.body).hexdigest()}" if request.body else f"request:{digest}"
         try:
-            touchpoints, updated = self._record(configured.name, result.events, nonce or digest, digest)
+            touchpoints, updated = self._record(configured.name, result.events, nonce, digest)
         except _Replayed:
             log.warning("webhook_rejected", provider=provider, status=409, reason="replayed nonce")
             return _response(409, "this request's nonce was already used by another request (replay)")
@@ -126,7 +151,7 @@ class WebhookHandler:
             if not self._first_time(tx, provider, nonce, digest, now):
                 return touchpoints, updated  # the provider retried an identical request: already recorded
             for event in events:
-                if not isinstance(event, WebhookEvent) or event.channel not in CHANNELS:
+                if not _well_formed(event):
                     log.error("webhook_bad_event", provider=provider, kind=type(event).__name__)
                     continue
                 if event.id is not None and not tx.execute(

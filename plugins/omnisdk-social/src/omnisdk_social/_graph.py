@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -25,6 +26,9 @@ __all__ = [
     "handshake",
     "in_window",
     "json_object",
+    "obj",
+    "objs",
+    "text",
     "verify_meta_webhook",
 ]
 
@@ -114,6 +118,21 @@ def handshake(request: WebhookRequest) -> WebhookResult | None:
     challenge = _query(request).get("hub.challenge", "")
     return WebhookResult(response=WebhookResponse(headers={"Content-Type": "text/plain"}, body=challenge.encode()))
 
+
+
+def obj(value: Any) -> Mapping[str, Any]:
+    """A part of a notification that should be an object: anything else reads as empty."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def objs(value: Any) -> list[Mapping[str, Any]]:
+    """A part that should be a list of objects: the objects in it, if it is a list."""
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+def text(value: Any) -> str | None:
+    """A part that should be a non-empty string (ids, names, texts)."""
+    return value if isinstance(value, str) and value else None
 
 
 def json_object(request: WebhookRequest) -> dict[str, Any]:
