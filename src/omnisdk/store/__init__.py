@@ -6,19 +6,73 @@ from pathlib import Path
 
 from .._errors import StoreError
 from ._base import Dialect, SQLStore, Store, Transaction, dumps, loads, migrations
+from ._quarantine import (
+    DECODE_ERRORS,
+    QuarantinedRow,
+    QuarantineRepair,
+    decode_row,
+    decode_rows,
+    drop_quarantined,
+    list_quarantined,
+    quarantine_row,
+    repair_quarantined,
+)
+from ._rows import (
+    TABLES,
+    TOUCHPOINT_COLUMNS,
+    channel,
+    integer,
+    json_array,
+    json_object,
+    optional_number,
+    optional_object,
+    optional_text,
+    optional_timestamp,
+    text,
+    timestamp,
+    timezone,
+    touchpoint_from_json,
+    touchpoint_from_row,
+    touchpoint_json,
+)
 from ._sqlite import SQLiteStore
 
 __all__ = [
+    "DECODE_ERRORS",
     "DEFAULT_URL",
     "Dialect",
+    "QuarantineRepair",
+    "QuarantinedRow",
     "SQLStore",
+    "TABLES",
     "SQLiteStore",
     "Store",
+    "TOUCHPOINT_COLUMNS",
     "Transaction",
+    "channel",
+    "decode_row",
+    "decode_rows",
+    "drop_quarantined",
     "dumps",
+    "integer",
+    "json_array",
+    "json_object",
+    "list_quarantined",
     "loads",
     "migrations",
     "open_store",
+    "optional_number",
+    "optional_object",
+    "optional_text",
+    "optional_timestamp",
+    "quarantine_row",
+    "repair_quarantined",
+    "text",
+    "timestamp",
+    "timezone",
+    "touchpoint_from_json",
+    "touchpoint_from_row",
+    "touchpoint_json",
 ]
 
 DEFAULT_URL = "sqlite:///" + str(Path(".omnisdk") / "omnisdk.db")
