@@ -18,6 +18,7 @@ from ._quarantine import (
     repair_quarantined,
 )
 from ._rows import (
+    MAX_TIMESTAMP,
     TABLES,
     TOUCHPOINT_COLUMNS,
     channel,
@@ -38,6 +39,7 @@ from ._rows import (
 from ._sqlite import SQLiteStore
 
 __all__ = [
+    "MAX_TIMESTAMP",
     "DECODE_ERRORS",
     "DEFAULT_URL",
     "Dialect",
