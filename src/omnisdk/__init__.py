@@ -42,6 +42,7 @@ from .providers import (
     WebhookResult,
     secret,
 )
+from .store import QuarantinedRow, QuarantineRepair
 
 __version__ = "0.1.0"
 
@@ -78,6 +79,8 @@ __all__ = [
     "Provider",
     "ProviderError",
     "Push",
+    "QuarantineRepair",
+    "QuarantinedRow",
     "RetryableError",
     "SMS",
     "Social",

@@ -297,16 +297,18 @@ def load_customers(tx: Transaction, customer_ids: Iterable[str]) -> dict[str, Cu
     for chunk in _chunks(found, 500):
         marks = ",".join("?" * len(chunk))
         identity_rows = tx.query(
-            f"SELECT customer_id, kind, value FROM identities WHERE customer_id IN ({marks}) "
+            f"SELECT customer_id, kind, value, created_at FROM identities WHERE customer_id IN ({marks}) "
             "ORDER BY customer_id, created_at, kind", chunk,
         )
         for cid, identity in decode_rows(tx, "identities", identity_rows, _identity, key=lambda r: (r[1], r[2])):
             identities.setdefault(cid, []).append(identity)
-        consent_rows = tx.query(
-            f"SELECT id, customer_id, channel, purpose, granted, source, recorded_at FROM consents "
-            f"WHERE customer_id IN ({marks}) ORDER BY id", chunk,
-        )
-        for cid, consent in decode_rows(tx, "consents", consent_rows, _consent):
+        consent_sql = (f"SELECT id, customer_id, channel, purpose, granted, source, recorded_at FROM consents "
+                       f"WHERE customer_id IN ({marks}) ORDER BY id")
+        consent_rows = tx.query(consent_sql, chunk)
+        decoded = decode_rows(tx, "consents", consent_rows, _consent)
+        if len(decoded) != len(consent_rows):  # read again: the revocations left in their place count
+            decoded = decode_rows(tx, "consents", tx.query(consent_sql, chunk), _consent)
+        for cid, consent in decoded:
             consents.setdefault(cid, []).append(consent)
     profiles = {
         cid: Customer(
@@ -341,7 +343,8 @@ def _profile_row(row: Sequence[Any]) -> tuple[Any, ...]:
 
 
 def _identity(row: Sequence[Any]) -> tuple[str, Identity]:
-    cid, kind, value = row
+    cid, kind, value, created_at = row
+    timestamp(created_at)
     return cid, Identity(text(kind), text(value))
 
 

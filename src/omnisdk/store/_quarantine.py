@@ -26,7 +26,7 @@ from .._errors import NotFoundError, OmniError, ValidationError
 from .._logging import get_logger
 from .._touchpoints import MESSAGE_CHANNELS
 from ._base import SQLStore, Transaction, dumps, loads
-from ._rows import MAX_TIMESTAMP, MIN_TIMESTAMP, TABLES, json_any, optional_timestamp, timestamp
+from ._rows import JSON_CODECS, MAX_TIMESTAMP, MIN_TIMESTAMP, TABLES, json_any, optional_timestamp, timestamp
 
 __all__ = [
     "DECODE_ERRORS",
@@ -126,7 +126,8 @@ def quarantine_row(tx: Transaction, table: str, key: Sequence[Any], error: BaseE
         names = [d[0] for d in tx.cursor.description]
         values = dict(zip(names, tuple(found), strict=True))
         if tx.dialect.name == "postgresql":  # JSONB comes back decoded: keep it as text, as SQLite does
-            values = {k: dumps(v) if isinstance(v, dict | list) else v for k, v in values.items()}
+            values = {k: dumps(v) if v is not None and spec.columns.get(k) in JSON_CODECS else v
+                      for k, v in values.items()}
         qid = tx.scalar(
             "INSERT INTO quarantine (origin, row_key, row_values, error_type, error, quarantined_at) "
             "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",

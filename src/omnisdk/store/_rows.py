@@ -168,6 +168,8 @@ def touchpoint_from_json(data: Mapping[str, Any]) -> Touchpoint:
 
 
 Codec = Callable[[Any], Any]
+#: The codecs of JSON columns (JSONB on PostgreSQL, text on SQLite).
+JSON_CODECS: Final[frozenset[Codec]] = frozenset({json_object, optional_object, json_array, json_any, touchpoint_json})
 
 
 @attrs.frozen
