@@ -118,7 +118,8 @@ def quarantine_row(tx: Transaction, table: str, key: Sequence[Any], error: BaseE
     now = time.time()
     tx.execute("SAVEPOINT quarantine")
     try:
-        tx.cursor.execute(tx.dialect.sql(f"SELECT * FROM {table} WHERE {where}"), tuple(key))
+        # DELETE … RETURNING: of two workers that read the row at once, only one gets it to keep.
+        tx.cursor.execute(tx.dialect.sql(f"DELETE FROM {table} WHERE {where} RETURNING *"), tuple(key))
         found = tx.cursor.fetchone()
         if found is None:
             tx.execute("RELEASE SAVEPOINT quarantine")
@@ -134,7 +135,6 @@ def quarantine_row(tx: Transaction, table: str, key: Sequence[Any], error: BaseE
             (table, _encode(dict(zip(spec.key, key, strict=True))), _encode(values), type(error).__name__,
              str(error)[:2000], now),
         )
-        tx.execute(f"DELETE FROM {table} WHERE {where}", tuple(key))
         if table == "consents":
             _revoke_in_place(tx, values, int(qid), now)
         tx.execute("RELEASE SAVEPOINT quarantine")
