@@ -74,7 +74,7 @@ class MailgunEmail(omnisdk.Provider):
         return fields
 
     async def _send_one(self, message: omnisdk.Outgoing) -> Outcome:
-        content = check_outgoing(message)
+        content = check_outgoing(message, unsubscribe_mailto=self.config.unsubscribe_mailto)
         if isinstance(content, omnisdk.PermanentError):
             return content
         try:

@@ -90,7 +90,7 @@ class SendGridEmail(omnisdk.Provider):
         outcomes: list[Outcome | None] = [None] * len(batch)
         groups: dict[tuple[Any, ...], list[tuple[int, omnisdk.Outgoing, omnisdk.Email]]] = {}
         for index, message in enumerate(batch):
-            content = check_outgoing(message)
+            content = check_outgoing(message, unsubscribe_mailto=self.config.unsubscribe_mailto)
             if isinstance(content, omnisdk.PermanentError):
                 outcomes[index] = content
                 continue
