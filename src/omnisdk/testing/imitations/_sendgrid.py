@@ -90,7 +90,8 @@ class SendGridImitation(Imitation):
             args = {**(mail.get("custom_args") or {}), **(personalization.get("custom_args") or {})}
             subject = personalization.get("subject") or mail.get("subject") or ""
             for to in personalization.get("to") or ():
-                entry: dict[str, Any] = {"from_email": sender, "msg_id": f"{message_id}.filterdrecv-{random_id(8)}.{index}.0",
+                msg_id = f"{message_id}.filterdrecv-{random_id(8)}.{index}.0"
+                entry: dict[str, Any] = {"from_email": sender, "msg_id": msg_id,
                            "subject": subject, "to_email": to.get("email", ""), "status": "processed",
                            "opens_count": 0, "clicks_count": 0, "last_event_time": accepted.strftime(_ISO)}
                 self._activity.append((accepted, {**entry, "unique_args": args}))
