@@ -310,6 +310,11 @@ class WebhookResponse:
     headers: Mapping[str, str] = attrs.field(factory=dict)
     body: bytes = b""
 
+    @classmethod
+    def text(cls, status: int, text: str) -> WebhookResponse:
+        """A plain-text answer, e.g. the reason a request was refused."""
+        return cls(status=status, headers={"content-type": "text/plain; charset=utf-8"}, body=text.encode())
+
 
 @attrs.frozen(kw_only=True)
 class WebhookEvent:

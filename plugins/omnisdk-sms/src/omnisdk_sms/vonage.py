@@ -58,6 +58,20 @@ def _iso(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+#: Vonage's documented limits, as its SDK's `SmsMessage` enforces them.
+MAX_CALLBACK: Final = 100
+MAX_CLIENT_REF: Final = 100
+
+
+def _short_callback(_instance: object, _attribute: Any, value: str | None) -> None:
+    """attrs validator: a longer `callback` would be refused (or cut) by Vonage, so refuse it at startup."""
+    if value is not None and len(value) > MAX_CALLBACK:
+        raise omnisdk.ConfigError(
+            f"Vonage accepts a callback URL of at most {MAX_CALLBACK} characters, this one has {len(value)}",
+            field="status_callback",
+        )
+
+
 def vonage_signature(secret: str, params: dict[str, str], method: str = "md5hash") -> str:
     """Vonage's signature: `&name=value` for each sorted parameter (`&`, `=` in values as `_`), hashed."""
     payload = "".join(
@@ -85,7 +99,7 @@ class VonageSMS(omnisdk.Provider):
         signature_method: str = attrs.field(default="md5hash", validator=attrs.validators.in_(SIGNATURE_METHODS))
         #: Oldest signed webhook accepted, in seconds (replay protection).
         webhook_tolerance: float = 300.0
-        status_callback: str | None = attrs.field(default=None, validator=OPTIONAL_HTTP_URL)
+        status_callback: str | None = attrs.field(default=None, validator=[OPTIONAL_HTTP_URL, _short_callback])
         base_url: str = attrs.field(default="https://rest.nexmo.com", validator=HTTP_URL)
         #: The Reports API, where a message whose send outcome is unknown is looked up by its client-ref.
         reports_url: str = attrs.field(default="https://api.nexmo.com", validator=HTTP_URL)
@@ -111,7 +125,7 @@ class VonageSMS(omnisdk.Provider):
             "to": message.to.removeprefix("+"),
             "text": content.text,
             "type": "unicode" if details["encoding"] == "UCS-2" else "text",
-            "client-ref": message.delivery_id[:100],
+            "client-ref": message.delivery_id[:MAX_CLIENT_REF],
         }
         if self.config.status_callback:
             form["callback"] = self.config.status_callback
@@ -152,7 +166,8 @@ class VonageSMS(omnisdk.Provider):
         records = response_object(response).get("records")
         if not isinstance(records, list):
             return StillUnknown(reason="vonage's Reports API answered without records")
-        ours = next((r for r in records if isinstance(r, dict) and r.get("client_ref") == item.outgoing.delivery_id
+        ref = item.outgoing.delivery_id[:MAX_CLIENT_REF]
+        ours = next((r for r in records if isinstance(r, dict) and r.get("client_ref") == ref
                      and isinstance(r.get("message_id"), str)), None)
         if ours is not None:
             return omnisdk.Accepted(provider_message_id=ours["message_id"], details=segment_details(content.text))
