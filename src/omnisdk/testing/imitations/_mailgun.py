@@ -38,6 +38,9 @@ class MailgunImitation(Imitation):
 
     api_key: str = attrs.field(default="key-test", repr=False)
     domains: set[str] | None = None
+    #: Honour the `user-variables` filter; off, it is ignored (Mailgun documents no such filter field),
+    #: so a client must match the variables itself, page after page.
+    filter_user_variables: bool = True
     messages: list[dict[str, Any]] = attrs.field(factory=list, init=False, repr=False)
     #: The Events API's log: one `accepted` event per recipient of each accepted message.
     events: list[dict[str, Any]] = attrs.field(factory=list, init=False, repr=False)
@@ -94,7 +97,8 @@ class MailgunImitation(Imitation):
 
     def _page(self, domain: str, query: dict[str, str], offset: int) -> web.StreamResponse:
         try:
-            wanted = json.loads(query["user-variables"]) if "user-variables" in query else {}
+            filtered = "user-variables" in query and self.filter_user_variables
+            wanted = json.loads(query["user-variables"]) if filtered else {}
         except ValueError:
             raise Invalid(Problem("query", "user-variables is not a JSON object", "user-variables")) from None
         if not isinstance(wanted, dict):
