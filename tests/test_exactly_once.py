@@ -79,7 +79,7 @@ CHANNELS = {
         "email",
         lambda api: {"provider": "mailgun", "api_key": api.api_key, "domain": DOMAIN, "from": "shop@acme.example",
                      "base_url": api.base_url},
-        lambda api: [(m["form"]["to"], m["id"].strip("<>")) for m in api.messages],
+        lambda api: [(to, m["id"].strip("<>")) for m in api.messages for to in m["form"]["to"]],
     ),
     "sendgrid": Channel(
         lambda faults, clock: SendGridImitation(faults=faults, clock=clock),
