@@ -307,25 +307,30 @@ class Validator:
                 pending.append((variant, f"{where}.locales.{locale}"))
 
     def request(self, method: Any, url: Any, headers: Any) -> None:
-        """An HTTP request's head: a wrong type is the caller's bug (`ValidationError`); a malformed
-        or oversized head is the sender's, answered with `WebhookError` (400, 414 or 431)."""
+        """An HTTP request's head (headers as a mapping, or the (name, value) pairs as received): a wrong
+        type is the caller's bug (`ValidationError`); a malformed or oversized head is the sender's,
+        answered with `WebhookError` (400, 414 or 431)."""
         lim = self.limits
         if not isinstance(method, str):
             raise ValidationError(f"expected an HTTP method, got {type(method).__name__}", field="method")
         if not isinstance(url, str):
             raise ValidationError(f"expected the URL as a string, got {type(url).__name__}", field="url")
-        if not isinstance(headers, Mapping):
+        if not isinstance(headers, Mapping | list | tuple):
             raise ValidationError(f"expected a mapping of headers, got {type(headers).__name__}", field="headers")
+        pairs = list(headers.items()) if isinstance(headers, Mapping) else headers
         if not _METHOD.fullmatch(method):
             raise WebhookError("malformed HTTP method", status=400)
         if len(url) > lim.max_url_length:
             raise WebhookError(f"URL longer than {lim.max_url_length} characters (limits.max_url_length)", status=414)
         if text_problem(url):
             raise WebhookError("the URL is not valid Unicode", status=400)
-        if len(headers) > lim.max_header_count:
+        if len(pairs) > lim.max_header_count:
             raise WebhookError(f"more than {lim.max_header_count} headers (limits.max_header_count)", status=431)
         size = 0
-        for name, value in headers.items():
+        for pair in pairs:
+            if not isinstance(pair, tuple | list) or len(pair) != 2:
+                raise ValidationError("expected (name, value) pairs", field="headers")
+            name, value = pair
             if not isinstance(name, str) or not isinstance(value, str):
                 raise ValidationError("header names and values must be strings", field="headers")
             size += len(name) + len(value) + 4
