@@ -10,7 +10,6 @@ Each imitation stamps with the test's virtual clock, which the loop moves past t
 
 from __future__ import annotations
 
-import importlib.util
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -28,11 +27,6 @@ from omnisdk.testing.imitations import (
     TwilioImitation,
     VonageImitation,
 )
-
-#: The dispatcher core that calls `Provider.reconcile` (branch h13-dispatch). Until it is on this
-#: branch the test cannot pass and is expected to fail; once it is, any failure fails the run.
-CORE = importlib.util.find_spec("omnisdk.delivery._reconcile") is not None
-pytestmark = pytest.mark.xfail(not CORE, reason="needs the dispatcher's reconcile step", strict=False)
 
 CUSTOMERS = 44
 OPTED_OUT = {f"c-{i}" for i in range(0, CUSTOMERS, 11)}  # 4 customers who said no
