@@ -224,3 +224,17 @@ def test_vonage_keeps_a_failed_lookup_unknown_and_its_window_within_a_day(clock:
     api.assert_no_violations()
     assert isinstance(failed, StillUnknown)
     assert isinstance(found, omnisdk.Accepted) and found.provider_message_id == api.messages[0]["message-id"]
+
+
+def test_vonage_takes_a_truncated_answer_for_unknown(clock: omnisdk.VirtualClock) -> None:
+    with VonageImitation(clock=clock, truncate_after=0, faults=Faults(drop_after_accept=1)) as api:
+        provider = vonage(api, clock)
+
+        async def main() -> list[Reconciliation]:
+            item = await lost(provider, sms(), clock)
+            clock.advance(hours=1)
+            return await settle(provider, item)
+
+        [answer] = run(main)
+    api.assert_no_violations()
+    assert isinstance(answer, StillUnknown) and "TRUNCATED" in answer.reason

@@ -163,9 +163,12 @@ class VonageSMS(omnisdk.Provider):
                                        auth=(self.config.api_key, self.config.api_secret))
         if response.status_code != 200:
             return lookup_error(response, "vonage's Reports API", self.clock.timestamp())
-        records = response_object(response).get("records")
+        body = response_object(response)
+        records = body.get("records")
         if not isinstance(records, list):
             return StillUnknown(reason="vonage's Reports API answered without records")
+        if body.get("request_status", "SUCCESS") != "SUCCESS":  # TRUNCATED: ours may be among the missing
+            return StillUnknown(reason=f"vonage's Reports API answered {body.get('request_status')}")
         ref = item.outgoing.delivery_id[:MAX_CLIENT_REF]
         ours = next((r for r in records if isinstance(r, dict) and r.get("client_ref") == ref
                      and isinstance(r.get("message_id"), str)), None)

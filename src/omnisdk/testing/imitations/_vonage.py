@@ -35,6 +35,8 @@ class VonageImitation(Imitation):
     api_secret: str = attrs.field(default="abcdef0123456789", repr=False)
     balance: float = 10.0
     price: float = 0.0333
+    #: Answer at most this many records, as `TRUNCATED` past it (None: every record).
+    truncate_after: int | None = None
     messages: list[dict[str, Any]] = attrs.field(factory=list, init=False, repr=False)
     #: The Reports API's outbound SMS records (one per part), with when each was received.
     _records: list[tuple[datetime, dict[str, Any]]] = attrs.field(factory=list, init=False, repr=False)
@@ -127,10 +129,13 @@ class VonageImitation(Imitation):
             if end - start > timedelta(hours=24):
                 return _problem(422, "Invalid filter", "date_end must be no more than 24 hours after date_start")
             found = [r for at, r in visible if start <= at < end]
+        status = "SUCCESS"
+        if self.truncate_after is not None and len(found) > self.truncate_after:
+            found, status = found[: self.truncate_after], "TRUNCATED"
         if query.get("include_message") != "true":
             found = [{k: v for k, v in r.items() if k != "message_body"} for r in found]
         body = {"_links": {"self": {"href": self.url(call.request.path_qs)}}, "request_id": str(uuid.uuid4()),
-                "request_status": "SUCCESS", "received_at": _iso(self.now()), "account_id": query["account_id"],
+                "request_status": status, "received_at": _iso(self.now()), "account_id": query["account_id"],
                 "product": "SMS", "direction": "outbound", "include_message": query.get("include_message") == "true",
                 "items_count": len(found), "records": found}
         return web.json_response(body)
