@@ -215,12 +215,13 @@ class Core:
         return Consent(channel=channel, purpose=purpose, granted=granted, source=source, recorded_at=to_datetime(now))
 
     def record_consent(
-        self, tx: Transaction, customer_id: str, channel: str, purpose: str, granted: bool, source: str, now: float
+        self, tx: Transaction, customer_id: str, channel: str, purpose: str, granted: bool, source: str, now: float,
+        evidence: str | None = None,
     ) -> None:
         tx.execute(
-            "INSERT INTO consents (customer_id, channel, purpose, granted, source, recorded_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (customer_id, channel, purpose, int(granted), source, now),
+            "INSERT INTO consents (customer_id, channel, purpose, granted, source, recorded_at, evidence) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (customer_id, channel, purpose, int(granted), source, now, evidence),
         )
 
     def customer(self, customer_id: str) -> Customer:

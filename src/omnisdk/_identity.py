@@ -287,12 +287,13 @@ def load_customers(tx: Transaction, customer_ids: Iterable[str]) -> dict[str, Cu
             "ORDER BY customer_id, created_at, kind", chunk,
         ):
             identities.setdefault(cid, []).append(Identity(kind, value))
-        for cid, channel, purpose, granted, source, at in tx.query(
-            f"SELECT customer_id, channel, purpose, granted, source, recorded_at FROM consents "
+        for cid, channel, purpose, granted, source, at, evidence in tx.query(
+            f"SELECT customer_id, channel, purpose, granted, source, recorded_at, evidence FROM consents "
             f"WHERE customer_id IN ({marks}) ORDER BY id", chunk,
         ):
             consents.setdefault(cid, []).append(Consent(channel=channel, purpose=purpose, granted=bool(granted),
-                                                        source=source, recorded_at=to_datetime(at)))
+                                                        source=source, recorded_at=to_datetime(at),
+                                                        evidence=evidence))
     profiles = {
         cid: Customer(
             id=cid, identities=tuple(identities.get(cid, ())), traits=loads(row[1]) or {}, timezone=row[2],

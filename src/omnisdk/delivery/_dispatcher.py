@@ -48,7 +48,7 @@ from ..providers import (
 )
 from ..store import Transaction, dumps, loads
 from ._limits import CircuitBreaker, TokenBucket, retry_delay
-from ._providers import ConfiguredProvider, ProviderPool
+from ._providers import HTTP_TRANSPORTS, ConfiguredProvider, ProviderPool
 from ._recheck import stop_revoked
 from ._reconcile import IN_DOUBT, Reconciler, content_json, resend_safe, sent_touchpoint
 from ._sending import HISTORY_NAMES, TRIGGER_NAMES, SendContext
@@ -147,6 +147,8 @@ class DeliverySettings:
     reconcile_max_age: float = 86400.0
     #: Seconds a worker told to stop (SIGTERM) lets the calls in flight finish before cutting them off.
     drain_seconds: float = 30.0
+    #: What carries provider HTTP calls: "pool" (ours) or "aiohttp" (docs/operations.md compares them).
+    http_transport: str = "pool"
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> DeliverySettings:
@@ -155,6 +157,11 @@ class DeliverySettings:
         for key, value in section.items():
             if key not in known:
                 raise ConfigError(f"unknown key; expected one of {', '.join(known)}", field=f"delivery.{key}")
+            if key == "http_transport":
+                if value not in HTTP_TRANSPORTS:
+                    raise ConfigError(f"expected one of {', '.join(HTTP_TRANSPORTS)}", field="delivery.http_transport")
+                kwargs[key] = value
+                continue
             if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
                 raise ConfigError("expected a positive number", field=f"delivery.{key}")
             kwargs[key] = int(value) if known[key].type in ("int", int) else float(value)
@@ -216,7 +223,8 @@ class Dispatcher:
         self.core = core
         self.settings = DeliverySettings.from_config(core.config.delivery)
         self.pool = ProviderPool(
-            core.config, core.plugins.providers, core.clock, http_timeout=self.settings.http_timeout
+            core.config, core.plugins.providers, core.clock, http_timeout=self.settings.http_timeout,
+            http_transport=self.settings.http_transport,
         )
         # Random, not new_id()'s time-ordered prefix: two dispatchers started close together must differ.
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
