@@ -238,3 +238,14 @@ def test_vonage_takes_a_truncated_answer_for_unknown(clock: omnisdk.VirtualClock
         [answer] = run(main)
     api.assert_no_violations()
     assert isinstance(answer, StillUnknown) and "TRUNCATED" in answer.reason
+
+
+def test_vonage_looks_up_where_it_sends_unless_told_otherwise() -> None:
+    def reports(**settings: Any) -> str:
+        config = build_config(VonageSMS, {"api_key": "abcd1234", "api_secret": "s", "from": "AcmeShop", **settings},
+                              "channels.sms")
+        return VonageSMS(config, http=httpx.AsyncClient())._reports_url
+
+    assert reports() == "https://api.nexmo.com"
+    assert reports(base_url="https://vonage-gateway.internal.example/") == "https://vonage-gateway.internal.example"
+    assert reports(base_url="https://gw.example", reports_url="https://reports.example") == "https://reports.example"

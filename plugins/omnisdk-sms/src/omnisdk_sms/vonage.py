@@ -53,6 +53,8 @@ RETRYABLE_STATUSES: Final = frozenset({"1", "5", "10"})
 #: 33: the number was deactivated; it will never take messages again.
 DEAD_NUMBER_STATUSES: Final = frozenset({"33"})
 SIGNATURE_METHODS: Final = ("md5hash", "md5", "sha1", "sha256", "sha512")
+DEFAULT_BASE_URL: Final = "https://rest.nexmo.com"
+REPORTS_URL: Final = "https://api.nexmo.com"
 #: The Reports API serves records of at most 24 hours per request.
 REPORTS_WINDOW: Final = timedelta(hours=24)
 
@@ -105,9 +107,10 @@ class VonageSMS(omnisdk.Provider):
         #: Oldest signed webhook accepted, in seconds (replay protection).
         webhook_tolerance: float = 300.0
         status_callback: str | None = attrs.field(default=None, validator=[OPTIONAL_HTTP_URL, _short_callback])
-        base_url: str = attrs.field(default="https://rest.nexmo.com", validator=HTTP_URL)
-        #: The Reports API, where a message whose send outcome is unknown is looked up by its client-ref.
-        reports_url: str = attrs.field(default="https://api.nexmo.com", validator=HTTP_URL)
+        base_url: str = attrs.field(default=DEFAULT_BASE_URL, validator=HTTP_URL)
+        #: The Reports API, where a message whose send outcome is unknown is looked up by its client-ref;
+        #: by default api.nexmo.com, or `base_url` when that points elsewhere (a gateway serving both).
+        reports_url: str | None = attrs.field(default=None, validator=OPTIONAL_HTTP_URL)
         #: Seconds after an attempt before a message missing from the Reports API counts as not sent.
         reconcile_lag: float = attrs.field(default=300.0, validator=attrs.validators.ge(0))
         #: How far Vonage's clock may be from ours, in seconds: the lookup window's margin.
@@ -150,6 +153,13 @@ class VonageSMS(omnisdk.Provider):
         cost = sum(float(p.get("message-price", 0) or 0) for p in parts)
         return omnisdk.Accepted(provider_message_id=str(parts[0].get("message-id")), cost=cost, details=details)
 
+    @property
+    def _reports_url(self) -> str:
+        url = self.config.reports_url
+        if url is None:
+            url = REPORTS_URL if self.config.base_url.rstrip("/") == DEFAULT_BASE_URL else self.config.base_url
+        return url.rstrip("/")
+
     async def reconcile(self, batch: Sequence[InDoubt]) -> Sequence[Reconciliation]:
         return await reconcile_each(batch, self._reconcile_one)
 
@@ -164,7 +174,7 @@ class VonageSMS(omnisdk.Provider):
         end = min(end, start + REPORTS_WINDOW)
         query = {"account_id": self.config.api_key, "product": "SMS", "direction": "outbound",
                  "date_start": _iso(start), "date_end": _iso(end)}
-        response = await self.http.get(f"{self.config.reports_url.rstrip('/')}/v2/reports/records", params=query,
+        response = await self.http.get(f"{self._reports_url}/v2/reports/records", params=query,
                                        auth=(self.config.api_key, self.config.api_secret))
         if response.status_code != 200:
             return lookup_error(response, "vonage's Reports API", self.clock.timestamp())
