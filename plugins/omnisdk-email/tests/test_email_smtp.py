@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -156,3 +157,14 @@ def test_invalid_recipient_is_refused_before_sending(smtp_server: Any) -> None:
 def test_inconsistent_settings_are_config_errors(settings: Mapping[str, Any]) -> None:
     with pytest.raises(omnisdk.ConfigError):
         build_config(SMTPEmail, {"host": "h", "from": "a@acme.example", **settings}, "channels.email")
+
+
+def test_a_resend_after_an_unknown_outcome_carries_the_same_message_id(smtp_server: Any) -> None:
+    # SMTP cannot be asked what a relay took, so it is at least once: the copy must be recognisable
+    assert SMTPEmail.capabilities.crash_policy == "at_least_once"
+    first, again, other = message(), message(), message(to="bob@example.com")
+    before = len(smtp_server.messages)
+    outcomes = asyncio.run(send(provider(smtp_server.settings), first, again, other))
+    ids = Counter(m["Message-ID"] for m in smtp_server.messages[before:])
+    assert ids == Counter({f"<{first.delivery_id}@acme.example>": 2, f"<{other.delivery_id}@acme.example>": 1})
+    assert Counter(f"<{o.provider_message_id}>" for o in outcomes if isinstance(o, omnisdk.Accepted)) == ids
