@@ -16,7 +16,15 @@ import attrs
 import httpx
 
 import omnisdk
-from omnisdk.providers import Outcome, http_error_outcome, response_object, retry_after_seconds, transport_error_outcome
+from omnisdk.providers import (
+    Outcome,
+    fresh_timestamp,
+    http_error_outcome,
+    response_object,
+    retry_after_seconds,
+    signatures_match,
+    transport_error_outcome,
+)
 
 from ._common import (
     HTTP_URL,
@@ -25,6 +33,7 @@ from ._common import (
     inbound_event,
     segment_details,
     sender,
+    single_values,
     webhook_params,
 )
 
@@ -65,6 +74,8 @@ class VonageSMS(omnisdk.Provider):
     name = "vonage"
     channel = "sms"
     capabilities = omnisdk.Capabilities(max_batch_size=1, rate_limit=30.0)
+    #: Vonage calls webhooks with the method chosen in the dashboard: GET, POST or POST-JSON.
+    webhook_methods = frozenset({"GET", "POST"})
 
     @attrs.define(kw_only=True)
     class Config:
@@ -126,22 +137,23 @@ class VonageSMS(omnisdk.Provider):
     def verify_webhook(self, request: omnisdk.WebhookRequest) -> None:
         if not self.config.signature_secret:
             raise omnisdk.WebhookError("vonage webhooks need `signature_secret` (signed webhooks)", status=401)
-        params = {k: v[-1] for k, v in webhook_params(request).items()}
+        params = single_values(webhook_params(request))
         signature = params.get("sig")
         if not signature:
             raise omnisdk.WebhookError("missing sig parameter", status=401)
-        try:
-            timestamp = float(params.get("timestamp", ""))
-        except ValueError:
-            raise omnisdk.WebhookError("missing or malformed timestamp parameter", status=401) from None
         expected = vonage_signature(self.config.signature_secret, params, self.config.signature_method)
-        if not hmac.compare_digest(expected, signature.lower()):
+        if not signatures_match(expected, signature.lower()):
             raise omnisdk.WebhookError("sig does not match", status=401)
-        if abs(self.clock.timestamp() - timestamp) > self.config.webhook_tolerance:
-            raise omnisdk.WebhookError("stale webhook timestamp", status=401)
+        fresh_timestamp(params.get("timestamp"), now=self.clock.timestamp(), tolerance=self.config.webhook_tolerance,
+                        what="timestamp parameter")
+
+    def webhook_nonce(self, request: omnisdk.WebhookRequest) -> str | None:
+        """Vonage signs a `nonce` with each request; without one, the signature itself."""
+        params = webhook_params(request)
+        return (params.get("nonce") or params.get("sig") or [None])[-1]
 
     def parse_webhook(self, request: omnisdk.WebhookRequest) -> omnisdk.WebhookResult:
-        params = {k: v[-1] for k, v in webhook_params(request).items()}
+        params = single_values(webhook_params(request))
         message_id = params.get("messageId", "")
         if "status" in params:
             return omnisdk.WebhookResult(events=self._receipt_events(message_id, params))
