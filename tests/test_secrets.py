@@ -4,6 +4,7 @@ config, channel or provider reprs, not in omnisdk's errors, not in a log line.""
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -106,6 +107,16 @@ def test_a_value_equal_to_a_short_secret_is_masked_in_reprs() -> None:
         assert "'auth_token': '[redacted]'" in repr(omni.config)
 
 
+@pytest.fixture
+def structlog_defaults() -> Iterator[None]:
+    """structlog's own defaults for this test (another test may have set a level that drops `info`)."""
+    saved = structlog.get_config()
+    structlog.reset_defaults()
+    yield
+    structlog.configure(**saved)
+
+
+@pytest.mark.usefixtures("structlog_defaults")
 def test_log_lines_never_carry_a_secret() -> None:
     with omnisdk.Omni("sqlite://:memory:", config=shop_config()), structlog.testing.capture_logs() as logs:
         log = get_logger("omnisdk.test")
