@@ -130,6 +130,25 @@ def test_log_lines_never_carry_a_secret() -> None:
     assert_no_secret(repr(logs))
 
 
+def test_a_traceback_the_app_logs_through_the_configured_chain_is_masked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from omnisdk._logging import configure_logging
+
+    with omnisdk.Omni("sqlite://:memory:", config=shop_config()):
+        configure_logging(json=True)
+        try:
+            try:
+                raise RuntimeError(f"upstream refused {SENDGRID_KEY}")
+            except RuntimeError:
+                structlog.get_logger("shop").error("checkout failed", exc_info=True)
+        finally:
+            structlog.reset_defaults()
+    err = capsys.readouterr().err
+    assert "RuntimeError: upstream refused [redacted]" in err
+    assert_no_secret(err)
+
+
 def test_the_apps_own_structlog_lines_are_masked_by_the_processor() -> None:
     with omnisdk.Omni("sqlite://:memory:", config=shop_config()):
         line = omnisdk.redact_processor(None, "info", {"event": f"token {TWILIO_TOKEN}", "shop": SENDGRID_KEY})
