@@ -19,7 +19,7 @@ __all__ = ["ChannelConfig", "Config", "load_config"]
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 KNOWN_SECTIONS = ("channels", "policies", "brand", "identity", "templates", "logging", "webhooks", "delivery", "store",
-                  "journeys", "analytics")
+                  "journeys", "analytics", "limits")
 #: The core's own secrets (a provider's are declared on its `Config` with `omnisdk.secret()`).
 CORE_SECRETS = (("webhooks", "signing_key"),)
 
@@ -49,11 +49,13 @@ class Config:
     templates: Mapping[str, Any] = attrs.field(factory=dict)
     webhooks: Mapping[str, Any] = attrs.field(factory=dict)
     delivery: Mapping[str, Any] = attrs.field(factory=dict)
+    #: `[limits]`: sizes and ranges of accepted input (see `omnisdk.Limits`).
+    limits: Mapping[str, Any] = attrs.field(factory=dict)
     raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
 
     def __repr__(self) -> str:
         sections = ", ".join(f"{name}={masked(getattr(self, name))!r}" for name in (
-            "policies", "brand", "identity", "templates", "webhooks", "delivery"))
+            "policies", "brand", "identity", "templates", "webhooks", "delivery", "limits"))
         return f"Config(channels={self.channels!r}, {sections})"
 
     @property
@@ -116,7 +118,7 @@ def load_config(source: Mapping[str, Any] | str | Path | None) -> Config:
     for key in data:
         if key not in KNOWN_SECTIONS:
             raise ConfigError(f"unknown section; expected one of {', '.join(KNOWN_SECTIONS)}", field=str(key))
-    for key in ("policies", "brand", "identity", "templates", "webhooks", "delivery"):
+    for key in ("policies", "brand", "identity", "templates", "webhooks", "delivery", "limits"):
         if key in data and not isinstance(data[key], Mapping):
             raise ConfigError("must be a table", field=key)
     channels = {}
@@ -158,6 +160,7 @@ def load_config(source: Mapping[str, Any] | str | Path | None) -> Config:
         templates=data.get("templates", {}),
         webhooks=data.get("webhooks", {}),
         delivery=data.get("delivery", {}),
+        limits=data.get("limits", {}),
         raw=data,
     )
     witness("config", config)
