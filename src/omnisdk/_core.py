@@ -345,7 +345,7 @@ class Core:
         if isinstance(who, str):
             explicit, pairs = check.customer_id(who, f"{field}.who"), []
         else:
-            key = dumps(sorted(who.items())) if isinstance(who, Mapping) else ""
+            key = _who_key(who)
             known = whos.get(key) if key else None
             if known is None:
                 known = self._who(who, f"{field}.who")
@@ -454,6 +454,16 @@ class Core:
     def close(self) -> None:
         if self._owns_store:
             self.store.close()
+
+
+def _who_key(who: Any) -> str:
+    """A batch's cache key for a dict of identifiers, or "" when it has none (the item is checked alone)."""
+    if not isinstance(who, Mapping):
+        return ""
+    try:
+        return dumps(sorted(who.items(), key=lambda item: repr(item[0])))
+    except (TypeError, ValueError, RecursionError):
+        return ""
 
 
 def _touchpoint(row: Sequence[Any]) -> Touchpoint:
