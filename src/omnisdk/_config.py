@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 
 from ._errors import ConfigError
+from ._secrets import masked, remember, witness
 from ._touchpoints import MESSAGE_CHANNELS
 
 __all__ = ["ChannelConfig", "Config", "load_config"]
@@ -19,6 +20,8 @@ __all__ = ["ChannelConfig", "Config", "load_config"]
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 KNOWN_SECTIONS = ("channels", "policies", "brand", "identity", "templates", "logging", "webhooks", "delivery", "store",
                   "journeys", "analytics", "limits")
+#: The core's own secrets (a provider's are declared on its `Config` with `omnisdk.secret()`).
+CORE_SECRETS = (("webhooks", "signing_key"),)
 
 
 @attrs.frozen(kw_only=True)
@@ -30,6 +33,11 @@ class ChannelConfig:
     settings: Mapping[str, Any]
     fallback_provider: str | None = None
     fallback_settings: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def __repr__(self) -> str:  # the provider's secrets are masked once its Config has declared them
+        return (f"ChannelConfig(channel={self.channel!r}, provider={self.provider!r}, "
+                f"settings={masked(self.settings)!r}, fallback_provider={self.fallback_provider!r}, "
+                f"fallback_settings={masked(self.fallback_settings)!r})")
 
 
 @attrs.frozen(kw_only=True)
@@ -44,6 +52,11 @@ class Config:
     #: `[limits]`: sizes and ranges of accepted input (see `omnisdk.Limits`).
     limits: Mapping[str, Any] = attrs.field(factory=dict)
     raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+
+    def __repr__(self) -> str:
+        sections = ", ".join(f"{name}={masked(getattr(self, name))!r}" for name in (
+            "policies", "brand", "identity", "templates", "webhooks", "delivery", "limits"))
+        return f"Config(channels={self.channels!r}, {sections})"
 
     @property
     def default_region(self) -> str | None:
@@ -135,7 +148,11 @@ def load_config(source: Mapping[str, Any] | str | Path | None) -> Config:
             fallback_provider=fallback,
             fallback_settings=dict(fallback_settings),
         )
-    return Config(
+    for section, key in CORE_SECRETS:
+        table = data.get(section)
+        if isinstance(table, Mapping):
+            remember([table.get(key)])
+    config = Config(
         channels=channels,
         policies=data.get("policies", {}),
         brand=data.get("brand", {}),
@@ -146,3 +163,5 @@ def load_config(source: Mapping[str, Any] | str | Path | None) -> Config:
         limits=data.get("limits", {}),
         raw=data,
     )
+    witness("config", config)
+    return config

@@ -23,6 +23,8 @@ from typing import Any
 
 import attrs
 
+from ._secrets import scrub, witness
+
 __all__ = [
     "BatchItemError",
     "BatchValidationError",
@@ -43,7 +45,18 @@ __all__ = [
 
 
 class OmniError(Exception):
-    """Base class of every error omnisdk raises on purpose."""
+    """Base class of every error omnisdk raises on purpose. Its text never shows a configured secret
+    (`_secrets`), whatever a message was built from: a provider's answer, a value that failed a check."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        witness("error", self)
+
+    def __str__(self) -> str:
+        return scrub(super().__str__())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
 
 
 class ConfigError(OmniError):
