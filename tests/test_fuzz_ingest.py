@@ -79,8 +79,8 @@ identifiers = mostly(
                                         "anonymous_id": good_text}),
     st.dictionaries(st.sampled_from([*IDENTITY_KINDS, "shoe_size"]), identifier_values, max_size=3))
 who = mostly(customer_ids | st.fixed_dictionaries({"anonymous_id": good_text}),
-             text | scalars | st.dictionaries(st.sampled_from([*IDENTITY_KINDS, "customer_id", "shoe_size"]),
-                                              identifier_values, max_size=3))
+             text | scalars | st.dictionaries(st.sampled_from([*IDENTITY_KINDS, "customer_id", "shoe_size"])
+                                              | st.integers(), identifier_values, max_size=3))
 events = mostly(good_text, text | scalars)
 channel = mostly(st.sampled_from(CHANNELS), text)
 zones = st.sampled_from([UTC, timezone(timedelta(hours=-5)), None])

@@ -329,44 +329,45 @@ class Core:
         whos: dict[str, tuple[str | None, list[tuple[str, str]]]] = {}
         for i, item in enumerate(batch):
             try:
-                parsed.append(self._batch_item(item, f"items[{i}]", now, whos))
-            except ValidationError as exc:
-                errors.append(BatchItemError(i, exc.field, str(exc).removeprefix(f"{exc.field}: ")))
+                parsed.append(self._batch_item(item, now, whos))
+            except ValidationError as exc:  # fields are named inside the item; the item's place is added here
+                field = f"items[{i}].{exc.field}" if exc.field else f"items[{i}]"
+                errors.append(BatchItemError(i, field, str(exc).removeprefix(f"{exc.field}: ")))
         inserted = self._store_batch(parsed, now) if parsed else 0
         if errors:
             raise BatchValidationError(errors, recorded=inserted)
         return inserted
 
     def _batch_item(
-        self, item: Any, field: str, now: float, whos: dict[str, tuple[str | None, list[tuple[str, str]]]]
+        self, item: Any, now: float, whos: dict[str, tuple[str | None, list[tuple[str, str]]]]
     ) -> tuple[str | None, list[tuple[str, str]], str, str, str, float, str]:
         """One `track_many` item, checked: (explicit id, identifiers, channel, event, JSON, time, id)."""
-        if isinstance(item, Mapping):
+        if type(item) is dict or isinstance(item, Mapping):
             if "who" not in item or "event" not in item:
-                raise ValidationError("a dict item needs 'who' and 'event'", field=field)
+                raise ValidationError("a dict item needs 'who' and 'event'", field="")
             who, event, props = item["who"], item["event"], item.get("properties")
             channel, ts, tp_id = item.get("channel", "server"), item.get("timestamp"), item.get("id")
         elif isinstance(item, tuple | list) and len(item) in (2, 3):
             who, event, props = item[0], item[1], (item[2] if len(item) == 3 else None)
             channel, ts, tp_id = "server", None, None
         else:
-            raise ValidationError("expected (who, event, properties) or a dict", field=field, value=type(item).__name__)
+            raise ValidationError("expected (who, event, properties) or a dict", field="", value=type(item).__name__)
         if channel not in CHANNELS:
-            check_channel(channel, field=f"{field}.channel")
+            check_channel(channel)
         check = self.validate
-        event = check.event(event, f"{field}.event")
-        props_json = check.properties(props, f"{field}.properties")
-        when = check.timestamp(ts, f"{field}.timestamp", now)
-        tp_id = new_id() if tp_id is None else check.touchpoint_id(tp_id, f"{field}.id")
+        event = check.event(event)
+        props_json = check.properties(props)
+        when = check.timestamp(ts, "timestamp", now)
+        tp_id = new_id() if tp_id is None else check.touchpoint_id(tp_id)
         explicit: str | None
         pairs: list[tuple[str, str]]
         if isinstance(who, str):
-            explicit, pairs = check.customer_id(who, f"{field}.who"), []
+            explicit, pairs = check.customer_id(who, "who"), []
         else:
-            key = dumps(sorted(who.items())) if isinstance(who, Mapping) else ""
+            key = _who_key(who)
             known = whos.get(key) if key else None
             if known is None:
-                known = self._who(who, f"{field}.who")
+                known = self._who(who)
                 whos[key] = known
             explicit, pairs = known
         return explicit, pairs, channel, event, props_json, when, tp_id
@@ -472,3 +473,13 @@ class Core:
     def close(self) -> None:
         if self._owns_store:
             self.store.close()
+
+
+def _who_key(who: Any) -> str:
+    """A batch's cache key for a dict of identifiers, or "" when it has none (the item is checked alone)."""
+    if not isinstance(who, Mapping):
+        return ""
+    try:
+        return dumps(sorted(who.items(), key=lambda item: repr(item[0])))
+    except (TypeError, ValueError, RecursionError):
+        return ""

@@ -163,7 +163,8 @@ class Omni(_Base):
         return self._core.track(who, event, properties, channel=channel, timestamp=timestamp, id=id)
 
     def track_many(self, items: Iterable[Any]) -> int:
-        """Record many touchpoints at once (all or nothing); returns how many were new."""
+        """Record many touchpoints at once; returns how many were new. Bad items are left out and
+        reported afterwards by `BatchValidationError`; the valid ones are stored."""
         return self._core.track_many(items)
 
     def customer(self, customer_id: str) -> Customer:

@@ -97,9 +97,12 @@ class Validator:
     # -- text
     def text(self, value: Any, field: str, *, limit: str, what: str = "a string", required: bool = True) -> str:
         """`value` as a non-empty (when `required`) string of at most `limits.<limit>` characters."""
+        size: int = getattr(self.limits, limit)
+        if type(value) is str and value.isascii() and 0 < len(value) <= size and "\x00" not in value and (
+                not required or not value.isspace()):
+            return value  # the common case, decided in C
         if not isinstance(value, str):
             raise ValidationError(f"expected {what}, got {type(value).__name__}", field=field, value=_short(value))
-        size: int = getattr(self.limits, limit)
         if len(value) > size:
             raise ValidationError(f"longer than {size} characters (limits.{limit})", field=field, value=_short(value))
         if required and not value.strip():
@@ -180,10 +183,12 @@ class Validator:
         """The compact JSON of a dict of JSON values: finite numbers, valid text, bounded size and depth."""
         if value is None:
             return "{}"
-        if not isinstance(value, Mapping):
-            raise ValidationError(f"expected {what}, got {type(value).__name__}", field=field, value=_short(value))
+        if type(value) is not dict:
+            if not isinstance(value, Mapping):
+                raise ValidationError(f"expected {what}, got {type(value).__name__}", field=field, value=_short(value))
+            value = dict(value)
         try:
-            text = _encode(value if isinstance(value, dict) else dict(value))
+            text = _encode(value)
         except (TypeError, ValueError, RecursionError) as exc:
             self._walk(value, field)  # names the offending key; raises for every cause but the one below
             raise ValidationError(f"not JSON-serialisable: {exc}", field=field) from None
