@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import webhook_requests as wr
 from omnisdk import Omni, OmniError, VirtualClock
 
-BUDGET = settings(max_examples=25, derandomize=True, deadline=None, database=None,
+BUDGET = settings(max_examples=120, derandomize=True, deadline=None, database=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                          HealthCheck.function_scoped_fixture])
 TABLES = ("touchpoints", "consents", "webhook_events", "webhook_requests", "customers", "identities")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Literal
 
@@ -48,6 +48,7 @@ __all__ = [
     "WebhookRequest",
     "WebhookResponse",
     "WebhookResult",
+    "event_time",
     "fresh_timestamp",
     "http_error_outcome",
     "response_object",
@@ -185,6 +186,17 @@ class StillUnknown:
 
 #: One answer of `Provider.reconcile`: `Accepted` (it was sent; the provider's id), `NotSent`, or `StillUnknown`.
 Reconciliation = Accepted | NotSent | StillUnknown
+
+
+def event_time(value: Any, *, millis: bool = False) -> datetime | None:
+    """A provider's epoch timestamp (seconds, or milliseconds) as an aware datetime; None for anything
+    that is not a number in datetime's range (webhook bodies are data from outside)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    try:
+        return datetime.fromtimestamp(float(value) / (1000 if millis else 1), UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def retry_after_seconds(value: str | None, now: float) -> float | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,6 +20,7 @@ import httpx
 import omnisdk
 from omnisdk.providers import (
     Outcome,
+    event_time,
     fresh_timestamp,
     http_error_outcome,
     response_object,
@@ -160,5 +160,5 @@ def _event(data: Mapping[str, Any]) -> omnisdk.WebhookEvent | None:
         delivery_id=str(delivery_id) if delivery_id else None,
         who={"email": str(data["recipient"])} if data.get("recipient") else {},
         properties=properties,
-        occurred_at=datetime.fromtimestamp(timestamp, UTC) if isinstance(timestamp, int | float) else None,
+        occurred_at=event_time(timestamp) if isinstance(timestamp, int | float) else None,
     )

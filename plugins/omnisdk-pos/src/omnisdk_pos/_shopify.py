@@ -21,7 +21,7 @@ import omnisdk
 from omnisdk import Events, PermanentError, Provider, WebhookError, WebhookEvent, WebhookRequest, WebhookResult
 from omnisdk.providers import Outcome, Outgoing
 
-from ._webhook_util import as_mapping, check_hmac_sha256, decimal_amount, json_body, timestamp
+from ._webhook_util import as_list, as_mapping, check_hmac_sha256, decimal_amount, json_body, timestamp
 
 __all__ = ["ShopifyPOS"]
 
@@ -93,10 +93,10 @@ class ShopifyPOS(Provider):
     def _refunds(self, order: Mapping[str, Any]) -> list[WebhookEvent]:
         who = _who(order)
         events = []
-        for refund in map(as_mapping, order.get("refunds") or []):
+        for refund in map(as_mapping, as_list(order.get("refunds"))):
             if not refund.get("id") or not who:
                 continue
-            transactions = map(as_mapping, refund.get("transactions") or [])
+            transactions = map(as_mapping, as_list(refund.get("transactions")))
             amount = sum(decimal_amount(t.get("amount")) or 0.0 for t in transactions
                          if t.get("kind") == "refund" and t.get("status") in (None, "success"))
             events.append(WebhookEvent(

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from omnisdk import Events, WebhookEvent, WebhookRequest
 
-from ._webhook_util import as_mapping, check_hmac_sha256, json_body, minor_units, timestamp
+from ._webhook_util import as_list, as_mapping, check_hmac_sha256, json_body, minor_units, timestamp
 
 __all__ = ["SIGNATURE_HEADER", "SquareEvents", "verify_square_signature"]
 
@@ -96,12 +96,12 @@ class SquareEvents:
 
     def _fulfillment(self, data: Mapping[str, Any], payload: Mapping[str, Any]) -> list[WebhookEvent]:
         update = as_mapping(data.get("order_fulfillment_updated"))
-        changes = [as_mapping(c) for c in update.get("fulfillment_update") or []]
+        changes = [as_mapping(c) for c in as_list(update.get("fulfillment_update"))]
         changes = [c for c in changes if c.get("new_state") in PICKUP_STATES and c["new_state"] != c.get("old_state")]
         if not changes or not update.get("order_id"):
             return []
         order = self._lookup_order(str(update["order_id"]))
-        fulfillments = {str(f.get("uid")): f for f in map(as_mapping, order.get("fulfillments") or [])}
+        fulfillments = {str(f.get("uid")): f for f in map(as_mapping, as_list(order.get("fulfillments")))}
         events = []
         for change in changes:
             fulfillment = fulfillments.get(str(change.get("fulfillment_uid")), {})

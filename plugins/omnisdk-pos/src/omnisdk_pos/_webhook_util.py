@@ -13,7 +13,7 @@ from typing import Any
 from omnisdk import WebhookError
 from omnisdk.providers import signatures_match, webhook_json
 
-__all__ = ["as_mapping", "check_hmac_sha256", "decimal_amount", "json_body", "minor_units", "timestamp"]
+__all__ = ["as_list", "as_mapping", "check_hmac_sha256", "decimal_amount", "json_body", "minor_units", "timestamp"]
 
 #: ISO 4217 currencies without minor units (Square's amounts are in the smallest unit).
 ZERO_DECIMAL = frozenset({"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV",
@@ -40,6 +40,11 @@ def json_body(body: bytes, provider: str) -> dict[str, Any]:
 
 def as_mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    """A part of a notification that should be a list: anything else reads as empty."""
+    return value if isinstance(value, list) else []
 
 
 def minor_units(money: Any) -> tuple[float | None, str | None]:
