@@ -30,6 +30,7 @@ from ._clock import Clock, SystemClock
 from ._content import Content
 from ._customers import Customer
 from ._errors import WebhookError
+from ._secrets import SECRET
 from ._signatures import fresh_timestamp, signatures_match, unique_pairs, webhook_json
 
 __all__ = [
@@ -62,8 +63,9 @@ __all__ = [
 
 
 def secret(default: Any = attrs.NOTHING) -> Any:
-    """An attrs field for a secret: left out of repr, and redacted from logs by name."""
-    return attrs.field(default=default, repr=False, metadata={"secret": True})
+    """An attrs field for a secret, the one place it is declared: left out of the `Config`'s repr, and its
+    value masked in config reprs, omnisdk's errors and log lines from the moment the `Config` is built."""
+    return attrs.field(default=default, repr=False, metadata={SECRET: True})
 
 
 @attrs.frozen(kw_only=True)
@@ -286,6 +288,11 @@ class WebhookResponse:
     status: int = 200
     headers: Mapping[str, str] = attrs.field(factory=dict)
     body: bytes = b""
+
+    @classmethod
+    def text(cls, status: int, text: str) -> WebhookResponse:
+        """A plain-text answer, e.g. the reason a request was refused."""
+        return cls(status=status, headers={"content-type": "text/plain; charset=utf-8"}, body=text.encode())
 
 
 @attrs.frozen(kw_only=True)

@@ -44,6 +44,18 @@ RETRYABLE_STATUSES: Final = frozenset({"1", "5", "10"})
 #: 33: the number was deactivated; it will never take messages again.
 DEAD_NUMBER_STATUSES: Final = frozenset({"33"})
 SIGNATURE_METHODS: Final = ("md5hash", "md5", "sha1", "sha256", "sha512")
+#: Vonage's documented limits, as its SDK's `SmsMessage` enforces them.
+MAX_CALLBACK: Final = 100
+MAX_CLIENT_REF: Final = 100
+
+
+def _short_callback(_instance: object, _attribute: Any, value: str | None) -> None:
+    """attrs validator: a longer `callback` would be refused (or cut) by Vonage, so refuse it at startup."""
+    if value is not None and len(value) > MAX_CALLBACK:
+        raise omnisdk.ConfigError(
+            f"Vonage accepts a callback URL of at most {MAX_CALLBACK} characters, this one has {len(value)}",
+            field="status_callback",
+        )
 
 
 def vonage_signature(secret: str, params: dict[str, str], method: str = "md5hash") -> str:
@@ -75,7 +87,7 @@ class VonageSMS(omnisdk.Provider):
         signature_method: str = attrs.field(default="md5hash", validator=attrs.validators.in_(SIGNATURE_METHODS))
         #: Oldest signed webhook accepted, in seconds (replay protection).
         webhook_tolerance: float = 300.0
-        status_callback: str | None = attrs.field(default=None, validator=OPTIONAL_HTTP_URL)
+        status_callback: str | None = attrs.field(default=None, validator=[OPTIONAL_HTTP_URL, _short_callback])
         base_url: str = attrs.field(default="https://rest.nexmo.com", validator=HTTP_URL)
 
     config: Config
@@ -95,7 +107,7 @@ class VonageSMS(omnisdk.Provider):
             "to": message.to.removeprefix("+"),
             "text": content.text,
             "type": "unicode" if details["encoding"] == "UCS-2" else "text",
-            "client-ref": message.delivery_id[:100],
+            "client-ref": message.delivery_id[:MAX_CLIENT_REF],
         }
         if self.config.status_callback:
             form["callback"] = self.config.status_callback

@@ -35,7 +35,9 @@ def whatsapp_message(to: str, content: Social, *, free_form: bool) -> dict[str, 
         body["type"] = "text"
         body["text"] = {"body": content.text, "preview_url": "http" in content.text}
         return body
-    template: dict[str, Any] = {"name": content.template, "language": {"code": content.template_language}}
+    # The spec requires `policy`; "deterministic" (the only value) means exactly this language, no fallback.
+    language = {"policy": "deterministic", "code": content.template_language}
+    template: dict[str, Any] = {"name": content.template, "language": language}
     if content.template_params:
         template["components"] = [
             {"type": "body", "parameters": [{"type": "text", "text": str(p)} for p in content.template_params]}
