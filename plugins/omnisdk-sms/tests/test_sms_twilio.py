@@ -247,3 +247,13 @@ def test_a_get_reads_its_fields_from_the_signed_url_only() -> None:
                                         headers={"X-Twilio-Signature": twilio_signature(TOKEN, url)})
     [event] = handle(twilio(), signed_get).events
     assert event.name == "Unsubscribed"
+
+
+@pytest.mark.parametrize("code", ["²", "١٢٣", "x"])
+def test_an_error_code_that_is_not_ascii_digits_is_no_error_code(code: str) -> None:
+    params = {"MessageSid": "SM1", "MessageStatus": "undelivered", "ErrorCode": code}
+    request = omnisdk.WebhookRequest(method="POST", url=HOOK, body=urlencode(params).encode(), headers={
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Twilio-Signature": twilio_signature(TOKEN, HOOK, {k: [v] for k, v in params.items()})})
+    [event] = handle(twilio(), request).events
+    assert event.name == "Message Failed" and "error_code" not in event.properties
