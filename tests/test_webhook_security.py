@@ -323,3 +323,11 @@ def test_a_grant_older_than_the_latest_revocation_is_ignored(omni: Omni, clock: 
               "timestamp": int(clock.timestamp())}]
     assert handle(omni, "sendgrid", wr.sendgrid(later, now=clock.timestamp())) == 200
     assert omni.customer("c-1").has_consent("email")
+
+
+def test_long_nonces_sharing_a_prefix_are_told_apart(omni: Omni, clock: VirtualClock) -> None:
+    now = clock.timestamp()
+    first, second = "t" * 600 + "1", "t" * 600 + "2"
+    assert handle(omni, "mailgun", wr.mailgun({"event": "opened", "id": "a"}, now=now, token=first)) == 200
+    assert handle(omni, "mailgun", wr.mailgun({"event": "clicked", "id": "b"}, now=now, token=second)) == 200
+    assert handle(omni, "mailgun", wr.mailgun({"event": "complained", "id": "c"}, now=now, token=first)) == 409
