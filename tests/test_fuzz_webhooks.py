@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import webhook_requests as wr
 from omnisdk import Omni, OmniError, VirtualClock
 
-BUDGET = settings(max_examples=25, derandomize=True, deadline=None, database=None,
+BUDGET = settings(max_examples=120, derandomize=True, deadline=None, database=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                          HealthCheck.function_scoped_fixture])
 TABLES = ("touchpoints", "consents", "webhook_events", "webhook_requests", "customers", "identities")
@@ -70,7 +70,8 @@ def _now() -> float:
 def twilio_requests(draw: st.DrawFn) -> wr.Request:
     params = draw(st.dictionaries(
         st.sampled_from(["MessageSid", "From", "To", "Body", "MessageStatus", "ErrorCode", "SmsSid", "NumMedia"]),
-        st.sampled_from(["STOP", "START", "YES", "HELP", "delivered", "undelivered", "30006", "+14155550100"]) | texts,
+        st.sampled_from(["STOP", "START", "YES", "HELP", "delivered", "undelivered", "30006", "+14155550100", "²",
+                         "١٢٣"]) | texts,
         max_size=6))
     return wr.twilio(params, method=draw(st.sampled_from(["GET", "POST"])),
                      algorithm=draw(st.sampled_from([None, "HMAC_SHA256"])))

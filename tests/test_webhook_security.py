@@ -306,3 +306,28 @@ def test_sendgrid_unsubscribe_keeps_the_event_id_as_evidence(omni: Omni, clock: 
     entry = omni.customer("c-1").consent_for("email")
     assert entry is not None and (entry.granted, entry.source) == (False, "webhook:sendgrid")
     assert entry.evidence is not None and json.dumps(entry.evidence)
+
+
+def test_a_grant_older_than_the_latest_revocation_is_ignored(omni: Omni, clock: VirtualClock) -> None:
+    """Re-ordered delivery: a resubscribe that happened before the unsubscribe, arriving after it."""
+    omni.identify("c-1", email="ada@example.com")
+    now = clock.timestamp()
+    unsubscribe = [{"event": "unsubscribe", "email": "ada@example.com", "sg_event_id": "u1", "timestamp": int(now)}]
+    late_resubscribe = [{"event": "group_resubscribe", "email": "ada@example.com", "sg_event_id": "r1",
+                         "timestamp": int(now) - 60}]
+    assert handle(omni, "sendgrid", wr.sendgrid(unsubscribe, now=now)) == 200
+    assert handle(omni, "sendgrid", wr.sendgrid(late_resubscribe, now=now)) == 200
+    assert not omni.customer("c-1").has_consent("email")
+    clock.advance(minutes=5)
+    later = [{"event": "group_resubscribe", "email": "ada@example.com", "sg_event_id": "r2",
+              "timestamp": int(clock.timestamp())}]
+    assert handle(omni, "sendgrid", wr.sendgrid(later, now=clock.timestamp())) == 200
+    assert omni.customer("c-1").has_consent("email")
+
+
+def test_long_nonces_sharing_a_prefix_are_told_apart(omni: Omni, clock: VirtualClock) -> None:
+    now = clock.timestamp()
+    first, second = "t" * 600 + "1", "t" * 600 + "2"
+    assert handle(omni, "mailgun", wr.mailgun({"event": "opened", "id": "a"}, now=now, token=first)) == 200
+    assert handle(omni, "mailgun", wr.mailgun({"event": "clicked", "id": "b"}, now=now, token=second)) == 200
+    assert handle(omni, "mailgun", wr.mailgun({"event": "complained", "id": "c"}, now=now, token=first)) == 409

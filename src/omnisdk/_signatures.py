@@ -47,13 +47,15 @@ def _no_constant(name: str) -> Any:
 
 
 def webhook_json(body: bytes, *, provider: str) -> Any:
-    """The body as JSON; 400 when it is not strict JSON, 403 when an object repeats a key."""
+    """The body as JSON; 400 when it is not strict JSON of valid Unicode, 403 when an object repeats a key."""
     try:
-        return json.loads(body, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        data = json.loads(body, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        json.dumps(data, ensure_ascii=False).encode()  # a lone surrogate ("\\ud800") is not text
     except WebhookError:
         raise
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        raise WebhookError(f"{provider} webhook body is not JSON", status=400) from None
+    except (ValueError, RecursionError):  # UnicodeDecodeError and UnicodeEncodeError are ValueErrors
+        raise WebhookError(f"{provider} webhook body is not JSON of valid Unicode", status=400) from None
+    return data
 
 
 def unique_pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Literal
 
@@ -50,6 +50,7 @@ __all__ = [
     "WebhookResponse",
     "WebhookResult",
     "absent",
+    "event_time",
     "fresh_timestamp",
     "http_error_outcome",
     "lookup_error",
@@ -227,6 +228,15 @@ def lookup_error(response: httpx.Response, where: str, now: float) -> StillUnkno
     """A lookup the provider did not answer: ask again, after its Retry-After when it gave one."""
     retry_after = retry_after_seconds(response.headers.get("Retry-After"), now)
     return StillUnknown(reason=f"{where} answered {response.status_code}", retry_after=retry_after)
+def event_time(value: Any, *, millis: bool = False) -> datetime | None:
+    """A provider's epoch timestamp (seconds, or milliseconds) as an aware datetime; None for anything
+    that is not a number in datetime's range (webhook bodies are data from outside)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    try:
+        return datetime.fromtimestamp(float(value) / (1000 if millis else 1), UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def retry_after_seconds(value: str | None, now: float) -> float | None:

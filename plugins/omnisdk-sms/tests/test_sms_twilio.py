@@ -233,3 +233,27 @@ def test_malformed_body_is_a_400() -> None:
         twilio().verify_webhook(request)
     assert caught.value.status == 400
 
+
+
+def test_a_get_reads_its_fields_from_the_signed_url_only() -> None:
+    """The forged GET: signed over the URL, with From and Body in a form body nothing signs."""
+    request = omnisdk.WebhookRequest(method="GET", url=HOOK, body=b"From=%2B14155550100&Body=START", headers={
+        "Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": twilio_signature(TOKEN, HOOK)})
+    with pytest.raises(omnisdk.WebhookError) as caught:
+        handle(twilio(), request)
+    assert caught.value.status == 403
+    url = f"{HOOK}?{urlencode({'MessageSid': 'SM1', 'From': '+14155550100', 'Body': 'STOP'})}"
+    signed_get = omnisdk.WebhookRequest(method="GET", url=url,
+                                        headers={"X-Twilio-Signature": twilio_signature(TOKEN, url)})
+    [event] = handle(twilio(), signed_get).events
+    assert event.name == "Unsubscribed"
+
+
+@pytest.mark.parametrize("code", ["²", "١٢٣", "x"])
+def test_an_error_code_that_is_not_ascii_digits_is_no_error_code(code: str) -> None:
+    params = {"MessageSid": "SM1", "MessageStatus": "undelivered", "ErrorCode": code}
+    request = omnisdk.WebhookRequest(method="POST", url=HOOK, body=urlencode(params).encode(), headers={
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Twilio-Signature": twilio_signature(TOKEN, HOOK, {k: [v] for k, v in params.items()})})
+    [event] = handle(twilio(), request).events
+    assert event.name == "Message Failed" and "error_code" not in event.properties

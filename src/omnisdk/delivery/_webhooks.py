@@ -169,16 +169,18 @@ class WebhookHandler:
 
     def _first_time(self, tx: Transaction, provider: str, nonce: str, digest: str, now: float) -> bool:
         """Remember the request's nonce; False for an identical repeat, `_Replayed` for a reused nonce."""
+        if len(nonce) > 200:  # a long nonce is kept by its digest, never cut (two could share a prefix)
+            nonce = f"sha256:{hashlib.sha256(nonce.encode('utf-8', 'surrogatepass')).hexdigest()}"
         tx.execute("DELETE FROM webhook_requests WHERE provider = ? AND received_at < ?",
                    (provider, now - self.replay_retention))
         if tx.execute(
             "INSERT INTO webhook_requests (provider, nonce, digest, received_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (provider, nonce) DO NOTHING",
-            (provider, nonce[:512], digest, now),
+            (provider, nonce, digest, now),
         ):
             return True
         seen = tx.scalar("SELECT digest FROM webhook_requests WHERE provider = ? AND nonce = ?",
-                         (provider, nonce[:512]))
+                         (provider, nonce))
         if seen != digest:
             raise _Replayed
         return False

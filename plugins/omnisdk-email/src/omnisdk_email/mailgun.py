@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import urlencode
 
@@ -27,6 +26,7 @@ from omnisdk.providers import (
     Reconciliation,
     StillUnknown,
     absent,
+    event_time,
     fresh_timestamp,
     http_error_outcome,
     lookup_error,
@@ -228,5 +228,5 @@ def _event(data: Mapping[str, Any]) -> omnisdk.WebhookEvent | None:
         delivery_id=str(delivery_id) if delivery_id else None,
         who={"email": str(data["recipient"])} if data.get("recipient") else {},
         properties=properties,
-        occurred_at=datetime.fromtimestamp(timestamp, UTC) if isinstance(timestamp, int | float) else None,
+        occurred_at=event_time(timestamp) if isinstance(timestamp, int | float) else None,
     )

@@ -12,7 +12,6 @@ import asyncio
 import base64
 import binascii
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from email.utils import parseaddr
 from typing import Any, Final
 
@@ -31,6 +30,7 @@ from omnisdk.providers import (
     Reconciliation,
     StillUnknown,
     absent,
+    event_time,
     fresh_timestamp,
     http_error_outcome,
     lookup_error,
@@ -207,8 +207,10 @@ class SendGridEmail(omnisdk.Provider):
             raise omnisdk.WebhookError(f"missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER}", status=401)
         key = load_verification_key(self.config.webhook_public_key)
         try:
-            key.verify(base64.b64decode(signature), timestamp.encode("utf-8", "surrogatepass") + request.body,
-                       ec.ECDSA(hashes.SHA256()))
+            der = base64.b64decode(signature, validate=True)
+            if base64.b64encode(der).decode() != signature.strip():
+                raise ValueError("not canonical base64")  # the same signature spelt another way: a re-encoding
+            key.verify(der, timestamp.encode("utf-8", "surrogatepass") + request.body, ec.ECDSA(hashes.SHA256()))
         except (InvalidSignature, binascii.Error, ValueError):
             raise omnisdk.WebhookError("event webhook signature does not verify", status=401) from None
         fresh_timestamp(timestamp, now=self.clock.timestamp(), tolerance=self.config.webhook_tolerance,
@@ -254,5 +256,5 @@ def _event(item: Mapping[str, Any]) -> omnisdk.WebhookEvent | None:
         delivery_id=str(item[DELIVERY_ARG]) if item.get(DELIVERY_ARG) else None,
         who={"email": str(item["email"])} if item.get("email") else {},
         properties=properties,
-        occurred_at=datetime.fromtimestamp(timestamp, UTC) if isinstance(timestamp, int | float) else None,
+        occurred_at=event_time(timestamp) if isinstance(timestamp, int | float) else None,
     )

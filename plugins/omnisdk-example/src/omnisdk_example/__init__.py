@@ -8,7 +8,7 @@ import attrs
 import httpx
 
 import omnisdk
-from omnisdk.providers import http_error_outcome, retry_after_seconds, transport_error_outcome
+from omnisdk.providers import http_error_outcome, retry_after_seconds, signatures_match, transport_error_outcome
 
 
 class AcmeSMS(omnisdk.Provider):
@@ -46,7 +46,7 @@ class AcmeSMS(omnisdk.Provider):
 
     def verify_webhook(self, request):
         expected = hmac.new(self.config.webhook_secret.encode(), request.body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, request.header("X-Acme-Signature") or ""):
+        if not signatures_match(expected, request.header("X-Acme-Signature")):
             raise omnisdk.WebhookError("bad or missing X-Acme-Signature", status=401)
 
     def parse_webhook(self, request):

@@ -51,6 +51,7 @@ def as_mapping(value: Any) -> Mapping[str, Any]:
 
 
 def as_list(value: Any) -> list[Any]:
+    """A part of a notification that should be a list: anything else reads as empty."""
     return value if isinstance(value, list) else []
 
 

@@ -349,7 +349,8 @@ class TwilioSMS(omnisdk.Provider):
 
     def _status_events(self, sid: str, params: dict[str, str]) -> list[omnisdk.WebhookEvent]:
         status = params["MessageStatus"]
-        error_code = int(params["ErrorCode"]) if params.get("ErrorCode", "").isdigit() else None
+        code = params.get("ErrorCode", "")
+        error_code = int(code) if code.isascii() and code.isdigit() else None
         properties: dict[str, Any] = {"status": status}
         if error_code is not None:
             properties["error_code"] = error_code

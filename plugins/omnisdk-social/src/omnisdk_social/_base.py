@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -11,7 +11,7 @@ import httpx
 
 import omnisdk
 from omnisdk import Capabilities, Outgoing, Provider, Social, WebhookEvent, WebhookRequest, WebhookResult
-from omnisdk.providers import Outcome, transport_error_outcome
+from omnisdk.providers import Outcome, event_time, transport_error_outcome
 
 from ._graph import handshake, json_object, verify_meta_webhook
 
@@ -76,9 +76,4 @@ def _social(message: Outgoing) -> Social:
 
 def timestamp(value: Any, *, millis: bool = False) -> datetime | None:
     """Meta's epoch timestamps (seconds as strings on WhatsApp, milliseconds on Messenger)."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return None
-    try:
-        return datetime.fromtimestamp(float(value) / (1000 if millis else 1), UTC)
-    except (ValueError, OverflowError, OSError):  # not a number, NaN, or out of datetime's range
-        return None
+    return event_time(value, millis=millis)
