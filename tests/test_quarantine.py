@@ -129,16 +129,21 @@ def test_an_unreadable_row_in_any_table_is_quarantined_and_everyone_else_is_serv
         assert omni.run_until_idle() == 0  # nothing left that keeps failing
 
 
+def _victim_signs_up_in_milliseconds(omni: Omni) -> None:
+    """Everyone signs up; the victim's event was stored by an old writer in epoch milliseconds."""
+    for i, cid in enumerate(CUSTOMERS):
+        omni.identify(cid, phone=f"+1415555010{i}")
+    omni.track("c-0", "Signed Up", channel="web")
+    omni.track("c-2", "Signed Up", channel="web")
+    _sql(omni, "INSERT INTO touchpoints (id, customer_id, channel, name, properties, occurred_at, recorded_at) "
+               f"VALUES ('tp-ms', 'c-1', 'web', 'Signed Up', '{{}}', {EPOCH_MS}, 1767614400)")
+
+
 def test_epoch_ms_timestamp_no_longer_breaks_timeline_or_the_worker_and_repair_fixes_it(store_url: str) -> None:
     """The reported case: a touchpoint stored with epoch milliseconds (year 58375)."""
     clock = VirtualClock()
     with _client(store_url, clock) as omni:
-        for i, cid in enumerate(CUSTOMERS):
-            omni.identify(cid, phone=f"+1415555010{i}")
-        omni.track("c-0", "Signed Up", channel="web")
-        omni.track("c-2", "Signed Up", channel="web")
-        _sql(omni, "INSERT INTO touchpoints (id, customer_id, channel, name, properties, occurred_at, recorded_at) "
-                   f"VALUES ('tp-ms', 'c-1', 'web', 'Signed Up', '{{}}', {EPOCH_MS}, 1767614400)")
+        _victim_signs_up_in_milliseconds(omni)
 
         assert omni.timeline(VICTIM) == []
         omni.run_until_idle()
@@ -256,12 +261,7 @@ def test_omnisdk_worker_keeps_running_past_a_poisoned_row_and_exits_0(store_url:
     config.write_text(f'[channels.sms]\nprovider = "memory"\n\n[templates]\nfolder = "{tmp_path / "templates"}"\n')
     (tmp_path / "poison_worker_mod.py").write_text(WORKER_MODULE)
     with Omni(store_url, clock=VirtualClock()) as omni:
-        for i, cid in enumerate(CUSTOMERS):
-            omni.identify(cid, phone=f"+1415555010{i}")
-        omni.track("c-0", "Signed Up", channel="web")
-        omni.track("c-2", "Signed Up", channel="web")
-        _sql(omni, "INSERT INTO touchpoints (id, customer_id, channel, name, properties, occurred_at, recorded_at) "
-                   f"VALUES ('tp-ms', 'c-1', 'web', 'Signed Up', '{{}}', {EPOCH_MS}, 1767614400)")
+        _victim_signs_up_in_milliseconds(omni)
     worker = subprocess.Popen(
         [sys.executable, "-m", "omnisdk", "--store", store_url, "--config", str(config), "worker",
          "--import", "poison_worker_mod", "--poll-interval", "0.05"],

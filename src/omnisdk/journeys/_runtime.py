@@ -25,12 +25,16 @@ import attrs
 from .._errors import JourneyError, NonDeterminismError, ValidationError
 from .._identity import register_customer_table
 from .._logging import get_logger
+from .._touchpoints import CHANNELS
 from ..delivery import cancel_run_deliveries
 from ..store import (
+    MAX_TIMESTAMP,
+    MIN_TIMESTAMP,
     TOUCHPOINT_COLUMNS,
     Transaction,
     decode_rows,
     json_object,
+    loads,
     quarantine_row,
     text,
     timestamp,
@@ -53,6 +57,7 @@ ACTIVE: Final = ("running", "waiting")
 _ACTIVE_SQL: Final = "status IN ('running', 'waiting')"
 _ROUTER_LOCK: Final = 7206312
 _CHUNK: Final = 500
+_CHANNELS: Final = frozenset(CHANNELS)
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -470,8 +475,13 @@ class JourneyRuntime:
 def _routable(row: Sequence[Any]) -> tuple[Any, ...]:
     """An unrouted touchpoint, checked and with its properties decoded."""
     seq, tp_id, customer_id, channel, name, props, occurred = row
-    return (seq, text(tp_id), text(customer_id), channel_name(channel), text(name), json_object(props),
-            timestamp(occurred))
+    properties = loads(props)
+    if (type(properties) is not dict or type(tp_id) is not str or type(customer_id) is not str
+            or type(name) is not str or channel not in _CHANNELS or type(occurred) is not float
+            or not MIN_TIMESTAMP <= occurred <= MAX_TIMESTAMP):  # inlined: every event is routed once
+        properties, occurred = json_object(props), timestamp(occurred)
+        text(tp_id), text(customer_id), text(name), channel_name(channel)  # {} for NULL, else raises
+    return (seq, tp_id, customer_id, channel, name, properties, occurred)
 
 
 def _known_run(row: Sequence[Any]) -> tuple[str, _KnownRun]:
