@@ -491,8 +491,10 @@ def _known_run(row: Sequence[Any]) -> tuple[str, _KnownRun]:
 
 def _claimed_run(row: Sequence[Any]) -> tuple[Any, ...]:
     run_id, journey_id, version, customer_id, trigger, trigger_seq, attempts = row
-    return (text(run_id), text(journey_id), text(version), text(customer_id), touchpoint_json(trigger),
-            int(trigger_seq), int(attempts))
+    if type(run_id) is not str or type(journey_id) is not str or type(version) is not str:
+        text(run_id), text(journey_id), text(version)  # raises
+    return (run_id, journey_id, version, text(customer_id), touchpoint_json(trigger), int(trigger_seq),
+            int(attempts))
 
 
 def _step(row: Sequence[Any]) -> tuple[str, str, StepRecord]:

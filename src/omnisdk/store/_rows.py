@@ -37,6 +37,7 @@ __all__ = [
 #: Epoch seconds a `datetime` can hold (years 1 to 9999): epoch milliseconds are far outside.
 MIN_TIMESTAMP: Final = datetime(1, 1, 2, tzinfo=UTC).timestamp()
 MAX_TIMESTAMP: Final = datetime(9999, 12, 30, tzinfo=UTC).timestamp()
+_CHANNELS: Final = frozenset(CHANNELS)
 
 
 def timestamp(value: Any) -> float:
@@ -133,10 +134,18 @@ def timezone(value: Any) -> str | None:
 
 
 def touchpoint_json(value: Any) -> dict[str, Any] | None:
-    """A journey run's trigger: a touchpoint as JSON (or nothing)."""
+    """A journey run's trigger: a touchpoint as JSON (or nothing), checked as `touchpoint_from_json`
+    would read it (inlined: every claimed run has one)."""
     decoded = optional_object(value)
     if decoded:
-        touchpoint_from_json(decoded)
+        occurred: Any = decoded.get("occurred_at")
+        properties = decoded.get("properties")
+        if (type(decoded.get("id")) is not str or type(decoded.get("customer_id")) is not str
+                or type(decoded.get("name")) is not str or decoded.get("channel") not in _CHANNELS
+                or type(occurred) not in (float, int) or not MIN_TIMESTAMP <= occurred <= MAX_TIMESTAMP
+                or (properties is not None and type(properties) is not dict)):
+            touchpoint_from_json(decoded)  # says what is wrong
+            raise ValueError("not a touchpoint")
     return decoded
 
 
