@@ -302,8 +302,8 @@ def load_customers(tx: Transaction, customer_ids: Iterable[str]) -> dict[str, Cu
         )
         for cid, identity in decode_rows(tx, "identities", identity_rows, _identity, key=lambda r: (r[1], r[2])):
             identities.setdefault(cid, []).append(identity)
-        consent_sql = (f"SELECT id, customer_id, channel, purpose, granted, source, recorded_at FROM consents "
-                       f"WHERE customer_id IN ({marks}) ORDER BY id")
+        consent_sql = (f"SELECT id, customer_id, channel, purpose, granted, source, recorded_at, evidence "
+                       f"FROM consents WHERE customer_id IN ({marks}) ORDER BY id")
         consent_rows = tx.query(consent_sql, chunk)
         decoded = decode_rows(tx, "consents", consent_rows, _consent)
         if len(decoded) != len(consent_rows):  # read again: the revocations left in their place count
@@ -349,6 +349,7 @@ def _identity(row: Sequence[Any]) -> tuple[str, Identity]:
 
 
 def _consent(row: Sequence[Any]) -> tuple[str, Consent]:
-    _, cid, channel, purpose, granted, source, at = row
+    _, cid, channel, purpose, granted, source, at, evidence = row
     return cid, Consent(channel=text(channel), purpose=text(purpose), granted=bool(integer(granted)),
-                        source=text(source), recorded_at=to_datetime(timestamp(at)))
+                        source=text(source), recorded_at=to_datetime(timestamp(at)),
+                        evidence=None if evidence is None else text(evidence))

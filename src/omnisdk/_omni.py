@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from ._clock import Clock, to_datetime
+from ._config import Config
 from ._content import Message
 from ._core import Core, Who
 from ._customers import Consent, Customer
@@ -64,6 +65,11 @@ class _Base:
     @property
     def store(self) -> SQLStore:
         return self._core.store
+
+    @property
+    def config(self) -> Config:
+        """The configuration as loaded (`${ENV}` resolved); its repr masks every secret."""
+        return self._core.config
 
     @property
     def templates(self) -> Templates:

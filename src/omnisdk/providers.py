@@ -18,8 +18,8 @@ breaking, consent, quiet hours and fallback are the core's job.
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Literal
 
@@ -30,6 +30,8 @@ from ._clock import Clock, SystemClock
 from ._content import Content
 from ._customers import Customer
 from ._errors import WebhookError
+from ._secrets import SECRET
+from ._signatures import fresh_timestamp, signatures_match, unique_pairs, webhook_json
 
 __all__ = [
     "Accepted",
@@ -47,17 +49,26 @@ __all__ = [
     "WebhookRequest",
     "WebhookResponse",
     "WebhookResult",
+    "absent",
+    "fresh_timestamp",
     "http_error_outcome",
+    "lookup_error",
+    "lookup_window",
+    "reconcile_each",
     "response_object",
     "retry_after_seconds",
     "secret",
+    "signatures_match",
     "transport_error_outcome",
+    "unique_pairs",
+    "webhook_json",
 ]
 
 
 def secret(default: Any = attrs.NOTHING) -> Any:
-    """An attrs field for a secret: left out of repr, and redacted from logs by name."""
-    return attrs.field(default=default, repr=False, metadata={"secret": True})
+    """An attrs field for a secret, the one place it is declared: left out of the `Config`'s repr, and its
+    value masked in config reprs, omnisdk's errors and log lines from the moment the `Config` is built."""
+    return attrs.field(default=default, repr=False, metadata={SECRET: True})
 
 
 @attrs.frozen(kw_only=True)
@@ -182,6 +193,42 @@ class StillUnknown:
 Reconciliation = Accepted | NotSent | StillUnknown
 
 
+def lookup_window(item: InDoubt, now: datetime, *, skew: float) -> tuple[datetime, datetime]:
+    """Where a lookup searches: from `skew` seconds before the attempt to `skew` seconds after now, since
+    the provider stamps with its own clock, which may run behind or ahead of ours."""
+    margin = timedelta(seconds=skew)
+    return item.attempted_at - margin, now + margin
+
+
+def absent(item: InDoubt, now: datetime, *, lag: float, where: str) -> NotSent | StillUnknown:
+    """What a lookup that found no trace means: not sent once the provider's index has had `lag` seconds
+    since the attempt to show it; before that, ask again when it has."""
+    waited = (now - item.attempted_at).total_seconds()
+    if waited >= lag:
+        return NotSent(reason=f"no trace in {where} {waited:.0f}s after the attempt")
+    return StillUnknown(reason=f"not in {where} yet; its index lags up to {lag:.0f}s", retry_after=lag - waited)
+
+
+async def reconcile_each(
+    batch: Sequence[InDoubt], lookup: Callable[[InDoubt], Awaitable[Reconciliation]]
+) -> list[Reconciliation]:
+    """One lookup per message, in order. A lookup that fails in transport leaves only its own message
+    unknown, so one bad answer does not hold up the others."""
+    answers: list[Reconciliation] = []
+    for item in batch:
+        try:
+            answers.append(await lookup(item))
+        except httpx.TransportError as exc:
+            answers.append(StillUnknown(reason=f"lookup failed: {type(exc).__name__}"))
+    return answers
+
+
+def lookup_error(response: httpx.Response, where: str, now: float) -> StillUnknown:
+    """A lookup the provider did not answer: ask again, after its Retry-After when it gave one."""
+    retry_after = retry_after_seconds(response.headers.get("Retry-After"), now)
+    return StillUnknown(reason=f"{where} answered {response.status_code}", retry_after=retry_after)
+
+
 def retry_after_seconds(value: str | None, now: float) -> float | None:
     """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
     if not value:
@@ -270,6 +317,11 @@ class WebhookResponse:
     headers: Mapping[str, str] = attrs.field(factory=dict)
     body: bytes = b""
 
+    @classmethod
+    def text(cls, status: int, text: str) -> WebhookResponse:
+        """A plain-text answer, e.g. the reason a request was refused."""
+        return cls(status=status, headers={"content-type": "text/plain; charset=utf-8"}, body=text.encode())
+
 
 @attrs.frozen(kw_only=True)
 class WebhookEvent:
@@ -303,6 +355,8 @@ class Provider:
     channel: ClassVar[str]
     Config: ClassVar[type]
     capabilities: ClassVar[Capabilities] = Capabilities()
+    #: The HTTP methods the provider's webhooks use; the core answers any other with 405.
+    webhook_methods: ClassVar[frozenset[str]] = frozenset({"POST"})
 
     def __init__(self, config: Any, *, http: httpx.AsyncClient, clock: Clock | None = None) -> None:
         self.config = config
@@ -326,6 +380,13 @@ class Provider:
     def parse_webhook(self, request: WebhookRequest) -> WebhookResult:
         """Turn a verified request into events, and the HTTP answer the provider expects."""
         return WebhookResult()
+
+    def webhook_nonce(self, request: WebhookRequest) -> str | None:
+        """The signed value that makes a verified request unique (Mailgun's token), if the scheme has
+        one. The core remembers it: the same nonce with other content is refused as a replay. None:
+        the digest of the body serves (of the URL for a bodiless GET), so an identical repeat is
+        acknowledged and records nothing, and the same body on another URL or method is refused."""
+        return None
 
     async def aclose(self) -> None:
         """Release pooled connections (SMTP pools, HTTP/2 sessions)."""

@@ -197,8 +197,10 @@ class Links:
         return _b64(hmac.new(self.key, body.encode(), hashlib.sha256).digest()[:_SIGNATURE_BYTES])
 
     def _verify(self, kind: str, token: str) -> dict[str, Any]:
-        body, _, signature = (token or "").partition(".")
-        if not body or not signature or len(token) > 4096:
+        if not isinstance(token, str) or not token.isascii() or len(token) > 4096:
+            raise WebhookError("malformed link token", status=400)
+        body, _, signature = token.partition(".")
+        if not body or not signature:
             raise WebhookError("malformed link token", status=400)
         if not hmac.compare_digest(signature, self._signature(body)):
             raise WebhookError("link token signature does not match", status=400)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parseaddr
@@ -25,7 +24,22 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 import omnisdk
-from omnisdk.providers import Outcome, http_error_outcome, response_object, retry_after_seconds, transport_error_outcome
+from omnisdk.providers import (
+    InDoubt,
+    NotSent,
+    Outcome,
+    Reconciliation,
+    StillUnknown,
+    absent,
+    fresh_timestamp,
+    http_error_outcome,
+    lookup_error,
+    reconcile_each,
+    response_object,
+    retry_after_seconds,
+    transport_error_outcome,
+    webhook_json,
+)
 
 from ._common import DELIVERY_ARG, HTTP_URL, check_outgoing, mailbox, unsubscribe_headers
 
@@ -62,7 +76,7 @@ class SendGridEmail(omnisdk.Provider):
 
     name = "sendgrid"
     channel = "email"
-    capabilities = omnisdk.Capabilities(max_batch_size=MAX_PERSONALIZATIONS, max_concurrency=16)
+    capabilities = omnisdk.Capabilities(max_batch_size=MAX_PERSONALIZATIONS, max_concurrency=16, reconcile=True)
 
     @attrs.define(kw_only=True)
     class Config:
@@ -76,6 +90,11 @@ class SendGridEmail(omnisdk.Provider):
         unsubscribe_mailto: str | None = attrs.field(default=None, validator=mailbox)
         #: Send with mail_settings.sandbox_mode: validated by SendGrid, never delivered.
         sandbox: bool = False
+        #: The account has the Email Activity add-on: a message whose send outcome is unknown is then
+        #: looked up by its delivery id. Without it nothing can be looked up (see the operations docs).
+        email_activity: bool = False
+        #: Seconds after an attempt before a message missing from Email Activity counts as not sent.
+        reconcile_lag: float = attrs.field(default=600.0, validator=attrs.validators.ge(0))
 
     config: Config
 
@@ -83,7 +102,7 @@ class SendGridEmail(omnisdk.Provider):
         outcomes: list[Outcome | None] = [None] * len(batch)
         groups: dict[tuple[Any, ...], list[tuple[int, omnisdk.Outgoing, omnisdk.Email]]] = {}
         for index, message in enumerate(batch):
-            content = check_outgoing(message)
+            content = check_outgoing(message, unsubscribe_mailto=self.config.unsubscribe_mailto)
             if isinstance(content, omnisdk.PermanentError):
                 outcomes[index] = content
                 continue
@@ -149,6 +168,37 @@ class SendGridEmail(omnisdk.Provider):
         return http_error_outcome(response.status_code, f"sendgrid {response.status_code}: {detail}".rstrip(": "),
                                   retry_after=retry_after)
 
+    async def reconcile(self, batch: Sequence[InDoubt]) -> Sequence[Reconciliation]:
+        if not self.config.email_activity:
+            reason = "sendgrid: no lookup without the Email Activity add-on (email_activity = false)"
+            return [StillUnknown(reason=reason) for _ in batch]
+        return await reconcile_each(batch, self._reconcile_one)
+
+    async def _reconcile_one(self, item: InDoubt) -> Reconciliation:
+        """Every personalization carries the delivery id as a custom arg, which Email Activity indexes as
+        `unique_args`: look the message up by it. The id SendGrid answered with is the request's
+        X-Message-Id, the part of the activity's msg_id before the first dot."""
+        content = check_outgoing(item.outgoing)
+        if isinstance(content, omnisdk.PermanentError):
+            return NotSent(reason=f"never sendable: {content.reason}")
+        now = self.clock.now()
+        query = f"unique_args['{DELIVERY_ARG}']=\"{item.outgoing.delivery_id}\""
+        response = await self.http.get(f"{self.config.base_url.rstrip('/')}/v3/messages",
+                                       params={"query": query, "limit": "10"},
+                                       headers={"Authorization": f"Bearer {self.config.api_key}"})
+        if response.status_code != 200:
+            return lookup_error(response, "sendgrid's Email Activity", self.clock.timestamp())
+        messages = response_object(response).get("messages")
+        if not isinstance(messages, list):
+            return StillUnknown(reason="sendgrid's Email Activity answered without messages")
+        to = item.outgoing.to.lower()
+        for found in messages:
+            if isinstance(found, Mapping) and str(found.get("to_email", "")).lower() == to:
+                msg_id = str(found.get("msg_id", "")).split(".")[0]
+                if msg_id:
+                    return omnisdk.Accepted(provider_message_id=msg_id)
+        return absent(item, now, lag=self.config.reconcile_lag, where="sendgrid's Email Activity")
+
     def verify_webhook(self, request: omnisdk.WebhookRequest) -> None:
         if not self.config.webhook_public_key:
             raise omnisdk.WebhookError("sendgrid webhooks need `webhook_public_key` (signed event webhook)", status=401)
@@ -157,17 +207,15 @@ class SendGridEmail(omnisdk.Provider):
             raise omnisdk.WebhookError(f"missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER}", status=401)
         key = load_verification_key(self.config.webhook_public_key)
         try:
-            key.verify(base64.b64decode(signature), timestamp.encode() + request.body, ec.ECDSA(hashes.SHA256()))
+            key.verify(base64.b64decode(signature), timestamp.encode("utf-8", "surrogatepass") + request.body,
+                       ec.ECDSA(hashes.SHA256()))
         except (InvalidSignature, binascii.Error, ValueError):
             raise omnisdk.WebhookError("event webhook signature does not verify", status=401) from None
-        if not timestamp.isdigit() or abs(self.clock.timestamp() - int(timestamp)) > self.config.webhook_tolerance:
-            raise omnisdk.WebhookError("stale event webhook timestamp", status=401)
+        fresh_timestamp(timestamp, now=self.clock.timestamp(), tolerance=self.config.webhook_tolerance,
+                        what=TIMESTAMP_HEADER)
 
     def parse_webhook(self, request: omnisdk.WebhookRequest) -> omnisdk.WebhookResult:
-        try:
-            items = json.loads(request.body)
-        except ValueError:
-            raise omnisdk.WebhookError("event webhook body is not JSON", status=400) from None
+        items = webhook_json(request.body, provider="sendgrid")
         if not isinstance(items, list):
             raise omnisdk.WebhookError("event webhook body is not a JSON array", status=400)
         events = [event for item in items if isinstance(item, Mapping) and (event := _event(item)) is not None]
