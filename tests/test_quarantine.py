@@ -87,6 +87,10 @@ POISON: dict[str, list[str]] = {
         "INSERT INTO deliveries (id, idempotency_key, customer_id, template, channels, purpose, data, status, "
         "due_at, decisions, created_at, updated_at) VALUES ('dlv-bad', 'old:1', 'c-1', 'hello', '{\"sms\": 1}', "
         "'transactional', '[]', 'queued', 1767614400, '[]', 1767614400, 1767614400)",
+        # cut off mid-call by a crash, as the reconciler finds it
+        "INSERT INTO deliveries (id, idempotency_key, customer_id, template, channels, purpose, data, status, "
+        "due_at, lease_until, decisions, created_at, updated_at) VALUES ('dlv-cut', 'old:2', 'c-1', 'hello', "
+        "'[\"sms\"]', 'transactional', '{}', 'sending', 1767614400, 0, '{\"at\": 1}', 1767614400, 1767614400)",
     ],
     "journey_runs": ["UPDATE journey_runs SET trigger = '{\"id\": \"tp\"}' WHERE customer_id = 'c-1'"],
     "journey_steps": [

@@ -215,7 +215,7 @@ TABLES: Final[Mapping[str, TableSpec]] = {
         "kind": text, "value": text, "customer_id": text, "created_at": timestamp}, loggable_key=False),
     "consents": TableSpec(("id",), {
         "customer_id": text, "channel": text, "purpose": text, "granted": integer, "source": text,
-        "recorded_at": timestamp}),
+        "recorded_at": timestamp, "evidence": optional_text}),
     "touchpoints": TableSpec(("seq",), {
         "id": text, "customer_id": text, "channel": channel, "name": text, "properties": json_object,
         "occurred_at": timestamp, "recorded_at": timestamp}),
@@ -231,7 +231,7 @@ TABLES: Final[Mapping[str, TableSpec]] = {
         "purpose": text, "data": json_object, "status": text, "attempts": integer, "due_at": timestamp,
         "lease_until": optional_timestamp, "decisions": json_array, "failed_channels": json_array,
         "fallback_after": optional_number, "sent_at": optional_timestamp, "created_at": timestamp,
-        "updated_at": timestamp}),
+        "updated_at": timestamp, "attempted_at": optional_timestamp, "sent_content": optional_object}),
     "broadcasts": TableSpec(("id",), {
         "template": text, "channels": json_array, "purpose": text, "data": json_object, "segment_sql": text,
         "segment_params": json_array, "segment_now": json_array, "timing": text, "send_at": timestamp,
