@@ -180,6 +180,17 @@ def test_a_quarantined_consent_entry_fails_closed_until_repaired(store_url: str)
         assert entry is not None and (entry.granted, entry.source) == (False, "old-tool")
 
 
+def test_a_merge_with_an_unreadable_profile_quarantines_it_and_merges_on(store_url: str) -> None:
+    with Omni(store_url, clock=VirtualClock()) as omni:
+        anon = omni.track({"anonymous_id": "a-1"}, "Product Viewed", channel="web").customer_id
+        omni.identify("c-1", traits={"first_name": "Ada"})
+        _sql(omni, "UPDATE customers SET traits = '[\"not\", \"an object\"]' WHERE id = ?", (anon,))
+        omni.identify("c-1", anonymous_id="a-1")  # folds the anonymous profile into c-1
+        assert omni.customer(anon).id == "c-1" and omni.customer("c-1").first_name == "Ada"
+        [row] = omni.quarantine()
+        assert (row.table, row.key) == ("customers", {"id": anon})
+
+
 def test_repair_keeps_what_it_cannot_fix_and_drop_removes_it(store_url: str) -> None:
     with Omni(store_url, clock=VirtualClock()) as omni:
         omni.track("c-1", "Product Viewed", {"sku": "a"}, channel="web")
