@@ -87,6 +87,10 @@ POISON: dict[str, list[str]] = {
         "INSERT INTO deliveries (id, idempotency_key, customer_id, template, channels, purpose, data, status, "
         "due_at, decisions, created_at, updated_at) VALUES ('dlv-bad', 'old:1', 'c-1', 'hello', '{\"sms\": 1}', "
         "'transactional', '[]', 'queued', 1767614400, '[]', 1767614400, 1767614400)",
+        # cut off mid-call by a crash, as the reconciler finds it
+        "INSERT INTO deliveries (id, idempotency_key, customer_id, template, channels, purpose, data, status, "
+        "due_at, lease_until, decisions, created_at, updated_at) VALUES ('dlv-cut', 'old:2', 'c-1', 'hello', "
+        "'[\"sms\"]', 'transactional', '{}', 'sending', 1767614400, 0, '{\"at\": 1}', 1767614400, 1767614400)",
     ],
     "journey_runs": ["UPDATE journey_runs SET trigger = '{\"id\": \"tp\"}' WHERE customer_id = 'c-1'"],
     "journey_steps": [
@@ -129,16 +133,21 @@ def test_an_unreadable_row_in_any_table_is_quarantined_and_everyone_else_is_serv
         assert omni.run_until_idle() == 0  # nothing left that keeps failing
 
 
+def _victim_signs_up_in_milliseconds(omni: Omni) -> None:
+    """Everyone signs up; the victim's event was stored by an old writer in epoch milliseconds."""
+    for i, cid in enumerate(CUSTOMERS):
+        omni.identify(cid, phone=f"+1415555010{i}")
+    omni.track("c-0", "Signed Up", channel="web")
+    omni.track("c-2", "Signed Up", channel="web")
+    _sql(omni, "INSERT INTO touchpoints (id, customer_id, channel, name, properties, occurred_at, recorded_at) "
+               f"VALUES ('tp-ms', 'c-1', 'web', 'Signed Up', '{{}}', {EPOCH_MS}, 1767614400)")
+
+
 def test_epoch_ms_timestamp_no_longer_breaks_timeline_or_the_worker_and_repair_fixes_it(store_url: str) -> None:
     """The reported case: a touchpoint stored with epoch milliseconds (year 58375)."""
     clock = VirtualClock()
     with _client(store_url, clock) as omni:
-        for i, cid in enumerate(CUSTOMERS):
-            omni.identify(cid, phone=f"+1415555010{i}")
-        omni.track("c-0", "Signed Up", channel="web")
-        omni.track("c-2", "Signed Up", channel="web")
-        _sql(omni, "INSERT INTO touchpoints (id, customer_id, channel, name, properties, occurred_at, recorded_at) "
-                   f"VALUES ('tp-ms', 'c-1', 'web', 'Signed Up', '{{}}', {EPOCH_MS}, 1767614400)")
+        _victim_signs_up_in_milliseconds(omni)
 
         assert omni.timeline(VICTIM) == []
         omni.run_until_idle()
@@ -169,6 +178,17 @@ def test_a_quarantined_consent_entry_fails_closed_until_repaired(store_url: str)
         assert omni.repair_quarantined([row.id]).repaired == (row.id,)
         entry = omni.customer("c-1").consent_for("sms")
         assert entry is not None and (entry.granted, entry.source) == (False, "old-tool")
+
+
+def test_a_merge_with_an_unreadable_profile_quarantines_it_and_merges_on(store_url: str) -> None:
+    with Omni(store_url, clock=VirtualClock()) as omni:
+        anon = omni.track({"anonymous_id": "a-1"}, "Product Viewed", channel="web").customer_id
+        omni.identify("c-1", traits={"first_name": "Ada"})
+        _sql(omni, "UPDATE customers SET traits = '[\"not\", \"an object\"]' WHERE id = ?", (anon,))
+        omni.identify("c-1", anonymous_id="a-1")  # folds the anonymous profile into c-1
+        assert omni.customer(anon).id == "c-1" and omni.customer("c-1").first_name == "Ada"
+        [row] = omni.quarantine()
+        assert (row.table, row.key) == ("customers", {"id": anon})
 
 
 def test_repair_keeps_what_it_cannot_fix_and_drop_removes_it(store_url: str) -> None:
@@ -256,12 +276,7 @@ def test_omnisdk_worker_keeps_running_past_a_poisoned_row_and_exits_0(store_url:
     config.write_text(f'[channels.sms]\nprovider = "memory"\n\n[templates]\nfolder = "{tmp_path / "templates"}"\n')
     (tmp_path / "poison_worker_mod.py").write_text(WORKER_MODULE)
     with Omni(store_url, clock=VirtualClock()) as omni:
-        for i, cid in enumerate(CUSTOMERS):
-            omni.identify(cid, phone=f"+1415555010{i}")
-        omni.track("c-0", "Signed Up", channel="web")
-        omni.track("c-2", "Signed Up", channel="web")
-        _sql(omni, "INSERT INTO touchpoints (id, customer_id, channel, name, properties, occurred_at, recorded_at) "
-                   f"VALUES ('tp-ms', 'c-1', 'web', 'Signed Up', '{{}}', {EPOCH_MS}, 1767614400)")
+        _victim_signs_up_in_milliseconds(omni)
     worker = subprocess.Popen(
         [sys.executable, "-m", "omnisdk", "--store", store_url, "--config", str(config), "worker",
          "--import", "poison_worker_mod", "--poll-interval", "0.05"],

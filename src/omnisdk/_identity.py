@@ -21,12 +21,12 @@ from ._identifiers import normalize_identifier
 from ._logging import get_logger
 from .store import (
     Transaction,
+    decode_row,
     decode_rows,
     dumps,
     integer,
     json_array,
     json_object,
-    loads,
     optional_object,
     optional_text,
     text,
@@ -225,27 +225,15 @@ class IdentityResolver:
 
     def merge(self, tx: Transaction, winner: str, loser: str, *, reason: str, now: float) -> None:
         """Fold `loser` into `winner`: identities, touchpoints and every registered table follow."""
-        w = tx.one(
-            "SELECT traits, timezone, locale, address, preferred_channels FROM customers WHERE id = ?", (winner,)
-        )
-        lo = tx.one(
-            "SELECT traits, timezone, locale, address, preferred_channels FROM customers WHERE id = ?", (loser,)
-        )
+        w, lo = _mergeable(tx, winner, now), _mergeable(tx, loser, now)
         if w is None or lo is None:
             raise NotFoundError(f"cannot merge {loser!r} into {winner!r}: profile missing")
-        traits = {**loads(lo[0]), **loads(w[0])}
+        address = w[3] or lo[3]
         tx.execute(
             "UPDATE customers SET traits = ?, timezone = ?, locale = ?, address = ?, preferred_channels = ?, "
             "updated_at = ? WHERE id = ?",
-            (
-                dumps(traits),
-                w[1] or lo[1],
-                w[2] or lo[2],
-                dumps(loads(w[3]) or loads(lo[3])) if (w[3] or lo[3]) else None,
-                dumps(loads(w[4]) or loads(lo[4]) or []),
-                now,
-                winner,
-            ),
+            (dumps({**lo[0], **w[0]}), w[1] or lo[1], w[2] or lo[2], dumps(address) if address else None,
+             dumps(w[4] or lo[4] or []), now, winner),
         )
         tx.execute("UPDATE identities SET customer_id = ? WHERE customer_id = ?", (winner, loser))
         for table in CUSTOMER_TABLES:
@@ -259,6 +247,27 @@ class IdentityResolver:
             (winner, loser, reason, now),
         )
         log.info("profiles_merged", winner=winner, loser=loser, reason=reason)
+
+
+def _mergeable(tx: Transaction, customer_id: str, now: float) -> tuple[Any, ...] | None:
+    """What a merge folds of one profile: traits, time zone, locale, address, preferred channels.
+
+    An unreadable profile is quarantined and an empty one takes its place, so the merge goes on."""
+    row = tx.one("SELECT id, traits, timezone, locale, address, preferred_channels FROM customers WHERE id = ?",
+                 (customer_id,))
+    if row is None:
+        return None
+    fields = decode_row(tx, "customers", row, _merge_fields)
+    if fields is None:
+        tx.execute("INSERT INTO customers (id, traits, preferred_channels, created_at, updated_at) "
+                   "VALUES (?, '{}', '[]', ?, ?)", (customer_id, now, now))
+        return ({}, None, None, None, [])
+    return fields
+
+
+def _merge_fields(row: Sequence[Any]) -> tuple[Any, ...]:
+    _, traits, zone, locale, address, preferred = row
+    return json_object(traits), timezone(zone), optional_text(locale), optional_object(address), json_array(preferred)
 
 
 _CUSTOMER_COLUMNS = "id, traits, timezone, locale, address, preferred_channels, created_at, updated_at, merged_into"

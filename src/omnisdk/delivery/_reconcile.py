@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,7 @@ from .._identity import load_customers
 from .._logging import get_logger
 from .._touchpoints import Events
 from ..providers import Accepted, Capabilities, InDoubt, NotSent, Outgoing, Reconciliation, StillUnknown
-from ..store import Transaction, dumps, loads
+from ..store import Transaction, decode_rows, dumps, json_array, loads, optional_timestamp, text
 from ._limits import retry_delay
 from ._providers import ConfiguredProvider
 
@@ -144,11 +144,12 @@ class Reconciler:
                 + tx.dialect.skip_locked,
                 (now,),
             )
+            rows = decode_rows(tx, "deliveries", rows, _in_doubt_row)
             customers = load_customers(tx, {r[1] for r in rows if r[15] is not None})
             for (did, cid, template, channel, channels, failed, provider_name, purpose, decisions, journey, step,
                  run_id, key, address, attempted_at, sent_content, lookups, fallback_after) in rows:
                 configured = self.dispatcher.pool.find(channel, provider_name)
-                entries = loads(decisions) or []
+                entries = decisions
                 content = content_from_json(sent_content)
                 customer = customers.get(cid)
                 if (configured is None or not configured.capabilities.reconcile or content is None
@@ -164,12 +165,12 @@ class Reconciler:
                               "run_id": run_id},
                     from_profile=True,
                 )
-                attempted = float(attempted_at)
+                attempted = attempted_at if attempted_at is not None else now
                 item = InDoubt(outgoing=outgoing, attempted_at=datetime.fromtimestamp(attempted, UTC),
                                lookups=int(lookups or 0))
                 doubts.append(_Doubt(
-                    id=did, customer_id=cid, template=template, channel=channel, channels=loads(channels) or [],
-                    failed_channels=loads(failed) or [], provider=configured, decisions=entries, journey=journey,
+                    id=did, customer_id=cid, template=template, channel=channel, channels=channels,
+                    failed_channels=failed, provider=configured, decisions=entries, journey=journey,
                     step=step, run_id=run_id, attempted_at=attempted, lookups=int(lookups or 0),
                     fallback_after=fallback_after, item=item,
                 ))
@@ -316,3 +317,12 @@ IN_DOUBT = (
     "UPDATE deliveries SET error = ?, decisions = ?, lease_owner = NULL, lease_until = ?, updated_at = ? "
     "WHERE id = ? AND status = 'sending' AND lease_owner = ?"
 )
+
+
+def _in_doubt_row(row: Sequence[Any]) -> tuple[Any, ...]:
+    """A `sending` row with its JSON columns and its attempt time decoded (`_COLUMNS` order)."""
+    (did, cid, template, channel, channels, failed, provider_name, purpose, decisions, journey, step, run_id, key,
+     address, attempted_at, sent_content, lookups, fallback_after) = row
+    return (text(did), text(cid), template, channel, json_array(channels), json_array(failed), provider_name,
+            purpose, json_array(decisions), journey, step, run_id, key, address, optional_timestamp(attempted_at),
+            sent_content, lookups, fallback_after)

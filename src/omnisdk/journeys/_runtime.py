@@ -25,12 +25,18 @@ import attrs
 from .._errors import JourneyError, NonDeterminismError, ValidationError
 from .._identity import register_customer_table
 from .._logging import get_logger
+from .._touchpoints import CHANNELS
 from ..delivery import cancel_run_deliveries
 from ..store import (
+    DECODE_ERRORS,
+    MAX_TIMESTAMP,
+    MIN_TIMESTAMP,
     TOUCHPOINT_COLUMNS,
     Transaction,
     decode_rows,
+    integer,
     json_object,
+    loads,
     quarantine_row,
     text,
     timestamp,
@@ -53,6 +59,7 @@ ACTIVE: Final = ("running", "waiting")
 _ACTIVE_SQL: Final = "status IN ('running', 'waiting')"
 _ROUTER_LOCK: Final = 7206312
 _CHUNK: Final = 500
+_CHANNELS: Final = frozenset(CHANNELS)
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -115,6 +122,10 @@ class _KnownRun:
     version: str
     trigger_seq: int
     active: bool
+
+
+class _UnreadableRun(Exception):
+    """A claimed run whose stored trigger does not decode: quarantined instead of replayed."""
 
 
 class _RedoCarefully(Exception):
@@ -376,9 +387,13 @@ class JourneyRuntime:
         """Run the journey function from the top; returns where it suspended, None when it finished."""
         run_id, journey_id, version, customer_id, trigger, trigger_seq, _ = run
         definition = self.version(journey_id, version)
+        try:  # decoded here, where it is used, and not in the claim: the batch holds no decoded triggers
+            decoded = touchpoint_json(trigger)
+        except DECODE_ERRORS as exc:
+            raise _UnreadableRun(exc) from exc
         ctx = JourneyContext(
             tx=tx, run_id=run_id, journey_id=journey_id, version=version, customer_id=customer_id,
-            trigger=trigger or {}, trigger_seq=int(trigger_seq), now=now, steps=steps,
+            trigger=decoded or {}, trigger_seq=trigger_seq, now=now, steps=steps,
         )
         try:
             await definition.fn(ctx)
@@ -424,6 +439,9 @@ class JourneyRuntime:
                 stored = tx.execute(_SUSPEND_RUN, self._suspended(run_id, suspended, now))
             else:
                 stored = tx.execute(_COMPLETE_RUN, (now, now, run_id, self.worker_id))
+        except _UnreadableRun as exc:  # a row no replay can read: set aside, not retried
+            tx.execute("ROLLBACK TO SAVEPOINT journey_run")
+            quarantine_row(tx, "journey_runs", (run_id,), exc.__cause__ or exc)
         except Exception as exc:  # the journey's bug must not take the runner down
             tx.execute("ROLLBACK TO SAVEPOINT journey_run")
             self._failed(tx, run_id, journey_id, int(attempts), exc, now)
@@ -470,8 +488,13 @@ class JourneyRuntime:
 def _routable(row: Sequence[Any]) -> tuple[Any, ...]:
     """An unrouted touchpoint, checked and with its properties decoded."""
     seq, tp_id, customer_id, channel, name, props, occurred = row
-    return (seq, text(tp_id), text(customer_id), channel_name(channel), text(name), json_object(props),
-            timestamp(occurred))
+    properties = loads(props)
+    if (type(properties) is not dict or type(tp_id) is not str or type(customer_id) is not str
+            or type(name) is not str or channel not in _CHANNELS or type(occurred) is not float
+            or not MIN_TIMESTAMP <= occurred <= MAX_TIMESTAMP):  # inlined: every event is routed once
+        properties, occurred = json_object(props), timestamp(occurred)
+        text(tp_id), text(customer_id), text(name), channel_name(channel)  # {} for NULL, else raises
+    return (seq, tp_id, customer_id, channel, name, properties, occurred)
 
 
 def _known_run(row: Sequence[Any]) -> tuple[str, _KnownRun]:
@@ -480,9 +503,11 @@ def _known_run(row: Sequence[Any]) -> tuple[str, _KnownRun]:
 
 
 def _claimed_run(row: Sequence[Any]) -> tuple[Any, ...]:
-    run_id, journey_id, version, customer_id, trigger, trigger_seq, attempts = row
-    return (text(run_id), text(journey_id), text(version), text(customer_id), touchpoint_json(trigger),
-            int(trigger_seq), int(attempts))
+    run_id, journey_id, version, customer_id, _, trigger_seq, attempts = row
+    if (type(run_id) is not str or type(journey_id) is not str or type(version) is not str
+            or type(customer_id) is not str or type(trigger_seq) is not int or type(attempts) is not int):
+        text(run_id), text(journey_id), text(version), text(customer_id), integer(trigger_seq), integer(attempts)
+    return tuple(row)  # its trigger is decoded by the replay (tuple() of a tuple copies nothing)
 
 
 def _step(row: Sequence[Any]) -> tuple[str, str, StepRecord]:

@@ -19,6 +19,7 @@ from ._quarantine import (
 )
 from ._rows import (
     MAX_TIMESTAMP,
+    MIN_TIMESTAMP,
     TABLES,
     TOUCHPOINT_COLUMNS,
     channel,
@@ -40,6 +41,7 @@ from ._sqlite import SQLiteStore
 
 __all__ = [
     "MAX_TIMESTAMP",
+    "MIN_TIMESTAMP",
     "DECODE_ERRORS",
     "DEFAULT_URL",
     "Dialect",

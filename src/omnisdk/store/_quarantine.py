@@ -183,6 +183,11 @@ def _check_table(table: str | None) -> None:
 def list_quarantined(store: SQLStore, *, table: str | None = None, limit: int | None = 100) -> list[QuarantinedRow]:
     """Quarantined rows, oldest first."""
     _check_table(table)
+    with store.transaction(immediate=False) as tx:
+        return _of_table(tx, table, limit)
+
+
+def _of_table(tx: Transaction, table: str | None, limit: int | None = None) -> list[QuarantinedRow]:
     sql, params = f"SELECT {_COLUMNS} FROM quarantine", list[Any]()
     if table is not None:
         sql += " WHERE origin = ?"
@@ -191,17 +196,12 @@ def list_quarantined(store: SQLStore, *, table: str | None = None, limit: int | 
     if limit is not None:
         sql += " LIMIT ?"
         params.append(int(limit))
-    with store.transaction(immediate=False) as tx:
-        return [_entry(r) for r in tx.query(sql, params)]
+    return [_entry(r) for r in tx.query(sql, params)]
 
 
 def _selected(tx: Transaction, ids: Sequence[int] | None, table: str | None) -> list[QuarantinedRow]:
     if ids is None:
-        sql, params = f"SELECT {_COLUMNS} FROM quarantine", []
-        if table is not None:
-            sql += " WHERE origin = ?"
-            params.append(table)
-        return [_entry(r) for r in tx.query(sql + " ORDER BY id", params)]
+        return _of_table(tx, table)
     found = []
     for qid in ids:
         row = tx.one(f"SELECT {_COLUMNS} FROM quarantine WHERE id = ?", (int(qid),))

@@ -37,6 +37,7 @@ __all__ = [
 #: Epoch seconds a `datetime` can hold (years 1 to 9999): epoch milliseconds are far outside.
 MIN_TIMESTAMP: Final = datetime(1, 1, 2, tzinfo=UTC).timestamp()
 MAX_TIMESTAMP: Final = datetime(9999, 12, 30, tzinfo=UTC).timestamp()
+_CHANNELS: Final = frozenset(CHANNELS)
 
 
 def timestamp(value: Any) -> float:
@@ -133,10 +134,18 @@ def timezone(value: Any) -> str | None:
 
 
 def touchpoint_json(value: Any) -> dict[str, Any] | None:
-    """A journey run's trigger: a touchpoint as JSON (or nothing)."""
+    """A journey run's trigger: a touchpoint as JSON (or nothing), checked as `touchpoint_from_json`
+    would read it (inlined: every claimed run has one)."""
     decoded = optional_object(value)
     if decoded:
-        touchpoint_from_json(decoded)
+        occurred: Any = decoded.get("occurred_at")
+        properties = decoded.get("properties")
+        if (type(decoded.get("id")) is not str or type(decoded.get("customer_id")) is not str
+                or type(decoded.get("name")) is not str or decoded.get("channel") not in _CHANNELS
+                or type(occurred) not in (float, int) or not MIN_TIMESTAMP <= occurred <= MAX_TIMESTAMP
+                or (properties is not None and type(properties) is not dict)):
+            touchpoint_from_json(decoded)  # says what is wrong
+            raise ValueError("not a touchpoint")
     return decoded
 
 
@@ -148,11 +157,17 @@ def _to_datetime(value: Any) -> datetime:
 
 
 def touchpoint_from_row(row: Sequence[Any]) -> Touchpoint:
-    """A touchpoint from `TOUCHPOINT_COLUMNS`: every reader of touchpoints decodes through this."""
+    """A touchpoint from `TOUCHPOINT_COLUMNS`: every reader of touchpoints decodes through this.
+
+    The checks are inlined (a timeline decodes thousands of rows); `Touchpoint` checks the channel
+    and the name, and `fromtimestamp` refuses what is not epoch seconds within years 1 to 9999."""
     seq, tp_id, customer_id, channel_, name, props, occurred = row
+    properties = loads(props)
+    if type(properties) is not dict or type(tp_id) is not str or type(customer_id) is not str:
+        properties, _, _ = json_object(props), text(tp_id), text(customer_id)  # {} for NULL, else raises
     return Touchpoint(
-        id=text(tp_id), customer_id=text(customer_id), channel=channel_, name=name, properties=json_object(props),
-        occurred_at=_to_datetime(occurred), seq=seq,
+        id=tp_id, customer_id=customer_id, channel=channel_, name=name, properties=properties,
+        occurred_at=datetime.fromtimestamp(occurred, UTC), seq=seq,
     )
 
 
@@ -200,7 +215,7 @@ TABLES: Final[Mapping[str, TableSpec]] = {
         "kind": text, "value": text, "customer_id": text, "created_at": timestamp}, loggable_key=False),
     "consents": TableSpec(("id",), {
         "customer_id": text, "channel": text, "purpose": text, "granted": integer, "source": text,
-        "recorded_at": timestamp}),
+        "recorded_at": timestamp, "evidence": optional_text}),
     "touchpoints": TableSpec(("seq",), {
         "id": text, "customer_id": text, "channel": channel, "name": text, "properties": json_object,
         "occurred_at": timestamp, "recorded_at": timestamp}),
@@ -216,7 +231,7 @@ TABLES: Final[Mapping[str, TableSpec]] = {
         "purpose": text, "data": json_object, "status": text, "attempts": integer, "due_at": timestamp,
         "lease_until": optional_timestamp, "decisions": json_array, "failed_channels": json_array,
         "fallback_after": optional_number, "sent_at": optional_timestamp, "created_at": timestamp,
-        "updated_at": timestamp}),
+        "updated_at": timestamp, "attempted_at": optional_timestamp, "sent_content": optional_object}),
     "broadcasts": TableSpec(("id",), {
         "template": text, "channels": json_array, "purpose": text, "data": json_object, "segment_sql": text,
         "segment_params": json_array, "segment_now": json_array, "timing": text, "send_at": timestamp,
