@@ -206,7 +206,13 @@ class SendTime:
         try:
             yield
         finally:
-            _ACTIVE.reset(token)
+            try:
+                _ACTIVE.reset(token)
+            except ValueError:
+                # A worker loop abandoned unfinished (its task cancelled, the event loop closed) is
+                # closed later by the garbage collector, in another context: there is nothing of
+                # ours to restore there, and raising would only be an unraisable-exception warning.
+                pass
 
 
 def active_send_time() -> SendTime:
