@@ -210,16 +210,17 @@ def apprise_loop(base: str, n: int, concurrency: int) -> Callable[[], Any]:
 
 # -- omnisdk: the same pipeline for every suite, only the channel differs
 def omnisdk_pipeline(channel: str, settings: dict[str, Any], message: Any, n: int,
-                     address: Callable[[int], dict[str, str]], history: int = 0,
+                     address: Callable[[int], dict[str, str]], history: int = 0, transport: str = "pool",
                      ) -> tuple[Callable[[], Any], Callable[[], Any]]:
     """Customers (each with `history` earlier touchpoints) and queued deliveries (untimed); the timed
-    part dispatches them all. Default delivery settings: the batch size, lease and breaker are what
-    an application gets."""
+    part dispatches them all. Default delivery settings (the batch size, lease and breaker are what
+    an application gets), with provider HTTP over `transport` (`[delivery] http_transport`)."""
     import omnisdk
     from omnisdk.delivery import enqueue_delivery
 
     folder = tempfile.mkdtemp()
-    omni = omnisdk.Omni(f"sqlite:///{folder}/bench.db", config={"channels": {channel: settings}})
+    omni = omnisdk.Omni(f"sqlite:///{folder}/bench.db",
+                        config={"channels": {channel: settings}, "delivery": {"http_transport": transport}})
     omni.templates.add(message)
     now = omni.clock.timestamp()
     with omni.store.transaction() as tx:
@@ -255,6 +256,9 @@ def sms_peers(base: str, n: int, concurrency: int, history: int) -> dict[str, tu
         "aiohttp": ("bare aiohttp loop (ceiling)", lambda: bare_aiohttp(base, n, concurrency), n),
         "omnisdk": ("omnisdk: outbox → policies → render → HTTP → status",
                     lambda: omnisdk_pipeline("sms", twilio, message, n, lambda i: {"phone": phone(i)}, history), n),
+        "omnisdk-aiohttp": ("omnisdk, the same pipeline over the aiohttp transport",
+                            lambda: omnisdk_pipeline("sms", twilio, message, n, lambda i: {"phone": phone(i)}, history,
+                                                     "aiohttp"), n),
         "httpx": ("httpx, default pool", lambda: httpx_default(base, n, concurrency), n),
         "twilio": ("twilio (official async client)", lambda: twilio_async(base, n, concurrency), n),
         "notifiers": (f"notifiers ({small} msgs, 16 threads)", lambda: notifiers_loop(base, small, concurrency), small),
@@ -364,6 +368,9 @@ def sendgrid_peers(base: str, n: int, concurrency: int, history: int) -> dict[st
         "omnisdk": ("omnisdk: outbox → … → SendGrid plugin (≤1000 per request)",
                     lambda: omnisdk_pipeline("email", sendgrid, message, n, lambda i: {"email": email(i)}, history),
                     n),
+        "omnisdk-aiohttp": ("omnisdk, the same pipeline over the aiohttp transport",
+                            lambda: omnisdk_pipeline("email", sendgrid, message, n, lambda i: {"email": email(i)},
+                                                     history, "aiohttp"), n),
     }
 
 
@@ -416,8 +423,21 @@ def run_suite(name: str, n: int, concurrency: int, repeat: int, wanted: set[str]
             ratio = f"{statistics.median(ratios[key]):.2f}x{spread(ratios[key])}" if ratios[key] else "-"
             rate, cpu_ms = statistics.median(rates[key]), statistics.median(cpu[key])
             print(f"  {label:<58} {rate:12.0f}   {ratio:<56} {cpu_ms:.3f}")
+        if "omnisdk" in peers and "omnisdk-aiohttp" in peers:
+            transports(rates["omnisdk"], rates["omnisdk-aiohttp"], cpu["omnisdk"], cpu["omnisdk-aiohttp"])
     finally:
         server.stop()
+
+
+def transports(pool: list[float], aiohttp: list[float], pool_cpu: list[float], aiohttp_cpu: list[float]) -> None:
+    """The pipeline over our pool against the same pipeline over the aiohttp transport, round by round."""
+    speed = [p / a for p, a in zip(pool, aiohttp, strict=True)]
+    cost = [p / a for p, a in zip(pool_cpu, aiohttp_cpu, strict=True)]
+    faster = sum(ratio > 1 for ratio in speed)
+    print("  transports, same pipeline, same rounds:  pool / aiohttp")
+    print(f"    throughput   {statistics.median(speed):.2f}x{spread(speed)}   pool faster in {faster} of "
+          f"{len(speed)} rounds")
+    print(f"    client CPU   {statistics.median(cost):.2f}x{spread(cost)}   per message (below 1: the pool costs less)")
 
 
 def spread(values: list[float]) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 import omnisdk
-from omnisdk.providers import Outcome
+from omnisdk.providers import InDoubt, NotSent, Outcome, Reconciliation
 
 SECRET = "whsec-test"
 
@@ -30,6 +30,9 @@ class Script:
     batches: list[int] = attrs.field(factory=list)
     #: When set, `send` waits for it: a call in flight that a test can cut off (a crash mid-call).
     gate: asyncio.Event | None = None
+    #: Calls that go through before the gate applies (the first `free_calls` are answered at once).
+    free_calls: int = 0
+    calls: int = 0
 
     def to(self) -> list[str]:
         return [m.to for m in self.sent]
@@ -52,7 +55,8 @@ class ScriptedProvider(omnisdk.Provider):
 
     async def send(self, batch: Sequence[omnisdk.Outgoing]) -> Sequence[Outcome]:
         script: Script = self.config.script
-        if script.gate is not None:
+        script.calls += 1
+        if script.gate is not None and script.calls > script.free_calls:
             await script.gate.wait()
         script.batches.append(len(batch))
         outcomes: list[Outcome] = []
@@ -122,3 +126,72 @@ class TestProviders:
     def register_providers(self, register: Any) -> None:
         for cls in (ScriptedProvider, ScriptedEmail, BackupEmail, ScriptedPush, KeyedEmail):
             register(cls)
+
+
+class DropBeforeSend:
+    """A `Script.queue` item: the connection dropped before the provider read the request (it has no trace)."""
+
+
+class DropAfterAccept:
+    """A `Script.queue` item: the provider took the message, then the connection dropped before the answer."""
+
+
+AMBIGUOUS = omnisdk.RetryableError(reason="connection error: RemoteProtocolError; the provider may have accepted it",
+                                   ambiguous=True)
+
+
+@attrs.define(eq=False)
+class LookupScript(Script):
+    """A provider that can be asked what became of a message: `taken` is its side of the story."""
+
+    taken: dict[str, str] = attrs.field(factory=dict)  # delivery id → provider message id
+    #: Answers (or exceptions) of `reconcile` to give first, one per looked-up message; then the truth.
+    lookup_queue: list[Any] = attrs.field(factory=list)
+    looked_up: list[InDoubt] = attrs.field(factory=list)
+
+
+class LookupSMS(ScriptedProvider):
+    """Like Twilio with its Message list: no idempotency key, but a lookup by recipient, window and body."""
+
+    name = "lookup"
+    capabilities = omnisdk.Capabilities(max_batch_size=5, reconcile=True)
+
+    async def send(self, batch: Sequence[omnisdk.Outgoing]) -> Sequence[Outcome]:
+        script: LookupScript = self.config.script
+        if script.gate is not None:
+            await script.gate.wait()
+        script.batches.append(len(batch))
+        outcomes: list[Outcome] = []
+        for message in batch:
+            fault = script.queue.pop(0) if script.queue else None
+            if isinstance(fault, BaseException):
+                raise fault
+            if fault is DropBeforeSend:
+                outcomes.append(AMBIGUOUS)
+                continue
+            script.sent.append(message)
+            pmid = script.taken[message.delivery_id] = f"SM{len(script.sent):04d}"
+            outcomes.append(AMBIGUOUS if fault is DropAfterAccept else omnisdk.Accepted(provider_message_id=pmid))
+        return outcomes
+
+    async def reconcile(self, batch: Sequence[InDoubt]) -> Sequence[Reconciliation]:
+        script: LookupScript = self.config.script
+        script.looked_up.extend(batch)
+        answers: list[Reconciliation] = []
+        for item in batch:
+            scripted = script.lookup_queue.pop(0) if script.lookup_queue else None
+            if isinstance(scripted, BaseException):
+                raise scripted
+            if scripted is not None:
+                answers.append(scripted)
+            elif item.outgoing.delivery_id in script.taken:
+                answers.append(omnisdk.Accepted(provider_message_id=script.taken[item.outgoing.delivery_id]))
+            else:
+                answers.append(NotSent(reason="no message to this number in the window"))
+        return answers
+
+
+class LookupTestProviders:
+    @omnisdk.hookimpl
+    def register_providers(self, register: Any) -> None:
+        register(LookupSMS)

@@ -319,7 +319,7 @@ def test_expect_and_upgrade_requests_take_httpxs_own_transport() -> None:
         async with serving(server) as base, client(transport) as http:
             statuses = [(await http.post(f"{base}/m", content=b"x", headers={name: value})).status_code
                         for name, value in (("Upgrade", "h2c"), ("X-Plain", "1"))]
-            assert transport._fallback is not None  # the Upgrade request went through httpcore
+            assert transport._fallbacks  # the Upgrade request went through httpcore
             return statuses
 
     assert asyncio.run(main()) == [201, 201]

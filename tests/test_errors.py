@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from omnisdk import ConfigError, InvalidIdentifierError, Omni, OmniError, UnknownChannelError, ValidationError
+from omnisdk import (
+    BatchValidationError,
+    ConfigError,
+    InvalidIdentifierError,
+    Omni,
+    OmniError,
+    UnknownChannelError,
+    ValidationError,
+)
 
 
 def count_touchpoints(omni: Omni) -> int:
@@ -47,22 +55,23 @@ def test_empty_customer_id(omni: Omni, bad: object) -> None:
     assert err.value.field in ("who", "customer_id")
 
 
-def test_a_bad_item_rejects_the_whole_batch_and_keeps_what_was_stored(omni: Omni) -> None:
+def test_a_bad_item_is_reported_and_the_good_ones_are_stored(omni: Omni) -> None:
     omni.track("c-1", "Product Viewed", channel="web")
     before = count_touchpoints(omni)
 
-    with pytest.raises(ValidationError) as err:
+    with pytest.raises(BatchValidationError) as err:
         omni.track_many([("c-1", "Product Added", {"price": 1}), {"who": "c-1", "event": "X", "channel": "telex"}])
 
-    assert err.value.field == "items[1].channel"
-    assert count_touchpoints(omni) == before
-    assert [t.name for t in omni.timeline("c-1")] == ["Product Viewed"]
+    assert [(e.index, e.field) for e in err.value.errors] == [(1, "items[1].channel")]
+    assert err.value.recorded == 1
+    assert count_touchpoints(omni) == before + 1
+    assert [t.name for t in omni.timeline("c-1")] == ["Product Viewed", "Product Added"]
 
 
 def test_properties_must_be_json(omni: Omni) -> None:
     with pytest.raises(ValidationError) as err:
         omni.track("c-1", "Product Viewed", {"when": object()})
-    assert err.value.field == "properties"
+    assert err.value.field == "properties.when"
 
 
 def test_unknown_timezone(omni: Omni) -> None:

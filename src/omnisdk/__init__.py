@@ -8,6 +8,8 @@ from ._clock import Clock, SystemClock, VirtualClock
 from ._content import SMS, Email, Letter, Message, PosOffer, Postcard, Push, Social
 from ._customers import Consent, Customer, Identity
 from ._errors import (
+    BatchItemError,
+    BatchValidationError,
     ConfigError,
     InvalidIdentifierError,
     JourneyError,
@@ -25,6 +27,7 @@ from ._errors import (
 from ._logging import configure_logging, get_logger, redact_processor
 from ._omni import AsyncOmni, Omni
 from ._touchpoints import Events, Touchpoint
+from ._validation import Limits
 from .broadcasts import Broadcast, BroadcastStatus
 from .delivery import Delivery
 from .hookspecs import hookimpl
@@ -42,12 +45,15 @@ from .providers import (
     WebhookResult,
     secret,
 )
+from .store import QuarantinedRow, QuarantineRepair
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Accepted",
     "AsyncOmni",
+    "BatchItemError",
+    "BatchValidationError",
     "Broadcast",
     "BroadcastStatus",
     "Capabilities",
@@ -65,6 +71,7 @@ __all__ = [
     "JourneyError",
     "JourneyRun",
     "Letter",
+    "Limits",
     "Message",
     "NonDeterminismError",
     "NotFoundError",
@@ -78,6 +85,8 @@ __all__ = [
     "Provider",
     "ProviderError",
     "Push",
+    "QuarantineRepair",
+    "QuarantinedRow",
     "RetryableError",
     "SMS",
     "Social",

@@ -12,13 +12,16 @@ from typing import Any
 import attrs
 
 from ._errors import ConfigError
+from ._secrets import masked, remember, witness
 from ._touchpoints import MESSAGE_CHANNELS
 
 __all__ = ["ChannelConfig", "Config", "load_config"]
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 KNOWN_SECTIONS = ("channels", "policies", "brand", "identity", "templates", "logging", "webhooks", "delivery", "store",
-                  "journeys", "analytics")
+                  "journeys", "analytics", "limits")
+#: The core's own secrets (a provider's are declared on its `Config` with `omnisdk.secret()`).
+CORE_SECRETS = (("webhooks", "signing_key"),)
 
 
 @attrs.frozen(kw_only=True)
@@ -31,6 +34,11 @@ class ChannelConfig:
     fallback_provider: str | None = None
     fallback_settings: Mapping[str, Any] = attrs.field(factory=dict)
 
+    def __repr__(self) -> str:  # the provider's secrets are masked once its Config has declared them
+        return (f"ChannelConfig(channel={self.channel!r}, provider={self.provider!r}, "
+                f"settings={masked(self.settings)!r}, fallback_provider={self.fallback_provider!r}, "
+                f"fallback_settings={masked(self.fallback_settings)!r})")
+
 
 @attrs.frozen(kw_only=True)
 class Config:
@@ -41,7 +49,14 @@ class Config:
     templates: Mapping[str, Any] = attrs.field(factory=dict)
     webhooks: Mapping[str, Any] = attrs.field(factory=dict)
     delivery: Mapping[str, Any] = attrs.field(factory=dict)
+    #: `[limits]`: sizes and ranges of accepted input (see `omnisdk.Limits`).
+    limits: Mapping[str, Any] = attrs.field(factory=dict)
     raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+
+    def __repr__(self) -> str:
+        sections = ", ".join(f"{name}={masked(getattr(self, name))!r}" for name in (
+            "policies", "brand", "identity", "templates", "webhooks", "delivery", "limits"))
+        return f"Config(channels={self.channels!r}, {sections})"
 
     @property
     def default_region(self) -> str | None:
@@ -103,7 +118,7 @@ def load_config(source: Mapping[str, Any] | str | Path | None) -> Config:
     for key in data:
         if key not in KNOWN_SECTIONS:
             raise ConfigError(f"unknown section; expected one of {', '.join(KNOWN_SECTIONS)}", field=str(key))
-    for key in ("policies", "brand", "identity", "templates", "webhooks", "delivery"):
+    for key in ("policies", "brand", "identity", "templates", "webhooks", "delivery", "limits"):
         if key in data and not isinstance(data[key], Mapping):
             raise ConfigError("must be a table", field=key)
     channels = {}
@@ -133,7 +148,11 @@ def load_config(source: Mapping[str, Any] | str | Path | None) -> Config:
             fallback_provider=fallback,
             fallback_settings=dict(fallback_settings),
         )
-    return Config(
+    for section, key in CORE_SECRETS:
+        table = data.get(section)
+        if isinstance(table, Mapping):
+            remember([table.get(key)])
+    config = Config(
         channels=channels,
         policies=data.get("policies", {}),
         brand=data.get("brand", {}),
@@ -141,5 +160,8 @@ def load_config(source: Mapping[str, Any] | str | Path | None) -> Config:
         templates=data.get("templates", {}),
         webhooks=data.get("webhooks", {}),
         delivery=data.get("delivery", {}),
+        limits=data.get("limits", {}),
         raw=data,
     )
+    witness("config", config)
+    return config

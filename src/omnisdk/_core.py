@@ -6,21 +6,31 @@ hot paths); journeys and deliveries run as async `tick()`s so HTTP sends overlap
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._clock import Clock, SystemClock, to_datetime
 from ._config import Config, load_config
 from ._customers import PURPOSES, Consent, Customer
-from ._errors import ValidationError
+from ._errors import BatchItemError, BatchValidationError, ValidationError, WebhookError
 from ._identity import IdentityResolver, IdentityRules, load_customer
 from ._logging import get_logger
 from ._plugins import PluginHost
 from ._touchpoints import CHANNELS, MESSAGE_CHANNELS, Touchpoint, check_channel, new_id
-from .store import SQLStore, Transaction, dumps, loads, open_store
+from ._validation import Limits, Validator
+from .store import (
+    DECODE_ERRORS,
+    TOUCHPOINT_COLUMNS,
+    SQLStore,
+    Transaction,
+    decode_rows,
+    dumps,
+    json_object,
+    open_store,
+    quarantine_row,
+    touchpoint_from_row,
+)
 
 if TYPE_CHECKING:
     from .delivery import Delivery
@@ -31,9 +41,6 @@ __all__ = ["Core", "Who", "Worker"]
 log = get_logger("omnisdk")
 
 Who = str | Mapping[str, Any]
-MAX_PROPERTIES_BYTES = 64 * 1024
-# One encoder, reused: json.dumps with options builds a new encoder on every call.
-_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 class Worker(Protocol):
@@ -48,45 +55,6 @@ class Worker(Protocol):
         ...
 
 
-def _timestamp(value: Any, field: str, clock: Clock) -> float:
-    if value is None:
-        return clock.timestamp()
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            pass
-        else:
-            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
-    raise ValidationError("expected a datetime, epoch seconds or an ISO 8601 string", field=field, value=value)
-
-
-def _properties_json(properties: Any, field: str) -> str:
-    if properties is None:
-        return "{}"
-    if not isinstance(properties, Mapping):
-        raise ValidationError(f"expected a dict, got {type(properties).__name__}", field=field, value=properties)
-    try:
-        text = _encode(properties)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"not JSON-serialisable: {exc}", field=field) from None
-    if len(text) > MAX_PROPERTIES_BYTES:
-        raise ValidationError(f"larger than {MAX_PROPERTIES_BYTES} bytes", field=field)
-    return text
-
-
-def _event_name(event: Any, field: str) -> str:
-    if not isinstance(event, str) or not event.strip():
-        raise ValidationError("event name must be a non-empty string", field=field, value=event)
-    if len(event) > 200:
-        raise ValidationError("event name longer than 200 characters", field=field, value=event[:32])
-    return event
-
-
 class Core:
     def __init__(
         self,
@@ -98,6 +66,7 @@ class Core:
         facade: Any = None,
     ) -> None:
         self.config: Config = load_config(config)
+        self.validate = Validator(Limits.from_config(self.config.limits))
         self.clock: Clock = clock or SystemClock()
         self.plugins = PluginHost(plugins, load_entry_points=load_entry_points)
         #: The Omni/AsyncOmni this core serves; hooks that ask for `omni` get it.
@@ -118,6 +87,7 @@ class Core:
         self.templates = Templates.from_config(
             self.config, plugins=self.plugins, store=self.store,
             record=lambda cid, event, props, channel: self.track(cid, event, props, channel=channel),
+            validator=self.validate,
         )
         self.policy_rules = PolicyRules.from_config(
             self.config.policies, [args[0] for args in self.plugins.collect("register_policies") if args]
@@ -149,23 +119,39 @@ class Core:
     # -- who is this?
     def _split_who(self, who: Who, field: str = "who") -> tuple[str | None, dict[str, Any]]:
         if isinstance(who, str):
-            return who, {}
+            return self.validate.customer_id(who, field), {}
         if isinstance(who, Mapping):
             ids = dict(who)
             explicit = ids.pop("customer_id", None) or ids.pop("user_id", None)
-            if explicit is not None and not isinstance(explicit, str):
-                raise ValidationError("customer id must be a string", field=f"{field}.customer_id", value=explicit)
+            if explicit is not None:
+                self.validate.customer_id(explicit, f"{field}.customer_id")
             if not ids and explicit is None:
                 raise ValidationError("no identifiers given", field=field)
             return explicit, ids
-        raise ValidationError("expected a customer id or a dict of identifiers", field=field, value=who)
+        raise ValidationError("expected a customer id or a dict of identifiers", field=field, value=type(who).__name__)
+
+    def _who(self, who: Who, field: str = "who") -> tuple[str | None, list[tuple[str, str]]]:
+        """The explicit customer id and the normalised identifiers of `who`, checked before any store work."""
+        explicit, ids = self._split_who(who, field)
+        pairs = self._identifiers(ids, field)
+        if explicit is None and not pairs:
+            raise ValidationError("no usable identifier (all were empty or junk values)", field=field)
+        return explicit, pairs
+
+    def _identifiers(self, ids: Mapping[str, Any], field: str = "") -> list[tuple[str, str]]:
+        self.validate.identifiers(ids, field)
+        try:
+            return self.identity.normalize(ids)
+        except ValidationError as exc:
+            if not field:
+                raise
+            raise type(exc)(str(exc).split(": ", 1)[-1], field=f"{field}.{exc.field}", value=exc.value) from None
 
     def resolve(self, tx: Transaction, who: Who, now: float, field: str = "who") -> str:
-        explicit, ids = self._split_who(who, field)
-        try:
-            pairs = self.identity.normalize(ids)
-        except ValidationError as exc:
-            raise type(exc)(str(exc).split(": ", 1)[-1], field=f"{field}.{exc.field}", value=exc.value) from None
+        explicit, pairs = self._who(who, field)
+        return self._resolve_checked(tx, explicit, pairs, now)
+
+    def _resolve_checked(self, tx: Transaction, explicit: str | None, pairs: list[tuple[str, str]], now: float) -> str:
         if explicit is not None and not pairs:
             return self.identity.resolve_ids(tx, [explicit], now)[explicit]
         return self.identity.resolve(tx, explicit, pairs, now)
@@ -182,16 +168,23 @@ class Core:
         preferred_channels: Sequence[str] | None = None,
         **identifiers: Any,
     ) -> Customer:
-        if traits is not None and not isinstance(traits, Mapping):
-            raise ValidationError("expected a dict", field="traits", value=traits)
+        check = self.validate
+        if customer_id is not None:
+            check.customer_id(customer_id)
+        if traits is not None:
+            check.traits(traits)
         if timezone is not None:
-            _check_timezone(timezone)
+            check.timezone(timezone)
+        if locale is not None:
+            check.locale(locale)
         if preferred_channels is not None:
+            if isinstance(preferred_channels, str) or not isinstance(preferred_channels, Sequence):
+                raise ValidationError("expected a list of channels", field="preferred_channels",
+                                      value=type(preferred_channels).__name__)
             for i, ch in enumerate(preferred_channels):
                 check_channel(ch, field=f"preferred_channels[{i}]", allowed=MESSAGE_CHANNELS)
-        if address is not None and not isinstance(address, Mapping):
-            raise ValidationError("expected a dict (line1, city, postal_code, country…)", field="address")
-        pairs = self.identity.normalize(identifiers)
+        address_json = None if address is None else check.address(address)
+        pairs = self._identifiers(identifiers)
         if customer_id is None and not pairs:
             raise ValidationError("identify needs a customer id or at least one identifier", field="customer_id")
         now = self.clock.timestamp()
@@ -199,21 +192,30 @@ class Core:
             cid = self.identity.resolve(tx, customer_id, pairs, now)
             sets, params = ["updated_at = ?"], [now]
             if traits:
-                current = loads(tx.scalar("SELECT traits FROM customers WHERE id = ?", (cid,))) or {}
+                current = self._current_traits(tx, cid, now)
                 sets.append("traits = ?")
-                params.append(_properties_json({**current, **traits}, "traits"))  # type: ignore[arg-type]
+                params.append(check.traits({**current, **traits}))  # type: ignore[arg-type]
             for column, value in (("timezone", timezone), ("locale", locale)):
                 if value is not None:
                     sets.append(f"{column} = ?")
                     params.append(value)  # type: ignore[arg-type]
-            if address is not None:
+            if address_json is not None:
                 sets.append("address = ?")
-                params.append(dumps(dict(address)))  # type: ignore[arg-type]
+                params.append(address_json)  # type: ignore[arg-type]
             if preferred_channels is not None:
                 sets.append("preferred_channels = ?")
                 params.append(dumps(list(preferred_channels)))  # type: ignore[arg-type]
             tx.execute(f"UPDATE customers SET {', '.join(sets)} WHERE id = ?", (*params, cid))
             return load_customer(tx, cid)
+
+    def _current_traits(self, tx: Transaction, cid: str, now: float) -> dict[str, Any]:
+        """The stored traits; an unreadable profile is quarantined and a fresh one takes its place."""
+        try:
+            return json_object(tx.scalar("SELECT traits FROM customers WHERE id = ?", (cid,)))
+        except DECODE_ERRORS as exc:
+            quarantine_row(tx, "customers", (cid,), exc)
+            self.identity.resolve_ids(tx, [cid], now)
+            return {}
 
     def consent(
         self, who: Who, *, channel: str, granted: bool, purpose: str = "marketing", source: str = "api"
@@ -224,24 +226,26 @@ class Core:
             raise ValidationError(f"expected one of {', '.join(PURPOSES)}", field="purpose", value=purpose)
         if not isinstance(granted, bool):
             raise ValidationError("expected True or False", field="granted", value=granted)
+        self.validate.source(source)
+        explicit, pairs = self._who(who)
         now = self.clock.timestamp()
         with self.store.transaction() as tx:
-            cid = self.resolve(tx, who, now)
+            cid = self._resolve_checked(tx, explicit, pairs, now)
             self.record_consent(tx, cid, channel, purpose, granted, source, now)
         return Consent(channel=channel, purpose=purpose, granted=granted, source=source, recorded_at=to_datetime(now))
 
     def record_consent(
-        self, tx: Transaction, customer_id: str, channel: str, purpose: str, granted: bool, source: str, now: float
+        self, tx: Transaction, customer_id: str, channel: str, purpose: str, granted: bool, source: str, now: float,
+        evidence: str | None = None,
     ) -> None:
         tx.execute(
-            "INSERT INTO consents (customer_id, channel, purpose, granted, source, recorded_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (customer_id, channel, purpose, int(granted), source, now),
+            "INSERT INTO consents (customer_id, channel, purpose, granted, source, recorded_at, evidence) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (customer_id, channel, purpose, int(granted), source, now, evidence),
         )
 
     def customer(self, customer_id: str) -> Customer:
-        if not isinstance(customer_id, str) or not customer_id:
-            raise ValidationError("customer id must be a non-empty string", field="customer_id", value=customer_id)
+        self.validate.customer_id(customer_id)
         with self.store.transaction(immediate=False) as tx:
             return load_customer(tx, customer_id)
 
@@ -255,9 +259,7 @@ class Core:
     ) -> list[Touchpoint]:
         """Every touchpoint of the customer (merged profiles included), oldest first."""
         customer = self.customer(customer_id)
-        sql = (
-            "SELECT seq, id, customer_id, channel, name, properties, occurred_at FROM touchpoints WHERE customer_id = ?"
-        )
+        sql = f"SELECT {TOUCHPOINT_COLUMNS} FROM touchpoints WHERE customer_id = ?"
         params: list[Any] = [customer.id]
         if channels:
             for ch in channels:
@@ -266,15 +268,14 @@ class Core:
             params.extend(channels)
         if since is not None:
             sql += " AND occurred_at >= ?"
-            params.append(_timestamp(since, "since", self.clock))
+            params.append(self.validate.timestamp(since, "since", 0.0))
         sql += " ORDER BY occurred_at, seq"
         if limit is not None:
             sql = f"SELECT * FROM ({sql.replace(' ORDER BY occurred_at, seq', ' ORDER BY occurred_at DESC, seq DESC')}"
             sql += " LIMIT ?) AS recent ORDER BY occurred_at, seq"
             params.append(int(limit))
         with self.store.transaction(immediate=False) as tx:
-            rows = tx.query(sql, params)
-        return [_touchpoint(r) for r in rows]
+            return decode_rows(tx, "touchpoints", tx.query(sql, params), touchpoint_from_row)
 
     # -- touchpoints
     def track(
@@ -288,13 +289,15 @@ class Core:
         id: str | None = None,
     ) -> Touchpoint:
         check_channel(channel)
-        event = _event_name(event, "event")
-        props = _properties_json(properties, "properties")
-        when = _timestamp(timestamp, "timestamp", self.clock)
-        tp_id = id or new_id()
+        check = self.validate
+        event = check.event(event)
+        props = check.properties(properties)
         now = self.clock.timestamp()
+        when = check.timestamp(timestamp, "timestamp", now)
+        tp_id = new_id() if id is None else check.touchpoint_id(id)
+        explicit, pairs = self._who(who)
         with self.store.transaction() as tx:
-            cid = self.resolve(tx, who, now)
+            cid = self._resolve_checked(tx, explicit, pairs, now)
             tx.execute(
                 "INSERT INTO touchpoints (id, customer_id, channel, name, properties, occurred_at, recorded_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
@@ -312,46 +315,76 @@ class Core:
         return touchpoint
 
     def track_many(self, items: Iterable[Any]) -> int:
-        """Record many touchpoints in one transaction; all or nothing. Returns how many were new."""
+        """Record many touchpoints in one transaction; returns how many were new. Items that fail
+        validation are left out and reported together, after the others were stored, by
+        `BatchValidationError` (its `errors` say which and why, `recorded` how many were new)."""
+        if isinstance(items, str | bytes | Mapping) or not isinstance(items, Iterable):
+            raise ValidationError("expected a list of (who, event, properties) tuples or dicts", field="items",
+                                  value=type(items).__name__)
+        batch = items if isinstance(items, list | tuple) else list(items)
+        self.validate.batch_size(len(batch))
         now = self.clock.timestamp()
-        parsed: list[tuple[Who, str, str, str, float, str]] = []
-        for i, item in enumerate(items):
-            field = f"items[{i}]"
-            if isinstance(item, Mapping):
-                if "who" not in item or "event" not in item:
-                    raise ValidationError("a dict item needs 'who' and 'event'", field=field)
-                who, event, props = item["who"], item["event"], item.get("properties")
-                channel, ts, tp_id = item.get("channel", "server"), item.get("timestamp"), item.get("id")
-            elif isinstance(item, tuple | list) and len(item) in (2, 3):
-                who, event, props = item[0], item[1], (item[2] if len(item) == 3 else None)
-                channel, ts, tp_id = "server", None, None
-            else:
-                raise ValidationError("expected (who, event, properties) or a dict", field=field, value=item)
-            if channel not in CHANNELS:
-                check_channel(channel, field=f"{field}.channel")
-            parsed.append(
-                (
-                    who,
-                    _event_name(event, f"{field}.event"),
-                    _properties_json(props, f"{field}.properties"),
-                    channel,
-                    now if ts is None else _timestamp(ts, f"{field}.timestamp", self.clock),
-                    tp_id or new_id(),
-                )
-            )
-        if not parsed:
-            return 0
+        parsed: list[tuple[str | None, list[tuple[str, str]], str, str, str, float, str]] = []
+        errors: list[BatchItemError] = []
+        whos: dict[str, tuple[str | None, list[tuple[str, str]]]] = {}
+        for i, item in enumerate(batch):
+            try:
+                parsed.append(self._batch_item(item, f"items[{i}]", now, whos))
+            except ValidationError as exc:
+                errors.append(BatchItemError(i, exc.field, str(exc).removeprefix(f"{exc.field}: ")))
+        inserted = self._store_batch(parsed, now) if parsed else 0
+        if errors:
+            raise BatchValidationError(errors, recorded=inserted)
+        return inserted
+
+    def _batch_item(
+        self, item: Any, field: str, now: float, whos: dict[str, tuple[str | None, list[tuple[str, str]]]]
+    ) -> tuple[str | None, list[tuple[str, str]], str, str, str, float, str]:
+        """One `track_many` item, checked: (explicit id, identifiers, channel, event, JSON, time, id)."""
+        if isinstance(item, Mapping):
+            if "who" not in item or "event" not in item:
+                raise ValidationError("a dict item needs 'who' and 'event'", field=field)
+            who, event, props = item["who"], item["event"], item.get("properties")
+            channel, ts, tp_id = item.get("channel", "server"), item.get("timestamp"), item.get("id")
+        elif isinstance(item, tuple | list) and len(item) in (2, 3):
+            who, event, props = item[0], item[1], (item[2] if len(item) == 3 else None)
+            channel, ts, tp_id = "server", None, None
+        else:
+            raise ValidationError("expected (who, event, properties) or a dict", field=field, value=type(item).__name__)
+        if channel not in CHANNELS:
+            check_channel(channel, field=f"{field}.channel")
+        check = self.validate
+        event = check.event(event, f"{field}.event")
+        props_json = check.properties(props, f"{field}.properties")
+        when = check.timestamp(ts, f"{field}.timestamp", now)
+        tp_id = new_id() if tp_id is None else check.touchpoint_id(tp_id, f"{field}.id")
+        explicit: str | None
+        pairs: list[tuple[str, str]]
+        if isinstance(who, str):
+            explicit, pairs = check.customer_id(who, f"{field}.who"), []
+        else:
+            key = dumps(sorted(who.items())) if isinstance(who, Mapping) else ""
+            known = whos.get(key) if key else None
+            if known is None:
+                known = self._who(who, f"{field}.who")
+                whos[key] = known
+            explicit, pairs = known
+        return explicit, pairs, channel, event, props_json, when, tp_id
+
+    def _store_batch(
+        self, parsed: Sequence[tuple[str | None, list[tuple[str, str]], str, str, str, float, str]], now: float
+    ) -> int:
         with self.store.transaction() as tx:
-            plain = self.identity.resolve_ids(tx, [p[0] for p in parsed if isinstance(p[0], str)], now)
+            plain = self.identity.resolve_ids(tx, [p[0] for p in parsed if p[0] is not None and not p[1]], now)
             resolved: dict[str, str] = {}
             rows = []
-            for i, (who, event, props, channel, ts, tp_id) in enumerate(parsed):
-                if isinstance(who, str):
-                    cid = plain[who]
+            for explicit, pairs, channel, event, props, ts, tp_id in parsed:
+                if not pairs:
+                    cid = plain[explicit]  # type: ignore[index]
                 else:
-                    key = dumps(sorted(who.items())) if isinstance(who, Mapping) else repr(who)
+                    key = dumps([explicit, pairs])
                     if key not in resolved:
-                        resolved[key] = self.resolve(tx, who, now, field=f"items[{i}].who")
+                        resolved[key] = self.identity.resolve(tx, explicit, pairs, now)
                     cid = resolved[key]
                 rows.append((tp_id, cid, channel, event, props, ts, now))
             inserted = tx.executemany(
@@ -360,7 +393,7 @@ class Core:
                 rows,
             )
         if self._hook_touchpoints:
-            self._recorded([_touchpoint((None, r[0], r[1], r[2], r[3], r[4], r[5])) for r in rows])
+            self._recorded([touchpoint_from_row((None, r[0], r[1], r[2], r[3], r[4], r[5])) for r in rows])
         return int(inserted)
 
     def _recorded(self, touchpoints: Sequence[Touchpoint]) -> None:
@@ -420,6 +453,15 @@ class Core:
     def handle_webhook(
         self, provider: str, method: str, url: str, headers: Mapping[str, str], body: bytes
     ) -> WebhookResponse:
+        if not isinstance(provider, str):
+            raise ValidationError(f"expected a provider name, got {type(provider).__name__}", field="provider")
+        try:
+            self.validate.request(method, url, headers)
+        except WebhookError as exc:
+            from .providers import WebhookResponse
+
+            log.warning("webhook_refused", provider=provider[:64], status=exc.status, reason=str(exc))
+            return WebhookResponse.text(exc.status, str(exc))
         return self.webhooks.handle(provider, method, url, headers, body)
 
     async def aclose(self) -> None:
@@ -430,25 +472,3 @@ class Core:
     def close(self) -> None:
         if self._owns_store:
             self.store.close()
-
-
-def _touchpoint(row: Sequence[Any]) -> Touchpoint:
-    seq, tp_id, cid, channel, name, props, occurred = row
-    return Touchpoint(
-        id=tp_id,
-        customer_id=cid,
-        channel=channel,
-        name=name,
-        properties=loads(props) or {},
-        occurred_at=to_datetime(occurred),
-        seq=seq,
-    )
-
-
-def _check_timezone(name: str) -> None:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationError("not an IANA time zone (e.g. 'America/New_York')", field="timezone", value=name) from None

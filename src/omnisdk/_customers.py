@@ -47,13 +47,18 @@ class Identity:
 
 @attrs.frozen(kw_only=True)
 class Consent:
-    """One entry of the consent ledger: the latest entry per channel and purpose wins."""
+    """One entry of the consent ledger: the latest entry per channel and purpose wins.
+
+    `source` says who changed it ("webhook:twilio", "checkout-form"); `evidence` what the change
+    rests on, when there is a record of it (the provider's message id of a STOP reply).
+    """
 
     channel: str
     purpose: str
     granted: bool
     source: str
     recorded_at: datetime
+    evidence: str | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -3,6 +3,7 @@
 OmniError
 ├── ConfigError                 a configuration key is missing or wrong (`.field`)
 ├── ValidationError             bad input from the caller (`.field`, `.value`)
+│   ├── BatchValidationError    some items of a batch were refused, the others stored (`.errors`, `.recorded`)
 │   ├── InvalidIdentifierError  an email, phone or other identifier that cannot be used
 │   └── UnknownChannelError     a channel name omnisdk does not know
 ├── NotFoundError               a customer, template, journey or run that does not exist
@@ -17,9 +18,16 @@ OmniError
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import attrs
+
+from ._secrets import scrub, witness
+
 __all__ = [
+    "BatchItemError",
+    "BatchValidationError",
     "ConfigError",
     "InvalidIdentifierError",
     "JourneyError",
@@ -37,7 +45,18 @@ __all__ = [
 
 
 class OmniError(Exception):
-    """Base class of every error omnisdk raises on purpose."""
+    """Base class of every error omnisdk raises on purpose. Its text never shows a configured secret
+    (`_secrets`), whatever a message was built from: a provider's answer, a value that failed a check."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        witness("error", self)
+
+    def __str__(self) -> str:
+        return scrub(super().__str__())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
 
 
 class ConfigError(OmniError):
@@ -55,6 +74,27 @@ class ValidationError(OmniError, ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.value = value
+
+
+@attrs.frozen
+class BatchItemError:
+    """One refused item of a batch: its position, the field at fault, and why."""
+
+    index: int
+    field: str
+    reason: str
+
+
+class BatchValidationError(ValidationError):
+    """Some items of a batch were refused; the valid ones were stored (`recorded` counts the new ones)."""
+
+    def __init__(self, errors: Sequence[BatchItemError], *, recorded: int) -> None:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(f"{len(errors)} item(s) refused, {recorded} recorded; first: {first.field}: "
+                         f"{first.reason}{more}", field="items")
+        self.errors = list(errors)
+        self.recorded = recorded
 
 
 class InvalidIdentifierError(ValidationError):

@@ -1,7 +1,9 @@
 """Logging: structlog, with secrets and personal data redacted from every line omnisdk writes.
 
 omnisdk's own loggers redact before anything reaches structlog, whatever the application
-configured; `redact_processor` does the same for the application's own lines.
+configured; `redact_processor` does the same for the application's own lines. Secrets are masked
+by value, as their providers declared them (`_secrets`); the key names below are only a backstop
+for the application's own fields (`password=...`), which no provider declared.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
+
+from ._secrets import REDACTED, is_secret, scrub
 
 __all__ = ["configure_logging", "get_logger", "redact", "redact_processor"]
 
@@ -24,10 +28,10 @@ _EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(\.[\w-]+)+")
 # Not inside a word: a run of digits in a hex id ("dlv_0193ab4567890123…") is not a phone number.
 _PHONE = re.compile(r"(?<![\w+])\+?\d[\d \-().]{7,}\d(?!\w)")
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
-REDACTED = "[redacted]"
 
 
 def _scrub_text(text: str) -> str:
+    text = scrub(text)  # the secrets providers declared, by value
     text = _BEARER.sub(lambda m: f"{m[1]} {REDACTED}", text)
     text = _EMAIL.sub("[email]", text)
     return _PHONE.sub("[phone]", text)
@@ -42,7 +46,7 @@ def redact(value: Any, key: str | None = None, _depth: int = 0) -> Any:
     if _depth > 8:
         return "…"
     if isinstance(value, str):
-        return _scrub_text(value)
+        return REDACTED if is_secret(value) else _scrub_text(value)
     if isinstance(value, Mapping):
         return {k: redact(v, str(k), _depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple | set):

@@ -8,6 +8,10 @@ Routes (relative to the mount point):
   * `POST /u/{token}` → RFC 8058 one-click unsubscribe; `GET /u/{token}` shows a confirmation
     form instead of unsubscribing, because mail scanners fetch every link they see.
 Store work runs in a worker thread, so the app's event loop keeps serving.
+
+Whatever bytes arrive, the answer is a 4xx (or the redirect): a malformed request head is 400,
+a long URL 414, too many or too large headers 431 (`[limits]`), a body over
+`webhooks.max_body_bytes` 413, a token that is not ours 400.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from html import escape
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from ._errors import WebhookError
+from ._errors import ValidationError, WebhookError
 from ._logging import get_logger
 from ._touchpoints import Events
 from .providers import WebhookResponse
@@ -39,8 +43,9 @@ _CONFIRM = (
 )
 
 
-def _text(status: int, text: str) -> WebhookResponse:
-    return WebhookResponse(status=status, headers={"content-type": "text/plain; charset=utf-8"}, body=text.encode())
+_text = WebhookResponse.text
+#: Characters a URL keeps as they are when it is made ASCII (reserved ones, and `%` of existing escapes).
+_URL_SAFE = "!#$%&'()*+,/:;=?@[]~"
 
 
 async def _respond(send: Send, response: WebhookResponse) -> None:
@@ -104,31 +109,55 @@ def create_app(omni: Any) -> ASGIApp:
             return
         if scope["type"] != "http":
             return
-        method = scope["method"].upper()
-        parts = [p for p in _local_path(scope).split("/") if p]
+        try:
+            response = await route(scope, receive)
+        except WebhookError as exc:
+            response = _text(exc.status, str(exc))
+        except ValidationError as exc:
+            response = _text(400, str(exc))
+        await _respond(send, response)
+
+    async def route(scope: Scope, receive: Receive) -> WebhookResponse:
+        method = str(scope.get("method", "GET")).upper()
+        local = _local_path(scope)
+        query = scope.get("query_string", b"")
+        pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", [])]
+        core.validate.request(method, local + ("?" + query.decode("latin-1") if query else ""), pairs)
+        parts = [p for p in local.split("/") if p]
         if len(parts) == 2 and parts[0] == "webhooks":
             body = await _read_body(receive, limit)
             if body is None:
-                await _respond(send, _text(413, f"body larger than {limit} bytes"))
-                return
-            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
-            response = await asyncio.to_thread(
-                core.handle_webhook, parts[1], method, _public_url(scope, public_url), headers, body
+                return _text(413, f"body larger than {limit} bytes (webhooks.max_body_bytes)")
+            return await asyncio.to_thread(
+                core.handle_webhook, parts[1], method, _public_url(scope, public_url), dict(pairs), body
             )
-        elif len(parts) == 2 and parts[0] == "c" and method in ("GET", "HEAD"):
-            response = await asyncio.to_thread(_click, core, parts[1])
-        elif len(parts) == 2 and parts[0] == "u" and method == "POST":
-            await _read_body(receive, limit)
-            response = await asyncio.to_thread(_unsubscribe, core, parts[1])
-        elif len(parts) == 2 and parts[0] == "u" and method == "GET":
-            page = _CONFIRM.format(action=escape(scope.get("root_path", "") + f"/u/{parts[1]}"))
-            response = WebhookResponse(status=200, headers={"content-type": "text/html; charset=utf-8"},
-                                       body=page.encode())
-        else:
-            response = _text(404, "not found")
-        await _respond(send, response)
+        if len(parts) == 2 and parts[0] == "c" and method in ("GET", "HEAD"):
+            return await asyncio.to_thread(_click, core, parts[1])
+        if len(parts) == 2 and parts[0] == "u" and method == "POST":
+            if await _read_body(receive, limit) is None:
+                return _text(413, f"body larger than {limit} bytes (webhooks.max_body_bytes)")
+            return await asyncio.to_thread(_unsubscribe, core, parts[1])
+        if len(parts) == 2 and parts[0] == "u" and method == "GET":
+            core.templates.resolve_unsubscribe(parts[1])  # a forged token gets its 400, not a form
+            page = _CONFIRM.format(action=escape(scope.get("root_path", "") + f"/u/{quote(parts[1])}"))
+            return WebhookResponse(status=200, headers={"content-type": "text/html; charset=utf-8"},
+                                   body=page.encode())
+        return _text(404, "not found")
 
     return app
+
+
+def _ascii_url(url: str) -> str:
+    """A redirect target fit for a `Location` header (latin-1 bytes): an IDNA host, and UTF-8
+    percent-encoded elsewhere, so `https://café.example/crème` still leads where it was meant to."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if not netloc.isascii():
+            netloc = netloc.encode("idna").decode("ascii")
+    except (ValueError, UnicodeError):
+        return quote(url, safe=_URL_SAFE)
+    return urlunsplit((parts.scheme, quote(netloc, safe=_URL_SAFE), *(quote(p, safe=_URL_SAFE) for p in parts[2:])))
 
 
 def _click(core: Any, token: str) -> WebhookResponse:
@@ -136,7 +165,7 @@ def _click(core: Any, token: str) -> WebhookResponse:
         url = core.templates.record_click(token)
     except WebhookError as exc:
         return _text(exc.status, str(exc))
-    return WebhookResponse(status=302, headers={"location": url, "cache-control": "no-store"})
+    return WebhookResponse(status=302, headers={"location": _ascii_url(url), "cache-control": "no-store"})
 
 
 def _unsubscribe(core: Any, token: str) -> WebhookResponse:

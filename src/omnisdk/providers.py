@@ -30,6 +30,8 @@ from ._clock import Clock, SystemClock
 from ._content import Content
 from ._customers import Customer
 from ._errors import WebhookError
+from ._secrets import SECRET
+from ._signatures import fresh_timestamp, signatures_match, unique_pairs, webhook_json
 
 __all__ = [
     "Accepted",
@@ -47,17 +49,22 @@ __all__ = [
     "WebhookRequest",
     "WebhookResponse",
     "WebhookResult",
+    "fresh_timestamp",
     "http_error_outcome",
     "response_object",
     "retry_after_seconds",
     "secret",
+    "signatures_match",
     "transport_error_outcome",
+    "unique_pairs",
+    "webhook_json",
 ]
 
 
 def secret(default: Any = attrs.NOTHING) -> Any:
-    """An attrs field for a secret: left out of repr, and redacted from logs by name."""
-    return attrs.field(default=default, repr=False, metadata={"secret": True})
+    """An attrs field for a secret, the one place it is declared: left out of the `Config`'s repr, and its
+    value masked in config reprs, omnisdk's errors and log lines from the moment the `Config` is built."""
+    return attrs.field(default=default, repr=False, metadata={SECRET: True})
 
 
 @attrs.frozen(kw_only=True)
@@ -270,6 +277,11 @@ class WebhookResponse:
     headers: Mapping[str, str] = attrs.field(factory=dict)
     body: bytes = b""
 
+    @classmethod
+    def text(cls, status: int, text: str) -> WebhookResponse:
+        """A plain-text answer, e.g. the reason a request was refused."""
+        return cls(status=status, headers={"content-type": "text/plain; charset=utf-8"}, body=text.encode())
+
 
 @attrs.frozen(kw_only=True)
 class WebhookEvent:
@@ -303,6 +315,8 @@ class Provider:
     channel: ClassVar[str]
     Config: ClassVar[type]
     capabilities: ClassVar[Capabilities] = Capabilities()
+    #: The HTTP methods the provider's webhooks use; the core answers any other with 405.
+    webhook_methods: ClassVar[frozenset[str]] = frozenset({"POST"})
 
     def __init__(self, config: Any, *, http: httpx.AsyncClient, clock: Clock | None = None) -> None:
         self.config = config
@@ -326,6 +340,13 @@ class Provider:
     def parse_webhook(self, request: WebhookRequest) -> WebhookResult:
         """Turn a verified request into events, and the HTTP answer the provider expects."""
         return WebhookResult()
+
+    def webhook_nonce(self, request: WebhookRequest) -> str | None:
+        """The signed value that makes a verified request unique (Mailgun's token), if the scheme has
+        one. The core remembers it: the same nonce with other content is refused as a replay. None:
+        the digest of the body serves (of the URL for a bodiless GET), so an identical repeat is
+        acknowledged and records nothing, and the same body on another URL or method is refused."""
+        return None
 
     async def aclose(self) -> None:
         """Release pooled connections (SMTP pools, HTTP/2 sessions)."""

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import gsm0338  # noqa: F401  (registers the reference "gsm03.38" codec)
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from omnisdk_sms import count_segments
 from omnisdk_sms.phone import is_e164, is_sender_id
+from omnisdk_sms.segments import GSM7_BASIC, GSM7_EXTENSION, is_gsm7
 
 
 @pytest.mark.parametrize(("text", "encoding", "units", "segments"), [
@@ -19,6 +23,10 @@ from omnisdk_sms.phone import is_e164, is_sender_id
     ("a" * 152 + "€" + "a" * 10, "GSM-7", 164, 2),  # the escape pair is not split: part 1 holds 152
     ("a" * 152 + "€" + "a" * 153, "GSM-7", 307, 3),
     ("Ç@£$¥èéùìò\nØøÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ¡ÄÖÑÜ§¿äöñüà", "GSM-7", 42, 1),
+    ("\x1b", "GSM-7", 1, 1),                # a literal ESC is one septet of the default alphabet
+    ("a" * 159 + "\x1b", "GSM-7", 160, 1),
+    ("\x1b" * 161, "GSM-7", 161, 2),
+    ("a" * 152 + "\x1b€" + "a" * 10, "GSM-7", 165, 2),
     ("ç", "UCS-2", 1, 1),                    # lower-case ç is not in the GSM alphabet (Ç is)
     ("a" * 69 + "ç", "UCS-2", 70, 1),
     ("a" * 70 + "ç", "UCS-2", 71, 2),
@@ -33,6 +41,36 @@ from omnisdk_sms.phone import is_e164, is_sender_id
 def test_segments(text: str, encoding: str, units: int, segments: int) -> None:
     count = count_segments(text)
     assert (count.encoding, count.units, count.segments) == (encoding, units, segments)
+
+
+def reference_septets(char: str) -> int | None:
+    """Septets the GSM 03.38 reference codec spends on a character, None when it cannot encode it."""
+    try:
+        return len(char.encode("gsm03.38"))
+    except UnicodeEncodeError:
+        return None
+
+
+def test_our_alphabet_is_the_reference_codecs() -> None:
+    costs = {chr(i): reference_septets(chr(i)) for i in range(0x10000) if not 0xD800 <= i <= 0xDFFF}
+    assert {c for c, n in costs.items() if n == 1} == GSM7_BASIC
+    assert {c for c, n in costs.items() if n == 2} == GSM7_EXTENSION
+    assert set(costs.values()) == {None, 1, 2}
+
+
+GSM_OR_NOT = st.text(st.sampled_from([*sorted(GSM7_BASIC | GSM7_EXTENSION), "ç", "😀", "\u00a0"]), max_size=400)
+
+
+@settings(max_examples=300, deadline=None)
+@given(GSM_OR_NOT)
+def test_units_are_what_the_reference_codec_encodes(text: str) -> None:
+    count = count_segments(text)
+    septets = [reference_septets(c) for c in text]
+    assert is_gsm7(text) is (None not in septets)
+    if count.encoding == "GSM-7":
+        assert count.units == len(text.encode("gsm03.38"))
+    else:
+        assert count.units == len(text.encode("utf-16-le")) // 2
 
 
 @pytest.mark.parametrize(("number", "valid"), [

@@ -184,12 +184,19 @@ def test_status_callbacks_signed_by_the_imitation_verify_and_map() -> None:
 
 @pytest.mark.parametrize(("body", "event"), [
     ("STOP", "Unsubscribed"), (" stop. ", "Unsubscribed"), ("Unsubscribe", "Unsubscribed"), ("QUIT", "Unsubscribed"),
-    ("stop all", "Unsubscribed"), ("START", "Subscribed"), ("unstop", "Subscribed"), ("yes", "Subscribed"),
+    ("stop all", "Unsubscribed"), ("START", "Subscribed"), ("unstop", "Subscribed"), ("yes", "Message Replied"),
+    ("Y", "Message Replied"), ("opt out", "Unsubscribed"),
     ("please stop texting me", "Message Replied"), ("HELP", "Message Replied"),
 ])
 def test_keywords_become_consent_changes(body: str, event: str) -> None:
     [result] = handle(twilio(), inbound(body)).events
     assert (result.name, result.channel, dict(result.who)) == (event, "sms", {"phone": "+14155550100"})
+    assert result.properties["message_id"] == "SM" + "c" * 32  # the evidence the consent change keeps
+
+
+def test_yes_is_only_a_keyword_the_core_weighs_against_a_prompt() -> None:
+    [result] = handle(twilio(), inbound("Yes")).events
+    assert (result.name, result.properties["keyword"]) == ("Message Replied", "YES")
 
 
 @pytest.mark.parametrize(("body", "advanced", "answer"), [

@@ -123,3 +123,37 @@ def test_inbound_stop_unsubscribes_the_sender() -> None:
     provider.verify_webhook(request)
     [event] = provider.parse_webhook(request).events
     assert (event.name, event.channel, dict(event.who)) == ("Unsubscribed", "sms", {"phone": "+447911123456"})
+
+
+# -- Vonage's own SDK as the oracle -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("length", [99, 100, 101, 180])
+def test_a_callback_vonage_would_refuse_is_a_config_error(length: int) -> None:
+    from pydantic import ValidationError
+    from vonage_sms import SmsMessage
+
+    url = "https://shop.example/dlr?k=" + "x" * (length - len("https://shop.example/dlr?k="))
+    try:
+        SmsMessage(to="447911123456", from_="AcmeShop", text="hi", callback=url)
+    except ValidationError:
+        with pytest.raises(omnisdk.ConfigError) as info:
+            vonage(status_callback=url)
+        assert info.value.field == "status_callback" and "100" in str(info.value)
+    else:
+        assert vonage(status_callback=url).config.status_callback == url
+
+
+@pytest.mark.parametrize("text", ["Hi Ada, your order shipped", "Olá! " + "ç" * 80, "Price: 5€ {today}"])
+def test_the_form_we_send_is_a_valid_sdk_message(text: str) -> None:
+    from vonage_sms import SmsMessage
+
+    callback = "https://shop.example/" + "d" * (100 - len("https://shop.example/"))
+    with VonageImitation() as api:
+        [outcome] = asyncio.run(send(vonage(api.base_url, status_callback=callback), sms(text)))
+    assert isinstance(outcome, omnisdk.Accepted)
+    form = api.requests[0].body
+    message = SmsMessage.model_validate({"from_": form["from"], "client_ref": form["client-ref"], **{
+        name: form[name] for name in ("to", "text", "type", "callback")}})
+    assert message.model_dump(by_alias=True, exclude_none=True) == {
+        name: form[name] for name in ("to", "from", "text", "type", "callback", "client-ref")}

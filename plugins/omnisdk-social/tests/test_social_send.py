@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
+import openapi_core
 import pytest
 from omnisdk_social import Messenger, WhatsAppCloud
+from omnisdk_social.whatsapp import whatsapp_message
+from openapi_core.testing import MockRequest
 
 from omnisdk import Accepted, ConfigError, Outgoing, PermanentError, RetryableError, Social, VirtualClock
 from omnisdk.testing.conformance import Reply, ScriptedHTTPEndpoint
-from omnisdk.testing.imitations import Faults, MetaGraphImitation
+from omnisdk.testing.imitations import CONTRACTS, Faults, MetaGraphImitation
 
 pytestmark = pytest.mark.anyio
 TOKEN = "EAAG-test"
@@ -67,8 +72,30 @@ async def test_whatsapp_outside_the_window_uses_the_approved_template(graph, clo
     assert isinstance(outcome, Accepted) and outcome.details == {"template": True}
     [sent] = graph.whatsapp_messages
     assert sent["type"] == "template"
-    assert sent["template"] == {"name": "cart_reminder", "language": {"code": "en_US"},
+    assert sent["template"] == {"name": "cart_reminder", "language": {"policy": "deterministic", "code": "en_US"},
                                 "components": [{"type": "body", "parameters": [{"type": "text", "text": "Ada"}]}]}
+    assert graph.warnings == []  # the loose contract check found nothing either
+
+
+def cloud_api_problems(body: dict[str, Any]) -> list[Exception]:
+    """What openapi-core, reading Meta's published contract, finds wrong with a message request."""
+    spec = openapi_core.OpenAPI.from_dict(json.loads((CONTRACTS / "whatsapp_cloud_messages.patched.json").read_text()))
+    request = MockRequest("https://graph.facebook.com", "post", "/v23.0/106540352242922/messages",
+                          data=json.dumps(body), content_type="application/json",
+                          headers={"Authorization": f"Bearer {TOKEN}"})
+    return list(spec.unmarshal_request(request).errors)
+
+
+@pytest.mark.parametrize("free_form", [False, True], ids=["template", "text"])
+def test_whatsapp_requests_satisfy_the_published_contract(free_form: bool) -> None:
+    assert cloud_api_problems(whatsapp_message("+16315551181", CART, free_form=free_form)) == []
+
+
+def test_the_contract_oracle_refuses_a_template_language_without_policy() -> None:
+    body = whatsapp_message("+16315551181", CART, free_form=False)
+    del body["template"]["language"]["policy"]
+    [problem] = cloud_api_problems(body)
+    assert "'policy' is a required property" in str(problem.__cause__)
 
 
 @pytest.mark.parametrize("last_inbound", [None, timedelta(hours=24), timedelta(days=3)])

@@ -20,6 +20,7 @@ ambiguous failure (a timeout after the request went out) is settled the same way
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import socket
 import uuid
@@ -35,20 +36,21 @@ from .._customers import Customer
 from .._errors import ConfigError, OmniError
 from .._identity import load_customers
 from .._logging import get_logger
-from .._touchpoints import Events, Touchpoint
+from .._touchpoints import Touchpoint
 from ..policies import Decision, PastDelivery, RecentActivity, SendRequest, decide_many, load_recent
 from ..providers import (
     Accepted,
-    Capabilities,
     Outcome,
     Outgoing,
     PermanentError,
     RetryableError,
     transport_error_outcome,
 )
-from ..store import Transaction, dumps, loads
+from ..store import Transaction, decode_rows, dumps, json_array, json_object, optional_number, text, timestamp
 from ._limits import CircuitBreaker, TokenBucket, retry_delay
-from ._providers import ConfiguredProvider, ProviderPool
+from ._providers import HTTP_TRANSPORTS, ConfiguredProvider, ProviderPool
+from ._recheck import stop_revoked
+from ._reconcile import IN_DOUBT, Reconciler, content_json, resend_safe, sent_touchpoint
 from ._sending import HISTORY_NAMES, TRIGGER_NAMES, SendContext
 
 __all__ = ["DeliverySettings", "Dispatcher"]
@@ -102,10 +104,13 @@ class _Row:
         (self.id, self.idempotency_key, self.customer_id, self.template, channels, failed_channels, self.purpose,
          data, self.run_id, self.journey, self.step, self.attempts, self.provider, self.channel, decisions,
          self.fallback_after, self.created_at) = row
-        self.channels = loads(channels) or []
-        self.failed_channels = loads(failed_channels) or []
-        self.data = loads(data) or {}
-        self.decisions = loads(decisions) or []
+        self.channels = json_array(channels)
+        self.failed_channels = json_array(failed_channels)
+        self.data = json_object(data)
+        self.decisions = json_array(decisions)
+        for value in (self.id, self.customer_id, self.template, self.purpose):
+            text(value)  # raises for a value no send could use: the row is quarantined
+        timestamp(self.created_at)
 
     def entries(self) -> list[dict[str, Any]]:
         return list(self.decisions)
@@ -139,6 +144,14 @@ class DeliverySettings:
     breaker_cooldown: float = 30.0
     #: Seconds an HTTP call to a provider may take (a timeout is a retryable error).
     http_timeout: float = 15.0
+    #: Lookups of one in-doubt delivery (`Provider.reconcile`) before it ends `failed`.
+    reconcile_max_lookups: int = 10
+    #: Seconds after the attempt during which an in-doubt delivery is looked up, then `failed`.
+    reconcile_max_age: float = 86400.0
+    #: Seconds a worker told to stop (SIGTERM) lets the calls in flight finish before cutting them off.
+    drain_seconds: float = 30.0
+    #: What carries provider HTTP calls: "pool" (ours) or "aiohttp" (docs/operations.md compares them).
+    http_transport: str = "pool"
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> DeliverySettings:
@@ -147,6 +160,11 @@ class DeliverySettings:
         for key, value in section.items():
             if key not in known:
                 raise ConfigError(f"unknown key; expected one of {', '.join(known)}", field=f"delivery.{key}")
+            if key == "http_transport":
+                if value not in HTTP_TRANSPORTS:
+                    raise ConfigError(f"expected one of {', '.join(HTTP_TRANSPORTS)}", field="delivery.http_transport")
+                kwargs[key] = value
+                continue
             if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
                 raise ConfigError("expected a positive number", field=f"delivery.{key}")
             kwargs[key] = int(value) if known[key].type in ("int", int) else float(value)
@@ -175,6 +193,10 @@ class _Claimed:
     purpose: str
     run_id: str | None
     claimed_at: float
+    #: The policies' question at the claim, asked again right before the call (`stop_revoked`).
+    request: SendRequest
+    #: Claim order in this worker: earlier unrecorded sends count for a later one's caps.
+    seq: int
 
     def past(self) -> PastDelivery:
         """This send as the policies count it until its outcome is recorded (caps, dedupe)."""
@@ -204,7 +226,8 @@ class Dispatcher:
         self.core = core
         self.settings = DeliverySettings.from_config(core.config.delivery)
         self.pool = ProviderPool(
-            core.config, core.plugins.providers, core.clock, http_timeout=self.settings.http_timeout
+            core.config, core.plugins.providers, core.clock, http_timeout=self.settings.http_timeout,
+            http_transport=self.settings.http_transport,
         )
         # Random, not new_id()'s time-ordered prefix: two dispatchers started close together must differ.
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
@@ -218,6 +241,8 @@ class Dispatcher:
         self._unrecorded: dict[str, dict[str, _Claimed]] = {}
         self._marks = _SendingMarks(self._mark_sending)
         self._channels: dict[str, tuple[Message, frozenset[str]]] = {}
+        self.reconciler = Reconciler(self)
+        self._seq = itertools.count()
 
     # -- limits per provider
     def breaker(self, provider: ConfiguredProvider) -> CircuitBreaker:
@@ -236,7 +261,7 @@ class Dispatcher:
     # -- the Worker protocol
     async def tick(self) -> int:
         now = self.core.clock.timestamp()
-        done = self._reconcile(now) + self._timed_fallbacks(now)
+        done = await self.reconciler.run(now) + self._timed_fallbacks(now)
         sending: set[asyncio.Future[None]] = set()
         limit = self._first_claim_size()  # sending starts sooner; full batches follow
         try:
@@ -286,42 +311,6 @@ class Dispatcher:
     async def aclose(self) -> None:
         await self.pool.aclose()
 
-    # -- 1. crashes
-    def _reconcile(self, now: float) -> int:
-        """Settle rows whose worker died mid-call: resend where that cannot duplicate or the policy says so."""
-        updated: list[str] = []
-        with self.core.store.transaction() as tx:
-            rows = tx.query(
-                "SELECT id, channel, provider, decisions FROM deliveries WHERE status = 'sending' AND lease_until < ? "
-                "LIMIT 1000" + tx.dialect.skip_locked,
-                (now,),
-            )
-            for did, channel, provider_name, decisions in rows:
-                configured = self.pool.find(channel, provider_name)
-                caps = configured.capabilities if configured else None
-                log_entries = loads(decisions) or []
-                if caps is not None and _resend_safe(caps):
-                    why = "provider dedupes on the idempotency key" if caps.idempotency_keys else "at_least_once"
-                    log_entries.append(_entry(now, "reconcile", channel, f"interrupted mid-send; sent again ({why})"))
-                    tx.execute(
-                        "UPDATE deliveries SET status = 'queued', due_at = ?, lease_owner = NULL, lease_until = NULL, "
-                        "decisions = ?, updated_at = ? WHERE id = ?",
-                        (now, dumps(log_entries), now, did),
-                    )
-                else:
-                    reason = "interrupted mid-send; outcome unknown, not sent again (at_most_once)"
-                    log_entries.append(_entry(now, "reconcile", channel, reason))
-                    tx.execute(
-                        "UPDATE deliveries SET status = 'failed', error = ?, lease_owner = NULL, lease_until = NULL, "
-                        "decisions = ?, updated_at = ? WHERE id = ?",
-                        (reason, dumps(log_entries), now, did),
-                    )
-                updated.append(did)
-        if updated:
-            log.warning("deliveries_reconciled", count=len(updated))
-            self._updated(updated)
-        return len(updated)
-
     # -- 2. the waterfall's timing
     def _timed_fallbacks(self, now: float) -> int:
         """Queue the next channel for messages still not delivered when their `fallback_after` ran out."""
@@ -336,18 +325,17 @@ class Dispatcher:
                 (now,),
             )
             for (did, key, cid, template, channels, failed, channel, purpose, data, run_id, journey, step, status,
-                 decisions, fallback_after) in rows:
+                 entries, fallback_after) in decode_rows(tx, "deliveries", rows, _fallback_row):
                 tx.execute("UPDATE deliveries SET fallback_due = NULL WHERE id = ?", (did,))
-                rest = _after(loads(channels), channel, loads(failed))
+                rest = _after(channels, channel, failed)
                 if status not in ("sent", "failed") or not rest:
                     continue
                 child = enqueue_delivery(
                     tx, key=f"{key}:after:{channel}", customer_id=cid, template=template, channels=rest, now=now,
-                    purpose=purpose, data=loads(data), run_id=run_id, journey=journey, step=step,
+                    purpose=purpose, data=data, run_id=run_id, journey=journey, step=step,
                     fallback_after=fallback_after,
                 )
                 tx.execute("UPDATE deliveries SET parent_id = ? WHERE id = ?", (did, child))
-                entries = loads(decisions) or []
                 entries.append(_entry(now, "fallback", rest[0],
                                       f"{channel}: {status}, not delivered within {fallback_after:g}s; queued {child}"))
                 tx.execute("UPDATE deliveries SET decisions = ?, updated_at = ? WHERE id = ?",
@@ -397,16 +385,16 @@ class Dispatcher:
         when the lease runs out. Only rows whose call is about to start become `sending`."""
         self.send_context.prepare()
         with self.core.store.transaction() as tx:
-            rows = [
-                _Row(r) for r in tx.query(
-                    f"SELECT {_CLAIM_COLUMNS} FROM deliveries WHERE status IN ('queued', 'deferred') "
-                    "AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at LIMIT ?"
-                    + tx.dialect.skip_locked,
-                    (now, now, limit or self.settings.batch_size),
-                )
-            ]
-            if not rows:
+            due = tx.query(
+                f"SELECT {_CLAIM_COLUMNS} FROM deliveries WHERE status IN ('queued', 'deferred') "
+                "AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at LIMIT ?"
+                + tx.dialect.skip_locked,
+                (now, now, limit or self.settings.batch_size),
+            )
+            if not due:
                 return [], 0
+            rows = decode_rows(tx, "deliveries", due, _Row)
+            quarantined = len(due) - len(rows)
             customers = load_customers(tx, (r.customer_id for r in rows))
             pending: list[tuple[_Row, Customer, Any, SendRequest]] = []
             for row in rows:
@@ -427,22 +415,23 @@ class Dispatcher:
                 tx, (p[0].run_id for p, names in zip(pending, reads, strict=True) if names & TRIGGER_NAMES))
             logged: dict[Decision, str] = {}  # a send decision's log entry (JSON): rows decided alike share it
             claimed = [
-                item for (row, customer, message, _), decision in zip(pending, decisions, strict=True)
-                if (item := self._decided(tx, row, customer, message, decision, history.get(customer.id, ()),
-                                          triggers.get(row.run_id or ""), now, logged))
+                item for (row, customer, message, request), decision in zip(pending, decisions, strict=True)
+                if (item := self._decided(tx, row, customer, message, request, decision,
+                                          history.get(customer.id, ()), triggers.get(row.run_id or ""), now, logged))
             ]
             tx.executemany(
-                "UPDATE deliveries SET attempts = ?, channel = ?, provider = ?, address = ?, "
+                "UPDATE deliveries SET attempts = ?, channel = ?, provider = ?, address = ?, sent_content = ?, "
                 "lease_owner = ?, lease_until = ?, decisions = ?, updated_at = ? WHERE id = ?",
-                [(c.attempts, c.channel, c.provider.name, c.outgoing.to, self.owner, now + self.settings.lease_seconds,
-                  c.leased_log, now, c.id) for c in claimed],
+                [(c.attempts, c.channel, c.provider.name, c.outgoing.to,
+                  content_json(c.outgoing.content) if c.provider.capabilities.reconcile else None,
+                  self.owner, now + self.settings.lease_seconds, c.leased_log, now, c.id) for c in claimed],
             )
         for item in claimed:
             self._unrecorded.setdefault(item.customer_id, {})[item.id] = item
         sent_ids = {c.id for c in claimed}
         settled = [r.id for r in rows if r.id not in sent_ids]
         self._updated(settled)
-        return claimed, len(settled)
+        return claimed, len(settled) + quarantined
 
     def _with_unrecorded(self, recent: dict[str, RecentActivity]) -> dict[str, RecentActivity]:
         """Recent activity plus this worker's sends still in flight, so caps and dedupe count them."""
@@ -500,7 +489,7 @@ class Dispatcher:
         return cached[1]
 
     def _decided(
-        self, tx: Transaction, row: _Row, customer: Customer, message: Any, decision: Decision,
+        self, tx: Transaction, row: _Row, customer: Customer, message: Any, request: SendRequest, decision: Decision,
         history: Sequence[Any], trigger: Touchpoint | None, now: float, logged: dict[Decision, str],
     ) -> _Claimed | None:
         """Act on the policies' decision: settle a skip or defer, or render and lease a send (its log
@@ -545,7 +534,7 @@ class Dispatcher:
             channels=row.channels, failed_channels=row.failed_channels, attempts=int(row.attempts) + 1,
             decisions=entries, leased_log=leased_log, provider=provider, outgoing=outgoing,
             journey=row.journey, step=row.step, fallback_after=row.fallback_after, purpose=row.purpose,
-            run_id=row.run_id, claimed_at=now,
+            run_id=row.run_id, claimed_at=now, request=request, seq=next(self._seq),
         )
 
     def _pick_provider(
@@ -604,16 +593,21 @@ class Dispatcher:
         now = self.core.clock.timestamp()
         until = now + self.settings.lease_seconds
         ids = [item.id for item in items]
-        mark = "UPDATE deliveries SET status = 'sending', lease_until = ?, updated_at = ? WHERE"
+        mark = ("UPDATE deliveries SET status = 'sending', lease_until = ?, updated_at = ?, attempted_at = ?, "
+                "lookups = 0 WHERE")
         held = "AND status IN ('queued', 'deferred') AND lease_owner = ?"
         with self.core.store.transaction() as tx:
+            stopped = stop_revoked(tx, items, now=now, rules=self.send_context.rules, owner=self.owner,
+                                   in_flight=lambda cid: self._unrecorded.get(cid, {}).values())
+            if stopped:
+                ids = [did for did in ids if did not in stopped]
             if tx.dialect.name == "sqlite":
-                return {did for did in ids if tx.execute(f"{mark} id = ? {held}", (until, now, did, self.owner))}
+                return {did for did in ids if tx.execute(f"{mark} id = ? {held}", (until, now, now, did, self.owner))}
             marked: set[str] = set()
             for start in range(0, len(ids), _MARK_CHUNK):
                 chunk = ids[start : start + _MARK_CHUNK]
                 rows = tx.query(f"{mark} id IN ({','.join('?' * len(chunk))}) {held} RETURNING id",
-                                (until, now, *chunk, self.owner))
+                                (until, now, now, *chunk, self.owner))
                 marked.update(did for (did,) in rows)
         return marked
 
@@ -711,12 +705,17 @@ class Dispatcher:
                 fallback_due, _appended(item.leased_log, encoded[key]), now, item.id)
 
     def _sent_touchpoint(self, item: _Claimed, outcome: Accepted, now: float) -> tuple[Any, ...]:
-        properties = {"delivery_id": item.id, "template": item.template, "journey": item.journey, "step": item.step,
-                      "provider": item.provider.name, "provider_message_id": outcome.provider_message_id}
-        return (f"sent_{item.id}", item.customer_id, item.channel, Events.MESSAGE_SENT, dumps(properties), now, now)
+        return sent_touchpoint(delivery_id=item.id, customer_id=item.customer_id, channel=item.channel,
+                               template=item.template, journey=item.journey, step=item.step,
+                               provider=item.provider.name, provider_message_id=outcome.provider_message_id, at=now)
 
     def _retryable(self, tx: Transaction, item: _Claimed, outcome: RetryableError, now: float) -> None:
-        if outcome.ambiguous and not _resend_safe(item.provider.capabilities):
+        if outcome.ambiguous and item.provider.capabilities.reconcile:
+            reason = f"outcome unknown, to be looked up at {item.provider.name}: {outcome.reason}"
+            item.decisions.append(_entry(now, "in_doubt", item.channel, reason))
+            tx.execute(IN_DOUBT, (reason, dumps(item.decisions), now, now, item.id, self.owner))
+            return
+        if outcome.ambiguous and not resend_safe(item.provider.capabilities):
             reason = f"outcome unknown, not sent again (at_most_once): {outcome.reason}"
             item.decisions.append(_entry(now, "failed", item.channel, reason))
             self._finish_failed(tx, item, reason, now)
@@ -778,11 +777,25 @@ class Dispatcher:
         with self.core.store.transaction(immediate=False) as tx:
             marks = ",".join("?" * len(ids))
             rows = tx.query(f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id IN ({marks})", list(ids))
-        for row in rows:
+            deliveries = decode_rows(tx, "deliveries", rows, delivery_from_row)
+        for delivery in deliveries:
             try:
-                self.core.plugins.pm.hook.delivery_updated(delivery=delivery_from_row(row), omni=self.core.facade)
+                self.core.plugins.pm.hook.delivery_updated(delivery=delivery, omni=self.core.facade)
             except Exception as exc:
                 log.error("delivery_hook_failed", error=exc)
+
+
+def _decisions_last(row: Sequence[Any]) -> tuple[Any, ...]:
+    """A row with its last column, the decision log, decoded."""
+    return (*row[:-1], json_array(row[-1]))
+
+
+def _fallback_row(row: Sequence[Any]) -> tuple[Any, ...]:
+    """A `_timed_fallbacks` row with its JSON columns decoded."""
+    (did, key, cid, template, channels, failed, channel, purpose, data, run_id, journey, step, status, decisions,
+     fallback_after) = row
+    return (did, key, cid, template, json_array(channels), json_array(failed), channel, purpose, json_object(data),
+            run_id, journey, step, status, json_array(decisions), optional_number(fallback_after))
 
 
 def _after(channels: Sequence[str], channel: str | None, failed: Sequence[str]) -> list[str]:
@@ -806,11 +819,6 @@ def _appended(array: str, value: str) -> str:
     """The JSON array `array` with the JSON `value` added at the end, both as `dumps` writes them:
     the same text as `dumps` of the whole list, without encoding the rest again."""
     return f"{array[:-1]},{value}]" if array != "[]" else f"[{value}]"
-
-
-def _resend_safe(caps: Capabilities) -> bool:
-    """May a message whose call may have reached the provider be sent again? (the crash policy)"""
-    return caps.idempotency_keys or caps.crash_policy == "at_least_once"
 
 
 async def _first(task: asyncio.Future[None], answered: asyncio.Event) -> None:

@@ -16,11 +16,14 @@ from .._clock import Clock
 from .._config import Config
 from .._errors import ConfigError
 from .._plugins import ProviderRegistry
+from .._secrets import remember_declared, witness
 from ..providers import Capabilities, Provider
+from ._aiohttp import AiohttpTransport
 from ._client import ProviderClient
 from ._transport import ProviderTransport
 
-__all__ = ["CORE_CHANNEL_KEYS", "ConfiguredProvider", "ProviderPool", "build_config", "new_http_client"]
+__all__ = ["CORE_CHANNEL_KEYS", "HTTP_TRANSPORTS", "ConfiguredProvider", "ProviderPool", "build_config",
+           "new_http_client"]
 
 #: Keys of `[channels.<kind>]` the core reads itself (not passed to the provider's `Config`).
 CORE_CHANNEL_KEYS = ("rate_limit", "max_concurrency")
@@ -29,11 +32,16 @@ CORE_CHANNEL_KEYS = ("rate_limit", "max_concurrency")
 HTTP_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=256, keepalive_expiry=30.0)
 
 
-def new_http_client(timeout: float = 15.0) -> httpx.AsyncClient:
+#: `[delivery] http_transport`: our HTTP/1.1 pool (the default, see docs/operations.md) or aiohttp's.
+HTTP_TRANSPORTS: dict[str, type[httpx.AsyncBaseTransport]] = {"pool": ProviderTransport, "aiohttp": AiohttpTransport}
+
+
+def new_http_client(timeout: float = 15.0, transport: str = "pool") -> httpx.AsyncClient:
     """The client every provider of one Core shares: httpx's API (what plugins use), lean per request
-    (`ProviderClient`), over a lean HTTP/1.1 pool (`ProviderTransport`), with errors that tell a request that never
-    left from one that may have arrived."""
-    return ProviderClient(ProviderTransport(HTTP_LIMITS), timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)))
+    (`ProviderClient`), over a lean HTTP/1.1 pool (`ProviderTransport`) or aiohttp (`AiohttpTransport`),
+    with errors that tell a request that never left from one that may have arrived."""
+    return ProviderClient(HTTP_TRANSPORTS[transport](HTTP_LIMITS),  # type: ignore[call-arg]
+                          timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)))
 
 
 def _field_names(field: attrs.Attribute[Any]) -> set[str]:
@@ -61,13 +69,16 @@ def build_config(cls: type[Provider], settings: Mapping[str, Any], path: str) ->
             known = ", ".join(sorted(f.name.rstrip("_") for f in fields)) or "none"
             raise ConfigError(f"unknown key for provider {cls.name!r} (known: {known})", field=f"{path}.{key}")
         kwargs[getattr(field, "alias", None) or field.name] = value
+    remember_declared(cls.Config, kwargs)  # before anything can fail: the error's text masks them
     for field in fields:
         if field.default is attrs.NOTHING and (getattr(field, "alias", None) or field.name) not in kwargs:
             raise ConfigError(f"required by provider {cls.name!r}", field=f"{path}.{field.name.rstrip('_')}")
     try:
-        return cls.Config(**kwargs)
+        config = cls.Config(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid value for provider {cls.name!r}: {exc}", field=path) from None
+    witness("provider config", config)
+    return config
 
 
 @attrs.define(eq=False)
@@ -107,7 +118,7 @@ def _configure(
         raise ConfigError("expected messages per second (a positive number)", field=f"{path}.rate_limit")
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
         raise ConfigError("expected a positive integer", field=f"{path}.max_concurrency")
-    return ConfiguredProvider(
+    configured = ConfiguredProvider(
         channel=channel,
         name=name,
         cls=cls,
@@ -115,14 +126,20 @@ def _configure(
         rate_limit=float(rate) if rate is not None else None,
         max_concurrency=concurrency,
     )
+    witness("configured provider", configured)
+    return configured
 
 
 class ProviderPool:
     """Primary and fallback provider per channel, plus webhook-only sources, created on first use."""
 
-    def __init__(self, config: Config, registry: ProviderRegistry, clock: Clock, *, http_timeout: float = 15.0) -> None:
+    def __init__(
+        self, config: Config, registry: ProviderRegistry, clock: Clock, *, http_timeout: float = 15.0,
+        http_transport: str = "pool",
+    ) -> None:
         self.clock = clock
         self.http_timeout = http_timeout
+        self.http_transport = http_transport
         self.primary: dict[str, ConfiguredProvider] = {}
         self.fallback: dict[str, ConfiguredProvider] = {}
         self._http: httpx.AsyncClient | None = None
@@ -148,7 +165,7 @@ class ProviderPool:
     @property
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = new_http_client(self.http_timeout)
+            self._http = new_http_client(self.http_timeout, self.http_transport)
         return self._http
 
     def __iter__(self) -> Iterator[ConfiguredProvider]:
@@ -159,6 +176,7 @@ class ProviderPool:
     def instance(self, configured: ConfiguredProvider) -> Provider:
         if configured.instance is None:
             configured.instance = configured.cls(configured.config, http=self.http, clock=self.clock)
+            witness("provider", configured.instance)
         return configured.instance
 
     def by_name(self, name: str) -> ConfiguredProvider | None:

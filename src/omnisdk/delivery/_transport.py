@@ -3,34 +3,43 @@
 Why not httpcore or aiohttp underneath: a provider call is one small request and one small answer,
 and what a busy dispatcher pays for is the client's own work per call. httpcore's pool scans every
 connection for each request, so it slows down as concurrency grows; aiohttp's request machinery
-costs about as much CPU again as the rest of our pipeline (benchmarks/dispatch.py measures both).
-This pool keeps, per connection, one asyncio protocol and an `httptools` (llhttp) parser: a
-request is one `write` and a response is parsed in C as it arrives.
+costs more CPU per call (benchmarks/dispatch.py runs the pipeline over both this pool and
+`AiohttpTransport`, and docs/operations.md has the figures). This pool keeps, per connection, one
+asyncio protocol and an `httptools` (llhttp) parser: a request is one `write` and a response is
+parsed in C as it arrives.
+
+It goes where httpx would: through the `HTTP(S)_PROXY` the environment names (a forward proxy for
+http://, a CONNECT tunnel for https://) unless `NO_PROXY` says otherwise, and trusts `SSL_CERT_FILE`/
+`SSL_CERT_DIR` over certifi when they are set (`_egress`). An idle connection the server has
+already closed (or written to) is never reused: it is checked just before the request would be
+written, so the request goes out on another connection with nothing sent on the dead one.
 
 Errors map to the httpx error of the phase they happened in, which
 `omnisdk.providers.transport_error_outcome` relies on to tell "never sent" from "may have been
-acted on": connect failures (`ConnectError`, `ConnectTimeout`, `PoolTimeout`) happen before a
-byte left; a hang-up with no answer (`RemoteProtocolError`), a broken answer (`ReadError`) or no
-answer in time (`ReadTimeout`) happen after.
+acted on": connect failures (`ConnectError`, `ConnectTimeout`, `PoolTimeout`, `ProxyError`) happen
+before a byte left; a hang-up with no answer (`RemoteProtocolError`), a broken answer (`ReadError`)
+or no answer in time (`ReadTimeout`) happen after.
 
 What it does not do, since provider APIs do not need it, and httpx's own transport (httpcore)
-takes those requests instead: HEAD requests, proxies, HTTP/2, `Expect: 100-continue`, upgrades.
+takes those requests instead: HEAD requests, HTTP/2, `Expect: 100-continue`, upgrades.
 """
 
 from __future__ import annotations
 
 import asyncio
+import select
 import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
-import certifi
 import httptools
 import httpx
 
-__all__ = ["DEFAULT_PORTS", "NOT_OURS", "Answered", "Origin", "ProviderTransport", "RequestFactory", "wire_head"]
+from ._egress import EnvironmentProxies, Proxy, tls_context
+
+__all__ = ["DEFAULT_PORTS", "NOT_OURS", "Origin", "ProviderTransport", "RequestFactory", "wire_head"]
 
 Origin = tuple[str, str, int]
 #: A response as parsed: status, reason phrase, raw headers, body.
@@ -40,25 +49,6 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 NOT_OURS = frozenset({b"expect", b"upgrade"})
 #: Builds the `httpx.Request` a response or an error refers to, when someone asks for it.
 RequestFactory = Callable[[], httpx.Request]
-
-
-class Answered(httpx.Response):
-    """A response whose `request` is built only when something reads it: a provider call sent
-    straight from its wire bytes (`ProviderClient`'s fast path) usually never does, and building
-    httpx's `Request` costs more than the rest of the call's bookkeeping."""
-
-    _factory: RequestFactory | None = None
-    _built: httpx.Request | None = None
-
-    @property
-    def _request(self) -> httpx.Request | None:
-        if self._built is None and self._factory is not None:
-            self._built, self._factory = self._factory(), None
-        return self._built
-
-    @_request.setter
-    def _request(self, value: httpx.Request | None) -> None:
-        self._built = value
 
 
 class _Connection(asyncio.Protocol):
@@ -144,7 +134,7 @@ class _Connection(asyncio.Protocol):
             self._answer.set_result((self._status, self._reason, self._headers, b"".join(self._body)))
 
     # -- use
-    async def exchange(self, request: bytes, read_timeout: float | None) -> Answered:
+    async def exchange(self, request: bytes, read_timeout: float | None) -> httpx.Response:
         """Write one request and wait for its whole answer."""
         assert self.transport is not None
         loop = asyncio.get_running_loop()
@@ -159,20 +149,33 @@ class _Connection(asyncio.Protocol):
         finally:
             self._answer = None
             self._deadline = None
-        response = Answered(
+        response = httpx.Response(
             status, headers=headers, stream=httpx.ByteStream(body),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
         )
-        if self._encoded:
-            response.read()  # httpx decodes gzip, br, ...
-        else:  # what `read()` would store, without its generators (8 of the 10 us a response costs)
-            response._content = body
-            response.is_stream_consumed = response.is_closed = True
+        response.read()  # as httpx reads it: decodes gzip, br, ...
         return response
 
     @property
     def reusable(self) -> bool:
         return self._complete and self._keep_alive and not self.closed and not self._transport_closing()
+
+    def quiet(self) -> bool:
+        """Whether an idle connection is still open with nothing to read. A server that closed it (or
+        wrote to it) may not have been noticed yet: its FIN can sit in the socket while the answer it
+        followed is handed to the caller, and a request written after it would be lost unsent."""
+        if not self.reusable:
+            return False
+        assert self.transport is not None
+        sock = self.transport.get_extra_info("socket")
+        if sock is None:
+            return True
+        try:
+            poller = select.poll()
+            poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+            return not poller.poll(0)
+        except (OSError, ValueError):
+            return False
 
     def _transport_closing(self) -> bool:
         return self.transport is None or self.transport.is_closing()
@@ -221,16 +224,22 @@ class ProviderTransport(httpx.AsyncBaseTransport):
     """An httpx transport for provider APIs: a keep-alive HTTP/1.1 pool, no redirects, no cookies.
 
     `limits.max_connections` caps open connections across hosts, `max_keepalive_connections`
-    the idle ones kept, and `keepalive_expiry` how long an idle one may be reused."""
+    the idle ones kept, and `keepalive_expiry` how long an idle one may be reused. With `trust_env`
+    (the default, as in httpx) proxies and authorities come from the environment (`_egress`)."""
 
-    def __init__(self, limits: httpx.Limits, *, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, limits: httpx.Limits, *, ssl_context: ssl.SSLContext | None = None, trust_env: bool = True
+    ) -> None:
         self.limits = limits
         self._ssl_context = ssl_context
+        self._trust_env = trust_env
+        self._proxies = EnvironmentProxies.read() if trust_env else EnvironmentProxies({}, ())
+        self._routes: dict[Origin, Proxy | None] = {}
         self._idle: dict[Origin, list[_Connection]] = {}
         self._idle_count = 0
         self._open = 0
         self._waiters: deque[tuple[Origin, asyncio.Future[_Connection | None]]] = deque()
-        self._fallback: httpx.AsyncHTTPTransport | None = None
+        self._fallbacks: dict[str | None, httpx.AsyncHTTPTransport] = {}
         self._closed = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -242,21 +251,23 @@ class ProviderTransport(httpx.AsyncBaseTransport):
         except httpx.RequestNotRead:
             body = await request.aread()
         raw = _serialize(request, body)
-        if raw is None:  # HEAD, Expect or Upgrade: httpx's own transport knows those exchanges
-            return await self._httpcore().handle_async_request(request)
         origin = (scheme, request.url.host, request.url.port or DEFAULT_PORTS[scheme])
+        if raw is None:  # HEAD, Expect or Upgrade: httpx's own transport knows those exchanges
+            return await self._httpcore(self._route(origin)).handle_async_request(request)
         return await self.exchange(origin, raw, request.extensions.get("timeout", {}), lambda: request)
 
     async def exchange(
         self, origin: Origin, raw: bytes, timeouts: Mapping[str, float | None], request: RequestFactory
-    ) -> Answered:
+    ) -> httpx.Response:
         """Send `raw`, a whole HTTP/1.1 request as it goes on the wire, to `origin` (scheme, host, port)
-        and read its answer. `request` builds the `httpx.Request` the response or an error names, when
-        something reads it."""
+        and read its answer. `request` builds the `httpx.Request` the response or an error names."""
+        proxy = self._route(origin)
+        if proxy is not None and origin[0] == "http":
+            raw = _forwarded(raw, origin, proxy)
         connection = await self._acquire(origin, request, timeouts)
         try:
             response = await connection.exchange(raw, timeouts.get("read"))
-            response._factory = request
+            response.request = request()
             return response
         except httpx.TransportError as exc:
             exc.request = request()
@@ -276,8 +287,8 @@ class ProviderTransport(httpx.AsyncBaseTransport):
         while idle:
             connection = idle.pop()
             self._idle_count -= 1
-            if connection.reusable and (expiry is None or now - connection.idle_since < expiry):
-                return connection
+            if connection.quiet() and (expiry is None or now - connection.idle_since < expiry):
+                return connection  # nothing awaited from here to the request's write: still quiet then
             connection.close()  # its connection_lost frees the slot
         if self.limits.max_connections is None or self._open < self.limits.max_connections:
             self._open += 1
@@ -298,26 +309,56 @@ class ProviderTransport(httpx.AsyncBaseTransport):
             return handed
         return await self._connect(origin, request, timeouts.get("connect"))  # a slot was handed over
 
+    def _route(self, origin: Origin) -> Proxy | None:
+        """The proxy requests to `origin` go through (None: direct), worked out once per origin."""
+        if origin not in self._routes:
+            self._routes[origin] = self._proxies.proxy_for(*origin)
+        return self._routes[origin]
+
     async def _connect(self, origin: Origin, request: RequestFactory, timeout: float | None) -> _Connection:
         """A new connection in a slot already counted in `_open` (given back if connecting fails)."""
-        scheme, host, port = origin
-        loop = asyncio.get_running_loop()
+        _, host, port = origin
+        proxy = self._route(origin)
+        where = f"{host}:{port}" + (f" through the proxy {proxy.host}:{proxy.port}" if proxy else "")
         try:
             async with asyncio.timeout(timeout):
-                _, connection = await loop.create_connection(
-                    lambda: _Connection(origin), host, port,
-                    ssl=self._tls() if scheme == "https" else None, server_hostname=host if scheme == "https" else None,
-                )
+                connection = await self._open_connection(origin, proxy)
         except TimeoutError:
             self._give(None)
-            raise httpx.ConnectTimeout(f"could not connect to {host}:{port} in time", request=request()) from None
+            raise httpx.ConnectTimeout(f"could not connect to {where} in time", request=request()) from None
+        except httpx.ProxyError as exc:
+            self._give(None)
+            exc.request = request()
+            raise
         except OSError as exc:  # refused, unreachable, DNS, TLS
             self._give(None)
-            raise httpx.ConnectError(f"could not connect to {host}:{port}: {exc}", request=request()) from exc
+            raise httpx.ConnectError(f"could not connect to {where}: {exc}", request=request()) from exc
         except BaseException:
             self._give(None)
             raise
         connection._on_lost = self._lost
+        return connection
+
+    async def _open_connection(self, origin: Origin, proxy: Proxy | None) -> _Connection:
+        scheme, host, port = origin
+        loop = asyncio.get_running_loop()
+        tls = self._tls() if scheme == "https" else None
+        if proxy is None or tls is None:  # direct, or plain HTTP forwarded by the proxy
+            _, connection = await loop.create_connection(
+                lambda: _Connection(origin), proxy.host if proxy else host, proxy.port if proxy else port,
+                ssl=tls, server_hostname=host if tls else None,
+            )
+            return connection
+        raw, tunnel = await loop.create_connection(_Tunnel, proxy.host, proxy.port)
+        try:
+            await tunnel.open(host, port, proxy.authorization)
+            connection = _Connection(origin)
+            secured = await loop.start_tls(raw, connection, tls, server_hostname=host)
+        except BaseException:
+            raw.close()
+            raise
+        assert secured is not None
+        connection.connection_made(secured)
         return connection
 
     def _release(self, connection: _Connection) -> None:
@@ -367,23 +408,75 @@ class ProviderTransport(httpx.AsyncBaseTransport):
 
     def _tls(self) -> ssl.SSLContext:
         if self._ssl_context is None:
-            self._ssl_context = ssl.create_default_context(cafile=certifi.where())
-            self._ssl_context.set_alpn_protocols(["http/1.1"])
+            self._ssl_context = tls_context(trust_env=self._trust_env)
         return self._ssl_context
 
-    def _httpcore(self) -> httpx.AsyncHTTPTransport:
-        if self._fallback is None:
-            self._fallback = httpx.AsyncHTTPTransport(limits=self.limits, verify=self._tls())
-        return self._fallback
+    def _httpcore(self, proxy: Proxy | None) -> httpx.AsyncHTTPTransport:
+        key = proxy.source if proxy else None
+        if key not in self._fallbacks:
+            self._fallbacks[key] = httpx.AsyncHTTPTransport(limits=self.limits, verify=self._tls(), proxy=key)
+        return self._fallbacks[key]
 
     async def aclose(self) -> None:
         self._closed = True
         for idle in list(self._idle.values()):
             for connection in list(idle):
                 connection.close()
-        if self._fallback is not None:
-            await self._fallback.aclose()
-            self._fallback = None
+        fallbacks, self._fallbacks = list(self._fallbacks.values()), {}
+        for fallback in fallbacks:
+            await fallback.aclose()
+
+
+class _Tunnel(asyncio.Protocol):
+    """The CONNECT exchange with a proxy that opens a tunnel for TLS to the provider."""
+
+    def __init__(self) -> None:
+        self._head = b""
+        self._answered: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._head += data
+        if b"\r\n\r\n" in self._head and not self._answered.done():
+            self._answered.set_result(self._head)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._answered.done():
+            self._answered.set_exception(httpx.ProxyError("the proxy closed the connection before answering CONNECT"))
+
+    async def open(self, host: str, port: int, authorization: bytes | None) -> None:
+        """Ask for a tunnel to `host:port`; `ProxyError` unless the proxy answers 2xx (nothing sent yet)."""
+        assert self.transport is not None
+        target = b"%s:%d" % (_host(host), port)
+        lines = [b"CONNECT %s HTTP/1.1" % target, b"Host: " + target]
+        if authorization:
+            lines.append(b"Proxy-Authorization: " + authorization)
+        self.transport.write(b"\r\n".join(lines) + b"\r\n\r\n")
+        head = await self._answered
+        status_line = head.split(b"\r\n", 1)[0]
+        parts = status_line.split(b" ", 2)
+        if len(parts) < 2 or not parts[1].startswith(b"2") or len(head.split(b"\r\n\r\n", 1)[1]):
+            raise httpx.ProxyError(f"the proxy refused the tunnel: {status_line.decode('latin-1')!r}")
+
+
+def _host(host: str) -> bytes:
+    """A host as it goes in a request target (an IPv6 address in brackets)."""
+    return b"[%s]" % host.encode("ascii") if ":" in host else host.encode("ascii")
+
+
+def _forwarded(raw: bytes, origin: Origin, proxy: Proxy) -> bytes:
+    """A request for a forward proxy: its target in absolute form, and the proxy's credentials."""
+    scheme, host, port = origin
+    line_end = raw.index(b"\r\n")
+    method, _, rest = raw[:line_end].partition(b" ")
+    netloc = _host(host) if port == DEFAULT_PORTS[scheme] else b"%s:%d" % (_host(host), port)
+    line = b"%s %s://%s%s" % (method, scheme.encode(), netloc, rest)
+    if proxy.authorization:
+        line += b"\r\nProxy-Authorization: " + proxy.authorization
+    return line + raw[line_end:]
 
 
 def _serialize(request: httpx.Request, body: bytes) -> bytes | None:

@@ -1,22 +1,30 @@
 """Inbound webhooks: verified first, then recorded as touchpoints, delivery statuses and consent.
 
-Nothing is stored for a request that fails verification or is too large. A verified request is
-recorded in one transaction: repeated events (providers retry) are recognised by their id, and
-consent changes (unsubscribe, STOP, complaint, hard bounce) land before the next send anywhere,
-because the dispatcher reads the consent ledger when it claims each delivery.
+Nothing is stored for a request that fails verification, uses a method its provider never uses
+(405), carries a body its signature cannot cover (a GET with a body: 403) or is too large. A
+verified request is recorded in one transaction: repeated events (providers retry) are recognised
+by their id, a repeated request by its nonce (the scheme's own, else the body's digest, else for a
+bodiless GET the digest of its URL). A nonce seen before with another method, URL or body is
+refused as a replay (409); an identical repeat is a provider's retry, acknowledged, recording
+nothing. Consent changes (unsubscribe, STOP, complaint, hard bounce) land before the next send
+anywhere, because the dispatcher reads the consent ledger when it claims each delivery; the
+keyword rules are in `_keywords`.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from .._clock import to_datetime
 from .._errors import ConfigError, ValidationError, WebhookError
 from .._logging import get_logger
-from .._touchpoints import CHANNELS, MESSAGE_CHANNELS, Events, Touchpoint, new_id
+from .._touchpoints import CHANNELS, Events, Touchpoint, new_id
 from ..providers import WebhookEvent, WebhookRequest, WebhookResponse, WebhookResult
 from ..store import Transaction, dumps
+from ._keywords import ConsentRules
 from ._providers import ProviderPool
 
 __all__ = ["MAX_WEBHOOK_BYTES", "WebhookHandler"]
@@ -25,6 +33,8 @@ log = get_logger("omnisdk.webhooks")
 
 #: Larger bodies are refused with 413 before anything reads them (config `webhooks.max_body_bytes`).
 MAX_WEBHOOK_BYTES = 1024 * 1024
+#: How long a verified request's nonce is remembered (config `webhooks.replay_retention_seconds`).
+REPLAY_RETENTION_SECONDS = 30 * 86400
 
 #: Event → the delivery status it implies, and the statuses it may move a delivery from.
 _STATUS: Mapping[str, tuple[str, tuple[str, ...]]] = {
@@ -37,8 +47,45 @@ _STATUS: Mapping[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-def _response(status: int, text: str) -> WebhookResponse:
-    return WebhookResponse(status=status, headers={"content-type": "text/plain; charset=utf-8"}, body=text.encode())
+def _response(status: int, text: str, **headers: str) -> WebhookResponse:
+    return WebhookResponse(status=status, headers={"content-type": "text/plain; charset=utf-8", **headers},
+                           body=text.encode())
+
+
+def _positive(config: Mapping[str, Any], key: str, default: int) -> int:
+    value = config.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError("expected a positive whole number", field=f"webhooks.{key}")
+    return value
+
+
+def _well_formed(event: Any) -> bool:
+    """An event the core can store: a plugin that read odd JSON into the wrong types is refused here."""
+    if not isinstance(event, WebhookEvent) or event.channel not in CHANNELS or not isinstance(event.name, str):
+        return False
+    ids = (event.id, event.provider_message_id, event.delivery_id)
+    if not all(value is None or (isinstance(value, str) and len(value) <= 1024) for value in ids):
+        return False
+    if not isinstance(event.who, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
+                                                     for k, v in event.who.items()):
+        return False
+    if event.occurred_at is not None and (not isinstance(event.occurred_at, datetime)
+                                          or event.occurred_at.tzinfo is None):
+        return False
+    try:
+        dumps(dict(event.properties))
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return True
+
+
+class _Replayed(Exception):
+    """A nonce already recorded with other content: roll back, refuse."""
+
+
+def request_digest(method: str, url: str, body: bytes) -> str:
+    """What identifies one request: an identical repeat (a provider's retry) has the same digest."""
+    return hashlib.sha256(b"\0".join((method.encode(), url.encode("utf-8", "surrogatepass"), body))).hexdigest()
 
 
 class WebhookHandler:
@@ -47,10 +94,10 @@ class WebhookHandler:
     def __init__(self, core: Any, pool: ProviderPool) -> None:
         self.core = core
         self.pool = pool
-        limit = core.config.webhooks.get("max_body_bytes", MAX_WEBHOOK_BYTES)
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
-            raise ConfigError("expected a positive number of bytes", field="webhooks.max_body_bytes")
-        self.max_body_bytes = limit
+        settings = core.config.webhooks
+        self.max_body_bytes = _positive(settings, "max_body_bytes", MAX_WEBHOOK_BYTES)
+        self.replay_retention = _positive(settings, "replay_retention_seconds", REPLAY_RETENTION_SECONDS)
+        self.consent = ConsentRules.from_config(core, settings)
 
     def handle(self, provider: str, method: str, url: str, headers: Mapping[str, str], body: bytes) -> WebhookResponse:
         if not isinstance(body, bytes | bytearray):
@@ -61,11 +108,20 @@ class WebhookHandler:
         if len(body) > self.max_body_bytes:
             log.warning("webhook_too_large", provider=provider, size=len(body))
             return _response(413, f"body larger than {self.max_body_bytes} bytes")
-        request = WebhookRequest(method=method.upper(), url=url, headers=dict(headers), body=bytes(body))
+        method = method.upper()
         instance = self.pool.instance(configured)
+        allowed = sorted(type(instance).webhook_methods)
+        if method not in allowed:
+            log.warning("webhook_rejected", provider=provider, status=405, reason="method")
+            return _response(405, f"{provider} webhooks use {', '.join(allowed)}", allow=", ".join(allowed))
+        if method in ("GET", "HEAD") and body:
+            log.warning("webhook_rejected", provider=provider, status=403, reason="body on a GET")
+            return _response(403, "a GET request's body is covered by no webhook signature")
+        request = WebhookRequest(method=method, url=url, headers=dict(headers), body=bytes(body))
         try:
             instance.verify_webhook(request)
             result = instance.parse_webhook(request)
+            nonce = instance.webhook_nonce(request)
         except WebhookError as exc:
             log.warning("webhook_rejected", provider=provider, status=exc.status, reason=str(exc))
             return _response(exc.status, str(exc))
@@ -75,18 +131,27 @@ class WebhookHandler:
         if not isinstance(result, WebhookResult):
             log.error("webhook_bad_result", provider=provider, result=type(result).__name__)
             return _response(500, "the provider plugin returned no WebhookResult")
-        touchpoints, updated = self._record(configured.name, result.events)
+        digest = request_digest(method, url, request.body)
+        if nonce is None:  # the body is what the signature covers: the same body elsewhere is a replay
+            nonce = f"body:{hashlib.sha256(request.body).hexdigest()}" if request.body else f"request:{digest}"
+        try:
+            touchpoints, updated = self._record(configured.name, result.events, nonce, digest)
+        except _Replayed:
+            log.warning("webhook_rejected", provider=provider, status=409, reason="replayed nonce")
+            return _response(409, "this request's nonce was already used by another request (replay)")
         self.core._recorded(touchpoints)
         self.core.dispatcher._updated(updated)
         return result.response
 
-    def _record(self, provider: str, events: Any) -> tuple[list[Touchpoint], list[str]]:
+    def _record(self, provider: str, events: Any, nonce: str, digest: str) -> tuple[list[Touchpoint], list[str]]:
         now = self.core.clock.timestamp()
         touchpoints: list[Touchpoint] = []
         updated: list[str] = []
         with self.core.store.transaction() as tx:
+            if not self._first_time(tx, provider, nonce, digest, now):
+                return touchpoints, updated  # the provider retried an identical request: already recorded
             for event in events:
-                if not isinstance(event, WebhookEvent) or event.channel not in CHANNELS:
+                if not _well_formed(event):
                     log.error("webhook_bad_event", provider=provider, kind=type(event).__name__)
                     continue
                 if event.id is not None and not tx.execute(
@@ -101,6 +166,22 @@ class WebhookHandler:
                 if delivery_id is not None:
                     updated.append(delivery_id)
         return touchpoints, updated
+
+    def _first_time(self, tx: Transaction, provider: str, nonce: str, digest: str, now: float) -> bool:
+        """Remember the request's nonce; False for an identical repeat, `_Replayed` for a reused nonce."""
+        tx.execute("DELETE FROM webhook_requests WHERE provider = ? AND received_at < ?",
+                   (provider, now - self.replay_retention))
+        if tx.execute(
+            "INSERT INTO webhook_requests (provider, nonce, digest, received_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (provider, nonce) DO NOTHING",
+            (provider, nonce[:512], digest, now),
+        ):
+            return True
+        seen = tx.scalar("SELECT digest FROM webhook_requests WHERE provider = ? AND nonce = ?",
+                         (provider, nonce[:512]))
+        if seen != digest:
+            raise _Replayed
+        return False
 
     def _record_event(
         self, tx: Transaction, provider: str, event: WebhookEvent, now: float
@@ -164,22 +245,5 @@ class WebhookHandler:
     def _update_consent(
         self, tx: Transaction, provider: str, event: WebhookEvent, customer_id: str, delivery: Any, now: float
     ) -> None:
-        """Unsubscribe, STOP, complaint and hard bounce revoke; START grants. Carriers enforce an SMS STOP
-        for every message from the sender, so on SMS both purposes follow the reply."""
-        source = f"webhook:{provider}"
-        channel = event.channel if event.channel in MESSAGE_CHANNELS else None
-        if event.name in (Events.UNSUBSCRIBED, Events.SUBSCRIBED) and channel is not None:
-            granted = event.name == Events.SUBSCRIBED
-            purposes = ("marketing", "transactional") if channel == "sms" else ("marketing",)
-            for purpose in purposes:
-                self.core.record_consent(tx, customer_id, channel, purpose, granted, source, now)
-        elif event.name == Events.MESSAGE_COMPLAINED:
-            self.core.record_consent(tx, customer_id, "email", "marketing", False, source, now)
-        elif event.name == Events.MESSAGE_BOUNCED and event.properties.get("bounce_type") == "hard" and channel:
-            self.core.record_consent(tx, customer_id, channel, "marketing", False, source, now)
-            address = delivery[4] if delivery is not None else None
-            if address:
-                tx.execute(
-                    "DELETE FROM identities WHERE customer_id = ? AND value = ? AND kind <> 'user_id'",
-                    (customer_id, address),
-                )
+        """Unsubscribe, STOP, complaint and hard bounce revoke; START and YES follow `ConsentRules`."""
+        self.consent.apply(tx, provider, event, customer_id, delivery, now)

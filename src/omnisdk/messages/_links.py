@@ -20,9 +20,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import attrs
 
-from .._errors import ConfigError, TemplateError, WebhookError
+from .._errors import ConfigError, StoreError, TemplateError, WebhookError
 from .._touchpoints import Events
-from ..store import SQLStore
+from ..store import SQLStore, decode_rows, text, timestamp
 
 __all__ = ["Click", "LinkSettings", "Links", "Unsubscribe", "stored_signing_key"]
 
@@ -102,7 +102,21 @@ def stored_signing_key(store: SQLStore, name: str = "links") -> bytes:
             "INSERT INTO signing_keys (name, secret, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
             (name, secrets.token_urlsafe(32), time.time()),
         )
-        return str(tx.scalar("SELECT secret FROM signing_keys WHERE name = ?", (name,))).encode()
+        for _ in range(2):  # an unreadable key is quarantined, and a new one made in its place
+            rows = tx.query("SELECT name, secret, created_at FROM signing_keys WHERE name = ?", (name,))
+            for secret in decode_rows(tx, "signing_keys", rows, _secret):
+                return secret.encode()
+            tx.execute("INSERT INTO signing_keys (name, secret, created_at) VALUES (?, ?, ?)",
+                       (name, secrets.token_urlsafe(32), time.time()))
+        raise StoreError(f"signing key {name!r} cannot be stored")
+
+
+def _secret(row: Any) -> str:
+    _, secret, created_at = row
+    timestamp(created_at)
+    if not text(secret):
+        raise ValueError("empty secret")
+    return str(secret)
 
 
 class Links:
@@ -183,8 +197,10 @@ class Links:
         return _b64(hmac.new(self.key, body.encode(), hashlib.sha256).digest()[:_SIGNATURE_BYTES])
 
     def _verify(self, kind: str, token: str) -> dict[str, Any]:
-        body, _, signature = (token or "").partition(".")
-        if not body or not signature or len(token) > 4096:
+        if not isinstance(token, str) or not token.isascii() or len(token) > 4096:
+            raise WebhookError("malformed link token", status=400)
+        body, _, signature = token.partition(".")
+        if not body or not signature:
             raise WebhookError("malformed link token", status=400)
         if not hmac.compare_digest(signature, self._signature(body)):
             raise WebhookError("link token signature does not match", status=400)

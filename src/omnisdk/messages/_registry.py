@@ -12,6 +12,7 @@ from .._customers import Customer
 from .._errors import ConfigError, NotFoundError, PluginError, ValidationError
 from .._logging import get_logger
 from .._plugins import PluginHost
+from .._validation import Validator
 from ..store import SQLStore
 from ._brand import BrandKit
 from ._files import TEMPLATE_SUFFIXES, load_message_file
@@ -29,15 +30,19 @@ RecordTouchpoint = Callable[[str, str, Mapping[str, Any], str], Any]
 class Templates:
     """Messages by id. `add` checks every template field compiles, so mistakes show up at startup."""
 
-    def __init__(self, renderer: Renderer | None = None, *, record: RecordTouchpoint | None = None) -> None:
+    def __init__(
+        self, renderer: Renderer | None = None, *, record: RecordTouchpoint | None = None,
+        validator: Validator | None = None,
+    ) -> None:
         self.renderer = renderer or Renderer()
         self._messages: dict[str, Message] = {}
         self._record = record
+        self._validate = validator or Validator()
 
     @classmethod
     def from_config(
         cls, config: Config, *, plugins: PluginHost | None = None, store: SQLStore | None = None,
-        record: RecordTouchpoint | None = None,
+        record: RecordTouchpoint | None = None, validator: Validator | None = None,
     ) -> Templates:
         """The client's registry: `[brand]`, `[templates]` (folder, links), plugin filters, and the
         link-signing key (`webhooks.signing_key`, else one generated once and kept in the store)."""
@@ -53,7 +58,8 @@ class Templates:
             raise ConfigError("set a signing key for tracked links, or give a store", field="webhooks.signing_key")
         links = Links(LinkSettings.from_config(config.templates, config.webhooks), key)
         filters = _plugin_filters(plugins) if plugins is not None else {}
-        templates = cls(Renderer(brand=BrandKit.from_config(config.brand), filters=filters, links=links), record=record)
+        templates = cls(Renderer(brand=BrandKit.from_config(config.brand), filters=filters, links=links), record=record,
+                        validator=validator)
         folder = config.templates.get("folder")
         if folder is not None:
             if not isinstance(folder, str | Path):
@@ -66,6 +72,7 @@ class Templates:
         """Register (or replace) a message; raises `TemplateError` when a field does not compile."""
         if not isinstance(message, Message):
             raise ValidationError(f"expected a Message, got {type(message).__name__}", field="message")
+        self._validate.message(message)
         self.renderer.check(message)
         self._messages[message.id] = message
         return message

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
 from omnisdk import Events, WebhookError, WebhookEvent, WebhookRequest, WebhookResult
+from omnisdk.providers import fresh_timestamp, signatures_match, webhook_json
 
 __all__ = ["TRACKING_EVENTS", "parse_tracking_event", "verify_signature"]
 
@@ -40,13 +40,10 @@ def verify_signature(request: WebhookRequest, secret: str, *, now: float, tolera
     signature, timestamp = request.header("Lob-Signature"), request.header("Lob-Signature-Timestamp")
     if not signature or not timestamp:
         raise WebhookError("Lob webhook without Lob-Signature and Lob-Signature-Timestamp headers", status=401)
-    if not timestamp.isdigit():
-        raise WebhookError("Lob-Signature-Timestamp is not an integer", status=401)
-    sent_at = int(timestamp) / (1000 if int(timestamp) >= MILLISECONDS_ABOVE else 1)
-    if abs(now - sent_at) > tolerance:
-        raise WebhookError(f"Lob webhook timestamp is more than {tolerance:g} s from now (replay?)", status=401)
-    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + request.body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, signature.strip().lower()):
+    fresh_timestamp(timestamp, now=now, tolerance=tolerance, what="Lob-Signature-Timestamp",
+                    millis_above=MILLISECONDS_ABOVE)
+    expected = hmac.new(secret.encode(), timestamp.strip().encode() + b"." + request.body, hashlib.sha256).hexdigest()
+    if not signatures_match(expected, signature.strip().lower()):
         raise WebhookError("Lob-Signature does not match the body", status=401)
 
 
@@ -65,10 +62,7 @@ def _occurred_at(value: Any) -> datetime | None:
 
 def parse_tracking_event(request: WebhookRequest) -> WebhookResult:
     """A mail-piece tracking event as a touchpoint; other Lob events are acknowledged and ignored."""
-    try:
-        payload = json.loads(request.body)
-    except ValueError:
-        raise WebhookError("Lob webhook body is not JSON", status=400) from None
+    payload = webhook_json(request.body, provider="Lob")
     if not isinstance(payload, dict) or not isinstance(payload.get("event_type"), dict):
         raise WebhookError("Lob webhook body has no event_type", status=400)
     event_type = str(payload["event_type"].get("id") or "")

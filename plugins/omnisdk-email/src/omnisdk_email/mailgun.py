@@ -1,34 +1,38 @@
 """Mailgun Messages API and its webhooks (HMAC-SHA256 over timestamp and token).
 
-Mailgun's signature covers the timestamp and the token only, not the event data. So a token is
-remembered with a hash of the body it came with: the same webhook again (a retry) passes and is
-deduplicated by event id downstream, but the same signature on another body is refused.
+Mailgun's signature covers the timestamp and the token only, not the event data. So the token is
+the request's nonce (`webhook_nonce`): the core remembers it in the store with a digest of the
+request, so the same webhook again (a retry) is acknowledged and records nothing, and the same
+signature on another body is refused as a replay (409), in every process sharing the store.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 from urllib.parse import urlencode
 
 import attrs
 import httpx
 
 import omnisdk
-from omnisdk.providers import Outcome, http_error_outcome, response_object, retry_after_seconds, transport_error_outcome
+from omnisdk.providers import (
+    Outcome,
+    fresh_timestamp,
+    http_error_outcome,
+    response_object,
+    retry_after_seconds,
+    signatures_match,
+    transport_error_outcome,
+    webhook_json,
+)
 
 from ._common import DELIVERY_ARG, HTTP_URL, check_outgoing, mailbox, unsubscribe_headers
 
 __all__ = ["MailgunEmail", "mailgun_signature"]
-
-#: Tokens remembered for replay checks (a day of webhooks at a modest volume).
-SEEN_TOKENS: Final = 100_000
-
 
 def mailgun_signature(signing_key: str, timestamp: str, token: str) -> str:
     return hmac.new(signing_key.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
@@ -54,10 +58,6 @@ class MailgunEmail(omnisdk.Provider):
         unsubscribe_mailto: str | None = attrs.field(default=None, validator=mailbox)
 
     config: Config
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._tokens: OrderedDict[str, str] = OrderedDict()
 
     async def send(self, batch: Sequence[omnisdk.Outgoing]) -> Sequence[Outcome]:
         return [await self._send_one(message) for message in batch]
@@ -104,16 +104,16 @@ class MailgunEmail(omnisdk.Provider):
         ):
             raise omnisdk.WebhookError("missing signature {timestamp, token, signature}", status=401)
         timestamp, token = signature["timestamp"], signature["token"]
-        if not hmac.compare_digest(mailgun_signature(key, timestamp, token), signature["signature"]):
+        if not signatures_match(mailgun_signature(key, timestamp, token), signature["signature"]):
             raise omnisdk.WebhookError("webhook signature does not match", status=401)
-        if not timestamp.isdigit() or abs(self.clock.timestamp() - int(timestamp)) > self.config.webhook_tolerance:
-            raise omnisdk.WebhookError("stale webhook timestamp", status=401)
-        digest = hashlib.sha256(request.body).hexdigest()
-        if self._tokens.setdefault(token, digest) != digest:
-            raise omnisdk.WebhookError("webhook token replayed with another body", status=401)
-        self._tokens.move_to_end(token)
-        while len(self._tokens) > SEEN_TOKENS:
-            self._tokens.popitem(last=False)
+        fresh_timestamp(timestamp, now=self.clock.timestamp(), tolerance=self.config.webhook_tolerance,
+                        what="webhook timestamp")
+
+    def webhook_nonce(self, request: omnisdk.WebhookRequest) -> str | None:
+        """The signed token: one token, one body."""
+        signature = _payload(request).get("signature")
+        token = signature.get("token") if isinstance(signature, Mapping) else None
+        return f"token:{token}" if isinstance(token, str) else None
 
     def parse_webhook(self, request: omnisdk.WebhookRequest) -> omnisdk.WebhookResult:
         data = _payload(request).get("event-data")
@@ -124,10 +124,7 @@ class MailgunEmail(omnisdk.Provider):
 
 
 def _payload(request: omnisdk.WebhookRequest) -> Mapping[str, Any]:
-    try:
-        payload = json.loads(request.body)
-    except ValueError:
-        raise omnisdk.WebhookError("webhook body is not JSON", status=400) from None
+    payload = webhook_json(request.body, provider="mailgun")
     if not isinstance(payload, Mapping):
         raise omnisdk.WebhookError("webhook body is not a JSON object", status=400)
     return payload

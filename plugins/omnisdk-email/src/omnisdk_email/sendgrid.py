@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parseaddr
@@ -25,7 +24,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 import omnisdk
-from omnisdk.providers import Outcome, http_error_outcome, response_object, retry_after_seconds, transport_error_outcome
+from omnisdk.providers import (
+    Outcome,
+    fresh_timestamp,
+    http_error_outcome,
+    response_object,
+    retry_after_seconds,
+    transport_error_outcome,
+    webhook_json,
+)
 
 from ._common import DELIVERY_ARG, HTTP_URL, check_outgoing, mailbox, unsubscribe_headers
 
@@ -157,17 +164,15 @@ class SendGridEmail(omnisdk.Provider):
             raise omnisdk.WebhookError(f"missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER}", status=401)
         key = load_verification_key(self.config.webhook_public_key)
         try:
-            key.verify(base64.b64decode(signature), timestamp.encode() + request.body, ec.ECDSA(hashes.SHA256()))
+            key.verify(base64.b64decode(signature), timestamp.encode("utf-8", "surrogatepass") + request.body,
+                       ec.ECDSA(hashes.SHA256()))
         except (InvalidSignature, binascii.Error, ValueError):
             raise omnisdk.WebhookError("event webhook signature does not verify", status=401) from None
-        if not timestamp.isdigit() or abs(self.clock.timestamp() - int(timestamp)) > self.config.webhook_tolerance:
-            raise omnisdk.WebhookError("stale event webhook timestamp", status=401)
+        fresh_timestamp(timestamp, now=self.clock.timestamp(), tolerance=self.config.webhook_tolerance,
+                        what=TIMESTAMP_HEADER)
 
     def parse_webhook(self, request: omnisdk.WebhookRequest) -> omnisdk.WebhookResult:
-        try:
-            items = json.loads(request.body)
-        except ValueError:
-            raise omnisdk.WebhookError("event webhook body is not JSON", status=400) from None
+        items = webhook_json(request.body, provider="sendgrid")
         if not isinstance(items, list):
             raise omnisdk.WebhookError("event webhook body is not a JSON array", status=400)
         events = [event for item in items if isinstance(item, Mapping) and (event := _event(item)) is not None]

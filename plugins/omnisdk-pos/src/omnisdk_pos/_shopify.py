@@ -18,7 +18,7 @@ from typing import Any, Final
 import attrs
 
 import omnisdk
-from omnisdk import Events, PermanentError, Provider, WebhookEvent, WebhookRequest, WebhookResult
+from omnisdk import Events, PermanentError, Provider, WebhookError, WebhookEvent, WebhookRequest, WebhookResult
 from omnisdk.providers import Outcome, Outgoing
 
 from ._webhook_util import as_mapping, check_hmac_sha256, decimal_amount, json_body, timestamp
@@ -107,6 +107,10 @@ class ShopifyPOS(Provider):
         return events
 
     def _cancelled(self, order: Mapping[str, Any]) -> list[WebhookEvent]:
+        """X-Shopify-Topic is not signed: a cancellation is recorded only when the signed body shows one."""
+        if not order.get("cancelled_at"):
+            raise WebhookError("orders/cancelled topic on an order the signed body does not show cancelled",
+                               status=403)
         who = _who(order)
         if not who:
             return []

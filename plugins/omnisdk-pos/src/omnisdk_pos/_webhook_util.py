@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from omnisdk import WebhookError
+from omnisdk.providers import signatures_match, webhook_json
 
 __all__ = ["as_mapping", "check_hmac_sha256", "decimal_amount", "json_body", "minor_units", "timestamp"]
 
@@ -27,15 +27,12 @@ def check_hmac_sha256(secret: str, message: bytes, signature: str | None, *, pro
     if not signature:
         raise WebhookError(f"{provider} webhook without the {header} header", status=401)
     expected = base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest()).decode()
-    if not hmac.compare_digest(expected, signature.strip()):
+    if not signatures_match(expected, signature.strip()):
         raise WebhookError(f"{header} does not match the body", status=401)
 
 
 def json_body(body: bytes, provider: str) -> dict[str, Any]:
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        raise WebhookError(f"{provider} webhook body is not JSON", status=400) from None
+    payload = webhook_json(body, provider=provider)
     if not isinstance(payload, dict):
         raise WebhookError(f"{provider} webhook body is not a JSON object", status=400)
     return payload

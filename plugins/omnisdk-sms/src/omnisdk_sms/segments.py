@@ -14,9 +14,10 @@ import attrs
 
 __all__ = ["GSM7_BASIC", "GSM7_EXTENSION", "SegmentCount", "count_segments", "is_gsm7"]
 
-#: The GSM 03.38 default alphabet (the escape code 0x1B itself is not a character of a text).
+#: The GSM 03.38 default alphabet. 0x1B is the escape code, but a text holding a literal ESC is still
+#: GSM-7 (one septet, shown as a space), as the reference codec encodes it; Vonage sends it as `text`.
 GSM7_BASIC: Final = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 #: The extension table: each costs two septets (escape + character).

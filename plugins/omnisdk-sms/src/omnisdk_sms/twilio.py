@@ -1,7 +1,10 @@
 """Twilio Programmable Messaging: SMS/MMS, RCS with automatic SMS fallback, status callbacks, replies.
 
 Webhooks (status callbacks and inbound messages) are checked against `X-Twilio-Signature`
-before anything is read. An inbound STOP/START becomes a consent change for the core; HELP is
+before anything is read, as twilio-python's `RequestValidator` checks it: HMAC-SHA1 under the
+auth token, or the algorithm and SharedKey that `X-Twilio-Webhooks-Signature-Settings` names
+(HMAC-SHA256), over the URL with and without its port. A GET is signed over its URL alone, so
+its parameters are read from the query string only. An inbound STOP/START becomes a consent change for the core; HELP is
 answered. With Twilio's Advanced Opt-Out on (`advanced_opt_out = true`) Twilio confirms STOP and
 START itself, so the plugin stays silent for those to avoid double replies.
 """
@@ -11,16 +14,23 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import ParseResult, parse_qs, urlparse
 from xml.sax.saxutils import escape
 
 import attrs
 import httpx
 
 import omnisdk
-from omnisdk.providers import Outcome, http_error_outcome, response_object, retry_after_seconds, transport_error_outcome
+from omnisdk.providers import (
+    Outcome,
+    http_error_outcome,
+    response_object,
+    retry_after_seconds,
+    signatures_match,
+    transport_error_outcome,
+)
 
 from ._common import (
     HTTP_URL,
@@ -29,6 +39,7 @@ from ._common import (
     inbound_event,
     segment_details,
     sender,
+    single_values,
     webhook_params,
 )
 from .phone import _E164
@@ -43,26 +54,51 @@ SOFT_BOUNCE_CODES: Final = frozenset({30003})
 TWIML = "application/xml"
 
 
-def twilio_signature(auth_token: str, url: str, params: dict[str, list[str]] | None = None) -> str:
-    """base64(HMAC-SHA1(token, url + every sorted name and its sorted unique values))."""
+SETTINGS_HEADER: Final = "X-Twilio-Webhooks-Signature-Settings"
+#: The algorithms `X-Twilio-Webhooks-Signature-Settings` may name, as twilio-python spells them.
+ALGORITHMS: Final = {"HMAC_SHA1": hashlib.sha1, "HMAC_SHA256": hashlib.sha256}
+
+
+def twilio_signature(
+    auth_token: str, url: str, params: dict[str, list[str]] | None = None, algorithm: str = "HMAC_SHA1"
+) -> str:
+    """base64(HMAC(token, url + every sorted name and its sorted unique values)), SHA1 or SHA256."""
     payload = url
     for name in sorted(params or {}):
         for value in sorted(set((params or {})[name])):
             payload += name + value
-    digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
+    digest = hmac.new(auth_token.encode(), payload.encode("utf-8", "surrogatepass"), ALGORITHMS[algorithm]).digest()
     return base64.b64encode(digest).decode()
 
 
 def _url_variants(url: str) -> list[str]:
-    """Twilio signs the URL with or without the default port: accept both forms."""
-    parts = urlsplit(url)
-    default = {"https": 443, "http": 80}.get(parts.scheme)
-    host = parts.hostname or ""
-    with_port = f"{host}:{parts.port or default}" if default or parts.port else host
-    variants = [url, urlunsplit(parts._replace(netloc=with_port))]
-    if parts.port in (None, default):
-        variants.append(urlunsplit(parts._replace(netloc=host)))
-    return list(dict.fromkeys(variants))
+    """The URL without any port and with one (the scheme's default when it has none): Twilio signs
+    either form, and twilio-python accepts a signature over either."""
+    try:
+        parts: ParseResult = urlparse(url)
+        port = parts.port
+    except ValueError:
+        raise omnisdk.WebhookError("the webhook URL has a malformed port", status=400) from None
+    if port:
+        without, with_port = parts._replace(netloc=parts.netloc.split(":")[0]).geturl(), parts.geturl()
+    else:
+        default = 443 if parts.scheme == "https" else 80
+        without, with_port = parts.geturl(), parts._replace(netloc=f"{parts.netloc}:{default}").geturl()
+    return list(dict.fromkeys((without, with_port)))
+
+
+def _signing(settings: str | None, auth_token: str, shared_keys: Mapping[str, str]) -> tuple[str, str]:
+    """(secret, algorithm) a request says it was signed with; no settings header: the auth token, SHA1."""
+    fields = dict(part.strip().partition("=")[::2] for part in (settings or "").split(",") if "=" in part)
+    algorithm = fields.get("algorithm", "").strip() or "HMAC_SHA1"
+    if algorithm.upper() not in ALGORITHMS:
+        raise omnisdk.WebhookError(f"unsupported {SETTINGS_HEADER} algorithm", status=401)
+    key_id = fields.get("key", "").strip()
+    if not key_id:
+        return auth_token, algorithm.upper()
+    if key_id not in shared_keys:
+        raise omnisdk.WebhookError(f"{SETTINGS_HEADER} names a SharedKey not in webhook_shared_keys", status=401)
+    return shared_keys[key_id], algorithm.upper()
 
 
 def twiml(text: str | None) -> omnisdk.WebhookResponse:
@@ -102,6 +138,8 @@ class TwilioSMS(omnisdk.Provider):
     name = "twilio"
     channel = "sms"
     capabilities = omnisdk.Capabilities(max_batch_size=1, content_limits={"body_chars": 1600})
+    #: Twilio calls a messaging webhook with the method configured for it: POST (default) or GET.
+    webhook_methods = frozenset({"GET", "POST"})
 
     @attrs.define(kw_only=True)
     class Config:
@@ -117,6 +155,8 @@ class TwilioSMS(omnisdk.Provider):
         base_url: str = attrs.field(default="https://api.twilio.com", validator=HTTP_URL)
         #: RCS first, SMS when the handset can't take RCS: needs a Messaging Service with an RCS sender.
         rcs: bool = False
+        #: SharedKey id → secret, for webhooks signed with a SharedKey (HMAC-SHA256) instead of the auth token.
+        webhook_shared_keys: Mapping[str, str] = omnisdk.secret(attrs.Factory(dict))
         #: Twilio's Advanced Opt-Out confirms STOP/START itself.
         advanced_opt_out: bool = False
         help_text: str = "Reply STOP to unsubscribe, START to resubscribe. Msg&data rates may apply."
@@ -126,6 +166,10 @@ class TwilioSMS(omnisdk.Provider):
         def __attrs_post_init__(self) -> None:
             if not self.from_ and not self.messaging_service_sid:
                 raise ValueError("from: set `from` (a sender) or `messaging_service_sid`")
+            keys = self.webhook_shared_keys
+            if not isinstance(keys, Mapping) or not all(isinstance(k, str) and isinstance(v, str) and v
+                                                        for k, v in keys.items()):
+                raise ValueError("webhook_shared_keys: expected a table of SharedKey id = secret")
             if self.rcs and not self.messaging_service_sid:
                 raise ValueError("messaging_service_sid: RCS with SMS fallback needs a Messaging Service")
 
@@ -187,24 +231,25 @@ class TwilioSMS(omnisdk.Provider):
         signature = request.header("X-Twilio-Signature")
         if not signature:
             raise omnisdk.WebhookError("missing X-Twilio-Signature header", status=401)
+        secret, algorithm = _signing(request.header(SETTINGS_HEADER), self.config.auth_token,
+                                     self.config.webhook_shared_keys)
         content_type = (request.header("content-type") or "").split(";")[0].strip().lower()
-        if content_type == "application/json":
-            query = dict(parse_qsl(urlsplit(request.url).query))
-            expected_hash = hashlib.sha256(request.body).hexdigest()
-            if not hmac.compare_digest(query.get("bodySHA256", ""), expected_hash):
+        params: dict[str, list[str]] = {}
+        if request.method == "GET" or request.method == "HEAD":
+            webhook_params(request, query=False)  # refuses a body: the signature covers the URL alone
+        elif content_type == "application/json":
+            given = parse_qs(urlparse(request.url).query).get("bodySHA256", [""])[0]
+            if not signatures_match(hashlib.sha256(request.body).hexdigest(), given):
                 raise omnisdk.WebhookError("bodySHA256 does not match the body", status=401)
-            params: dict[str, list[str]] = {}
-        elif request.method.upper() == "POST":
-            params = webhook_params(request, query=False)  # the query string is signed as part of the URL
         else:
-            params = {}
+            params = webhook_params(request, query=False)  # the query string is signed as part of the URL
         for url in _url_variants(request.url):
-            if hmac.compare_digest(twilio_signature(self.config.auth_token, url, params), signature):
+            if signatures_match(twilio_signature(secret, url, params, algorithm), signature):
                 return
         raise omnisdk.WebhookError("X-Twilio-Signature does not match", status=401)
 
     def parse_webhook(self, request: omnisdk.WebhookRequest) -> omnisdk.WebhookResult:
-        params = {k: v[-1] for k, v in webhook_params(request).items()}
+        params = single_values(webhook_params(request))
         sid = params.get("MessageSid") or params.get("SmsSid") or ""
         if "MessageStatus" in params:
             return omnisdk.WebhookResult(events=self._status_events(sid, params), response=twiml(None))

@@ -16,7 +16,15 @@ import attrs
 import httpx
 
 import omnisdk
-from omnisdk.providers import Outcome, http_error_outcome, response_object, retry_after_seconds, transport_error_outcome
+from omnisdk.providers import (
+    Outcome,
+    fresh_timestamp,
+    http_error_outcome,
+    response_object,
+    retry_after_seconds,
+    signatures_match,
+    transport_error_outcome,
+)
 
 from ._common import (
     HTTP_URL,
@@ -25,6 +33,7 @@ from ._common import (
     inbound_event,
     segment_details,
     sender,
+    single_values,
     webhook_params,
 )
 
@@ -35,6 +44,18 @@ RETRYABLE_STATUSES: Final = frozenset({"1", "5", "10"})
 #: 33: the number was deactivated; it will never take messages again.
 DEAD_NUMBER_STATUSES: Final = frozenset({"33"})
 SIGNATURE_METHODS: Final = ("md5hash", "md5", "sha1", "sha256", "sha512")
+#: Vonage's documented limits, as its SDK's `SmsMessage` enforces them.
+MAX_CALLBACK: Final = 100
+MAX_CLIENT_REF: Final = 100
+
+
+def _short_callback(_instance: object, _attribute: Any, value: str | None) -> None:
+    """attrs validator: a longer `callback` would be refused (or cut) by Vonage, so refuse it at startup."""
+    if value is not None and len(value) > MAX_CALLBACK:
+        raise omnisdk.ConfigError(
+            f"Vonage accepts a callback URL of at most {MAX_CALLBACK} characters, this one has {len(value)}",
+            field="status_callback",
+        )
 
 
 def vonage_signature(secret: str, params: dict[str, str], method: str = "md5hash") -> str:
@@ -53,6 +74,8 @@ class VonageSMS(omnisdk.Provider):
     name = "vonage"
     channel = "sms"
     capabilities = omnisdk.Capabilities(max_batch_size=1, rate_limit=30.0)
+    #: Vonage calls webhooks with the method chosen in the dashboard: GET, POST or POST-JSON.
+    webhook_methods = frozenset({"GET", "POST"})
 
     @attrs.define(kw_only=True)
     class Config:
@@ -64,7 +87,7 @@ class VonageSMS(omnisdk.Provider):
         signature_method: str = attrs.field(default="md5hash", validator=attrs.validators.in_(SIGNATURE_METHODS))
         #: Oldest signed webhook accepted, in seconds (replay protection).
         webhook_tolerance: float = 300.0
-        status_callback: str | None = attrs.field(default=None, validator=OPTIONAL_HTTP_URL)
+        status_callback: str | None = attrs.field(default=None, validator=[OPTIONAL_HTTP_URL, _short_callback])
         base_url: str = attrs.field(default="https://rest.nexmo.com", validator=HTTP_URL)
 
     config: Config
@@ -84,7 +107,7 @@ class VonageSMS(omnisdk.Provider):
             "to": message.to.removeprefix("+"),
             "text": content.text,
             "type": "unicode" if details["encoding"] == "UCS-2" else "text",
-            "client-ref": message.delivery_id[:100],
+            "client-ref": message.delivery_id[:MAX_CLIENT_REF],
         }
         if self.config.status_callback:
             form["callback"] = self.config.status_callback
@@ -114,22 +137,23 @@ class VonageSMS(omnisdk.Provider):
     def verify_webhook(self, request: omnisdk.WebhookRequest) -> None:
         if not self.config.signature_secret:
             raise omnisdk.WebhookError("vonage webhooks need `signature_secret` (signed webhooks)", status=401)
-        params = {k: v[-1] for k, v in webhook_params(request).items()}
+        params = single_values(webhook_params(request))
         signature = params.get("sig")
         if not signature:
             raise omnisdk.WebhookError("missing sig parameter", status=401)
-        try:
-            timestamp = float(params.get("timestamp", ""))
-        except ValueError:
-            raise omnisdk.WebhookError("missing or malformed timestamp parameter", status=401) from None
         expected = vonage_signature(self.config.signature_secret, params, self.config.signature_method)
-        if not hmac.compare_digest(expected, signature.lower()):
+        if not signatures_match(expected, signature.lower()):
             raise omnisdk.WebhookError("sig does not match", status=401)
-        if abs(self.clock.timestamp() - timestamp) > self.config.webhook_tolerance:
-            raise omnisdk.WebhookError("stale webhook timestamp", status=401)
+        fresh_timestamp(params.get("timestamp"), now=self.clock.timestamp(), tolerance=self.config.webhook_tolerance,
+                        what="timestamp parameter")
+
+    def webhook_nonce(self, request: omnisdk.WebhookRequest) -> str | None:
+        """Vonage signs a `nonce` with each request; without one, the signature itself."""
+        params = webhook_params(request)
+        return (params.get("nonce") or params.get("sig") or [None])[-1]
 
     def parse_webhook(self, request: omnisdk.WebhookRequest) -> omnisdk.WebhookResult:
-        params = {k: v[-1] for k, v in webhook_params(request).items()}
+        params = single_values(webhook_params(request))
         message_id = params.get("messageId", "")
         if "status" in params:
             return omnisdk.WebhookResult(events=self._receipt_events(message_id, params))

@@ -35,6 +35,8 @@ class MetaProvider(Provider):
 
     channel = "social"
     capabilities = Capabilities(max_batch_size=1, crash_policy="at_most_once")
+    #: GET: the subscription check (verify token); POST: the signed notifications.
+    webhook_methods = frozenset({"GET", "POST"})
     config: Any
 
     def graph_url(self, path: str) -> str:
@@ -74,8 +76,9 @@ def _social(message: Outgoing) -> Social:
 
 def timestamp(value: Any, *, millis: bool = False) -> datetime | None:
     """Meta's epoch timestamps (seconds as strings on WhatsApp, milliseconds on Messenger)."""
-    try:
-        seconds = float(value) / (1000 if millis else 1)
-    except (TypeError, ValueError):
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
         return None
-    return datetime.fromtimestamp(seconds, UTC)
+    try:
+        return datetime.fromtimestamp(float(value) / (1000 if millis else 1), UTC)
+    except (ValueError, OverflowError, OSError):  # not a number, NaN, or out of datetime's range
+        return None

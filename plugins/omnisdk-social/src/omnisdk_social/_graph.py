@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 
 from omnisdk import PermanentError, RetryableError, WebhookError, WebhookRequest, WebhookResponse, WebhookResult
-from omnisdk.providers import http_error_outcome, retry_after_seconds
+from omnisdk.providers import http_error_outcome, retry_after_seconds, signatures_match, webhook_json
 
 __all__ = [
     "MESSAGING_WINDOW",
@@ -26,6 +26,9 @@ __all__ = [
     "handshake",
     "in_window",
     "json_object",
+    "obj",
+    "objs",
+    "text",
     "verify_meta_webhook",
 ]
 
@@ -97,14 +100,14 @@ def verify_meta_webhook(request: WebhookRequest, *, app_secret: str, verify_toke
         query = _query(request)
         if query.get("hub.mode") != "subscribe" or not verify_token:
             raise WebhookError("not a subscription check (hub.mode=subscribe)", status=403)
-        if not hmac.compare_digest(query.get("hub.verify_token", "").encode(), verify_token.encode()):
+        if not signatures_match(verify_token, query.get("hub.verify_token", "")):
             raise WebhookError("hub.verify_token does not match", status=403)
         return
     header = request.header("X-Hub-Signature-256") or ""
     if not header.startswith("sha256="):
         raise WebhookError("missing X-Hub-Signature-256", status=401)
     expected = hmac.new(app_secret.encode(), request.body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(header[len("sha256="):].strip().lower().encode(), expected.encode()):
+    if not signatures_match(expected, header[len("sha256="):].strip().lower()):
         raise WebhookError("X-Hub-Signature-256 does not match the body", status=401)
 
 
@@ -117,12 +120,24 @@ def handshake(request: WebhookRequest) -> WebhookResult | None:
 
 
 
+def obj(value: Any) -> Mapping[str, Any]:
+    """A part of a notification that should be an object: anything else reads as empty."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def objs(value: Any) -> list[Mapping[str, Any]]:
+    """A part that should be a list of objects: the objects in it, if it is a list."""
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+def text(value: Any) -> str | None:
+    """A part that should be a non-empty string (ids, names, texts)."""
+    return value if isinstance(value, str) and value else None
+
+
 def json_object(request: WebhookRequest) -> dict[str, Any]:
     """The body of a verified POST as a JSON object, or a 400 saying it is not one."""
-    try:
-        data = json.loads(request.body)
-    except ValueError:
-        raise WebhookError("body is not JSON", status=400) from None
+    data = webhook_json(request.body, provider="meta")
     if not isinstance(data, dict):
         raise WebhookError("body is not a JSON object", status=400)
     return data

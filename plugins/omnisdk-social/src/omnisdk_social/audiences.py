@@ -1,8 +1,11 @@
 """Retargeting: keep a Meta Custom Audience in step with the customers a segment or a journey picks.
 
-Identifiers are normalised as Meta's matching expects and SHA-256 hashed here, so no personal data
-leaves in clear. Only customers who consented to marketing on the consent channel (social, by
-default) are added; removing is always allowed, and `sync` removes everyone who withdrew.
+Identifiers are normalised exactly as Meta's own `facebook-business` SDK does for customer lists
+(`CustomAudienceMixin.normalize_key`), so a row hashes to what Meta hashed from the same person, and
+SHA-256 hashed here, so no personal data leaves in clear. `EXTERN_ID`, our customer id, goes raw:
+Meta matches it as given and does not accept it hashed. Only customers who consented to marketing
+on the consent channel (social, by default) are added; removing is always allowed, and `sync`
+removes everyone who withdrew.
 
 In a journey, the helpers record the call as a step, so a replay does not upload again:
 
@@ -16,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -31,6 +33,7 @@ from ._graph import graph_error
 
 __all__ = [
     "SCHEMA",
+    "UNHASHED",
     "AudienceError",
     "AudienceSync",
     "MetaAudience",
@@ -43,8 +46,12 @@ __all__ = [
 SCHEMA = ("EMAIL", "PHONE", "FN", "LN", "CT", "ST", "ZIP", "COUNTRY", "EXTERN_ID")
 #: Meta accepts at most 10,000 rows per request.
 MAX_BATCH = 10_000
-_NOT_LETTERS = re.compile(r"[^\w]|[\d_]", re.UNICODE)
-_NOT_ALNUM = re.compile(r"[^0-9a-z]")
+#: Keys Meta matches as sent; every other key is SHA-256 hashed.
+UNHASHED = frozenset({"EXTERN_ID"})
+#: What the SDK strips from both ends of every value, before lower-casing it.
+_EDGES = " \t\r\n\0\x0b."
+_NOT_LETTERS = re.compile(r"[^a-z]")
+_NOT_DIGITS = re.compile(r"[^0-9]")
 
 
 class AudienceError(ProviderError):
@@ -73,45 +80,48 @@ class AudienceSync:
 
 
 def _sha256(value: str) -> str:
-    return hashlib.sha256(value.encode("utf-8")).hexdigest() if value else ""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def _clean(value: object) -> str:
+    return str(value).strip(_EDGES).lower()
 
 
 def _letters(value: str) -> str:
-    """Names: lower case, letters only (accented letters kept, in NFC), no spaces or punctuation."""
-    return _NOT_LETTERS.sub("", unicodedata.normalize("NFC", value).lower())
+    """Names and places: ASCII letters only. Accented letters are dropped, not folded, as the SDK does."""
+    return _NOT_LETTERS.sub("", _clean(value))
 
 
 def _normalised(customer: Customer) -> dict[str, str]:
+    """Each key's value as `facebook-business` normalises it; empty when unknown (then not sent)."""
     address: Mapping[str, Any] = customer.address or {}
     traits = customer.traits
 
     def text(*keys: str, source: Mapping[str, Any]) -> str:
-        return next((str(source[k]).strip() for k in keys if source.get(k)), "")
+        return next((str(source[k]) for k in keys if source.get(k)), "")
 
-    country = text("country", "country_code", source=address).lower()
-    postal = text("postal_code", "zip", source=address).lower().replace(" ", "")
-    if country == "us":
-        postal = postal[:5]
+    country = _letters(text("country", "country_code", source=address))
     return {
-        "EMAIL": (customer.email or "").strip().lower(),
-        "PHONE": "".join(c for c in (customer.phone or "") if c.isdigit()).lstrip("0"),
+        "EMAIL": _clean(customer.email or ""),
+        "PHONE": _NOT_DIGITS.sub("", _clean(customer.phone or "")),
         "FN": _letters(text("first_name", source=traits)),
         "LN": _letters(text("last_name", source=traits)),
-        "CT": _NOT_ALNUM.sub("", text("city", source=address).lower()),
-        "ST": _NOT_ALNUM.sub("", text("state", "region", source=address).lower()),
-        "ZIP": postal,
+        "CT": _letters(text("city", source=address)),
+        "ST": _letters(text("state", "region", source=address)),
+        "ZIP": _clean(text("postal_code", "zip", source=address)).split("-")[0],
+        # The SDK keeps the first two letters; a name ("usa", "united states") would become a wrong code.
         "COUNTRY": country if len(country) == 2 else "",
-        "EXTERN_ID": customer.id,
+        "EXTERN_ID": _clean(customer.id),
     }
 
 
 def audience_row(customer: Customer) -> dict[str, str] | None:
-    """The customer's SHA-256 hashed identifiers by `SCHEMA` key (only those known), or None when there
-    is neither an email nor a phone: names and places alone match nobody reliably."""
+    """The customer's identifiers by `SCHEMA` key (only those known), hashed but for `UNHASHED`, or None
+    when there is neither an email nor a phone: names and places alone match nobody reliably."""
     values = _normalised(customer)
     if not (values["EMAIL"] or values["PHONE"]):
         return None
-    return {key: _sha256(values[key]) for key in SCHEMA if values[key]}
+    return {key: values[key] if key in UNHASHED else _sha256(values[key]) for key in SCHEMA if values[key]}
 
 
 class MetaAudience:

@@ -17,7 +17,7 @@ from omnisdk import Accepted, ConfigError, Events, Outgoing, PermanentError, Soc
 from omnisdk.providers import Outcome, response_object
 
 from ._base import MetaConfig, MetaProvider, timestamp
-from ._graph import graph_outcome, in_window
+from ._graph import graph_outcome, in_window, obj, objs, text
 
 __all__ = ["Messenger", "messenger_message"]
 
@@ -74,25 +74,27 @@ class Messenger(MetaProvider):
         if payload.get("object") != "page":
             return []
         found: list[WebhookEvent] = []
-        for entry in payload.get("entry") or ():
-            for event in entry.get("messaging") or ():
-                psid = str((event.get("sender") or {}).get("id", ""))
+        for entry in objs(payload.get("entry")):
+            for event in objs(entry.get("messaging")):
+                psid = text(obj(event.get("sender")).get("id"))
                 when = timestamp(event.get("timestamp"), millis=True)
-                message, postback = event.get("message"), event.get("postback")
+                message, postback = obj(event.get("message")), obj(event.get("postback"))
                 if message and psid and not message.get("is_echo"):
-                    properties = {"provider": "messenger", "text": message.get("text")}
-                    if (message.get("quick_reply") or {}).get("payload"):
-                        properties["quick_reply"] = message["quick_reply"]["payload"]
-                    found.append(WebhookEvent(name=Events.MESSAGE_REPLIED, channel="social", id=message.get("mid"),
-                                              who={"messenger_psid": psid}, properties=properties, occurred_at=when))
+                    properties = {"provider": "messenger", "text": text(message.get("text"))}
+                    if quick_reply := text(obj(message.get("quick_reply")).get("payload")):
+                        properties["quick_reply"] = quick_reply
+                    found.append(WebhookEvent(name=Events.MESSAGE_REPLIED, channel="social",
+                                              id=text(message.get("mid")), who={"messenger_psid": psid},
+                                              properties=properties, occurred_at=when))
                 elif postback and psid:
                     found.append(WebhookEvent(
-                        name=Events.MESSAGE_REPLIED, channel="social", id=postback.get("mid"),
+                        name=Events.MESSAGE_REPLIED, channel="social", id=text(postback.get("mid")),
                         who={"messenger_psid": psid}, occurred_at=when,
-                        properties={"provider": "messenger", "postback": postback.get("payload"),
-                                    "text": postback.get("title")},
+                        properties={"provider": "messenger", "postback": text(postback.get("payload")),
+                                    "text": text(postback.get("title"))},
                     ))
-                for mid in (event.get("delivery") or {}).get("mids") or ():
+                mids = obj(event.get("delivery")).get("mids")
+                for mid in [m for m in mids if text(m)] if isinstance(mids, list) else ():
                     found.append(WebhookEvent(name=Events.MESSAGE_DELIVERED, channel="social", id=f"{mid}:delivered",
                                               provider_message_id=mid, properties={"provider": "messenger"},
                                               occurred_at=when))

@@ -18,7 +18,7 @@ from omnisdk import Accepted, ConfigError, Events, Outgoing, PermanentError, Soc
 from omnisdk.providers import Outcome, response_object
 
 from ._base import MetaConfig, MetaProvider, timestamp
-from ._graph import graph_outcome, in_window
+from ._graph import graph_outcome, in_window, obj, objs, text
 
 __all__ = ["WhatsAppCloud", "whatsapp_message"]
 
@@ -35,7 +35,9 @@ def whatsapp_message(to: str, content: Social, *, free_form: bool) -> dict[str, 
         body["type"] = "text"
         body["text"] = {"body": content.text, "preview_url": "http" in content.text}
         return body
-    template: dict[str, Any] = {"name": content.template, "language": {"code": content.template_language}}
+    # The spec requires `policy`; "deterministic" (the only value) means exactly this language, no fallback.
+    language = {"policy": "deterministic", "code": content.template_language}
+    template: dict[str, Any] = {"name": content.template, "language": language}
     if content.template_params:
         template["components"] = [
             {"type": "body", "parameters": [{"type": "text", "text": str(p)} for p in content.template_params]}
@@ -82,12 +84,14 @@ class WhatsAppCloud(MetaProvider):
         if payload.get("object") != "whatsapp_business_account":
             return []
         found: list[WebhookEvent] = []
-        for entry in payload.get("entry") or ():
-            for change in entry.get("changes") or ():
-                value = change.get("value") or {}
-                names = {c.get("wa_id"): (c.get("profile") or {}).get("name") for c in value.get("contacts") or ()}
-                found += [_inbound(m, names.get(m.get("from"))) for m in value.get("messages") or () if m.get("from")]
-                found += [e for s in value.get("statuses") or () if (e := _status(s)) is not None]
+        for entry in objs(payload.get("entry")):
+            for change in objs(entry.get("changes")):
+                value = obj(change.get("value"))
+                names = {text(c.get("wa_id")): text(obj(c.get("profile")).get("name"))
+                         for c in objs(value.get("contacts"))}
+                found += [_inbound(m, names.get(text(m.get("from")))) for m in objs(value.get("messages"))
+                          if text(m.get("from"))]
+                found += [e for s in objs(value.get("statuses")) if (e := _status(s)) is not None]
         return found
 
 
@@ -104,28 +108,28 @@ def _who(wa_id: str) -> dict[str, str]:
 
 
 def _inbound(message: Mapping[str, Any], profile_name: str | None) -> WebhookEvent:
-    kind = str(message.get("type", "unknown"))
+    kind = text(message.get("type")) or "unknown"
     properties: dict[str, Any] = {"provider": "whatsapp", "type": kind}
-    text = (message.get("text") or {}).get("body") or (message.get("button") or {}).get("text")
-    if text:
-        properties["text"] = text
+    body = text(obj(message.get("text")).get("body")) or text(obj(message.get("button")).get("text"))
+    if body:
+        properties["text"] = body
     if profile_name:
         properties["profile_name"] = profile_name
-    replied_to = (message.get("context") or {}).get("id")
+    replied_to = text(obj(message.get("context")).get("id"))
     if replied_to:
         properties["in_reply_to"] = replied_to
     return WebhookEvent(
-        name=Events.MESSAGE_REPLIED, channel="social", id=message.get("id"), who=_who(str(message["from"])),
+        name=Events.MESSAGE_REPLIED, channel="social", id=text(message.get("id")), who=_who(str(message["from"])),
         properties=properties, occurred_at=timestamp(message.get("timestamp")),
     )
 
 
 def _status(status: Mapping[str, Any]) -> WebhookEvent | None:
     name = STATUS_EVENTS.get(str(status.get("status")))
-    if name is None or not status.get("id"):
+    if name is None or not text(status.get("id")):
         return None
     properties: dict[str, Any] = {"provider": "whatsapp"}
-    errors = status.get("errors") or []
+    errors = objs(status.get("errors"))
     if errors:
         properties["error_code"] = errors[0].get("code")
     return WebhookEvent(
