@@ -222,7 +222,7 @@ class Oracle:
         return any(start <= at < end for start, end in self.windows)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(nights())
 def test_the_end_of_quiet_hours_is_allowed_and_nothing_earlier_is(night: tuple[str, int, time, time]) -> None:
     name, now, start, end = night

@@ -15,18 +15,28 @@ from omnisdk.delivery import enqueue_delivery
 RUNAWAY = "{% for i in range(data.n) %}{% for j in range(data.n) %}{% endfor %}{% endfor %}done"
 
 
+def client(store_url: str, clock: VirtualClock, opened: list[Omni], budget: dict[str, Any]) -> Omni:
+    omni = Omni(store_url, clock=clock, load_entry_points=False, config={
+        "channels": {"sms": {"provider": "memory"}}, "templates": {"budget": budget},
+    })
+    opened.append(omni)
+    return omni
+
+
 @pytest.fixture
 def make_omni(store_url: str, clock: VirtualClock) -> Iterator[Callable[..., Omni]]:
+    """A client on each store, for the delivery tests."""
     opened: list[Omni] = []
+    yield lambda **budget: client(store_url, clock, opened, budget)
+    for omni in opened:
+        omni.close()
 
-    def make(**budget: Any) -> Omni:
-        omni = Omni(store_url, clock=clock, load_entry_points=False, config={
-            "channels": {"sms": {"provider": "memory"}}, "templates": {"budget": budget},
-        })
-        opened.append(omni)
-        return omni
 
-    yield make
+@pytest.fixture
+def make_previewer(clock: VirtualClock) -> Iterator[Callable[..., Omni]]:
+    """A client on an in-memory store, for rendering alone (no store is involved)."""
+    opened: list[Omni] = []
+    yield lambda **budget: client("sqlite://:memory:", clock, opened, budget)
     for omni in opened:
         omni.close()
 
@@ -78,8 +88,8 @@ def test_a_runaway_template_fails_its_delivery_and_the_others_go_out(make_omni: 
     ("{% set x %}{% for i in range(data.n) %}" + "z" * 500 + "{% endfor %}{% endset %}", "max_output_chars"),
     ("{% macro m(n) %}{{ m(n) }}{% endmacro %}{{ m(1) }}", None),  # RecursionError: a TemplateError all the same
 ])
-def test_each_budget_stops_its_runaway(make_omni: Callable[..., Omni], text: str, limit: str | None) -> None:
-    omni = make_omni()
+def test_each_budget_stops_its_runaway(make_previewer: Callable[..., Omni], text: str, limit: str | None) -> None:
+    omni = make_previewer()
     if limit is None:
         with pytest.raises(TemplateError):
             preview(omni, text, n=10_000)
@@ -90,31 +100,31 @@ def test_each_budget_stops_its_runaway(make_omni: Callable[..., Omni], text: str
     assert f"templates.budget.{limit}" in str(caught.value)
 
 
-def test_the_wall_clock_budget_stops_a_render(make_omni: Callable[..., Omni]) -> None:
-    omni = make_omni(max_render_seconds=1e-9)  # over as soon as the first loop iteration looks at the clock
+def test_the_wall_clock_budget_stops_a_render(make_previewer: Callable[..., Omni]) -> None:
+    omni = make_previewer(max_render_seconds=1e-9)  # over as soon as the first loop iteration looks at the clock
     with pytest.raises(TemplateBudgetExceeded) as caught:
         preview(omni, "{% for i in range(100) %}{{ i }}{% endfor %}")
     assert caught.value.limit == "templates.budget.max_render_seconds"
 
 
-def test_templates_within_budget_render_as_before(make_omni: Callable[..., Omni]) -> None:
-    omni = make_omni()
+def test_templates_within_budget_render_as_before(make_previewer: Callable[..., Omni]) -> None:
+    omni = make_previewer()
     text = ("{% for i in range(3) %}{{ i }}{% endfor %} {{ customer.first_name | center(7) }}|{{ 'ab' * 2 }}"
             "{{ '%03d' % 7 }}{{ '{:>4}'.format('x') }}{% set ns = namespace(n=0) %}{% for i in range(4) %}"
             "{% set ns.n = ns.n + i %}{% endfor %}{{ ns.n }}{{ [1, 2] | join('-') }}")
     assert preview(omni, text) == "012   Ada  |abab007   x61-2"
 
 
-def test_budgets_are_configurable(make_omni: Callable[..., Omni]) -> None:
-    roomy = make_omni(max_range=50_000, max_loop_iterations=200_000)
+def test_budgets_are_configurable(make_previewer: Callable[..., Omni]) -> None:
+    roomy = make_previewer(max_range=50_000, max_loop_iterations=200_000)
     assert preview(roomy, "{% for i in range(data.n) %}{% endfor %}ok", n=40_000) == "ok"
-    tight = make_omni(max_output_chars=10)
+    tight = make_previewer(max_output_chars=10)
     with pytest.raises(TemplateBudgetExceeded, match=r"templates\.budget\.max_output_chars"):
         preview(tight, "{{ customer.first_name }} and some more text")
 
 
-def test_a_template_that_must_go_over_budget_is_refused_when_added(make_omni: Callable[..., Omni]) -> None:
-    omni = make_omni()
+def test_a_template_that_must_go_over_budget_is_refused_when_added(make_previewer: Callable[..., Omni]) -> None:
+    omni = make_previewer()
     with pytest.raises(TemplateBudgetExceeded) as too_big:
         omni.templates.add(Message("r", sms=SMS(text="{% for i in range(10**10) %}x{% endfor %}")))
     assert too_big.value.limit == "templates.budget.max_range"
@@ -132,7 +142,7 @@ def test_a_template_that_must_go_over_budget_is_refused_when_added(make_omni: Ca
     ({"max_output_chars": True}, "templates.budget.max_output_chars"),
     ({"max_ranges": 10}, "templates.budget.max_ranges"),
 ])
-def test_bad_budgets_name_the_key(make_omni: Callable[..., Omni], budget: dict[str, Any], field: str) -> None:
+def test_bad_budgets_name_the_key(make_previewer: Callable[..., Omni], budget: dict[str, Any], field: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        make_omni(**budget)
+        make_previewer(**budget)
     assert caught.value.field == field
