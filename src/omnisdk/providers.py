@@ -18,8 +18,8 @@ breaking, consent, quiet hours and fallback are the core's job.
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Literal
 
@@ -49,8 +49,12 @@ __all__ = [
     "WebhookRequest",
     "WebhookResponse",
     "WebhookResult",
+    "absent",
     "fresh_timestamp",
     "http_error_outcome",
+    "lookup_error",
+    "lookup_window",
+    "reconcile_each",
     "response_object",
     "retry_after_seconds",
     "secret",
@@ -187,6 +191,42 @@ class StillUnknown:
 
 #: One answer of `Provider.reconcile`: `Accepted` (it was sent; the provider's id), `NotSent`, or `StillUnknown`.
 Reconciliation = Accepted | NotSent | StillUnknown
+
+
+def lookup_window(item: InDoubt, now: datetime, *, skew: float) -> tuple[datetime, datetime]:
+    """Where a lookup searches: from `skew` seconds before the attempt to `skew` seconds after now, since
+    the provider stamps with its own clock, which may run behind or ahead of ours."""
+    margin = timedelta(seconds=skew)
+    return item.attempted_at - margin, now + margin
+
+
+def absent(item: InDoubt, now: datetime, *, lag: float, where: str) -> NotSent | StillUnknown:
+    """What a lookup that found no trace means: not sent once the provider's index has had `lag` seconds
+    since the attempt to show it; before that, ask again when it has."""
+    waited = (now - item.attempted_at).total_seconds()
+    if waited >= lag:
+        return NotSent(reason=f"no trace in {where} {waited:.0f}s after the attempt")
+    return StillUnknown(reason=f"not in {where} yet; its index lags up to {lag:.0f}s", retry_after=lag - waited)
+
+
+async def reconcile_each(
+    batch: Sequence[InDoubt], lookup: Callable[[InDoubt], Awaitable[Reconciliation]]
+) -> list[Reconciliation]:
+    """One lookup per message, in order. A lookup that fails in transport leaves only its own message
+    unknown, so one bad answer does not hold up the others."""
+    answers: list[Reconciliation] = []
+    for item in batch:
+        try:
+            answers.append(await lookup(item))
+        except httpx.TransportError as exc:
+            answers.append(StillUnknown(reason=f"lookup failed: {type(exc).__name__}"))
+    return answers
+
+
+def lookup_error(response: httpx.Response, where: str, now: float) -> StillUnknown:
+    """A lookup the provider did not answer: ask again, after its Retry-After when it gave one."""
+    retry_after = retry_after_seconds(response.headers.get("Retry-After"), now)
+    return StillUnknown(reason=f"{where} answered {response.status_code}", retry_after=retry_after)
 
 
 def retry_after_seconds(value: str | None, now: float) -> float | None:

@@ -112,6 +112,18 @@ def test_whatsapp_statuses_become_delivery_events() -> None:
         (Events.MESSAGE_DELIVERED, "wamid.1"), (Events.MESSAGE_OPENED, "wamid.1"), (Events.MESSAGE_FAILED, "wamid.2")]
     assert events.events[2].properties["error_code"] == 131047
     assert len({e.id for e in events.events}) == 3
+    assert [e.delivery_id for e in events.events] == [None, None, None]
+
+
+def test_a_whatsapp_status_names_its_delivery_by_the_callback_data() -> None:
+    # what ties a status to its delivery when the send's answer (with the wamid) was lost
+    statuses = [{"id": "wamid.9", "status": "delivered", "timestamp": "1700000000", "recipient_id": "16315551181",
+                 "biz_opaque_callback_data": "dlv_0123"}]
+    body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [
+        {"field": "messages", "value": {"messaging_product": "whatsapp", "statuses": statuses}}]}]}).encode()
+    [event] = whatsapp().parse_webhook(post(body, sign(body))).events
+    assert (event.name, event.provider_message_id) == (Events.MESSAGE_DELIVERED, "wamid.9")
+    assert event.delivery_id == "dlv_0123"
 
 
 def test_messenger_inbound_message_postback_and_delivery() -> None:

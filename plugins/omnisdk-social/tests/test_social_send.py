@@ -64,6 +64,8 @@ async def test_whatsapp_inside_the_window_sends_free_form_text(graph, clock) -> 
     [sent] = graph.whatsapp_messages
     assert sent["type"] == "text" and sent["text"]["body"] == "Your cart is waiting" and sent["to"] == "16315551181"
     assert sent["phone_number_id"] == "106540352242922"
+    assert sent["biz_opaque_callback_data"] == "d1"  # the delivery id, echoed in every status webhook
+    assert graph.warnings == []  # declared by Meta's reference (and the patched contract)
 
 
 async def test_whatsapp_outside_the_window_uses_the_approved_template(graph, clock) -> None:

@@ -33,6 +33,9 @@ Run it with pytest like any test class. It checks:
   outcome per message; 4xx → `PermanentError`; 429 → `RetryableError` honouring Retry-After;
   500/503, dropped connections and timeouts → `RetryableError`; the idempotency key reaches the
   provider when `capabilities.idempotency_keys` says it is supported;
+- **lookups**, when `capabilities.reconcile` says the provider has one: `reconcile` is implemented,
+  answers once per message, and a lookup the provider refused (4xx, 429, 5xx, a dropped
+  connection) is `StillUnknown`, never `NotSent` (which would send the message again);
 - **webhooks**: a good signature passes; a tampered body, a missing signature, a wrong key and
   (with `webhook_timestamps`) a stale timestamp are refused with a 4xx `WebhookError`; parsing
   yields standard event names on the provider's channel, each with an id, the same ids when the
@@ -53,7 +56,7 @@ import contextlib
 import hashlib
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
 import attrs
@@ -71,11 +74,14 @@ from ..delivery._providers import build_config, new_http_client
 from ..providers import (
     Accepted,
     Capabilities,
+    InDoubt,
     Outcome,
     Outgoing,
     PermanentError,
     Provider,
+    Reconciliation,
     RetryableError,
+    StillUnknown,
     WebhookRequest,
 )
 from ._conformance_endpoints import FAULTS, Endpoint, Fault, Reply, ScriptedHTTPEndpoint, SMTPEndpoint, free_port
@@ -86,6 +92,8 @@ __all__ = ["FAULTS", "Endpoint", "Fault", "ProviderSuite", "Reply", "Requirement
 T = TypeVar("T")
 #: The client timeout the kit sets, so a held response is a timeout quickly.
 CLIENT_TIMEOUT = 0.5
+#: The answers a lookup may get that say nothing of the message (a timeout is the same as a drop here).
+LOOKUP_FAULTS: tuple[Fault, ...] = ("reject", "rate_limit", "server_error", "unavailable", "drop")
 #: Names like `signature_method` or `webhook_tolerance` describe how a secret is used, not a secret.
 _SETTING_ABOUT_A_SECRET = re.compile(r"_(method|algorithm|tolerance|header|url|enabled)$")
 STANDARD_EVENTS = frozenset(v for k, v in vars(Events).items() if k.isupper())
@@ -363,6 +371,37 @@ class ProviderSuite:
         _, endpoint = self.run(lambda: self.send_rounds("ok", batch_size=1))
         key = self.outgoing(0).idempotency_key
         assert any(key.encode() in request for request in endpoint.requests), "the idempotency key was not sent"
+
+    # -- lookups of unknown outcomes ------------------------------------------------------------------
+
+    def test_a_failed_lookup_is_never_not_sent(self) -> None:
+        """`NotSent` makes the core send again: only an answer that shows no trace of the message may
+        say so, never a lookup that failed, however long ago the attempt was."""
+        if not self.provider.capabilities.reconcile:
+            pytest.skip("capabilities.reconcile is False")
+        assert self.provider.reconcile is not Provider.reconcile, "capabilities.reconcile without reconcile()"
+
+        async def lookups() -> list[tuple[Fault, Sequence[Reconciliation]]]:
+            answers = []
+            async with self.endpoint() as endpoint:
+                http = new_http_client()
+                http.timeout = httpx.Timeout(CLIENT_TIMEOUT)
+                provider = self.build({**self.config, **endpoint.settings}, http=http)
+                doubt = [InDoubt(outgoing=self.outgoing(i), attempted_at=provider.clock.now() - timedelta(days=1))
+                         for i in range(2)]
+                try:
+                    for fault in LOOKUP_FAULTS:
+                        endpoint.answer_with(fault)
+                        answers.append((fault, await provider.reconcile(doubt)))
+                finally:
+                    await provider.aclose()
+                    await http.aclose()
+            return answers
+
+        for fault, answers in self.run(lookups):
+            assert len(answers) == 2, f"reconcile() gave {len(answers)} answers for 2 messages ({fault})"
+            wrong = [a for a in answers if not isinstance(a, StillUnknown)]
+            assert not wrong, f"a lookup answered {fault!r} must stay unknown, got {wrong}"
 
     # -- webhooks --------------------------------------------------------------------------------------
 

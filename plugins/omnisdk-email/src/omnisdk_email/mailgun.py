@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlencode
 
 import attrs
@@ -20,9 +21,17 @@ import httpx
 
 import omnisdk
 from omnisdk.providers import (
+    InDoubt,
+    NotSent,
     Outcome,
+    Reconciliation,
+    StillUnknown,
+    absent,
     fresh_timestamp,
     http_error_outcome,
+    lookup_error,
+    lookup_window,
+    reconcile_each,
     response_object,
     retry_after_seconds,
     signatures_match,
@@ -34,6 +43,10 @@ from ._common import DELIVERY_ARG, HTTP_URL, check_outgoing, mailbox, unsubscrib
 
 __all__ = ["MailgunEmail", "mailgun_signature"]
 
+#: A lookup reads at most this many pages of Events (300 events each).
+LOOKUP_PAGES: Final = 20
+
+
 def mailgun_signature(signing_key: str, timestamp: str, token: str) -> str:
     return hmac.new(signing_key.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
 
@@ -43,7 +56,7 @@ class MailgunEmail(omnisdk.Provider):
 
     name = "mailgun"
     channel = "email"
-    capabilities = omnisdk.Capabilities(max_batch_size=1, max_concurrency=16)
+    capabilities = omnisdk.Capabilities(max_batch_size=1, max_concurrency=16, reconcile=True)
 
     @attrs.define(kw_only=True)
     class Config:
@@ -56,6 +69,11 @@ class MailgunEmail(omnisdk.Provider):
         webhook_signing_key: str | None = omnisdk.secret(None)
         webhook_tolerance: float = 300.0
         unsubscribe_mailto: str | None = attrs.field(default=None, validator=mailbox)
+        #: Seconds after an attempt before a message missing from the Events API counts as not sent
+        #: (Mailgun says events may take up to 30 minutes to show).
+        reconcile_lag: float = attrs.field(default=1800.0, validator=attrs.validators.ge(0))
+        #: How far Mailgun's clock may be from ours, in seconds: the lookup window's margin.
+        clock_skew: float = attrs.field(default=120.0, validator=attrs.validators.ge(0))
 
     config: Config
 
@@ -74,7 +92,7 @@ class MailgunEmail(omnisdk.Provider):
         return fields
 
     async def _send_one(self, message: omnisdk.Outgoing) -> Outcome:
-        content = check_outgoing(message)
+        content = check_outgoing(message, unsubscribe_mailto=self.config.unsubscribe_mailto)
         if isinstance(content, omnisdk.PermanentError):
             return content
         try:
@@ -93,6 +111,43 @@ class MailgunEmail(omnisdk.Provider):
         reason = f"mailgun {response.status_code}: {body.get('message', '')}".rstrip(": ")
         return http_error_outcome(response.status_code if response.status_code >= 400 else 502, reason,
                                   retry_after=retry_after)
+
+    async def reconcile(self, batch: Sequence[InDoubt]) -> Sequence[Reconciliation]:
+        return await reconcile_each(batch, self._reconcile_one)
+
+    async def _reconcile_one(self, item: InDoubt) -> Reconciliation:
+        """Every send carries the delivery id as the user variable `v:omnisdk_delivery_id`: look for the
+        `accepted` event that carries it, in the attempt's window, following Mailgun's pages."""
+        content = check_outgoing(item.outgoing)
+        if isinstance(content, omnisdk.PermanentError):
+            return NotSent(reason=f"never sendable: {content.reason}")
+        now = self.clock.now()
+        begin, end = lookup_window(item, now, skew=self.config.clock_skew)
+        base = self.config.base_url.rstrip("/")
+        query = {"begin": f"{begin.timestamp():.0f}", "end": f"{end.timestamp():.0f}", "ascending": "yes",
+                 "limit": "300", "event": "accepted", "recipient": item.outgoing.to,
+                 "user-variables": json.dumps({DELIVERY_ARG: item.outgoing.delivery_id})}
+        url: str | None = f"{base}/v3/{self.config.domain}/events?{urlencode(query)}"
+        for _ in range(LOOKUP_PAGES):
+            if url is None:
+                break
+            response = await self.http.get(url, auth=("api", self.config.api_key))
+            if response.status_code != 200:
+                return lookup_error(response, "mailgun's Events API", self.clock.timestamp())
+            page = response_object(response)
+            items = page.get("items")
+            if not isinstance(items, list):
+                return StillUnknown(reason="mailgun's Events API answered without items")
+            for event in items:
+                if (found := _accepted_id(event, item.outgoing.delivery_id)) is not None:
+                    return omnisdk.Accepted(provider_message_id=found)
+            following = page.get("paging", {}).get("next") if isinstance(page.get("paging"), dict) else None
+            # An empty page ends the search; a next page elsewhere would carry our key off this host.
+            url = following if items and isinstance(following, str) and following.startswith(base + "/") else None
+        else:
+            if url is not None:
+                return StillUnknown(reason=f"more than {LOOKUP_PAGES} pages of events in the window")
+        return absent(item, now, lag=self.config.reconcile_lag, where="mailgun's Events API")
 
     def verify_webhook(self, request: omnisdk.WebhookRequest) -> None:
         key = self.config.webhook_signing_key
@@ -121,6 +176,19 @@ class MailgunEmail(omnisdk.Provider):
             raise omnisdk.WebhookError("missing event-data", status=400)
         event = _event(data)
         return omnisdk.WebhookResult(events=[event] if event else [])
+
+
+def _accepted_id(event: Any, delivery_id: str) -> str | None:
+    """The Message-Id of an `accepted` event for `delivery_id`, else None."""
+    if not isinstance(event, Mapping) or event.get("event") != "accepted":
+        return None
+    variables = event.get("user-variables")
+    if not isinstance(variables, Mapping) or variables.get(DELIVERY_ARG) != delivery_id:
+        return None
+    message = event.get("message")
+    headers = message.get("headers") if isinstance(message, Mapping) else None
+    found = headers.get("message-id") if isinstance(headers, Mapping) else None
+    return found.strip("<>") if isinstance(found, str) and found else None
 
 
 def _payload(request: omnisdk.WebhookRequest) -> Mapping[str, Any]:

@@ -25,9 +25,16 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 import omnisdk
 from omnisdk.providers import (
+    InDoubt,
+    NotSent,
     Outcome,
+    Reconciliation,
+    StillUnknown,
+    absent,
     fresh_timestamp,
     http_error_outcome,
+    lookup_error,
+    reconcile_each,
     response_object,
     retry_after_seconds,
     transport_error_outcome,
@@ -69,7 +76,7 @@ class SendGridEmail(omnisdk.Provider):
 
     name = "sendgrid"
     channel = "email"
-    capabilities = omnisdk.Capabilities(max_batch_size=MAX_PERSONALIZATIONS, max_concurrency=16)
+    capabilities = omnisdk.Capabilities(max_batch_size=MAX_PERSONALIZATIONS, max_concurrency=16, reconcile=True)
 
     @attrs.define(kw_only=True)
     class Config:
@@ -83,6 +90,11 @@ class SendGridEmail(omnisdk.Provider):
         unsubscribe_mailto: str | None = attrs.field(default=None, validator=mailbox)
         #: Send with mail_settings.sandbox_mode: validated by SendGrid, never delivered.
         sandbox: bool = False
+        #: The account has the Email Activity add-on: a message whose send outcome is unknown is then
+        #: looked up by its delivery id. Without it nothing can be looked up (see the operations docs).
+        email_activity: bool = False
+        #: Seconds after an attempt before a message missing from Email Activity counts as not sent.
+        reconcile_lag: float = attrs.field(default=600.0, validator=attrs.validators.ge(0))
 
     config: Config
 
@@ -90,7 +102,7 @@ class SendGridEmail(omnisdk.Provider):
         outcomes: list[Outcome | None] = [None] * len(batch)
         groups: dict[tuple[Any, ...], list[tuple[int, omnisdk.Outgoing, omnisdk.Email]]] = {}
         for index, message in enumerate(batch):
-            content = check_outgoing(message)
+            content = check_outgoing(message, unsubscribe_mailto=self.config.unsubscribe_mailto)
             if isinstance(content, omnisdk.PermanentError):
                 outcomes[index] = content
                 continue
@@ -155,6 +167,37 @@ class SendGridEmail(omnisdk.Provider):
             retry_after = max(0.0, int(reset) - now)
         return http_error_outcome(response.status_code, f"sendgrid {response.status_code}: {detail}".rstrip(": "),
                                   retry_after=retry_after)
+
+    async def reconcile(self, batch: Sequence[InDoubt]) -> Sequence[Reconciliation]:
+        if not self.config.email_activity:
+            reason = "sendgrid: no lookup without the Email Activity add-on (email_activity = false)"
+            return [StillUnknown(reason=reason) for _ in batch]
+        return await reconcile_each(batch, self._reconcile_one)
+
+    async def _reconcile_one(self, item: InDoubt) -> Reconciliation:
+        """Every personalization carries the delivery id as a custom arg, which Email Activity indexes as
+        `unique_args`: look the message up by it. The id SendGrid answered with is the request's
+        X-Message-Id, the part of the activity's msg_id before the first dot."""
+        content = check_outgoing(item.outgoing)
+        if isinstance(content, omnisdk.PermanentError):
+            return NotSent(reason=f"never sendable: {content.reason}")
+        now = self.clock.now()
+        query = f"unique_args['{DELIVERY_ARG}']=\"{item.outgoing.delivery_id}\""
+        response = await self.http.get(f"{self.config.base_url.rstrip('/')}/v3/messages",
+                                       params={"query": query, "limit": "10"},
+                                       headers={"Authorization": f"Bearer {self.config.api_key}"})
+        if response.status_code != 200:
+            return lookup_error(response, "sendgrid's Email Activity", self.clock.timestamp())
+        messages = response_object(response).get("messages")
+        if not isinstance(messages, list):
+            return StillUnknown(reason="sendgrid's Email Activity answered without messages")
+        to = item.outgoing.to.lower()
+        for found in messages:
+            if isinstance(found, Mapping) and str(found.get("to_email", "")).lower() == to:
+                msg_id = str(found.get("msg_id", "")).split(".")[0]
+                if msg_id:
+                    return omnisdk.Accepted(provider_message_id=msg_id)
+        return absent(item, now, lag=self.config.reconcile_lag, where="sendgrid's Email Activity")
 
     def verify_webhook(self, request: omnisdk.WebhookRequest) -> None:
         if not self.config.webhook_public_key:

@@ -4,6 +4,11 @@ Opening a TLS session and authenticating costs several round trips, so connectio
 reused; a connection that failed in any way is thrown away rather than trusted again.
 SMTP answers map as RFC 5321 says: 4xx is transient (retry), 5xx permanent; a 5.1.x status means
 the mailbox itself is bad, so the address is forgotten.
+
+SMTP has no way to ask a relay what it took. A connection lost after the message's final dot and
+before the relay's 250 (RFC 1047's duplicate window) leaves the outcome unknown, so SMTP is
+at least once: the message is sent again with the same Message-ID, derived from the delivery id,
+which mailbox providers use to collapse the copy and which tells the two apart in any log.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ class SMTPEmail(omnisdk.Provider):
 
     name = "smtp"
     channel = "email"
-    capabilities = omnisdk.Capabilities(max_batch_size=50, max_concurrency=8)
+    capabilities = omnisdk.Capabilities(max_batch_size=50, max_concurrency=8, crash_policy="at_least_once")
 
     @attrs.define(kw_only=True)
     class Config:
@@ -101,7 +106,7 @@ class SMTPEmail(omnisdk.Provider):
         return raw
 
     async def _send_one(self, message: omnisdk.Outgoing) -> Outcome:
-        content = check_outgoing(message)
+        content = check_outgoing(message, unsubscribe_mailto=self.config.unsubscribe_mailto)
         if isinstance(content, omnisdk.PermanentError):
             return content
         raw = self.render(message, content)

@@ -15,8 +15,10 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Final
-from urllib.parse import ParseResult, parse_qs, urlparse
+from urllib.parse import ParseResult, parse_qs, urlencode, urlparse
 from xml.sax.saxutils import escape
 
 import attrs
@@ -24,8 +26,16 @@ import httpx
 
 import omnisdk
 from omnisdk.providers import (
+    InDoubt,
+    NotSent,
     Outcome,
+    Reconciliation,
+    StillUnknown,
+    absent,
     http_error_outcome,
+    lookup_error,
+    lookup_window,
+    reconcile_each,
     response_object,
     retry_after_seconds,
     signatures_match,
@@ -52,6 +62,9 @@ DEAD_NUMBER_CODES: Final = frozenset({21211, 21614, 30006})
 HARD_BOUNCE_CODES: Final = frozenset({30005, 30006})
 SOFT_BOUNCE_CODES: Final = frozenset({30003})
 TWIML = "application/xml"
+#: A lookup reads at most LOOKUP_PAGES pages of LOOKUP_PAGE_SIZE messages to one number.
+LOOKUP_PAGE_SIZE: Final = 100
+LOOKUP_PAGES: Final = 20
 
 
 SETTINGS_HEADER: Final = "X-Twilio-Webhooks-Signature-Settings"
@@ -101,6 +114,15 @@ def _signing(settings: str | None, auth_token: str, shared_keys: Mapping[str, st
     return shared_keys[key_id], algorithm.upper()
 
 
+def _created(message: Any) -> datetime | None:
+    """A listed message's date_created (RFC 2822), or None when it is missing or malformed."""
+    value = message.get("date_created") if isinstance(message, dict) else None
+    try:
+        return parsedate_to_datetime(value) if isinstance(value, str) else None
+    except (TypeError, ValueError):
+        return None
+
+
 def twiml(text: str | None) -> omnisdk.WebhookResponse:
     body = f"<Message>{escape(text)}</Message>" if text else ""
     xml = f'<?xml version="1.0" encoding="UTF-8"?><Response>{body}</Response>'
@@ -137,7 +159,7 @@ class TwilioSMS(omnisdk.Provider):
 
     name = "twilio"
     channel = "sms"
-    capabilities = omnisdk.Capabilities(max_batch_size=1, content_limits={"body_chars": 1600})
+    capabilities = omnisdk.Capabilities(max_batch_size=1, content_limits={"body_chars": 1600}, reconcile=True)
     #: Twilio calls a messaging webhook with the method configured for it: POST (default) or GET.
     webhook_methods = frozenset({"GET", "POST"})
 
@@ -159,6 +181,10 @@ class TwilioSMS(omnisdk.Provider):
         webhook_shared_keys: Mapping[str, str] = omnisdk.secret(attrs.Factory(dict))
         #: Twilio's Advanced Opt-Out confirms STOP/START itself.
         advanced_opt_out: bool = False
+        #: Seconds after an attempt before a message missing from Twilio's Message list counts as not sent.
+        reconcile_lag: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
+        #: How far Twilio's clock may be from ours, in seconds: the lookup window's margin.
+        clock_skew: float = attrs.field(default=120.0, validator=attrs.validators.ge(0))
         help_text: str = "Reply STOP to unsubscribe, START to resubscribe. Msg&data rates may apply."
         stop_text: str = "You are unsubscribed and will receive no more messages. Reply START to resubscribe."
         start_text: str = "You are subscribed again. Reply STOP to unsubscribe, HELP for help."
@@ -226,6 +252,61 @@ class TwilioSMS(omnisdk.Provider):
         if isinstance(outcome, omnisdk.PermanentError) and code in DEAD_NUMBER_CODES:
             return attrs.evolve(outcome, forget_address=True)
         return outcome
+
+    async def reconcile(self, batch: Sequence[InDoubt]) -> Sequence[Reconciliation]:
+        return await reconcile_each(batch, self._reconcile_one)
+
+    async def _reconcile_one(self, item: InDoubt) -> Reconciliation:
+        """Twilio has no idempotency key and no field of ours it echoes: look for a message to the same
+        number, from the same sender, with the same body, created since the attempt (less the skew)."""
+        content = _checked(item.outgoing)
+        if isinstance(content, omnisdk.PermanentError):
+            return NotSent(reason=f"never sendable: {content.reason}")
+        now = self.clock.now()
+        since, _ = lookup_window(item, now, skew=self.config.clock_skew)
+        query = [("To", item.outgoing.to), ("PageSize", str(LOOKUP_PAGE_SIZE))]
+        if not self.config.messaging_service_sid and self.config.from_:
+            query.append(("From", self.config.from_))
+        url: str | None = f"{self.messages_url}?{urlencode(query)}"
+        matches: list[tuple[datetime, str]] = []
+        for _ in range(LOOKUP_PAGES):
+            if url is None:
+                break
+            response = await self.http.get(url, auth=(self.config.account_sid, self.config.auth_token),
+                                           headers={"Accept": "application/json"})
+            if response.status_code != 200:
+                return lookup_error(response, "twilio's Message list", self.clock.timestamp())
+            page = response_object(response)
+            listed = page.get("messages")
+            if not isinstance(listed, list):
+                return StillUnknown(reason="twilio's Message list answered without messages")
+            older = False
+            for found in listed:
+                created = _created(found)
+                if created is None:
+                    continue
+                if created < since:
+                    older = True  # newest first: everything after this is older still
+                    break
+                if self._same(found, content.text):
+                    matches.append((created, str(found["sid"])))
+            following = page.get("next_page_uri")
+            url = f"{self.config.base_url.rstrip('/')}{following}" if isinstance(following, str) and not older else None
+        else:
+            if url is not None:
+                return StillUnknown(reason=f"more than {LOOKUP_PAGES} pages of messages to this number")
+        if matches:
+            return omnisdk.Accepted(provider_message_id=min(matches)[1], details=segment_details(content.text))
+        return absent(item, now, lag=self.config.reconcile_lag, where="twilio's Message list")
+
+    def _same(self, found: Any, text: str) -> bool:
+        """The message we sent: outbound, this body, through this Messaging Service when there is one."""
+        if not isinstance(found, dict) or not isinstance(found.get("sid"), str) or found.get("body") != text:
+            return False
+        if not str(found.get("direction", "")).startswith("outbound"):
+            return False
+        service = self.config.messaging_service_sid
+        return service is None or found.get("messaging_service_sid") == service
 
     def verify_webhook(self, request: omnisdk.WebhookRequest) -> None:
         signature = request.header("X-Twilio-Signature")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import attrs
@@ -17,9 +18,17 @@ import httpx
 
 import omnisdk
 from omnisdk.providers import (
+    InDoubt,
+    NotSent,
     Outcome,
+    Reconciliation,
+    StillUnknown,
+    absent,
     fresh_timestamp,
     http_error_outcome,
+    lookup_error,
+    lookup_window,
+    reconcile_each,
     response_object,
     retry_after_seconds,
     signatures_match,
@@ -44,6 +53,16 @@ RETRYABLE_STATUSES: Final = frozenset({"1", "5", "10"})
 #: 33: the number was deactivated; it will never take messages again.
 DEAD_NUMBER_STATUSES: Final = frozenset({"33"})
 SIGNATURE_METHODS: Final = ("md5hash", "md5", "sha1", "sha256", "sha512")
+DEFAULT_BASE_URL: Final = "https://rest.nexmo.com"
+REPORTS_URL: Final = "https://api.nexmo.com"
+#: The Reports API serves records of at most 24 hours per request.
+REPORTS_WINDOW: Final = timedelta(hours=24)
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 #: Vonage's documented limits, as its SDK's `SmsMessage` enforces them.
 MAX_CALLBACK: Final = 100
 MAX_CLIENT_REF: Final = 100
@@ -73,7 +92,7 @@ class VonageSMS(omnisdk.Provider):
 
     name = "vonage"
     channel = "sms"
-    capabilities = omnisdk.Capabilities(max_batch_size=1, rate_limit=30.0)
+    capabilities = omnisdk.Capabilities(max_batch_size=1, rate_limit=30.0, reconcile=True)
     #: Vonage calls webhooks with the method chosen in the dashboard: GET, POST or POST-JSON.
     webhook_methods = frozenset({"GET", "POST"})
 
@@ -88,7 +107,14 @@ class VonageSMS(omnisdk.Provider):
         #: Oldest signed webhook accepted, in seconds (replay protection).
         webhook_tolerance: float = 300.0
         status_callback: str | None = attrs.field(default=None, validator=[OPTIONAL_HTTP_URL, _short_callback])
-        base_url: str = attrs.field(default="https://rest.nexmo.com", validator=HTTP_URL)
+        base_url: str = attrs.field(default=DEFAULT_BASE_URL, validator=HTTP_URL)
+        #: The Reports API, where a message whose send outcome is unknown is looked up by its client-ref;
+        #: by default api.nexmo.com, or `base_url` when that points elsewhere (a gateway serving both).
+        reports_url: str | None = attrs.field(default=None, validator=OPTIONAL_HTTP_URL)
+        #: Seconds after an attempt before a message missing from the Reports API counts as not sent.
+        reconcile_lag: float = attrs.field(default=300.0, validator=attrs.validators.ge(0))
+        #: How far Vonage's clock may be from ours, in seconds: the lookup window's margin.
+        clock_skew: float = attrs.field(default=120.0, validator=attrs.validators.ge(0))
 
     config: Config
 
@@ -126,6 +152,44 @@ class VonageSMS(omnisdk.Provider):
             return self._error(str(failed.get("status")), str(failed.get("error-text", "")))
         cost = sum(float(p.get("message-price", 0) or 0) for p in parts)
         return omnisdk.Accepted(provider_message_id=str(parts[0].get("message-id")), cost=cost, details=details)
+
+    @property
+    def _reports_url(self) -> str:
+        url = self.config.reports_url
+        if url is None:
+            url = REPORTS_URL if self.config.base_url.rstrip("/") == DEFAULT_BASE_URL else self.config.base_url
+        return url.rstrip("/")
+
+    async def reconcile(self, batch: Sequence[InDoubt]) -> Sequence[Reconciliation]:
+        return await reconcile_each(batch, self._reconcile_one)
+
+    async def _reconcile_one(self, item: InDoubt) -> Reconciliation:
+        """Every send carries the delivery id as `client-ref`, which the Reports API keeps on each record:
+        read the outbound SMS records of the attempt's window and find ours."""
+        content = check_outgoing(item.outgoing)
+        if isinstance(content, omnisdk.PermanentError):
+            return NotSent(reason=f"never sendable: {content.reason}")
+        now = self.clock.now()
+        start, end = lookup_window(item, now, skew=self.config.clock_skew)
+        end = min(end, start + REPORTS_WINDOW)
+        query = {"account_id": self.config.api_key, "product": "SMS", "direction": "outbound",
+                 "date_start": _iso(start), "date_end": _iso(end)}
+        response = await self.http.get(f"{self._reports_url}/v2/reports/records", params=query,
+                                       auth=(self.config.api_key, self.config.api_secret))
+        if response.status_code != 200:
+            return lookup_error(response, "vonage's Reports API", self.clock.timestamp())
+        body = response_object(response)
+        records = body.get("records")
+        if not isinstance(records, list):
+            return StillUnknown(reason="vonage's Reports API answered without records")
+        if body.get("request_status", "SUCCESS") != "SUCCESS":  # TRUNCATED: ours may be among the missing
+            return StillUnknown(reason=f"vonage's Reports API answered {body.get('request_status')}")
+        ref = item.outgoing.delivery_id[:MAX_CLIENT_REF]
+        ours = next((r for r in records if isinstance(r, dict) and r.get("client_ref") == ref
+                     and isinstance(r.get("message_id"), str)), None)
+        if ours is not None:
+            return omnisdk.Accepted(provider_message_id=ours["message_id"], details=segment_details(content.text))
+        return absent(item, now, lag=self.config.reconcile_lag, where="vonage's Reports API")
 
     @staticmethod
     def _error(status: str, text: str) -> Outcome:

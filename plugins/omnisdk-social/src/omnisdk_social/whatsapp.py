@@ -3,6 +3,10 @@
 `Outgoing.last_inbound_at` (the customer's last inbound social touchpoint) decides the window. Outside
 it, a `Social` without `template` cannot go out on WhatsApp at all: the outcome is a permanent error
 with `fallback=True`, so the send moves on to the next channel of its waterfall.
+
+The Graph API cannot be asked what became of a send whose answer was lost, so WhatsApp stays at most
+once. Every message carries its delivery id as `biz_opaque_callback_data`, which Meta returns in
+each status webhook: a delivered/read/failed status still finds its delivery without the wamid.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ __all__ = ["WhatsAppCloud", "whatsapp_message"]
 
 #: 131026: the number cannot receive WhatsApp messages.
 DEAD_NUMBER_CODES = frozenset({"131026"})
+#: Meta's limit on `biz_opaque_callback_data`.
+MAX_CALLBACK_DATA = 512
 STATUS_EVENTS = {"delivered": Events.MESSAGE_DELIVERED, "read": Events.MESSAGE_OPENED, "failed": Events.MESSAGE_FAILED}
 
 
@@ -68,9 +74,11 @@ class WhatsAppCloud(MetaProvider):
                 reason="outside WhatsApp's 24-hour window and the message has no approved template",
                 code="outside_window", fallback=True,
             )
+        body = whatsapp_message(message.to, content, free_form=free_form)
+        body["biz_opaque_callback_data"] = message.delivery_id[:MAX_CALLBACK_DATA]
         response = await self.http.post(
             self.graph_url(f"{self.config.phone_number_id}/messages"),
-            json=whatsapp_message(message.to, content, free_form=free_form),
+            json=body,
             headers={"Authorization": f"Bearer {self.config.access_token}"},
         )
         if response.is_success:
@@ -132,7 +140,9 @@ def _status(status: Mapping[str, Any]) -> WebhookEvent | None:
     errors = objs(status.get("errors"))
     if errors:
         properties["error_code"] = errors[0].get("code")
+    delivery_id = status.get("biz_opaque_callback_data")
     return WebhookEvent(
         name=name, channel="social", id=f"{status['id']}:{status.get('status')}", provider_message_id=str(status["id"]),
+        delivery_id=delivery_id if isinstance(delivery_id, str) and delivery_id else None,
         properties=properties, occurred_at=timestamp(status.get("timestamp")),
     )

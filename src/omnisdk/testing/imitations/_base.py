@@ -9,18 +9,20 @@ import json
 import socket
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, NoReturn, Self, TypeVar
 from urllib.parse import parse_qsl
 
 import attrs
 from aiohttp import web
 from multidict import MultiDict
 
+from ..._clock import Clock
 from ._call import Call, Invalid, Problem, RecordedRequest
 from ._contract import Check, Operation, Remembered, contract, decode_form
-from ._faults import Faults
+from ._faults import FaultKind, Faults
 
 __all__ = ["Imitation", "RecordedRequest", "Violation", "route"]
 
@@ -52,15 +54,23 @@ class _Route:
     loose: bool
     #: Whether `authenticate` must accept the request.
     auth: bool
+    #: The contract file a string `check` refers to, when not the class's (a second API of the provider).
+    contract: str | None = None
 
 
 def route(
-    method: str, path: str, *, check: str | Check | None = None, loose: bool = False, auth: bool = True
+    method: str,
+    path: str,
+    *,
+    check: str | Check | None = None,
+    loose: bool = False,
+    auth: bool = True,
+    contract: str | None = None,
 ) -> Callable[[H], H]:
     """Declare an imitation method as the handler of `method path` (aiohttp path syntax)."""
 
     def mark(handler: H) -> H:
-        setattr(handler, "__imitation_route__", _Route(method, path, check, loose, auth))  # noqa: B010
+        setattr(handler, "__imitation_route__", _Route(method, path, check, loose, auth, contract))  # noqa: B010
         return handler
 
     return mark
@@ -85,6 +95,10 @@ class Imitation:
     validate: bool = True
     #: The port to listen on; 0 takes a free one (tests), a fixed one suits a demo's config.
     port: int = 0
+    #: What stamps the provider's resources (a `VirtualClock` in tests); the wall clock when None.
+    clock: Clock | None = None
+    #: Seconds an accepted message takes to show in the provider's lookup endpoints (their index lags).
+    index_lag: float = 0.0
     requests: list[RecordedRequest] = attrs.field(factory=list, init=False, repr=False)
     violations: list[Violation] = attrs.field(factory=list, init=False, repr=False)
     #: Contract mismatches of loosely checked operations (WhatsApp's contract is buggy).
@@ -119,6 +133,14 @@ class Imitation:
         response = self.error(429)
         response.headers["Retry-After"] = str(retry_after)
         return response
+
+    def now(self) -> datetime:
+        """The provider's idea of now: its `clock`, or the wall clock."""
+        return self.clock.now() if self.clock is not None else datetime.now(UTC)
+
+    def indexed(self, accepted_at: datetime) -> bool:
+        """Whether a message accepted at `accepted_at` is visible to lookups yet (`index_lag`)."""
+        return (self.now() - accepted_at).total_seconds() >= self.index_lag
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -220,9 +242,10 @@ class Imitation:
         check: Check | None
         operation: Operation | None = None
         if isinstance(spec.check, str):
-            if self.contract is None:
+            source = spec.contract or self.contract
+            if source is None:
                 raise TypeError(f"{type(self).__name__} names contract operations but has no contract")
-            check = operation = contract(self.contract).operation(spec.check)
+            check = operation = contract(source).operation(spec.check)
             if len(operation.path_names) != spec.path.count("{"):
                 raise TypeError(f"route {spec.path} and {operation} take different path parameters")
         else:
@@ -238,25 +261,33 @@ class Imitation:
     async def _serve(
         self, request: web.Request, spec: _Route, handler: Handler, check: Check | None, operation: Operation | None
     ) -> web.StreamResponse:
+        fault, response = await self._answer(request, spec, handler, check, operation)
+        if fault == "drop_after_accept":
+            _drop(request)  # the provider acted on the request; its answer is lost
+        return response
+
+    async def _answer(
+        self, request: web.Request, spec: _Route, handler: Handler, check: Check | None, operation: Operation | None
+    ) -> tuple[FaultKind | None, web.StreamResponse]:
         raw = await request.read()
         call = Call(request, dict(request.match_info), raw)
         malformed = _parse(call, operation)
-        fault = self.faults.draw()
+        fault: FaultKind | None = self.faults.draw()
+        if fault is None and request.method == "POST":
+            fault = self.faults.draw_send()
         call.record = RecordedRequest(
             request.method, request.path, request.query, request.headers, call.body, raw, fault
         )
         self.requests.append(call.record)
-        if fault is not None:
-            if fault == "drop":
-                if request.transport is not None:
-                    request.transport.close()
-                raise asyncio.CancelledError
+        if fault is not None and fault != "drop_after_accept":
+            if fault in ("drop", "drop_before_send"):
+                _drop(request)
             if fault == "slow":
                 await asyncio.sleep(self.faults.delay)
             elif fault == "rate_limit":
-                return self.throttled(self.faults.retry_after)
+                return fault, self.throttled(self.faults.retry_after)
             else:
-                return self.error(500 if fault == "server_error" else 503)
+                return fault, self.error(500 if fault == "server_error" else 503)
         try:
             if malformed is not None:
                 raise Invalid(malformed)
@@ -265,16 +296,23 @@ class Imitation:
                 found = Violation(request.method, request.path, tuple(problems), str(operation or "") or None)
                 if not spec.loose:
                     self.violations.append(found)
-                    return self.rejected(call, found.problems)
+                    return fault, self.rejected(call, found.problems)
                 self.warnings.append(found)
             if spec.auth and not self.authenticate(call):
-                return self.error(401)
-            return handler(self, call)
+                return fault, self.error(401)
+            return fault, handler(self, call)
         except Invalid as invalid:
             self.violations.append(
                 Violation(request.method, request.path, invalid.problems, str(operation or "") or None)
             )
-            return self.rejected(call, invalid.problems)
+            return fault, self.rejected(call, invalid.problems)
+
+
+def _drop(request: web.Request) -> NoReturn:
+    """Close the connection without an answer."""
+    if request.transport is not None:
+        request.transport.close()
+    raise asyncio.CancelledError
 
 
 def _parse(call: Call, operation: Operation | None) -> Problem | None:

@@ -9,11 +9,21 @@ from typing import Literal
 
 import attrs
 
-__all__ = ["FaultKind", "Faults"]
+__all__ = ["FaultKind", "Faults", "SendDrop"]
 
 #: "rate_limit": 429 with Retry-After; "server_error": 500; "unavailable": 503; "slow": answered
-#: after `delay` seconds; "drop": the connection is closed without an answer.
-FaultKind = Literal["rate_limit", "server_error", "unavailable", "slow", "drop"]
+#: after `delay` seconds; "drop": the connection is closed without an answer. "drop_before_send" and
+#: "drop_after_accept" close it too, before the provider acted on the request or after it did.
+FaultKind = Literal[
+    "rate_limit", "server_error", "unavailable", "slow", "drop", "drop_before_send", "drop_after_accept"
+]
+#: The two drops a client cannot tell apart, which reconciliation exists for.
+SendDrop = Literal["drop_before_send", "drop_after_accept"]
+
+
+def _every(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 0:
+        raise ValueError(f"Faults.{attribute.name} is a period (0: off), got {value!r}")
 
 
 def _probability(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -28,6 +38,10 @@ class Faults:
     `Faults(rate_limit=0.1, retry_after=2, seed=7)` answers about one request in ten with 429 and
     `Retry-After: 2`, the same requests in every run. `fail_next(3, "unavailable")` makes the next
     three requests fail with 503 whatever the probabilities say, for deterministic tests.
+
+    `Faults(drop_before_send=9, drop_after_accept=11)` drops the connection of every 9th sending
+    request (POST) before the provider acts on it, and of every 11th after it accepted the message:
+    the client sees the same dropped connection both times and cannot tell whether it was sent.
     """
 
     rate_limit: float = attrs.field(default=0.0, validator=_probability)
@@ -40,8 +54,13 @@ class Faults:
     #: Seconds a "slow" response waits before it is answered.
     delay: float = 0.05
     seed: int | None = 0
+    #: Period of the drops before the provider acts, over sending requests (0: never).
+    drop_before_send: int = attrs.field(default=0, validator=_every)
+    #: Period of the drops after the provider accepted (the message is sent, the answer lost).
+    drop_after_accept: int = attrs.field(default=0, validator=_every)
     #: Every fault injected so far, in order.
     injected: list[FaultKind] = attrs.field(factory=list, init=False)
+    _sends: int = attrs.field(default=0, init=False, repr=False)
     _queue: deque[FaultKind] = attrs.field(factory=deque, init=False, repr=False)
     _rng: random.Random = attrs.field(init=False, repr=False)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
@@ -61,6 +80,7 @@ class Faults:
         with self._lock:
             self._queue.clear()
             self.injected.clear()
+            self._sends = 0
 
     def draw(self) -> FaultKind | None:
         """The fault for the request being served, if any (called once per request)."""
@@ -68,6 +88,21 @@ class Faults:
             return None
         with self._lock:
             kind = self._queue.popleft() if self._queue else self._random()
+            if kind is not None:
+                self.injected.append(kind)
+            return kind
+
+    def draw_send(self) -> SendDrop | None:
+        """The drop for the sending request being served, if its place in the pattern has one."""
+        if not (self.drop_before_send or self.drop_after_accept):
+            return None
+        with self._lock:
+            self._sends += 1
+            kind: SendDrop | None = None
+            if self.drop_before_send and self._sends % self.drop_before_send == 0:
+                kind = "drop_before_send"
+            elif self.drop_after_accept and self._sends % self.drop_after_accept == 0:
+                kind = "drop_after_accept"
             if kind is not None:
                 self.injected.append(kind)
             return kind

@@ -7,16 +7,19 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping, Sequence
-from email.utils import format_datetime
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import attrs
 import httpx
 from aiohttp import web
+from multidict import MultiMapping
 
 from ._base import Imitation, route
 from ._call import Call, Invalid, Problem
-from ._util import hex_id, now, sms_segments
+from ._util import hex_id, sms_segments
 
 __all__ = ["TwilioImitation", "twilio_signature"]
 
@@ -34,6 +37,15 @@ _MESSAGES = {
     20500: "Internal Server Error",
     20503: "Service Unavailable",
 }
+
+
+def _date_bound(value: str) -> datetime:
+    """A DateSent bound: an ISO 8601 date or date-time, in UTC when it names no zone."""
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise Invalid(Problem("query", f"invalid DateSent bound {value!r}", "DateSent", "format")) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def twilio_signature(url: str, params: Mapping[str, str | Sequence[str]], auth_token: str) -> str:
@@ -62,6 +74,7 @@ class TwilioImitation(Imitation):
     #: Accepted messages, oldest first, as Twilio's Message resource.
     messages: list[dict[str, Any]] = attrs.field(factory=list, init=False, repr=False)
     _callbacks: dict[str, str] = attrs.field(factory=dict, init=False, repr=False)
+    _accepted_at: dict[str, datetime] = attrs.field(factory=dict, init=False, repr=False)
 
     def authenticate(self, call: Call) -> bool:
         credentials = (self.account_sid, self.auth_token)
@@ -93,7 +106,8 @@ class TwilioImitation(Imitation):
             message = "The concatenated message body exceeds the 1600 character limit."
             raise Invalid(Problem("body", message, "Body", "maxLength"))
         sid = hex_id("MM" if media else "SM")
-        stamp = format_datetime(now())
+        accepted_at = self.now()
+        stamp = format_datetime(accepted_at)
         base = f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}"
         resource = {
             "account_sid": self.account_sid,
@@ -118,22 +132,51 @@ class TwilioImitation(Imitation):
             "uri": f"{base}.json",
         }
         self.messages.append(resource)
+        self._accepted_at[sid] = accepted_at
         if callback := form.get("StatusCallback"):
             self._callbacks[sid] = callback
         return web.json_response(resource, status=201)
 
     @route("GET", MESSAGES, check=f"get {MESSAGES}")
     def list_messages(self, call: Call) -> web.StreamResponse:
-        size = int(call.query.get("PageSize", "50"))
-        found = [
-            m
-            for m in reversed(self.messages)
-            if call.query.get("To", m["to"]) == m["to"] and call.query.get("From", m["from"]) == m["from"]
-        ][:size]
-        uri = call.path + (f"?{call.request.query_string}" if call.request.query_string else "")
-        page = {"end": max(len(found) - 1, 0), "first_page_uri": uri, "next_page_uri": None, "page": 0}
-        page |= {"page_size": size, "previous_page_uri": None, "start": 0, "uri": uri}
-        return web.json_response({"messages": found, **page})
+        """Newest first, filtered by To, From and the DateSent bounds, in pages (`next_page_uri`)."""
+        query = call.query
+        size = int(query.get("PageSize", "50"))
+        page = int(query.get("Page", "0"))
+        token = query.get("PageToken", "")
+        start = int(token[2:]) if token.startswith("PA") and token[2:].isdigit() else page * size
+        found = [m for m in reversed(self.messages) if self._listed(m, query)]
+        shown = found[start : start + size]
+        base = call.path
+        filters = [(k, v) for k, v in query.items() if k not in ("PageSize", "Page", "PageToken")]
+        uri = base + (f"?{call.request.query_string}" if call.request.query_string else "")
+        first = f"{base}?{urlencode([*filters, ('PageSize', size), ('Page', 0)])}"
+        following = None
+        if start + size < len(found):
+            pairs = [*filters, ("PageSize", size), ("Page", page + 1), ("PageToken", f"PA{start + size}")]
+            following = f"{base}?{urlencode(pairs)}"
+        body = {"messages": shown, "end": start + max(len(shown) - 1, 0), "first_page_uri": first}
+        body |= {"next_page_uri": following, "page": page, "page_size": size, "previous_page_uri": None}
+        return web.json_response({**body, "start": start, "uri": uri})
+
+    def _listed(self, message: dict[str, Any], query: MultiMapping[str]) -> bool:
+        if not self.indexed(self._accepted_at.get(message["sid"], self.now())):
+            return False
+        if query.get("To", message["to"]) != message["to"] or query.get("From", message["from"]) != message["from"]:
+            return False
+        bounds = [(k, query[k]) for k in ("DateSent", "DateSent>", "DateSent<") if k in query]
+        if not bounds:
+            return True
+        sent = parsedate_to_datetime(message["date_sent"]) if message["date_sent"] else None
+        if sent is None:
+            return False  # Twilio sets date_sent when the message leaves its queue
+        for name, value in bounds:
+            bound = _date_bound(value)
+            if name == "DateSent" and sent.date() != bound.date():
+                return False
+            if (name == "DateSent>" and sent < bound) or (name == "DateSent<" and sent > bound):
+                return False
+        return True
 
     @route("GET", MESSAGE, check=f"get {MESSAGE}")
     def fetch_message(self, call: Call) -> web.StreamResponse:
