@@ -178,7 +178,7 @@ class SendGridEmail(omnisdk.Provider):
         """Every personalization carries the delivery id as a custom arg, which Email Activity indexes as
         `unique_args`: look the message up by it. The id SendGrid answered with is the request's
         X-Message-Id, the part of the activity's msg_id before the first dot."""
-        content = check_outgoing(item.outgoing)
+        content = check_outgoing(item.outgoing, unsubscribe_mailto=self.config.unsubscribe_mailto)
         if isinstance(content, omnisdk.PermanentError):
             return NotSent(reason=f"never sendable: {content.reason}")
         now = self.clock.now()
