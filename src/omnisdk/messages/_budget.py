@@ -22,7 +22,7 @@ from jinja2 import nodes
 
 from .._errors import ConfigError, TemplateBudgetExceeded
 
-__all__ = ["METER", "Meter", "TemplateBudget", "precheck_call", "static_check"]
+__all__ = ["METER", "Meter", "TemplateBudget", "checked_range", "precheck_call", "static_check"]
 
 #: Digits of an integer a template may compute (`10 ** 10 ** 10` would never finish).
 MAX_INT_DIGITS = 4300
@@ -191,8 +191,13 @@ def _constant_range(node: nodes.Node, budget: TemplateBudget) -> int | None:
         return None
     if not 1 <= len(args) <= 3 or (len(args) == 3 and args[2] == 0):
         return None
+    return checked_range(range(*args), budget)
+
+
+def checked_range(items: range, budget: TemplateBudget) -> int:
+    """The length of `items`; `TemplateBudgetExceeded` when over `max_range`."""
     try:
-        size = len(range(*args))
+        size = len(items)
     except OverflowError:  # more than sys.maxsize items
         size = budget.max_range + 1
     if size > budget.max_range:

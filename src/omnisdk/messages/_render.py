@@ -23,7 +23,7 @@ from .._customers import Customer
 from .._errors import TemplateBudgetExceeded, TemplateError
 from .._touchpoints import Touchpoint
 from ._brand import BrandKit
-from ._budget import METER, Meter, TemplateBudget, precheck_call, static_check
+from ._budget import METER, Meter, TemplateBudget, checked_range, precheck_call, static_check
 from ._links import Links, LinkSettings
 
 __all__ = ["RenderContext", "Renderer", "render"]
@@ -317,14 +317,7 @@ class _Namespace(jinja2.utils.Namespace):
 def _capped_range(budget: TemplateBudget) -> Callable[..., range]:
     def range_(*args: int) -> range:
         items = range(*args)
-        try:
-            size = len(items)
-        except OverflowError:
-            size = budget.max_range + 1
-        if size > budget.max_range:
-            raise TemplateBudgetExceeded(
-                f"over the budget of {budget.max_range:g} items in one range (templates.budget.max_range)",
-                limit="templates.budget.max_range")
+        checked_range(items, budget)
         return items
 
     return range_
