@@ -10,6 +10,7 @@ OmniError
 ├── PluginError                 a plugin failed to load or registered something invalid
 ├── StoreError                  the store cannot be opened or migrated
 ├── TemplateError               a template failed to render (undefined variable, syntax)
+│   └── TemplateBudgetExceeded  a render did more work than its budget allows (`.limit`)
 ├── JourneyError                a journey definition or run is inconsistent
 │   └── NonDeterminismError     a replayed step changed kind or arguments under a recorded run
 ├── ProviderError               a provider was misused or answered something unusable
@@ -37,6 +38,7 @@ __all__ = [
     "PluginError",
     "ProviderError",
     "StoreError",
+    "TemplateBudgetExceeded",
     "TemplateError",
     "UnknownChannelError",
     "ValidationError",
@@ -123,6 +125,14 @@ class StoreError(OmniError):
 
 class TemplateError(OmniError):
     """A template failed to render; the delivery fails, the runner does not."""
+
+
+class TemplateBudgetExceeded(TemplateError):
+    """A render went over a `[templates.budget]` limit; `limit` is its dotted key."""
+
+    def __init__(self, message: str, *, limit: str) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class JourneyError(OmniError):

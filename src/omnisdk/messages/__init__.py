@@ -3,11 +3,13 @@
     content = omnisdk.messages.render(message, "email", omni.templates.context(customer, data={...}))
 
 Templates render in Jinja2's sandbox with `StrictUndefined`; an undefined variable or a syntax
-error is a `TemplateError` for that delivery, never a crash of the runner.
+error is a `TemplateError` for that delivery, never a crash of the runner, and a render that goes
+over its `TemplateBudget` (`[templates.budget]`) is a `TemplateBudgetExceeded`.
 """
 
 from .._content import SMS, Content, Email, Letter, Message, PosOffer, Postcard, Push, Social
 from ._brand import BrandKit
+from ._budget import TemplateBudget
 from ._files import load_message_file, message_from_dict
 from ._links import Click, Links, LinkSettings, Unsubscribe
 from ._registry import Templates
@@ -29,6 +31,7 @@ __all__ = [
     "RenderContext",
     "Renderer",
     "Social",
+    "TemplateBudget",
     "Templates",
     "Unsubscribe",
     "load_message_file",

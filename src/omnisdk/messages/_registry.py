@@ -15,6 +15,7 @@ from .._plugins import PluginHost
 from .._validation import Validator
 from ..store import SQLStore
 from ._brand import BrandKit
+from ._budget import TemplateBudget
 from ._files import TEMPLATE_SUFFIXES, load_message_file
 from ._links import Links, LinkSettings, Unsubscribe, stored_signing_key
 from ._render import RenderContext, Renderer
@@ -44,7 +45,7 @@ class Templates:
         cls, config: Config, *, plugins: PluginHost | None = None, store: SQLStore | None = None,
         record: RecordTouchpoint | None = None, validator: Validator | None = None,
     ) -> Templates:
-        """The client's registry: `[brand]`, `[templates]` (folder, links), plugin filters, and the
+        """The client's registry: `[brand]`, `[templates]` (folder, links, budget), plugin filters, and the
         link-signing key (`webhooks.signing_key`, else one generated once and kept in the store)."""
         configured_key = config.webhooks.get("signing_key")
         if configured_key is not None and (not isinstance(configured_key, str) or len(configured_key) < 16):
@@ -58,8 +59,9 @@ class Templates:
             raise ConfigError("set a signing key for tracked links, or give a store", field="webhooks.signing_key")
         links = Links(LinkSettings.from_config(config.templates, config.webhooks), key)
         filters = _plugin_filters(plugins) if plugins is not None else {}
-        templates = cls(Renderer(brand=BrandKit.from_config(config.brand), filters=filters, links=links), record=record,
-                        validator=validator)
+        renderer = Renderer(brand=BrandKit.from_config(config.brand), filters=filters, links=links,
+                            budget=TemplateBudget.from_config(config.templates))
+        templates = cls(renderer, record=record, validator=validator)
         folder = config.templates.get("folder")
         if folder is not None:
             if not isinstance(folder, str | Path):

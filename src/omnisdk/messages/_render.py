@@ -10,21 +10,25 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from html import escape, unescape
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import jinja2
+from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .._content import Content, Message
 from .._customers import Customer
-from .._errors import TemplateError
+from .._errors import TemplateBudgetExceeded, TemplateError
 from .._touchpoints import Touchpoint
 from ._brand import BrandKit
+from ._budget import METER, Meter, TemplateBudget, checked_range, precheck_call, static_check
 from ._links import Links, LinkSettings
 
 __all__ = ["RenderContext", "Renderer", "render"]
+
+current = METER.get
 
 _HREF = re.compile(r"""(href\s*=\s*)(["'])(https?://[^"'<>\s]+)\2""", re.IGNORECASE)
 _CACHE_LIMIT = 4096
@@ -66,12 +70,14 @@ class Renderer:
         brand: BrandKit | None = None,
         filters: Mapping[str, Callable[..., Any]] | None = None,
         links: Links | None = None,
+        budget: TemplateBudget | None = None,
     ) -> None:
         self.brand = brand or BrandKit()
         self.links = links
+        self.budget = budget or TemplateBudget()
         self._utm_only = links or Links(LinkSettings(track=False), b"")
         loader = jinja2.DictLoader(dict(self.brand.partials))
-        self._envs = {html: _environment(loader, html, filters or {}) for html in (False, True)}
+        self._envs = {html: _environment(loader, html, filters or {}, self.budget) for html in (False, True)}
         self._cache: dict[tuple[bool, str], jinja2.Template] = {}
 
     def compile(self, source: str, *, html: bool) -> jinja2.Template:
@@ -116,16 +122,22 @@ class Renderer:
         }
         variables = self._variables(message, variant, channel, context, attribution)
         rendered: dict[str, Any] = {}
-        for field in content.template_fields:
-            source = getattr(content, field)
-            if source is None:
-                continue
-            html = _is_html(field)
-            try:
-                text = self.compile(source, html=html).render(variables)
-            except Exception as exc:  # a template never takes the runner down: it fails its delivery
-                raise _template_error(exc, message.id, channel, field, locale) from None
-            rendered[field] = self._track(text, html, field, channel, attribution)
+        meter = Meter(self.budget)  # one budget for all the fields of this rendition
+        token = METER.set(meter)
+        try:
+            for field in content.template_fields:
+                source = getattr(content, field)
+                if source is None:
+                    continue
+                html = _is_html(field)
+                try:
+                    text = self.compile(source, html=html).render(variables)
+                    meter.emit(len(text))
+                except Exception as exc:  # a template never takes the runner down: it fails its delivery
+                    raise _template_error(exc, message.id, channel, field, locale) from None
+                rendered[field] = self._track(text, html, field, channel, attribution)
+        finally:
+            METER.reset(token)
         return attrs.evolve(content, **rendered)
 
     def _variables(
@@ -211,25 +223,147 @@ def _plain() -> Renderer:
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
-    """Jinja's immutable sandbox. Its verdict on an attribute depends on the object's type (functions,
-    frames, mutable containers) and the name: for a profile's public attributes (fields, properties,
-    traits) it is always "safe", so that verdict is given without the checks, which cost more than
-    the rest of reading `customer.first_name`. Names with an underscore still go through them."""
+    """Jinja's immutable sandbox, metered (`_budget`): every loop iteration and call is counted, a
+    `*`, `**` or `%` too large for the budget is refused before it is computed, and everything a
+    template outputs is counted.
+
+    Its verdict on an attribute depends on the object's type (functions, frames, mutable
+    containers) and the name: for a profile's public attributes (fields, properties, traits) it is
+    always "safe", so that verdict is given without the checks, which cost more than the rest of
+    reading `customer.first_name`. Names with an underscore still go through them."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
+    budget = TemplateBudget()
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         if type(obj) is Customer and not attr.startswith("_"):
             return True
         return super().is_safe_attribute(obj, attr, value)
 
+    def call(self, context: jinja2.runtime.Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        meter = current()
+        if meter is None:
+            return super().call(context, obj, *args, **kwargs)
+        meter.step()
+        precheck_call(meter, obj, args, kwargs)
+        return meter.built(super().call(context, obj, *args, **kwargs))
+
+    def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any) -> Any:
+        meter = current()
+        if meter is not None:
+            meter.step()
+            meter.binop(operator, left, right)
+        result = super().call_binop(context, operator, left, right)
+        return meter.built(result) if meter is not None else result
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        """Check what can be known before rendering, then route every loop's items through the
+        meter, and the output of every part that can run many times (loop and macro bodies, captured
+        blocks). The rest runs once: its size is the rendered text's, checked after the render."""
+        tree = super()._parse(source, name, filename)
+        static_check(tree, self.budget)
+        for loop in tree.find_all(nodes.For):
+            loop.iter = _metering(cast(nodes.Expr, loop.iter), "omnisdk_iterate")
+        _meter_repeated_output(tree, repeated=False)
+        tree.set_environment(self)
+        return tree
+
+
+_REPEATABLE = (nodes.For, nodes.Macro, nodes.CallBlock, nodes.FilterBlock, nodes.AssignBlock)
+
+
+def _meter_repeated_output(node: nodes.Node, *, repeated: bool) -> None:
+    for child in node.iter_child_nodes():
+        if repeated and isinstance(child, nodes.Output):
+            # one call per expression; the literal text's length rides on the first one
+            static = sum(len(part.data) for part in child.nodes if isinstance(part, nodes.TemplateData))
+            exprs = [i for i, part in enumerate(child.nodes) if not isinstance(part, nodes.TemplateData)]
+            if not exprs:
+                child.nodes.append(_metering(nodes.Const(""), "omnisdk_output", static))
+            for n, i in enumerate(exprs):
+                child.nodes[i] = _metering(child.nodes[i], "omnisdk_output", *((static,) if n == 0 else ()))
+        _meter_repeated_output(child, repeated=repeated or isinstance(child, _REPEATABLE))
+
+
+def _metering(node: nodes.Expr, name: str, *args: int) -> nodes.Expr:
+    return nodes.Filter(node, name, [nodes.Const(a) for a in args], [], None, None, lineno=node.lineno)
+
+
+@jinja2.pass_context  # never folded into a constant when the template is compiled
+def _iterate(context: jinja2.runtime.Context, iterable: Any) -> Any:
+    meter = current()
+    return iterable if meter is None else meter.iterate(iterable)
+
+
+@jinja2.pass_context
+def _output(context: jinja2.runtime.Context, value: Any, static: int = 0) -> Any:
+    """`value`, once its length and that of the literal text around it are counted."""
+    meter = current()
+    if meter is not None:
+        meter.produce(static + (len(value) if isinstance(value, str) else len(str(value))))
+    return value
+
+
+class _Namespace(jinja2.utils.Namespace):
+    """`namespace()`, whose values are size-checked: the one way a loop can grow a value."""
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        meter = current()
+        if meter is not None:
+            meter.built(value)
+        super().__setitem__(name, value)
+
+
+def _capped_range(budget: TemplateBudget) -> Callable[..., range]:
+    def range_(*args: int) -> range:
+        items = range(*args)
+        checked_range(items, budget)
+        return items
+
+    return range_
+
+
+def _sized_filter(name: str, filter_: Callable[..., Any]) -> Callable[..., Any]:
+    """A built-in filter whose result can grow with an argument (`center(10**9)`), checked first."""
+
+    passes = 1 if hasattr(filter_, "jinja_pass_arg") else 0  # its context or environment comes first
+
+    def checked(*given: Any, **kwargs: Any) -> Any:
+        meter = current()
+        if meter is None or len(given) <= passes:
+            return filter_(*given, **kwargs)
+        meter.step()
+        value, args = given[passes], given[passes + 1:]
+        text = value if isinstance(value, str) else ""
+        if name == "format":
+            meter.widths(text, args, kwargs)
+        elif name in ("center", "indent"):
+            width = args[0] if args else kwargs.get("width", 0)
+            lines = text.count("\n") + 1 if name == "indent" else 1
+            meter.size(len(text) + (width if isinstance(width, int) else len(str(width))) * lines)
+        elif name == "replace" and len(args) >= 2:
+            meter.size(len(str(value)) + str(value).count(str(args[0])) * len(str(args[1])))
+        return meter.built(filter_(*given, **kwargs))
+
+    checked.__name__ = filter_.__name__
+    if passes:
+        checked.jinja_pass_arg = filter_.jinja_pass_arg  # type: ignore[attr-defined]
+    return checked
+
 
 def _environment(
-    loader: jinja2.BaseLoader, html: bool, filters: Mapping[str, Callable[..., Any]]
+    loader: jinja2.BaseLoader, html: bool, filters: Mapping[str, Callable[..., Any]], budget: TemplateBudget
 ) -> jinja2.Environment:
     env = _Sandbox(
         loader=loader, undefined=jinja2.StrictUndefined, autoescape=html, keep_trailing_newline=True,
         auto_reload=False,
     )
+    env.budget = budget
+    env.globals.update(range=_capped_range(budget), namespace=_Namespace)
+    for name in ("center", "indent", "format", "replace", "join", "wordwrap"):
+        env.filters[name] = _sized_filter(name, env.filters[name])
     env.filters.update(filters)
+    env.filters.update(omnisdk_iterate=_iterate, omnisdk_output=_output)
     return env
 
 
@@ -251,6 +385,8 @@ def _locale_key(message: Message, variant: Message) -> str:
 
 def _template_error(exc: Exception, template: str, channel: str, field: str, locale: str) -> TemplateError:
     where = f"template {template!r}, {channel}.{field}" + (f" ({locale})" if locale else "")
+    if isinstance(exc, TemplateBudgetExceeded):
+        return TemplateBudgetExceeded(f"{where}: {exc}", limit=exc.limit)
     if isinstance(exc, TemplateError):
         return TemplateError(f"{where}: {exc}")
     if isinstance(exc, jinja2.UndefinedError):

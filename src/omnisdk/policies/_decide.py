@@ -15,10 +15,11 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from .._customers import Customer
+from .._localtime import is_repeated, zone
 from .._logging import get_logger
 from ._addresses import address_for
 from ._recent import EMPTY_ACTIVITY, PastDelivery, RecentActivity
-from ._rules import ENGAGEMENT_EVENTS, PolicyContext, PolicyRules, Verdict, zone
+from ._rules import ENGAGEMENT_EVENTS, PolicyContext, PolicyRules, Verdict
 
 __all__ = ["Check", "Decision", "SendRequest", "decide", "decide_many"]
 
@@ -251,9 +252,11 @@ def _timezone_name(customer: Customer, rules: PolicyRules) -> str:
 
 
 def _local(ts: float, tz: ZoneInfo, now: float) -> str:
-    """Local clock time; the date too when it is a day or more away."""
+    """Local clock time; the date too when it is a day or more away, the zone's abbreviation when
+    the clocks show that time twice."""
     local = datetime.fromtimestamp(ts, tz)
-    return f"{local:%H:%M}" if ts - now < 86400 else f"{local:%Y-%m-%d %H:%M}"
+    text = f"{local:%H:%M}" if ts - now < 86400 else f"{local:%Y-%m-%d %H:%M}"
+    return f"{text} {local:%Z}" if is_repeated(ts, tz) else text
 
 
 def _span(seconds: float) -> str:

@@ -6,7 +6,6 @@ import fnmatch
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, time, timedelta
-from functools import lru_cache
 from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -14,6 +13,7 @@ import attrs
 
 from .._customers import PURPOSES, Customer
 from .._errors import ConfigError
+from .._localtime import wall_instant, zone
 from .._touchpoints import MESSAGE_CHANNELS
 
 __all__ = [
@@ -58,11 +58,6 @@ def _clock_time(value: Any, field: str) -> time:
         raise ConfigError(f"expected a local time like '21:00', got {value!r}", field=field) from None
 
 
-@lru_cache(maxsize=1024)
-def zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
-
-
 def _checked_zone(name: Any, field: str) -> str:
     try:
         zone(name)
@@ -84,15 +79,32 @@ class QuietHours:
         return purpose in self.purposes and channel in self.channels
 
     def ends_at(self, now: float, tz: ZoneInfo) -> float | None:
-        """Epoch seconds when the quiet window that contains `now` ends, or None when `now` is outside it."""
-        local = datetime.fromtimestamp(now, tz)
-        t = local.time().replace(tzinfo=None)
+        """The first instant at or after `now` outside quiet hours, or None when `now` is outside them.
+
+        Each night's window is one span of time, from the first instant at or after `start` to the
+        first at or after `end` (`wall_instant`: a time skipped by DST means the moment after the
+        jump; a repeated one its first occurrence). So a window that ends in a repeated hour is
+        over at the first pass, and its second pass is not quiet again.
+        """
+        until: float | None = None
+        for _ in range(3):  # two windows touch only when both ends fall in one DST gap
+            end = self._window_end(now, tz)
+            if end is None:
+                return until
+            until = now = end
+        return until
+
+    def _window_end(self, now: float, tz: ZoneInfo) -> float | None:
+        """The end of the window that contains `now`, or None."""
+        today = datetime.fromtimestamp(now, tz).date()
         overnight = self.start > self.end
-        inside = (t >= self.start or t < self.end) if overnight else (self.start <= t < self.end)
-        if not inside:
-            return None
-        day = local.date() + timedelta(days=1) if overnight and t >= self.start else local.date()
-        return datetime.combine(day, self.end, tzinfo=tz).timestamp()
+        for days in (-2, -1, 0, 1):
+            day = today + timedelta(days=days)
+            starts = wall_instant(day, self.start, tz)
+            ends = wall_instant(day + timedelta(days=1) if overnight else day, self.end, tz)
+            if starts <= now < ends:
+                return ends
+        return None
 
     def describe(self, tz_name: str) -> str:
         return f"quiet hours {self.start:%H:%M}-{self.end:%H:%M} {tz_name}"

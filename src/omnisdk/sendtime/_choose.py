@@ -9,9 +9,10 @@ their own events it takes for a customer's habits to outweigh everyone's. A new 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from .._localtime import wall_instant
 from ..policies import QuietHours
 
 __all__ = ["candidate_times", "choose", "posterior", "shares"]
@@ -30,15 +31,21 @@ def posterior(counts: Sequence[float], prior: Sequence[float], strength: float) 
 
 
 def candidate_times(now: float, within: float, zone: ZoneInfo) -> list[float]:
-    """`now`, then the start of every later local hour up to `now + within` (epoch seconds)."""
+    """`now`, then the start of every later local hour up to `now + within` (epoch seconds).
+
+    Hour starts are wall times (`wall_instant`), so they stay on the hour across a DST change of
+    any size; an hour the clocks skip starts when they jump, the same slot as the next one.
+    """
     local = datetime.fromtimestamp(now, zone)
-    into_hour = local.minute * 60 + local.second + local.microsecond / 1e6
+    day, hour = local.date(), local.hour
     times = [now]
-    slot = now - into_hour + 3600
-    while slot <= now + within:
-        times.append(slot)
-        slot += 3600
-    return times
+    while True:
+        day, hour = (day + timedelta(days=1), 0) if hour == 23 else (day, hour + 1)
+        slot = wall_instant(day, time(hour), zone)
+        if slot > now + within:
+            return times
+        if slot > times[-1]:
+            times.append(slot)
 
 
 def choose(

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from functools import lru_cache
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .._localtime import zone
 from ..store import MAX_TIMESTAMP, Transaction, decode_rows, text, timestamp
 
 __all__ = ["ALL", "PURCHASE", "PURCHASES", "SIGNALS", "Counts", "load_habits", "local_zone", "population_counts"]
@@ -32,19 +32,14 @@ _CHUNK = 500
 _WEEK = 7 * 86400
 
 
-@lru_cache(maxsize=1024)
-def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
-
-
 def local_zone(name: str | None, default: str) -> ZoneInfo:
     """The customer's zone; the configured default when they have none or an unknown one."""
     if name:
         try:
-            return _zone(name)
+            return zone(name)
         except (ZoneInfoNotFoundError, ValueError):
             pass
-    return _zone(default)
+    return zone(default)
 
 
 def _add(counts: Counts, key: str, hour: int, weight: float = 1.0) -> None:
@@ -109,6 +104,6 @@ def _local_hours(rows: Iterable[Sequence[object]], default_zone: str) -> Iterabl
         hour = hours.get(key)
         if hour is None:
             midweek_day = (key[1] * _WEEK + 3 * 86400) // 86400 * 86400
-            zone = local_zone(timezone if isinstance(timezone, str) else None, default_zone)
-            hour = hours[key] = datetime.fromtimestamp(midweek_day + key[2] * 900, zone).hour
+            tz = local_zone(timezone if isinstance(timezone, str) else None, default_zone)
+            hour = hours[key] = datetime.fromtimestamp(midweek_day + key[2] * 900, tz).hour
         yield hour, PURCHASES if name == PURCHASE else str(channel), float(n)  # type: ignore[arg-type]

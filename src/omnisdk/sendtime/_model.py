@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
@@ -207,7 +207,11 @@ class SendTime:
         try:
             yield
         finally:
-            _ACTIVE.reset(token)
+            # A worker loop abandoned unfinished (its task cancelled, the event loop closed) is
+            # closed later by the garbage collector, in another context: there is nothing of ours
+            # to restore there, and raising would only be an unraisable-exception warning.
+            with suppress(ValueError):
+                _ACTIVE.reset(token)
 
 
 def active_send_time() -> SendTime:
