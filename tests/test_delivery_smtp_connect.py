@@ -60,7 +60,7 @@ def smtp_send(port: int) -> omnisdk.providers.Outcome:
     async def main() -> omnisdk.providers.Outcome:
         provider = omnisdk_email.SMTPEmail(config, http=new_http_client())
         message = ProviderSuite.make_outgoing(
-            to="ada@example.com", content=Email(subject="Hi", text="Hello"))
+            to="ada@example.com", content=Email(subject="Hi", text="Hello"), purpose="transactional")
         try:
             [outcome] = await provider.send([message])
             return outcome

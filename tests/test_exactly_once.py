@@ -72,14 +72,15 @@ CHANNELS = {
         lambda faults, clock: MailgunImitation(faults=faults, clock=clock),
         "email",
         lambda api: {"provider": "mailgun", "api_key": api.api_key, "domain": DOMAIN, "from": "shop@acme.example",
-                     "base_url": api.base_url},
+                     "base_url": api.base_url, "unsubscribe_mailto": "unsubscribe@acme.example"},
         lambda api: [(to, m["id"].strip("<>")) for m in api.messages for to in m["form"]["to"]],
     ),
     "sendgrid": Channel(
         lambda faults, clock: SendGridImitation(faults=faults, clock=clock),
         "email",
         lambda api: {"provider": "sendgrid", "api_key": api.api_key, "from": "shop@acme.example",
-                     "base_url": api.base_url, "email_activity": True},
+                     "base_url": api.base_url, "email_activity": True,
+                     "unsubscribe_mailto": "unsubscribe@acme.example"},
         _sendgrid_received,
     ),
 }

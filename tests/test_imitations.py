@@ -376,6 +376,22 @@ def test_lob_answers_422_for_an_invalid_postcard_and_verifies_addresses() -> Non
     assert len(lob.violations) == 1
 
 
+def test_lob_verifies_international_addresses_and_refuses_countries_it_does_not_mail_to() -> None:
+    address = {"primary_line": "370 Water St", "city": "Summerside", "state": "PE", "postal_code": "C1N 1C4",
+               "country": "CA"}
+    with LobImitation() as lob:
+        verified = lob_post(lob, "/v1/intl_verifications", address)
+        no_match = lob_post(lob, "/v1/intl_verifications", {**address, "primary_line": "no_match"})
+        refused = lob_post(lob, "/v1/intl_verifications", {**address, "country": "US"})
+
+    assert verified.json()["deliverability"] == "deliverable" and verified.json()["country"] == "CA"
+    assert verified.json()["components"]["postal_code"] == "C1N 1C4"
+    assert conforms(lob, "post /intl_verifications", verified) == []
+    assert no_match.json()["deliverability"] == "no_match"
+    assert refused.status_code == 422  # US addresses go to the US verification
+    assert len(lob.violations) == 1
+
+
 # -- Square ------------------------------------------------------------------------------------------
 
 
@@ -562,7 +578,7 @@ def test_messenger_sends_and_reports_unreachable_people(meta: MetaGraphImitation
     meta.unreachable.add("999")
     body = {"recipient": {"id": "123"}, "messaging_type": "UPDATE", "message": {"text": "Back in stock"}}
 
-    sent = httpx.post(meta.url("/v23.0/me/messages"), params={"access_token": "EAAG-test"}, json=body)
+    sent = graph_post(meta, "/v23.0/me/messages", body)  # the token in a header: httpx logs query strings
     gone = graph_post(meta, "/v23.0/me/messages", {**body, "recipient": {"id": "999"}})
     malformed = graph_post(meta, "/v23.0/me/messages", {**body, "message": {"txt": "typo"}})
 

@@ -4,6 +4,7 @@ config, channel or provider reprs, not in omnisdk's errors, not in a log line.""
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -106,6 +107,16 @@ def test_a_value_equal_to_a_short_secret_is_masked_in_reprs() -> None:
         assert "'auth_token': '[redacted]'" in repr(omni.config)
 
 
+@pytest.fixture
+def structlog_defaults() -> Iterator[None]:
+    """structlog's own defaults for this test (another test may have set a level that drops `info`)."""
+    saved = structlog.get_config()
+    structlog.reset_defaults()
+    yield
+    structlog.configure(**saved)
+
+
+@pytest.mark.usefixtures("structlog_defaults")
 def test_log_lines_never_carry_a_secret() -> None:
     with omnisdk.Omni("sqlite://:memory:", config=shop_config()), structlog.testing.capture_logs() as logs:
         log = get_logger("omnisdk.test")
@@ -117,6 +128,25 @@ def test_log_lines_never_carry_a_secret() -> None:
             log.exception("call failed")
     assert len(logs) == 2
     assert_no_secret(repr(logs))
+
+
+def test_a_traceback_the_app_logs_through_the_configured_chain_is_masked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from omnisdk._logging import configure_logging
+
+    with omnisdk.Omni("sqlite://:memory:", config=shop_config()):
+        configure_logging(json=True)
+        try:
+            try:
+                raise RuntimeError(f"upstream refused {SENDGRID_KEY}")
+            except RuntimeError:
+                structlog.get_logger("shop").error("checkout failed", exc_info=True)
+        finally:
+            structlog.reset_defaults()
+    err = capsys.readouterr().err
+    assert "RuntimeError: upstream refused [redacted]" in err
+    assert_no_secret(err)
 
 
 def test_the_apps_own_structlog_lines_are_masked_by_the_processor() -> None:

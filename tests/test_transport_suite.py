@@ -229,6 +229,23 @@ def test_https_goes_through_a_connect_tunnel_and_no_proxy_goes_direct(
     assert len(server.requests) == 2
 
 
+def test_one_tunnel_carries_call_after_call(
+    transport: str, environment: pytest.MonkeyPatch, authority: tuple[trustme.CA, ssl.SSLContext, str],
+) -> None:
+    _, server_tls, pem = authority
+    server, proxy = Server(), Proxy()
+
+    async def main() -> list[int]:
+        async with serving(server, tls=server_tls) as base, proxying(proxy) as port:
+            environment.setenv("SSL_CERT_FILE", pem)
+            environment.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+            async with new_http_client(2.0, transport) as client:
+                return [(await client.post(f"{base}/m", content=b"n=%d" % i)).status_code for i in range(5)]
+
+    assert asyncio.run(main()) == [201] * 5
+    assert (len(proxy.seen), server.connections, len(server.requests)) == (1, 1, 5)
+
+
 def test_a_proxy_that_refuses_is_a_proxy_error_and_nothing_was_sent(
     transport: str, environment: pytest.MonkeyPatch, authority: tuple[trustme.CA, ssl.SSLContext, str],
 ) -> None:

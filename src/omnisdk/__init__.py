@@ -45,6 +45,7 @@ from .providers import (
     WebhookResult,
     secret,
 )
+from .store import QuarantinedRow, QuarantineRepair
 
 __version__ = "0.1.0"
 
@@ -84,6 +85,8 @@ __all__ = [
     "Provider",
     "ProviderError",
     "Push",
+    "QuarantineRepair",
+    "QuarantinedRow",
     "RetryableError",
     "SMS",
     "Social",

@@ -19,7 +19,18 @@ from ._logging import get_logger
 from ._plugins import PluginHost
 from ._touchpoints import CHANNELS, MESSAGE_CHANNELS, Touchpoint, check_channel, new_id
 from ._validation import Limits, Validator
-from .store import SQLStore, Transaction, dumps, loads, open_store
+from .store import (
+    DECODE_ERRORS,
+    TOUCHPOINT_COLUMNS,
+    SQLStore,
+    Transaction,
+    decode_rows,
+    dumps,
+    json_object,
+    open_store,
+    quarantine_row,
+    touchpoint_from_row,
+)
 
 if TYPE_CHECKING:
     from .delivery import Delivery
@@ -181,7 +192,7 @@ class Core:
             cid = self.identity.resolve(tx, customer_id, pairs, now)
             sets, params = ["updated_at = ?"], [now]
             if traits:
-                current = loads(tx.scalar("SELECT traits FROM customers WHERE id = ?", (cid,))) or {}
+                current = self._current_traits(tx, cid, now)
                 sets.append("traits = ?")
                 params.append(check.traits({**current, **traits}))  # type: ignore[arg-type]
             for column, value in (("timezone", timezone), ("locale", locale)):
@@ -196,6 +207,15 @@ class Core:
                 params.append(dumps(list(preferred_channels)))  # type: ignore[arg-type]
             tx.execute(f"UPDATE customers SET {', '.join(sets)} WHERE id = ?", (*params, cid))
             return load_customer(tx, cid)
+
+    def _current_traits(self, tx: Transaction, cid: str, now: float) -> dict[str, Any]:
+        """The stored traits; an unreadable profile is quarantined and a fresh one takes its place."""
+        try:
+            return json_object(tx.scalar("SELECT traits FROM customers WHERE id = ?", (cid,)))
+        except DECODE_ERRORS as exc:
+            quarantine_row(tx, "customers", (cid,), exc)
+            self.identity.resolve_ids(tx, [cid], now)
+            return {}
 
     def consent(
         self, who: Who, *, channel: str, granted: bool, purpose: str = "marketing", source: str = "api"
@@ -239,9 +259,7 @@ class Core:
     ) -> list[Touchpoint]:
         """Every touchpoint of the customer (merged profiles included), oldest first."""
         customer = self.customer(customer_id)
-        sql = (
-            "SELECT seq, id, customer_id, channel, name, properties, occurred_at FROM touchpoints WHERE customer_id = ?"
-        )
+        sql = f"SELECT {TOUCHPOINT_COLUMNS} FROM touchpoints WHERE customer_id = ?"
         params: list[Any] = [customer.id]
         if channels:
             for ch in channels:
@@ -257,8 +275,7 @@ class Core:
             sql += " LIMIT ?) AS recent ORDER BY occurred_at, seq"
             params.append(int(limit))
         with self.store.transaction(immediate=False) as tx:
-            rows = tx.query(sql, params)
-        return [_touchpoint(r) for r in rows]
+            return decode_rows(tx, "touchpoints", tx.query(sql, params), touchpoint_from_row)
 
     # -- touchpoints
     def track(
@@ -376,7 +393,7 @@ class Core:
                 rows,
             )
         if self._hook_touchpoints:
-            self._recorded([_touchpoint((None, r[0], r[1], r[2], r[3], r[4], r[5])) for r in rows])
+            self._recorded([touchpoint_from_row((None, r[0], r[1], r[2], r[3], r[4], r[5])) for r in rows])
         return int(inserted)
 
     def _recorded(self, touchpoints: Sequence[Touchpoint]) -> None:
@@ -455,17 +472,3 @@ class Core:
     def close(self) -> None:
         if self._owns_store:
             self.store.close()
-
-
-def _touchpoint(row: Sequence[Any]) -> Touchpoint:
-    seq, tp_id, cid, channel, name, props, occurred = row
-    return Touchpoint(
-        id=tp_id,
-        customer_id=cid,
-        channel=channel,
-        name=name,
-        properties=loads(props) or {},
-        occurred_at=to_datetime(occurred),
-        seq=seq,
-    )
-

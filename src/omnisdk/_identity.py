@@ -19,7 +19,20 @@ from ._customers import IDENTITY_KINDS, Consent, Customer, Identity
 from ._errors import NotFoundError, ValidationError
 from ._identifiers import normalize_identifier
 from ._logging import get_logger
-from .store import Transaction, dumps, loads
+from .store import (
+    Transaction,
+    decode_rows,
+    dumps,
+    integer,
+    json_array,
+    json_object,
+    loads,
+    optional_object,
+    optional_text,
+    text,
+    timestamp,
+    timezone,
+)
 
 __all__ = [
     "CUSTOMER_TABLES",
@@ -270,7 +283,8 @@ def load_customers(tx: Transaction, customer_ids: Iterable[str]) -> dict[str, Cu
     for _ in range(_MAX_MERGE_HOPS + 1):
         for chunk in _chunks(missing, 500):
             marks = ",".join("?" * len(chunk))
-            for row in tx.query(f"SELECT {_CUSTOMER_COLUMNS} FROM customers WHERE id IN ({marks})", chunk):
+            found_rows = tx.query(f"SELECT {_CUSTOMER_COLUMNS} FROM customers WHERE id IN ({marks})", chunk)
+            for row in decode_rows(tx, "customers", found_rows, _profile_row):
                 rows[row[0]] = row
         merged = {cid: rows[at][8] for cid, at in survivor.items() if at in rows and rows[at][8]}
         if not merged:
@@ -282,23 +296,25 @@ def load_customers(tx: Transaction, customer_ids: Iterable[str]) -> dict[str, Cu
     consents: dict[str, list[Consent]] = {}
     for chunk in _chunks(found, 500):
         marks = ",".join("?" * len(chunk))
-        for cid, kind, value in tx.query(
-            f"SELECT customer_id, kind, value FROM identities WHERE customer_id IN ({marks}) "
+        identity_rows = tx.query(
+            f"SELECT customer_id, kind, value, created_at FROM identities WHERE customer_id IN ({marks}) "
             "ORDER BY customer_id, created_at, kind", chunk,
-        ):
-            identities.setdefault(cid, []).append(Identity(kind, value))
-        for cid, channel, purpose, granted, source, at, evidence in tx.query(
-            f"SELECT customer_id, channel, purpose, granted, source, recorded_at, evidence FROM consents "
-            f"WHERE customer_id IN ({marks}) ORDER BY id", chunk,
-        ):
-            consents.setdefault(cid, []).append(Consent(channel=channel, purpose=purpose, granted=bool(granted),
-                                                        source=source, recorded_at=to_datetime(at),
-                                                        evidence=evidence))
+        )
+        for cid, identity in decode_rows(tx, "identities", identity_rows, _identity, key=lambda r: (r[1], r[2])):
+            identities.setdefault(cid, []).append(identity)
+        consent_sql = (f"SELECT id, customer_id, channel, purpose, granted, source, recorded_at, evidence "
+                       f"FROM consents WHERE customer_id IN ({marks}) ORDER BY id")
+        consent_rows = tx.query(consent_sql, chunk)
+        decoded = decode_rows(tx, "consents", consent_rows, _consent)
+        if len(decoded) != len(consent_rows):  # read again: the revocations left in their place count
+            decoded = decode_rows(tx, "consents", tx.query(consent_sql, chunk), _consent)
+        for cid, consent in decoded:
+            consents.setdefault(cid, []).append(consent)
     profiles = {
         cid: Customer(
-            id=cid, identities=tuple(identities.get(cid, ())), traits=loads(row[1]) or {}, timezone=row[2],
-            locale=row[3], address=loads(row[4]), preferred_channels=tuple(loads(row[5]) or ()),
-            consents=tuple(consents.get(cid, ())), created_at=to_datetime(row[6]), updated_at=to_datetime(row[7]),
+            id=cid, identities=tuple(identities.get(cid, ())), traits=row[1], timezone=row[2],
+            locale=row[3], address=row[4], preferred_channels=row[5],
+            consents=tuple(consents.get(cid, ())), created_at=row[6], updated_at=row[7],
         )
         for cid in found
         for row in (rows[cid],)
@@ -316,3 +332,24 @@ def _check_customer_id(customer_id: object) -> None:
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _profile_row(row: Sequence[Any]) -> tuple[Any, ...]:
+    """A `customers` row with every column decoded and checked (`_CUSTOMER_COLUMNS` order)."""
+    cid, traits, zone, locale, address, preferred, created, updated, merged_into = row
+    return (text(cid), json_object(traits), timezone(zone), optional_text(locale), optional_object(address),
+            tuple(json_array(preferred)), to_datetime(timestamp(created)), to_datetime(timestamp(updated)),
+            optional_text(merged_into))
+
+
+def _identity(row: Sequence[Any]) -> tuple[str, Identity]:
+    cid, kind, value, created_at = row
+    timestamp(created_at)
+    return cid, Identity(text(kind), text(value))
+
+
+def _consent(row: Sequence[Any]) -> tuple[str, Consent]:
+    _, cid, channel, purpose, granted, source, at, evidence = row
+    return cid, Consent(channel=text(channel), purpose=text(purpose), granted=bool(integer(granted)),
+                        source=text(source), recorded_at=to_datetime(timestamp(at)),
+                        evidence=None if evidence is None else text(evidence))

@@ -26,7 +26,14 @@ from .messages import Templates
 from .providers import Provider, WebhookResponse
 from .segments import Condition, Segment
 from .sendtime import EngagementHours
-from .store import SQLStore
+from .store import (
+    QuarantinedRow,
+    QuarantineRepair,
+    SQLStore,
+    drop_quarantined,
+    list_quarantined,
+    repair_quarantined,
+)
 
 if TYPE_CHECKING:
     from .analytics import AttributionResult, Funnel, KPITable
@@ -327,6 +334,18 @@ class Omni(_Base):
         """Move a run (active or failed) to another registered version of its journey."""
         return self._core.runs.migrate(run_id, version, now=self._core.clock.timestamp())
 
+    def quarantine(self, *, table: str | None = None, limit: int | None = 100) -> list[QuarantinedRow]:
+        """Rows the store holds but no read could decode, oldest first: moved aside so the runner goes on."""
+        return list_quarantined(self._core.store, table=table, limit=limit)
+
+    def repair_quarantined(self, ids: Sequence[int] | None = None, *, table: str | None = None) -> QuarantineRepair:
+        """Put quarantined rows (all, or `ids`, or a table's) back once they decode, after the known fixes."""
+        return repair_quarantined(self._core.store, ids, table=table)
+
+    def drop_quarantined(self, ids: Sequence[int] | None = None, *, table: str | None = None) -> int:
+        """Delete quarantined rows for good (`ids`, or every one of `table`); returns how many."""
+        return drop_quarantined(self._core.store, ids, table=table)
+
     def deliveries(
         self,
         *,
@@ -415,6 +434,9 @@ class AsyncOmni(_Base):
     retry_run = _in_thread(Omni.retry_run)
     migrate_run = _in_thread(Omni.migrate_run)
     deliveries = _in_thread(Omni.deliveries)
+    quarantine = _in_thread(Omni.quarantine)
+    repair_quarantined = _in_thread(Omni.repair_quarantined)
+    drop_quarantined = _in_thread(Omni.drop_quarantined)
     handle_webhook = _in_thread(Omni.handle_webhook)
 
     async def aclose(self) -> None:

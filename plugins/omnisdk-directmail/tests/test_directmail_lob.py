@@ -179,3 +179,100 @@ def test_cost_is_unknown_without_a_price(lob: LobImitation) -> None:
 
     assert isinstance(outcome, Accepted) and outcome.cost is None
 
+
+
+# -- international addresses, checked with openapi-core against Lob's published OpenAPI ---------------
+
+ABROAD = [
+    {"name": "Jean Dupont", "line1": "1 Rue de Rivoli", "city": "Paris", "postal_code": "75001", "country": "fr"},
+    {"name": "Harry Zhang", "line1": "370 Water St", "city": "Summerside", "state": "PE", "postal_code": "C1N 1C4",
+     "country": "CA"},  # city, state and postal code: Lob's oneOf refuses all three side by side
+    {"name": "Ana García", "line1": "Calle de Alcalá 1", "line2": "3º izq.", "city": "Madrid", "state": "Madrid",
+     "country": "ES"},
+    {"name": "Ada Lovelace", "line1": "10 Downing St", "city": "London", "postal_code": "SW1A 2AA", "country": "GB"},
+    {"name": "山田太郎", "line1": "1-1 Chiyoda", "city": "Chiyoda-ku", "state": "Tokyo", "postal_code": "100-0001",
+     "country": "JP"},
+]
+
+
+def lob_contract_problems(path: str, body: dict[str, Any]) -> list[Exception]:
+    """What openapi-core, reading Lob's OpenAPI file, finds wrong with a request body."""
+    import json
+
+    import openapi_core
+    from openapi_core.testing import MockRequest
+
+    from omnisdk.testing.imitations import CONTRACTS
+
+    spec = openapi_core.OpenAPI.from_dict(json.loads((CONTRACTS / "lob_print_mail.json").read_text()))
+    request = MockRequest("https://api.lob.com", "post", path, data=json.dumps(body),
+                          content_type="application/json", headers={"Authorization": "Basic dGVzdDo="})
+    return list(spec.unmarshal_request(request).errors)
+
+
+@pytest.mark.filterwarnings("ignore:Unsupported scheme type")
+@pytest.mark.parametrize("address", ABROAD, ids=[a["country"].upper() for a in ABROAD])
+def test_international_addresses_go_out_in_lob_s_international_shape(lob: LobImitation, address: dict[str, str]
+                                                                    ) -> None:
+    [outcome] = send(provider(lob.base_url), outgoing(POSTCARD, address=address))
+
+    assert isinstance(outcome, Accepted), outcome
+    lob.assert_no_violations()
+    verification, create = lob.requests
+    assert verification.path == "/v1/intl_verifications" and verification.body["country"] == address["country"].upper()
+    to = create.body["to"]
+    assert to["address_country"] == address["country"].upper() and to["name"] == address["name"]
+    assert ("address_zip" in to) != ("address_state" in to)  # exactly one of Lob's two last-line forms
+    for request in (verification, create):
+        assert lob_contract_problems(request.path, request.body) == []
+
+
+@pytest.mark.filterwarnings("ignore:Unsupported scheme type")
+def test_us_addresses_keep_the_us_shape(lob: LobImitation) -> None:
+    [outcome] = send(provider(lob.base_url), outgoing(POSTCARD, address={**HOME, "country": "us"}))
+
+    assert isinstance(outcome, Accepted)
+    verification, create = lob.requests
+    assert verification.path == "/v1/us_verifications"
+    assert {k: create.body["to"][k] for k in ("address_city", "address_state", "address_zip", "address_country")} == {
+        "address_city": "SAN FRANCISCO", "address_state": "CA", "address_zip": "94107-1741", "address_country": "US"}
+    assert lob_contract_problems("/v1/postcards", create.body) == []
+
+
+def test_the_contract_oracle_refuses_an_international_address_with_city_state_and_zip() -> None:
+    to = {"name": "Harry Zhang", "address_line1": "370 WATER ST", "address_city": "SUMMERSIDE",
+          "address_state": "PE", "address_zip": "C1N 1C4", "address_country": "CA"}
+    body = {"to": to, "from": provider("http://127.0.0.1:9").config.from_address, "front": "<p>a</p>",
+            "back": "<p>b</p>", "use_type": "marketing"}
+    assert lob_contract_problems("/v1/postcards", body) != []
+
+
+def test_our_list_of_countries_is_lob_s() -> None:
+    import json
+
+    from omnisdk_directmail._address import INTL_COUNTRIES, US_REGIONS
+
+    from omnisdk.testing.imitations import CONTRACTS
+
+    schemas = json.loads((CONTRACTS / "lob_print_mail.json").read_text())["components"]["schemas"]
+    assert set(schemas["country_extended"]["enum"]) == INTL_COUNTRIES
+    assert US_REGIONS.isdisjoint(INTL_COUNTRIES)
+
+
+@pytest.mark.parametrize(("address", "reason"), [
+    ({"line1": "1 Main St", "city": "Ramallah", "postal_code": "P400", "country": "PS"}, "does not mail to PS"),
+    ({"line1": "1 Abovyan St", "city": "Yerevan", "postal_code": "0001", "country": "AM"}, "does not mail to AM"),
+    ({"line1": "1 Queen's Rd", "city": "Hong Kong", "country": "HK"}, "postal_code, or a city and a state"),
+    ({"line1": "1 Rue " + "x" * 200, "city": "Paris", "postal_code": "75001", "country": "FR"},
+     "address.line1 has 206 characters; Lob takes at most 200"),
+    ({**HOME, "line1": "185 Berry St " + "x" * 60}, "address.line1 has 73 characters; Lob takes at most 64"),
+    ({"line1": "1 Rue de Rivoli", "city": "Paris", "postal_code": "75001-0000-0000", "country": "FR"},
+     "address.postal_code has 15 characters; Lob takes at most 12"),
+])
+def test_addresses_lob_would_refuse_fail_before_any_request(lob: LobImitation, address: dict[str, str],
+                                                           reason: str) -> None:
+    [outcome] = send(provider(lob.base_url), outgoing(POSTCARD, address=address))
+
+    assert isinstance(outcome, PermanentError) and outcome.code == "invalid_address"
+    assert reason in outcome.reason
+    assert lob.requests == []

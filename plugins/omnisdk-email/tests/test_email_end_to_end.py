@@ -100,3 +100,27 @@ def test_sendgrid_complaint_stops_all_marketing_email(omni_factory: Callable[...
         api.assert_no_violations()
     complaints = [t for t in omni.timeline("c-1", channels=["email"]) if t.name == "Message Complained"]
     assert len(complaints) == 1
+
+
+def test_without_a_public_url_marketing_email_fails_saying_what_to_configure(
+    omni_factory: Callable[..., Omni], smtp_server: Any
+) -> None:
+    """No https public URL: the unsubscribe link would be the localhost default, so the promo is refused."""
+    email = {"provider": "smtp", "from": "Acme <hello@acme.example>", **smtp_server.settings}
+    omni = prepare(omni_factory({"channels": {"email": email}}))
+    delivery = send_promo(omni, "k1")
+    assert delivery.status == "failed"
+    assert "webhooks.public_url" in str(delivery.error) and "unsubscribe_mailto" in str(delivery.error)
+    assert smtp_server.messages == []
+
+
+def test_without_a_public_url_a_mailto_unsubscribe_is_used(
+    omni_factory: Callable[..., Omni], smtp_server: Any
+) -> None:
+    email = {"provider": "smtp", "from": "Acme <hello@acme.example>", "unsubscribe_mailto": "leave@acme.example",
+             **smtp_server.settings}
+    omni = prepare(omni_factory({"channels": {"email": email}}))
+    assert send_promo(omni, "k1").status == "sent"
+    [received] = smtp_server.messages
+    assert received["List-Unsubscribe"] == "<mailto:leave@acme.example?subject=unsubscribe>"
+    assert "List-Unsubscribe-Post" not in received

@@ -15,9 +15,11 @@ from omnisdk.testing.conformance import ProviderSuite
 from omnisdk.testing.imitations import Faults, MailgunImitation, SendGridImitation
 
 
-def outgoing(i: int, html: str = "<p>Hi</p>", **metadata: Any) -> omnisdk.Outgoing:
+def outgoing(i: int, html: str = "<p>Hi</p>", purpose: str = "marketing", **metadata: Any) -> omnisdk.Outgoing:
+    """A marketing email with the one-click link the core signs when `webhooks.public_url` is https."""
     content = omnisdk.Email(subject=f"Hi #{i}", html=html, text="Hi", categories=("cart",))
-    return ProviderSuite.make_outgoing(to=f"c{i}@example.com", content=content, metadata=metadata)
+    metadata.setdefault("unsubscribe_url", f"https://shop.example/u/{i}")
+    return ProviderSuite.make_outgoing(to=f"c{i}@example.com", content=content, metadata=metadata, purpose=purpose)
 
 
 def provider(cls: type[omnisdk.Provider], base_url: str, **settings: Any) -> Any:
@@ -99,3 +101,39 @@ def test_mailgun_names_its_token_as_the_nonce_the_core_remembers() -> None:
                                     body=genuine.body.replace(b'"delivered"', b'"complained"'))
     mailgun.verify_webhook(forged)  # the signature does not cover the event data: only the nonce can tell
     assert mailgun.webhook_nonce(genuine) == mailgun.webhook_nonce(forged) is not None
+
+
+def mailgun(base_url: str, **settings: Any) -> MailgunEmail:
+    return provider(MailgunEmail, base_url, api_key="key-test", domain="mg.acme.example",
+                    from_="hello@mg.acme.example", **settings)
+
+
+@pytest.mark.parametrize("url", [None, "http://localhost:8000/omnisdk/u/tok"], ids=["no link", "the http default"])
+def test_marketing_without_a_one_click_link_or_mailto_is_refused_not_sent_bare(url: str | None) -> None:
+    with SendGridImitation() as sg_api, MailgunImitation(api_key="key-test") as mg_api:
+        refused = [asyncio.run(send(p, [outgoing(0, unsubscribe_url=url)]))[0]
+                   for p in (sendgrid(sg_api.base_url), mailgun(mg_api.base_url))]
+        sent = [asyncio.run(send(p, [outgoing(0, purpose="transactional", unsubscribe_url=url)]))[0]
+                for p in (sendgrid(sg_api.base_url), mailgun(mg_api.base_url))]
+    for outcome in refused:
+        assert isinstance(outcome, omnisdk.PermanentError) and outcome.code == "no_unsubscribe"
+        assert "webhooks.public_url" in outcome.reason and "unsubscribe_mailto" in outcome.reason
+    assert all(isinstance(o, omnisdk.Accepted) for o in sent)  # transactional mail needs no unsubscribe
+    assert "headers" not in sg_api.mails[0]["request"]["personalizations"][0]
+    assert not [k for k in mg_api.messages[0]["form"] if k.startswith("h:List-Unsubscribe")]
+
+
+def test_a_mailto_unsubscribe_is_used_when_there_is_no_one_click_link() -> None:
+    mailto = "unsubscribe@acme.example"
+    with SendGridImitation() as sg_api, MailgunImitation(api_key="key-test") as mg_api:
+        outcomes = [asyncio.run(send(p, [outgoing(0, unsubscribe_url=None)]))[0] for p in (
+            provider(SendGridEmail, sg_api.base_url, api_key="SG.test-key", from_="hello@acme.example",
+                     unsubscribe_mailto=mailto),
+            mailgun(mg_api.base_url, unsubscribe_mailto=mailto))]
+        sg_api.assert_no_violations()
+        mg_api.assert_no_violations()
+    assert all(isinstance(o, omnisdk.Accepted) for o in outcomes)
+    target = "<mailto:unsubscribe@acme.example?subject=unsubscribe>"
+    assert sg_api.mails[0]["request"]["personalizations"][0]["headers"] == {"List-Unsubscribe": target}
+    form = mg_api.messages[0]["form"]
+    assert form["h:List-Unsubscribe"] == target and "h:List-Unsubscribe-Post" not in form  # one-click needs https

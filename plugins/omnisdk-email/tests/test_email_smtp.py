@@ -38,12 +38,14 @@ def provider(settings: Mapping[str, Any], **extra: Any) -> SMTPEmail:
     return SMTPEmail(config, http=httpx.AsyncClient(), clock=omnisdk.VirtualClock())
 
 
-def message(to: str = "ada@example.com", **metadata: Any) -> omnisdk.Outgoing:
+def message(to: str = "ada@example.com", purpose: str = "marketing", **metadata: Any) -> omnisdk.Outgoing:
+    """A marketing email with the one-click link the core signs when `webhooks.public_url` is https."""
     content = omnisdk.Email(
         subject="Ada, voilà ton panier 🛒", text="Reviens vite", html="<p>Reviens <b>vite</b></p>",
         preheader="-10% cet été", headers={"X-Campaign": "cart", "From": "spoof@evil.example"},
     )
-    return ProviderSuite.make_outgoing(to=to, content=content, metadata=metadata)
+    metadata.setdefault("unsubscribe_url", "https://shop.example/u/tok-0")
+    return ProviderSuite.make_outgoing(to=to, content=content, metadata=metadata, purpose=purpose)
 
 
 async def send(smtp: SMTPEmail, *messages: omnisdk.Outgoing) -> list[omnisdk.providers.Outcome]:
@@ -84,10 +86,29 @@ def test_tampered_message_fails_dkim(smtp_server: Any) -> None:
     assert not dkim.verify(raw, dnsfunc=dns)
 
 
-def test_no_unsubscribe_url_no_unsubscribe_headers(smtp_server: Any) -> None:
-    asyncio.run(send(provider(smtp_server.settings), message()))
+def test_transactional_mail_without_a_link_goes_without_unsubscribe_headers(smtp_server: Any) -> None:
+    [outcome] = asyncio.run(send(provider(smtp_server.settings), message(purpose="transactional",
+                                                                         unsubscribe_url=None)))
+    assert isinstance(outcome, omnisdk.Accepted)
     received = smtp_server.messages[0]
     assert "List-Unsubscribe" not in received and "List-Unsubscribe-Post" not in received
+
+
+@pytest.mark.parametrize("url", [None, "http://localhost:8000/omnisdk/u/tok"], ids=["no link", "the http default"])
+def test_marketing_without_a_one_click_link_or_mailto_is_refused(smtp_server: Any, url: str | None) -> None:
+    [outcome] = asyncio.run(send(provider(smtp_server.settings), message(unsubscribe_url=url)))
+    assert isinstance(outcome, omnisdk.PermanentError) and outcome.code == "no_unsubscribe"
+    assert "webhooks.public_url" in outcome.reason and "unsubscribe_mailto" in outcome.reason
+    assert smtp_server.requests == []
+
+
+def test_marketing_with_only_a_mailto_unsubscribe(smtp_server: Any) -> None:
+    smtp = provider(smtp_server.settings, unsubscribe_mailto="unsubscribe@acme.example")
+    [outcome] = asyncio.run(send(smtp, message(unsubscribe_url="http://localhost:8000/omnisdk/u/tok")))
+    assert isinstance(outcome, omnisdk.Accepted)
+    received = smtp_server.messages[0]
+    assert received["List-Unsubscribe"] == "<mailto:unsubscribe@acme.example?subject=unsubscribe>"
+    assert "List-Unsubscribe-Post" not in received  # RFC 8058 one-click needs an https URI
 
 
 def test_mailto_unsubscribe_alongside_one_click(smtp_server: Any) -> None:

@@ -1,4 +1,5 @@
-"""Web Push sends against the local push service imitation; payloads decrypted independently with http_ece."""
+"""Web Push sends against the local push service imitation; payloads decrypted independently with http_ece,
+and sized against pywebpush, the reference sender."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from omnisdk_push import WebPush
+from omnisdk_push._ece import MAX_PLAINTEXT_BYTES
 from omnisdk_push._jose import b64url
+from omnisdk_push.webpush import push_body, push_payload
 from py_vapid import Vapid02
+from pywebpush import WebPusher
 
 from omnisdk import Accepted, ConfigError, Outgoing, PermanentError, Push, RetryableError, VirtualClock
 from omnisdk.testing.imitations import Faults, WebPushImitation
@@ -107,3 +111,50 @@ def test_config_errors_name_the_field(change: dict[str, object], field: str) -> 
 
 def test_vapid_key_stays_out_of_repr() -> None:
     assert VAPID_RAW not in repr(make_provider())
+
+
+# -- the 4 KB budget is spent on UTF-8, not on \u escapes; pywebpush and http_ece as oracles --------
+
+CART = "Zoë, ваша корзина ждёт 🛒 — 20 % de réduction sur « Été » "  # accents, Cyrillic, an emoji
+
+
+async def test_non_ascii_text_goes_out_as_compact_utf8(service: WebPushImitation) -> None:
+    subscription = service.subscribe()
+    [outcome] = await make_provider().send([outgoing(json.dumps(subscription.info()), title="Zoë 🛒", body=CART)])
+    assert isinstance(outcome, Accepted)
+    [push] = service.received
+    plaintext = http_ece.decrypt(push.body, private_key=subscription.private_key,
+                                 auth_secret=subscription.auth_secret, version="aes128gcm")
+    assert b"\\u" not in plaintext
+    assert plaintext.decode("utf-8") == json.dumps(
+        {"title": "Zoë 🛒", "body": CART, "delivery_id": "d1"}, ensure_ascii=False, separators=(",", ":"))
+
+
+async def test_a_payload_that_fits_in_utf8_is_sent_whole_and_one_byte_more_is_refused(
+        service: WebPushImitation) -> None:
+    """3,9xx bytes of UTF-8 that would be ~3x larger with \\u escapes: it fits, and pywebpush (the
+    reference sender) encrypts the same plaintext into one record of the same size, within 4096."""
+    subscription = service.subscribe()
+    room = MAX_PLAINTEXT_BYTES - len(push_body(outgoing("", body="")))
+    exact = outgoing(json.dumps(subscription.info()), body="é" * (room // 2) + "x" * (room % 2))
+    assert len(push_body(exact)) == MAX_PLAINTEXT_BYTES
+    assert len(json.dumps(push_payload(exact), separators=(",", ":")).encode()) > 2 * MAX_PLAINTEXT_BYTES
+
+    [outcome] = await make_provider().send([exact])
+    [too_big] = await make_provider().send([outgoing(exact.to, body=exact.content.body + "x")])  # type: ignore[union-attr]
+
+    assert isinstance(outcome, Accepted)
+    assert isinstance(too_big, PermanentError) and too_big.code == "payload_too_large"
+    [push] = service.received
+    assert len(push.body) == 4096
+    reference = WebPusher(subscription.info()).encode(push_body(exact), content_encoding="aes128gcm")["body"]
+    assert len(reference) == len(push.body)
+    assert http_ece.decrypt(reference, private_key=subscription.private_key, auth_secret=subscription.auth_secret,
+                            version="aes128gcm") == push.decrypt()
+
+
+async def test_text_that_is_not_unicode_is_a_typed_error(service: WebPushImitation) -> None:
+    subscription = service.subscribe()
+    [outcome] = await make_provider().send([outgoing(json.dumps(subscription.info()), body="broken \ud83d text")])
+    assert isinstance(outcome, PermanentError) and outcome.code == "invalid_payload"
+    assert service.requests == []

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..store import SQLStore
+from ..store import SQLStore, decode_rows, timestamp
 
 __all__ = ["PAGE", "customer_pages"]
 
@@ -53,8 +53,19 @@ def customer_pages(
                 if not split:  # one customer fills the page: read all of theirs
                     rows = tx.query(f"{select} AND customer_id = ?{order}", [*params, last])
                     split = len(rows)
-        if split:
-            yield rows[:split]
+            readable = decode_rows(tx, "touchpoints", rows[:split], _timed, key=_seq)
+        if readable:
+            yield readable
         if complete:
             return
         after = rows[split - 1][tail]
+
+
+def _timed(row: Sequence[Any]) -> Row:
+    """A row whose time can be read (analytics turns it into a datetime)."""
+    timestamp(row[-2])
+    return tuple(row)  # the row itself: tuple() of a tuple copies nothing
+
+
+def _seq(row: Sequence[Any]) -> tuple[Any, ...]:
+    return (row[-1],)

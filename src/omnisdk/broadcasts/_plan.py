@@ -17,7 +17,7 @@ from .._errors import ValidationError
 from .._touchpoints import MESSAGE_CHANNELS, check_channel, new_id
 from ..segments import Condition, Segment
 from ..segments._dsl import NOW
-from ..store import Dialect, Transaction, dumps, loads
+from ..store import Dialect, Transaction, dumps, json_array, json_object, text, timestamp
 
 __all__ = ["Broadcast", "Timing", "plan_broadcast"]
 
@@ -75,13 +75,14 @@ BROADCAST_COLUMNS = (
 def broadcast_from_row(row: Sequence[Any]) -> Broadcast:
     bid, name, template, channels, purpose, data, mode, send_at, local_t, local_d, within, start_at, created = row
     timing = Timing(
-        mode=mode, send_at=float(send_at), local_time=time.fromisoformat(local_t) if local_t else None,
+        mode=mode, send_at=timestamp(send_at), local_time=time.fromisoformat(local_t) if local_t else None,
         local_date=date.fromisoformat(local_d) if local_d else None,
         within=float(within) if within is not None else None,
     )
     return Broadcast(
-        id=bid, name=name, template=template, channels=tuple(loads(channels)), purpose=purpose,
-        data=loads(data) or {}, timing=timing, starts_at=to_datetime(start_at), created_at=to_datetime(created),
+        id=text(bid), name=name, template=text(template), channels=tuple(json_array(channels)), purpose=text(purpose),
+        data=json_object(data), timing=timing, starts_at=to_datetime(timestamp(start_at)),
+        created_at=to_datetime(timestamp(created)),
     )
 
 

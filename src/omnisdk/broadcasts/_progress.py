@@ -10,7 +10,7 @@ import attrs
 
 from .._clock import to_datetime
 from .._errors import NotFoundError, ValidationError
-from ..store import Transaction
+from ..store import Transaction, decode_row, decode_rows, timestamp
 
 __all__ = ["BROADCAST_STATES", "BroadcastStatus", "broadcast_status", "cancel_broadcast", "list_broadcasts"]
 
@@ -76,8 +76,9 @@ def _status(tx: Transaction, row: Sequence[Any]) -> BroadcastStatus:
         id=bid, name=name, template=template, state=state, audience=None if audience is None else int(audience),
         enqueued=int(enqueued), queued=counts["queued"] + counts["deferred"], sending=counts["sending"],
         sent=counts["sent"], delivered=counts["delivered"], skipped=counts["skipped"], failed=counts["failed"],
-        cancelled=counts["cancelled"], error=error, starts_at=to_datetime(start_at),
-        created_at=to_datetime(created_at), enqueued_at=to_datetime(enqueued_at) if enqueued_at else None,
+        cancelled=counts["cancelled"], error=error, starts_at=to_datetime(timestamp(start_at)),
+        created_at=to_datetime(timestamp(created_at)),
+        enqueued_at=to_datetime(timestamp(enqueued_at)) if enqueued_at else None,
     )
 
 
@@ -91,13 +92,16 @@ def broadcast_status(tx: Transaction, broadcast_id: str) -> BroadcastStatus:
     row = tx.one(f"SELECT {_COLUMNS} FROM broadcasts WHERE id = ?", (_check_id(broadcast_id),))
     if row is None:
         raise NotFoundError(f"no broadcast {broadcast_id!r}")
-    return _status(tx, row)
+    status = decode_row(tx, "broadcasts", row, lambda r: _status(tx, r))
+    if status is None:
+        raise NotFoundError(f"broadcast {broadcast_id!r} cannot be read and is quarantined (omnisdk quarantine list)")
+    return status
 
 
 def list_broadcasts(tx: Transaction, *, limit: int = 100) -> list[BroadcastStatus]:
     """The latest broadcasts first."""
     rows = tx.query(f"SELECT {_COLUMNS} FROM broadcasts ORDER BY created_at DESC, id DESC LIMIT ?", (int(limit),))
-    return [_status(tx, row) for row in rows]
+    return decode_rows(tx, "broadcasts", rows, lambda r: _status(tx, r))
 
 
 def cancel_broadcast(tx: Transaction, broadcast_id: str, now: float) -> BroadcastStatus:

@@ -22,7 +22,7 @@ from .._errors import ConfigError
 from .._logging import get_logger
 from ..delivery._outbox import enqueue_deliveries
 from ..sendtime import local_zone
-from ..store import Transaction, loads
+from ..store import Transaction, decode_row, json_array, text, timestamp
 from ._plan import BROADCAST_COLUMNS, Broadcast, broadcast_from_row
 
 if TYPE_CHECKING:
@@ -113,28 +113,25 @@ class BroadcastWorker:
     def _claim(self, now: float) -> _Streaming | None:
         """Take the lease of the next due broadcast (ours first); fix "now" of its segment on the first claim."""
         with self.core.store.transaction() as tx:
-            row = tx.one(
-                "SELECT id, audience FROM broadcasts WHERE status IN ('scheduled', 'enqueueing') AND start_at <= ? "
-                "AND (lease_owner = ? OR lease_until IS NULL OR lease_until < ?) "
-                "ORDER BY CASE WHEN lease_owner = ? THEN 0 ELSE 1 END, start_at LIMIT 1" + tx.dialect.skip_locked,
-                (now, self.owner, now, self.owner),
-            )
-            if row is None:
-                return None
-            broadcast_id, audience = row
+            while True:
+                row = tx.one(
+                    f"SELECT {BROADCAST_COLUMNS}, segment_sql, segment_params, segment_now, evaluated_at, audience "
+                    "FROM broadcasts WHERE status IN ('scheduled', 'enqueueing') AND start_at <= ? "
+                    "AND (lease_owner = ? OR lease_until IS NULL OR lease_until < ?) "
+                    "ORDER BY CASE WHEN lease_owner = ? THEN 0 ELSE 1 END, start_at LIMIT 1" + tx.dialect.skip_locked,
+                    (now, self.owner, now, self.owner),
+                )
+                if row is None:
+                    return None
+                streaming = decode_row(tx, "broadcasts", row, lambda r: _streaming(r, now))
+                if streaming is not None:
+                    break
             tx.execute(
                 "UPDATE broadcasts SET status = 'enqueueing', lease_owner = ?, lease_until = ?, "
                 "evaluated_at = COALESCE(evaluated_at, ?), updated_at = ? WHERE id = ?",
-                (self.owner, now + self.settings.lease_seconds, now, now, broadcast_id),
+                (self.owner, now + self.settings.lease_seconds, now, now, streaming.broadcast.id),
             )
-            plan = tx.one(f"SELECT {BROADCAST_COLUMNS}, segment_sql, segment_params, segment_now, evaluated_at "
-                          "FROM broadcasts WHERE id = ?", (broadcast_id,))
-        assert plan is not None
-        *columns, sql, params, now_at, evaluated = plan
-        values = list(loads(params))
-        for i in loads(now_at):
-            values[i] = float(evaluated)
-        return _Streaming(broadcast_from_row(columns), sql, values, None if audience is None else int(audience))
+        return streaming
 
     def _count_audience(self, streaming: _Streaming, now: float) -> None:
         """The segment's size when streaming starts: the denominator of progress (read-only, no lock held)."""
@@ -212,3 +209,13 @@ class BroadcastWorker:
                 "UPDATE broadcasts SET error = ?, lease_owner = NULL, lease_until = ?, updated_at = ? WHERE id = ?",
                 (f"{type(exc).__name__}: {exc}"[:500], now + self.settings.lease_seconds, now, broadcast_id),
             )
+
+
+def _streaming(row: Sequence[Any], now: float) -> _Streaming:
+    """A due broadcast's plan; "now" of its segment is when it was first claimed (this claim, if none yet)."""
+    *columns, sql, params, now_at, evaluated, audience = row
+    values = json_array(params)
+    evaluated = now if evaluated is None else timestamp(evaluated)
+    for i in json_array(now_at):
+        values[i] = evaluated
+    return _Streaming(broadcast_from_row(columns), text(sql), values, None if audience is None else int(audience))

@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "omnisdk.cli._demo",
     "omnisdk.cli._journeys",
     "omnisdk.cli._plugins",
+    "omnisdk.cli._quarantine",
     "omnisdk.cli._render",
     "omnisdk.cli._report",
 )

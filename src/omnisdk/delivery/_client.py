@@ -177,7 +177,7 @@ class ProviderClient(httpx.AsyncClient):
     def _sent_request(
         self, method: str, url: httpx.URL, body: bytes, headers: dict[Any, Any], auth_header: str
     ) -> httpx.Request:
-        """The `httpx.Request` for a request sent from its wire bytes, built when something asks for it."""
+        """The `httpx.Request` for a request sent from its wire bytes, built for its response or its error."""
         request = self._bytes_request(method, url, body, headers)
         if auth_header:
             request.headers["Authorization"] = auth_header

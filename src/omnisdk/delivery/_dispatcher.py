@@ -46,7 +46,7 @@ from ..providers import (
     RetryableError,
     transport_error_outcome,
 )
-from ..store import Transaction, dumps, loads
+from ..store import Transaction, decode_rows, dumps, json_array, json_object, optional_number, text, timestamp
 from ._limits import CircuitBreaker, TokenBucket, retry_delay
 from ._providers import HTTP_TRANSPORTS, ConfiguredProvider, ProviderPool
 from ._recheck import stop_revoked
@@ -104,10 +104,13 @@ class _Row:
         (self.id, self.idempotency_key, self.customer_id, self.template, channels, failed_channels, self.purpose,
          data, self.run_id, self.journey, self.step, self.attempts, self.provider, self.channel, decisions,
          self.fallback_after, self.created_at) = row
-        self.channels = loads(channels) or []
-        self.failed_channels = loads(failed_channels) or []
-        self.data = loads(data) or {}
-        self.decisions = loads(decisions) or []
+        self.channels = json_array(channels)
+        self.failed_channels = json_array(failed_channels)
+        self.data = json_object(data)
+        self.decisions = json_array(decisions)
+        for value in (self.id, self.customer_id, self.template, self.purpose):
+            text(value)  # raises for a value no send could use: the row is quarantined
+        timestamp(self.created_at)
 
     def entries(self) -> list[dict[str, Any]]:
         return list(self.decisions)
@@ -322,18 +325,17 @@ class Dispatcher:
                 (now,),
             )
             for (did, key, cid, template, channels, failed, channel, purpose, data, run_id, journey, step, status,
-                 decisions, fallback_after) in rows:
+                 entries, fallback_after) in decode_rows(tx, "deliveries", rows, _fallback_row):
                 tx.execute("UPDATE deliveries SET fallback_due = NULL WHERE id = ?", (did,))
-                rest = _after(loads(channels), channel, loads(failed))
+                rest = _after(channels, channel, failed)
                 if status not in ("sent", "failed") or not rest:
                     continue
                 child = enqueue_delivery(
                     tx, key=f"{key}:after:{channel}", customer_id=cid, template=template, channels=rest, now=now,
-                    purpose=purpose, data=loads(data), run_id=run_id, journey=journey, step=step,
+                    purpose=purpose, data=data, run_id=run_id, journey=journey, step=step,
                     fallback_after=fallback_after,
                 )
                 tx.execute("UPDATE deliveries SET parent_id = ? WHERE id = ?", (did, child))
-                entries = loads(decisions) or []
                 entries.append(_entry(now, "fallback", rest[0],
                                       f"{channel}: {status}, not delivered within {fallback_after:g}s; queued {child}"))
                 tx.execute("UPDATE deliveries SET decisions = ?, updated_at = ? WHERE id = ?",
@@ -383,16 +385,16 @@ class Dispatcher:
         when the lease runs out. Only rows whose call is about to start become `sending`."""
         self.send_context.prepare()
         with self.core.store.transaction() as tx:
-            rows = [
-                _Row(r) for r in tx.query(
-                    f"SELECT {_CLAIM_COLUMNS} FROM deliveries WHERE status IN ('queued', 'deferred') "
-                    "AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at LIMIT ?"
-                    + tx.dialect.skip_locked,
-                    (now, now, limit or self.settings.batch_size),
-                )
-            ]
-            if not rows:
+            due = tx.query(
+                f"SELECT {_CLAIM_COLUMNS} FROM deliveries WHERE status IN ('queued', 'deferred') "
+                "AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at LIMIT ?"
+                + tx.dialect.skip_locked,
+                (now, now, limit or self.settings.batch_size),
+            )
+            if not due:
                 return [], 0
+            rows = decode_rows(tx, "deliveries", due, _Row)
+            quarantined = len(due) - len(rows)
             customers = load_customers(tx, (r.customer_id for r in rows))
             pending: list[tuple[_Row, Customer, Any, SendRequest]] = []
             for row in rows:
@@ -429,7 +431,7 @@ class Dispatcher:
         sent_ids = {c.id for c in claimed}
         settled = [r.id for r in rows if r.id not in sent_ids]
         self._updated(settled)
-        return claimed, len(settled)
+        return claimed, len(settled) + quarantined
 
     def _with_unrecorded(self, recent: dict[str, RecentActivity]) -> dict[str, RecentActivity]:
         """Recent activity plus this worker's sends still in flight, so caps and dedupe count them."""
@@ -775,11 +777,25 @@ class Dispatcher:
         with self.core.store.transaction(immediate=False) as tx:
             marks = ",".join("?" * len(ids))
             rows = tx.query(f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id IN ({marks})", list(ids))
-        for row in rows:
+            deliveries = decode_rows(tx, "deliveries", rows, delivery_from_row)
+        for delivery in deliveries:
             try:
-                self.core.plugins.pm.hook.delivery_updated(delivery=delivery_from_row(row), omni=self.core.facade)
+                self.core.plugins.pm.hook.delivery_updated(delivery=delivery, omni=self.core.facade)
             except Exception as exc:
                 log.error("delivery_hook_failed", error=exc)
+
+
+def _decisions_last(row: Sequence[Any]) -> tuple[Any, ...]:
+    """A row with its last column, the decision log, decoded."""
+    return (*row[:-1], json_array(row[-1]))
+
+
+def _fallback_row(row: Sequence[Any]) -> tuple[Any, ...]:
+    """A `_timed_fallbacks` row with its JSON columns decoded."""
+    (did, key, cid, template, channels, failed, channel, purpose, data, run_id, journey, step, status, decisions,
+     fallback_after) = row
+    return (did, key, cid, template, json_array(channels), json_array(failed), channel, purpose, json_object(data),
+            run_id, journey, step, status, json_array(decisions), optional_number(fallback_after))
 
 
 def _after(channels: Sequence[str], channel: str | None, failed: Sequence[str]) -> list[str]:

@@ -10,7 +10,7 @@ import attrs
 
 from .._clock import to_datetime
 from .._errors import ValidationError
-from ..store import Transaction, loads
+from ..store import Transaction, decode_rows, json_array, json_object, text, timestamp
 from ._outbox import DELIVERY_STATUSES
 
 __all__ = ["DELIVERY_COLUMNS", "Decision", "Delivery", "delivery_from_row", "query_deliveries"]
@@ -67,15 +67,18 @@ def delivery_from_row(row: Sequence[Any]) -> Delivery:
     (did, cid, template, status, channel, channels, provider, purpose, attempts, pmid, error, decisions, cost,
      segments, run_id, journey, step, key, data, due_at, sent_at, parent_id, created_at, updated_at) = row
     return Delivery(
-        id=did, customer_id=cid, template=template, status=status, channel=channel, channels=tuple(loads(channels)),
-        provider=provider, purpose=purpose, attempts=int(attempts), provider_message_id=pmid, error=error,
+        id=text(did), customer_id=text(cid), template=text(template), status=text(status), channel=channel,
+        channels=tuple(json_array(channels)), provider=provider, purpose=purpose, attempts=int(attempts),
+        provider_message_id=pmid, error=error,
         decisions=tuple(
-            Decision(at=to_datetime(d["at"]), action=d["action"], channel=d.get("channel"), reason=d["reason"])
-            for d in loads(decisions) or ()
+            Decision(at=to_datetime(timestamp(d["at"])), action=d["action"], channel=d.get("channel"),
+                     reason=d["reason"])
+            for d in json_array(decisions)
         ),
         cost=cost, segments=segments, run_id=run_id, journey=journey, step=step, idempotency_key=key,
-        data=loads(data) or {}, due_at=to_datetime(due_at), sent_at=to_datetime(sent_at) if sent_at else None,
-        parent_id=parent_id, created_at=to_datetime(created_at), updated_at=to_datetime(updated_at),
+        data=json_object(data), due_at=to_datetime(timestamp(due_at)),
+        sent_at=to_datetime(timestamp(sent_at)) if sent_at else None, parent_id=parent_id,
+        created_at=to_datetime(timestamp(created_at)), updated_at=to_datetime(timestamp(updated_at)),
     )
 
 
@@ -113,4 +116,4 @@ def query_deliveries(
     if limit is not None:
         sql += " LIMIT ?"
         params.append(int(limit))
-    return [delivery_from_row(r) for r in tx.query(sql, params)]
+    return decode_rows(tx, "deliveries", tx.query(sql, params), delivery_from_row)

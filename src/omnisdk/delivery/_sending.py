@@ -20,7 +20,7 @@ from .._touchpoints import Events, Touchpoint
 from ..messages import Links, RenderContext, render
 from ..policies import PolicyRules, address_for
 from ..providers import Outgoing
-from ..store import Transaction, loads
+from ..store import Transaction, decode_rows, touchpoint_from_json, touchpoint_from_row, touchpoint_json
 
 __all__ = ["HISTORY_NAMES", "TRIGGER_NAMES", "SendContext", "template_reads"]
 
@@ -134,8 +134,6 @@ class SendContext:
     def history(self, tx: Transaction, customer_ids: Sequence[str]) -> dict[str, list[Touchpoint]]:
         """The latest touchpoints of each customer, oldest first, for templates that mention recent
         behaviour: one query per 500 customers."""
-        from .._core import _touchpoint
-
         history: dict[str, list[Touchpoint]] = {cid: [] for cid in customer_ids}
         for chunk in _chunks(list(history)):
             rows = tx.query(
@@ -146,22 +144,20 @@ class SendContext:
                 "ORDER BY customer_id, occurred_at, seq",
                 (*chunk, _HISTORY),
             )
-            for row in rows:
-                history[row[2]].append(_touchpoint(row))
+            for touchpoint in decode_rows(tx, "touchpoints", rows, touchpoint_from_row):
+                history[touchpoint.customer_id].append(touchpoint)
         return history
 
     def triggers(self, tx: Transaction, run_ids: Iterable[str | None]) -> dict[str, Touchpoint]:
         """The touchpoint that started each journey run, so templates can read `trigger` and `event`."""
-        from ..journeys._context import touchpoint_from_json
-
         wanted = [r for r in dict.fromkeys(run_ids) if r]
         found: dict[str, Touchpoint] = {}
         for chunk in _chunks(wanted):
             marks = ",".join("?" * len(chunk))
-            for run_id, trigger in tx.query(f"SELECT id, trigger FROM journey_runs WHERE id IN ({marks})", chunk):
-                data = loads(trigger)
-                if data:
-                    found[run_id] = touchpoint_from_json(data)
+            rows = tx.query(f"SELECT id, trigger FROM journey_runs WHERE id IN ({marks})", chunk)
+            for run_id, trigger in decode_rows(tx, "journey_runs", rows, _trigger):
+                if trigger is not None:
+                    found[run_id] = trigger
         return found
 
     def last_inbound(self, history: Sequence[Any], channel: str) -> Any:
@@ -217,3 +213,9 @@ class SendContext:
             address=customer.address if channel == "direct_mail" else None, last_inbound_at=last_inbound,
             metadata=metadata, from_profile=True,
         )
+
+
+def _trigger(row: Sequence[Any]) -> tuple[str, Touchpoint | None]:
+    run_id, trigger = row
+    data = touchpoint_json(trigger)
+    return run_id, touchpoint_from_json(data) if data else None

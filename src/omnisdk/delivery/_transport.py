@@ -171,9 +171,11 @@ class _Connection(asyncio.Protocol):
         if sock is None:
             return True
         try:
-            poller = select.poll()
-            poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
-            return not poller.poll(0)
+            if hasattr(select, "poll"):
+                poller = select.poll()
+                poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+                return not poller.poll(0)
+            return not select.select([sock.fileno()], [], [], 0)[0]  # Windows
         except (OSError, ValueError):
             return False
 
@@ -306,7 +308,10 @@ class ProviderTransport(httpx.AsyncBaseTransport):
                 self._give(waiter.result())
             raise
         if handed is not None:
-            return handed
+            if handed.quiet():
+                return handed
+            handed.close()  # closed by the server while it was being handed over: its slot is freed
+            return await self._acquire(origin, request, timeouts)
         return await self._connect(origin, request, timeouts.get("connect"))  # a slot was handed over
 
     def _route(self, origin: Origin) -> Proxy | None:

@@ -24,14 +24,14 @@ from .._identity import load_customer
 from .._touchpoints import Touchpoint
 from ..delivery import enqueue_delivery
 from ..sendtime import active_send_time
-from ..store import Transaction, loads
+from ..store import TOUCHPOINT_COLUMNS, Transaction, decode_row, decode_rows, touchpoint_from_json, touchpoint_from_row
 
 __all__ = ["JourneyContext", "StepRecord", "Suspend", "touchpoint_from_row"]
 
 #: A `where` filter: property values to match, or a predicate on the touchpoint.
 Where = Mapping[str, Any] | Callable[[Touchpoint], bool]
 
-INBOX_COLUMNS = "seq, id, customer_id, channel, name, properties, occurred_at"
+INBOX_COLUMNS = TOUCHPOINT_COLUMNS
 
 
 class Suspend(BaseException):
@@ -57,26 +57,11 @@ class StepRecord:
     dirty: bool = False
 
 
-def touchpoint_from_row(row: Sequence[Any]) -> Touchpoint:
-    seq, tp_id, customer_id, channel, name, props, occurred = row
-    return Touchpoint(
-        id=tp_id, customer_id=customer_id, channel=channel, name=name, properties=loads(props) or {},
-        occurred_at=to_datetime(occurred), seq=seq,
-    )
-
-
 def _touchpoint_json(tp: Touchpoint) -> dict[str, Any]:
     return {
         "seq": tp.seq, "id": tp.id, "customer_id": tp.customer_id, "channel": tp.channel, "name": tp.name,
         "properties": dict(tp.properties), "occurred_at": tp.occurred_at.timestamp(),
     }
-
-
-def touchpoint_from_json(data: Mapping[str, Any]) -> Touchpoint:
-    return Touchpoint(
-        id=data["id"], customer_id=data["customer_id"], channel=data["channel"], name=data["name"],
-        properties=data.get("properties") or {}, occurred_at=to_datetime(data["occurred_at"]), seq=data.get("seq"),
-    )
 
 
 def _seconds(value: timedelta, field: str) -> float:
@@ -155,7 +140,8 @@ class JourneyContext:
             params.extend(channels)
         sql += " ORDER BY occurred_at DESC, seq DESC LIMIT ?"
         params.append(int(limit))
-        return [touchpoint_from_row(r) for r in reversed(self._tx.query(sql, params))]
+        rows = self._tx.query(sql, params)
+        return decode_rows(self._tx, "touchpoints", reversed(rows), touchpoint_from_row)
 
     # -- the step log
     def _replay(self, step: str, kind: str, args: dict[str, Any]) -> StepRecord | None:
@@ -291,7 +277,9 @@ class JourneyContext:
         for row in self._tx.query(sql + " ORDER BY seq", params):
             if row[0] in consumed:
                 continue
-            touchpoint = touchpoint_from_row(row)
+            touchpoint = decode_row(self._tx, "touchpoints", row, touchpoint_from_row)
+            if touchpoint is None:
+                continue
             if where is None:
                 return touchpoint
             if isinstance(where, Mapping):

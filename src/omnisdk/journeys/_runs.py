@@ -11,7 +11,7 @@ import attrs
 from .._clock import to_datetime
 from .._errors import JourneyError, NotFoundError, ValidationError
 from .._identity import load_customer
-from ..store import SQLStore, Transaction
+from ..store import SQLStore, Transaction, decode_row, decode_rows, optional_timestamp, text, timestamp
 from ._runtime import ACTIVE, JourneyRuntime, end_run
 
 __all__ = ["RUN_STATUSES", "JourneyRun", "RunAdmin"]
@@ -48,11 +48,17 @@ class JourneyRun:
 def _run(row: Sequence[Any]) -> JourneyRun:
     rid, journey, version, cid, status, step, wait_event, due, attempts, reason, created, updated, ended = row
     return JourneyRun(
-        id=rid, journey=journey, version=version, customer_id=cid, status=status, step=step, wait_event=wait_event,
-        due_at=to_datetime(due) if due is not None and status == "waiting" else None, attempts=int(attempts),
-        reason=reason, created_at=to_datetime(created), updated_at=to_datetime(updated),
-        ended_at=to_datetime(ended) if ended is not None else None,
+        id=text(rid), journey=text(journey), version=text(version), customer_id=text(cid), status=text(status),
+        step=step, wait_event=wait_event,
+        due_at=to_datetime(timestamp(due)) if due is not None and status == "waiting" else None,
+        attempts=int(attempts), reason=reason, created_at=to_datetime(timestamp(created)),
+        updated_at=to_datetime(timestamp(updated)), ended_at=_at(ended),
     )
+
+
+def _at(value: Any) -> datetime | None:
+    seconds = optional_timestamp(value)
+    return None if seconds is None else to_datetime(seconds)
 
 
 class RunAdmin:
@@ -88,7 +94,7 @@ class RunAdmin:
         sql += " ORDER BY created_at DESC, id LIMIT ?"
         params.append(int(limit))
         with self.store.transaction(immediate=False) as tx:
-            return [_run(r) for r in tx.query(sql, params)]
+            return decode_rows(tx, "journey_runs", tx.query(sql, params), _run)
 
     def run(self, run_id: str) -> JourneyRun:
         with self.store.transaction(immediate=False) as tx:
@@ -149,4 +155,6 @@ class RunAdmin:
         row = tx.one(f"SELECT {_COLUMNS} FROM journey_runs WHERE id = ?", (run_id,))
         if row is None:
             raise NotFoundError(f"no journey run with id {run_id!r}")
+        if decode_row(tx, "journey_runs", row, _run) is None:
+            raise NotFoundError(f"journey run {run_id!r} cannot be read and is quarantined (omnisdk quarantine list)")
         return row

@@ -26,7 +26,17 @@ from .._errors import JourneyError, NonDeterminismError, ValidationError
 from .._identity import register_customer_table
 from .._logging import get_logger
 from ..delivery import cancel_run_deliveries
-from ..store import Transaction, loads
+from ..store import (
+    TOUCHPOINT_COLUMNS,
+    Transaction,
+    decode_rows,
+    json_object,
+    quarantine_row,
+    text,
+    timestamp,
+    touchpoint_json,
+)
+from ..store import channel as channel_name
 from ._context import JourneyContext, StepRecord, Suspend
 from ._decorator import Journey
 
@@ -180,12 +190,13 @@ class JourneyRuntime:
             if postgres and not tx.scalar("SELECT pg_try_advisory_xact_lock(?)", (_ROUTER_LOCK,)):
                 return 0
             rows = tx.query(
-                "SELECT seq, id, customer_id, channel, name, properties, occurred_at FROM touchpoints "
+                f"SELECT {TOUCHPOINT_COLUMNS} FROM touchpoints "
                 f"WHERE routed = 0 ORDER BY seq LIMIT ?{tx.dialect.skip_locked}",
                 (self.route_batch_size,),
             )
             if not rows:
                 return 0
+            fetched, rows = len(rows), decode_rows(tx, "touchpoints", rows, _routable)
             known = self._runs_of(tx, list(dict.fromkeys(r[2] for r in rows)))
             waiting = {cid for cid, runs in known.items() if any(r.active for r in runs)}
             starts: list[tuple[Any, ...]] = []
@@ -209,20 +220,19 @@ class JourneyRuntime:
             )
             for chunk in _chunks([r[0] for r in rows]):
                 tx.execute(f"UPDATE touchpoints SET routed = 1 WHERE seq IN ({_marks(chunk)})", chunk)
-        return len(rows)
+        return fetched
 
     def _runs_of(self, tx: Transaction, customers: Sequence[str]) -> dict[str, list[_KnownRun]]:
         """Every run of these customers, to apply re-entry rules and goals without a query per event."""
         known: dict[str, list[_KnownRun]] = {}
         for chunk in _chunks(customers):
-            for run_id, customer_id, journey_id, version, trigger_seq, status in tx.query(
+            rows = tx.query(
                 "SELECT id, customer_id, journey, version, trigger_seq, status FROM journey_runs "
                 f"WHERE customer_id IN ({_marks(chunk)})",
                 chunk,
-            ):
-                known.setdefault(customer_id, []).append(
-                    _KnownRun(run_id, journey_id, version, int(trigger_seq), active=status in ACTIVE)
-                )
+            )
+            for customer_id, run in decode_rows(tx, "journey_runs", rows, _known_run):
+                known.setdefault(customer_id, []).append(run)
         return known
 
     @staticmethod
@@ -236,7 +246,7 @@ class JourneyRuntime:
     def _matches(journey: Journey, row: Sequence[Any]) -> bool:
         if not journey.trigger_where:
             return True
-        properties = loads(row[5]) or {}
+        properties = row[5]
         return all(properties.get(k) == v for k, v in journey.trigger_where.items())
 
     @staticmethod
@@ -244,7 +254,7 @@ class JourneyRuntime:
         seq, tp_id, customer_id, channel, name, props, occurred = row
         trigger = {
             "seq": seq, "id": tp_id, "customer_id": customer_id, "channel": channel, "name": name,
-            "properties": loads(props) or {}, "occurred_at": occurred,
+            "properties": props, "occurred_at": occurred,
         }
         return (_run_id(), journey.id, journey.version, customer_id,
                 None if journey.reentry == "always" else customer_id, _encode(trigger), seq, now, now, now)
@@ -299,7 +309,9 @@ class JourneyRuntime:
 
     # -- 3. due runs
     def claim(self) -> list[tuple[Any, ...]]:
-        """Lease a batch of due runs to this worker; a lease that runs out makes them due again."""
+        """Lease a batch of due runs to this worker; a lease that runs out makes them due again.
+
+        Each run comes with its trigger decoded; a run that does not decode is quarantined."""
         now = self.core.clock.timestamp()
         names = list(self.journeys)
         with self.core.store.transaction() as tx:
@@ -309,6 +321,7 @@ class JourneyRuntime:
                 f"ORDER BY due_at LIMIT ?{tx.dialect.skip_locked}",
                 (now, *names, self.batch_size),
             )
+            runs = decode_rows(tx, "journey_runs", runs, _claimed_run)
             for chunk in _chunks([r[0] for r in runs]):
                 tx.execute(
                     f"UPDATE journey_runs SET lease_owner = ?, due_at = ? WHERE id IN ({_marks(chunk)})",
@@ -329,20 +342,33 @@ class JourneyRuntime:
                 await self._run_batch(tx, runs, now)
         except _RedoCarefully:
             with self.core.store.transaction() as tx:
-                steps = self._load_steps(tx, [r[0] for r in runs])
-                for run in runs:
+                steps, kept = self._load_steps(tx, runs)
+                for run in kept:
                     await self._advance(tx, run, steps.get(run[0], {}), now)
         return len(runs)
 
-    def _load_steps(self, tx: Transaction, run_ids: Sequence[str]) -> dict[str, dict[str, StepRecord]]:
+    def _load_steps(
+        self, tx: Transaction, runs: Sequence[Sequence[Any]]
+    ) -> tuple[dict[str, dict[str, StepRecord]], list[Sequence[Any]]]:
+        """The step logs of `runs`, and the runs to replay: a run with an unreadable step is
+        quarantined with it (replaying it would redo that step)."""
         steps: dict[str, dict[str, StepRecord]] = {}
-        for chunk in _chunks(run_ids):
-            for run_id, step, kind, args, result, done in tx.query(
+        broken: set[str] = set()
+        for chunk in _chunks([r[0] for r in runs]):
+            rows = tx.query(
                 f"SELECT run_id, step, kind, args, result, done FROM journey_steps WHERE run_id IN ({_marks(chunk)})",
                 chunk,
-            ):
-                steps.setdefault(run_id, {})[step] = StepRecord(kind, loads(args), loads(result)["v"], bool(done))
-        return steps
+            )
+            decoded = decode_rows(tx, "journey_steps", rows, _step, key=lambda r: (r[0], r[1]))
+            for run_id, step, record in decoded:
+                steps.setdefault(run_id, {})[step] = record
+            if len(decoded) != len(rows):
+                readable = {(d[0], d[1]) for d in decoded}
+                broken.update(r[0] for r in rows if (r[0], r[1]) not in readable)
+        for run_id in broken:
+            quarantine_row(tx, "journey_runs", (run_id,), JourneyError("an entry of its step log is quarantined"))
+            steps.pop(run_id, None)
+        return steps, [r for r in runs if r[0] not in broken]
 
     async def _replay(
         self, tx: Transaction, run: Sequence[Any], steps: dict[str, StepRecord], now: float
@@ -352,7 +378,7 @@ class JourneyRuntime:
         definition = self.version(journey_id, version)
         ctx = JourneyContext(
             tx=tx, run_id=run_id, journey_id=journey_id, version=version, customer_id=customer_id,
-            trigger=loads(trigger) or {}, trigger_seq=int(trigger_seq), now=now, steps=steps,
+            trigger=trigger or {}, trigger_seq=int(trigger_seq), now=now, steps=steps,
         )
         try:
             await definition.fn(ctx)
@@ -361,7 +387,7 @@ class JourneyRuntime:
         return None
 
     async def _run_batch(self, tx: Transaction, runs: Sequence[Sequence[Any]], now: float) -> None:
-        steps = self._load_steps(tx, [r[0] for r in runs])
+        steps, runs = self._load_steps(tx, runs)
         outcomes = []
         for run in runs:
             try:
@@ -439,3 +465,26 @@ class JourneyRuntime:
             )
         log.warning("journey_run_failed" if permanent else "journey_run_retry", run_id=run_id, journey=journey_id,
                     attempts=attempts, error_type=type(exc).__name__)
+
+
+def _routable(row: Sequence[Any]) -> tuple[Any, ...]:
+    """An unrouted touchpoint, checked and with its properties decoded."""
+    seq, tp_id, customer_id, channel, name, props, occurred = row
+    return (seq, text(tp_id), text(customer_id), channel_name(channel), text(name), json_object(props),
+            timestamp(occurred))
+
+
+def _known_run(row: Sequence[Any]) -> tuple[str, _KnownRun]:
+    run_id, customer_id, journey_id, version, trigger_seq, status = row
+    return customer_id, _KnownRun(run_id, journey_id, version, int(trigger_seq), active=status in ACTIVE)
+
+
+def _claimed_run(row: Sequence[Any]) -> tuple[Any, ...]:
+    run_id, journey_id, version, customer_id, trigger, trigger_seq, attempts = row
+    return (text(run_id), text(journey_id), text(version), text(customer_id), touchpoint_json(trigger),
+            int(trigger_seq), int(attempts))
+
+
+def _step(row: Sequence[Any]) -> tuple[str, str, StepRecord]:
+    run_id, step, kind, args, result, done = row
+    return run_id, step, StepRecord(text(kind), json_object(args), json_object(result)["v"], bool(done))

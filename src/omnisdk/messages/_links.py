@@ -20,9 +20,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import attrs
 
-from .._errors import ConfigError, TemplateError, WebhookError
+from .._errors import ConfigError, StoreError, TemplateError, WebhookError
 from .._touchpoints import Events
-from ..store import SQLStore
+from ..store import SQLStore, decode_rows, text, timestamp
 
 __all__ = ["Click", "LinkSettings", "Links", "Unsubscribe", "stored_signing_key"]
 
@@ -102,7 +102,21 @@ def stored_signing_key(store: SQLStore, name: str = "links") -> bytes:
             "INSERT INTO signing_keys (name, secret, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
             (name, secrets.token_urlsafe(32), time.time()),
         )
-        return str(tx.scalar("SELECT secret FROM signing_keys WHERE name = ?", (name,))).encode()
+        for _ in range(2):  # an unreadable key is quarantined, and a new one made in its place
+            rows = tx.query("SELECT name, secret, created_at FROM signing_keys WHERE name = ?", (name,))
+            for secret in decode_rows(tx, "signing_keys", rows, _secret):
+                return secret.encode()
+            tx.execute("INSERT INTO signing_keys (name, secret, created_at) VALUES (?, ?, ?)",
+                       (name, secrets.token_urlsafe(32), time.time()))
+        raise StoreError(f"signing key {name!r} cannot be stored")
+
+
+def _secret(row: Any) -> str:
+    _, secret, created_at = row
+    timestamp(created_at)
+    if not text(secret):
+        raise ValueError("empty secret")
+    return str(secret)
 
 
 class Links:

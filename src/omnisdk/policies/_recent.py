@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-from ..store import Transaction
+from ..store import Transaction, decode_rows, text, timestamp
 from ._rules import ENGAGEMENT_EVENTS, PolicyRules
 
 __all__ = ["PastDelivery", "PastEvent", "RecentActivity", "load_recent"]
@@ -73,8 +73,7 @@ def load_recent(
                 f"AND COALESCE(sent_at, updated_at) >= ?",
                 (*chunk, now - window),
             )
-            for cid, did, template, channel, purpose, at, run_id, step in rows:
-                past = PastDelivery(did, template, channel, purpose, float(at), run_id, step)
+            for cid, past in decode_rows(tx, "deliveries", rows, _past_delivery, key=lambda r: (r[1],)):
                 deliveries.setdefault(cid, []).append(past)
     names: set[str] = set()
     since = now
@@ -91,17 +90,27 @@ def load_recent(
         ordered = sorted(names)
         for chunk in _chunks(customer_ids):
             rows = tx.query(
-                f"SELECT customer_id, name, channel, occurred_at FROM touchpoints WHERE customer_id IN "
+                f"SELECT seq, customer_id, name, channel, occurred_at FROM touchpoints WHERE customer_id IN "
                 f"({','.join('?' * len(chunk))}) AND name IN ({','.join('?' * len(ordered))}) AND occurred_at >= ?",
                 (*chunk, *ordered, since),
             )
-            for cid, name, channel, at in rows:
-                events.setdefault(cid, []).append(PastEvent(name, channel, float(at)))
+            for cid, event in decode_rows(tx, "touchpoints", rows, _past_event):
+                events.setdefault(cid, []).append(event)
     return {
         cid: RecentActivity(tuple(deliveries.get(cid, ())), tuple(events.get(cid, ())))
         if cid in deliveries or cid in events else EMPTY_ACTIVITY  # most customers: one shared empty activity
         for cid in customer_ids
     }
+
+
+def _past_delivery(row: Sequence[Any]) -> tuple[str, PastDelivery]:
+    cid, did, template, channel, purpose, at, run_id, step = row
+    return cid, PastDelivery(did, text(template), channel, text(purpose), timestamp(at), run_id, step)
+
+
+def _past_event(row: Sequence[Any]) -> tuple[str, PastEvent]:
+    _, cid, name, channel, at = row
+    return cid, PastEvent(text(name), text(channel), timestamp(at))
 
 
 def _chunks(items: list[str]) -> Iterable[list[str]]:

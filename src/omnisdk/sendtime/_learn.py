@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..store import Transaction
+from ..store import MAX_TIMESTAMP, Transaction, decode_rows, text, timestamp
 
 __all__ = ["ALL", "PURCHASE", "PURCHASES", "SIGNALS", "Counts", "load_habits", "local_zone", "population_counts"]
 
@@ -62,14 +62,18 @@ def load_habits(tx: Transaction, zones: Mapping[str, ZoneInfo], *, since: float)
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start:start + _CHUNK]
         rows = tx.query(
-            f"SELECT customer_id, channel, name, occurred_at FROM touchpoints WHERE customer_id IN "
+            f"SELECT seq, customer_id, channel, name, occurred_at FROM touchpoints WHERE customer_id IN "
             f"({','.join('?' * len(chunk))}) AND name IN ({','.join('?' * len(names))}) AND occurred_at >= ?",
             (*chunk, *names, since),
         )
-        for cid, channel, name, occurred in rows:
-            hour = datetime.fromtimestamp(occurred, zones[cid]).hour
+        for cid, channel, name, hour in decode_rows(tx, "touchpoints", rows, lambda r: _local_hour(r, zones)):
             _add(habits.setdefault(cid, {}), PURCHASES if name == PURCHASE else channel, hour)
     return habits
+
+
+def _local_hour(row: Sequence[object], zones: Mapping[str, ZoneInfo]) -> tuple[str, str, str, int]:
+    _, cid, channel, name, occurred = row
+    return text(cid), text(channel), text(name), datetime.fromtimestamp(timestamp(occurred), zones[str(cid)]).hour
 
 
 def _floor(tx: Transaction, expr: str) -> str:
@@ -87,8 +91,9 @@ def population_counts(tx: Transaction, *, since: float, default_zone: str) -> Co
     rows = tx.query(
         f"SELECT c.timezone, t.channel, t.name, {week}, {quarter} - {day} * 96, COUNT(*) "
         "FROM touchpoints t JOIN customers c ON c.id = t.customer_id "
-        f"WHERE t.name IN ({','.join('?' * len(names))}) AND t.occurred_at >= ? GROUP BY 1, 2, 3, 4, 5",
-        (*names, since),
+        f"WHERE t.name IN ({','.join('?' * len(names))}) AND t.occurred_at >= ? AND t.occurred_at <= ? "
+        "GROUP BY 1, 2, 3, 4, 5",  # rows out of range are left to the readers that quarantine them
+        (*names, since, MAX_TIMESTAMP),
     )
     counts: Counts = {ALL: [0.0] * 24}
     for hour, key, weight in _local_hours(rows, default_zone):

@@ -15,7 +15,7 @@ from .._errors import ConfigError, JourneyError, NotFoundError, ValidationError
 from .._identity import load_customer
 from .._touchpoints import MESSAGE_CHANNELS, check_channel
 from ..policies import PolicyRules, QuietHours
-from ..store import SQLStore, Transaction
+from ..store import SQLStore, Transaction, decode_rows, integer, optional_number, text, timestamp
 from ._choose import choose, posterior, shares
 from ._learn import ALL, PURCHASES, Counts, load_habits, local_zone, population_counts
 
@@ -106,10 +106,11 @@ class SendTime:
             return self._prior[0]
         counts: Counts = {}
         computed = None
-        for channel, hour, weight, at in tx.query("SELECT channel, hour, weight, computed_at FROM sendtime_prior"):
-            counts.setdefault(channel, [0.0] * 24)[int(hour)] = float(weight)
+        rows = tx.query("SELECT channel, hour, weight, computed_at FROM sendtime_prior")
+        for channel, hour, weight, at in decode_rows(tx, "sendtime_prior", rows, _prior_row, key=_prior_key):
+            counts.setdefault(channel, [0.0] * 24)[hour] = weight
             if channel == ALL:
-                computed = float(at)
+                computed = at
         if computed is None or computed < fresh_after:
             counts = population_counts(tx, since=now - self.settings.lookback,
                                        default_zone=self.rules.default_timezone)
@@ -227,3 +228,14 @@ def _timezone(tx: Transaction, customer_id: str) -> str | None:
 def _check_channel(channel: str | None) -> None:
     if channel is not None:
         check_channel(channel, allowed=MESSAGE_CHANNELS)
+
+
+def _prior_key(row: Sequence[Any]) -> tuple[Any, ...]:
+    return row[0], row[1]
+
+
+def _prior_row(row: Sequence[Any]) -> tuple[str, int, float, float]:
+    channel, hour, weight, at = row
+    if not 0 <= integer(hour) < 24:
+        raise ValueError(f"hour {hour!r} is not an hour of the day")
+    return text(channel), hour, optional_number(weight) or 0.0, timestamp(at)

@@ -65,10 +65,12 @@ import pytest
 from structlog.testing import capture_logs
 
 from .._clock import VirtualClock
+from .._config import load_config
 from .._content import Content
 from .._errors import ConfigError, WebhookError
 from .._logging import _SECRET_KEY
 from .._plugins import PluginHost
+from .._secrets import MIN_LENGTH
 from .._touchpoints import MESSAGE_CHANNELS, Events
 from ..delivery._providers import build_config, new_http_client
 from ..providers import (
@@ -298,6 +300,17 @@ class ProviderSuite:
         for text in (repr(provider.config), repr(provider)):
             for value in secrets:
                 assert value not in text, f"a secret appears in {text!r}"
+
+    def test_secrets_stay_out_of_the_channel_config_and_omnisdk_errors(self) -> None:
+        """Declared once on the `Config`, a secret is masked in the core's config tree and in errors too."""
+        provider = self.build()
+        config = load_config({"channels": {self.provider.channel: {"provider": self.provider.name, **self.config}}})
+        texts = [repr(config), repr(provider)]
+        for value in self.secret_values():
+            texts.append(repr(ConfigError(f"the provider refused {value}", field=self.config_path)))
+            assert f"{value!r}" not in texts[0], f"a secret appears in {texts[0]!r}"
+        for value in (v for v in self.secret_values() if len(v) >= MIN_LENGTH):
+            assert not [text for text in texts if value in text], f"{value[:3]}… appears in {texts}"
 
     def test_secrets_and_recipients_stay_out_of_logs_and_errors(self) -> None:
         recipients = [self.outgoing(i).to for i in range(3)]

@@ -126,6 +126,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     leaks = _audit.leaks()
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
+        reporter.ensure_newline()
         reporter.write_sep("-", f"secret audit: {len(_audit.texts)} texts, {len(leaks)} configured secrets shown")
         for secret, where in leaks:
             reporter.write_line(f"  {_shown(secret)} shown in {where}")

@@ -92,7 +92,7 @@ class MailgunEmail(omnisdk.Provider):
         return fields
 
     async def _send_one(self, message: omnisdk.Outgoing) -> Outcome:
-        content = check_outgoing(message)
+        content = check_outgoing(message, unsubscribe_mailto=self.config.unsubscribe_mailto)
         if isinstance(content, omnisdk.PermanentError):
             return content
         try:
@@ -118,7 +118,7 @@ class MailgunEmail(omnisdk.Provider):
     async def _reconcile_one(self, item: InDoubt) -> Reconciliation:
         """Every send carries the delivery id as the user variable `v:omnisdk_delivery_id`: look for the
         `accepted` event that carries it, in the attempt's window, following Mailgun's pages."""
-        content = check_outgoing(item.outgoing)
+        content = check_outgoing(item.outgoing, unsubscribe_mailto=self.config.unsubscribe_mailto)
         if isinstance(content, omnisdk.PermanentError):
             return NotSent(reason=f"never sendable: {content.reason}")
         now = self.clock.now()

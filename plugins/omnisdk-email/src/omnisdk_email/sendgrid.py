@@ -102,7 +102,7 @@ class SendGridEmail(omnisdk.Provider):
         outcomes: list[Outcome | None] = [None] * len(batch)
         groups: dict[tuple[Any, ...], list[tuple[int, omnisdk.Outgoing, omnisdk.Email]]] = {}
         for index, message in enumerate(batch):
-            content = check_outgoing(message)
+            content = check_outgoing(message, unsubscribe_mailto=self.config.unsubscribe_mailto)
             if isinstance(content, omnisdk.PermanentError):
                 outcomes[index] = content
                 continue
@@ -178,7 +178,7 @@ class SendGridEmail(omnisdk.Provider):
         """Every personalization carries the delivery id as a custom arg, which Email Activity indexes as
         `unique_args`: look the message up by it. The id SendGrid answered with is the request's
         X-Message-Id, the part of the activity's msg_id before the first dot."""
-        content = check_outgoing(item.outgoing)
+        content = check_outgoing(item.outgoing, unsubscribe_mailto=self.config.unsubscribe_mailto)
         if isinstance(content, omnisdk.PermanentError):
             return NotSent(reason=f"never sendable: {content.reason}")
         now = self.clock.now()

@@ -106,7 +106,7 @@ class SMTPEmail(omnisdk.Provider):
         return raw
 
     async def _send_one(self, message: omnisdk.Outgoing) -> Outcome:
-        content = check_outgoing(message)
+        content = check_outgoing(message, unsubscribe_mailto=self.config.unsubscribe_mailto)
         if isinstance(content, omnisdk.PermanentError):
             return content
         raw = self.render(message, content)

@@ -21,7 +21,7 @@ import omnisdk
 from omnisdk import Events, PermanentError, Provider, WebhookError, WebhookEvent, WebhookRequest, WebhookResult
 from omnisdk.providers import Outcome, Outgoing
 
-from ._webhook_util import as_mapping, check_hmac_sha256, decimal_amount, json_body, timestamp
+from ._webhook_util import as_id, as_list, as_mapping, check_hmac_sha256, decimal_amount, json_body, timestamp
 
 __all__ = ["ShopifyPOS"]
 
@@ -38,15 +38,19 @@ def _who(order: Mapping[str, Any]) -> dict[str, str]:
     found = {"email": order.get("email") or order.get("contact_email") or customer.get("email"),
              "phone": order.get("phone") or customer.get("phone"),
              "shopify_customer_id": customer.get("id")}
-    return {kind: str(value) for kind, value in found.items() if value}
+    return {kind: text for kind, value in found.items() if (text := as_id(value)) is not None}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _order_properties(order: Mapping[str, Any]) -> dict[str, Any]:
-    properties: dict[str, Any] = {"order_id": str(order["id"]), "revenue": decimal_amount(order.get("total_price")),
-                                  "currency": order.get("currency"), "source": "shopify",
-                                  "source_name": order.get("source_name")}
-    if order.get("location_id"):
-        properties["location_id"] = str(order["location_id"])
+    properties: dict[str, Any] = {"order_id": as_id(order["id"]), "revenue": decimal_amount(order.get("total_price")),
+                                  "currency": _text(order.get("currency")), "source": "shopify",
+                                  "source_name": _text(order.get("source_name"))}
+    if location_id := as_id(order.get("location_id")):
+        properties["location_id"] = location_id
     return properties
 
 
@@ -74,7 +78,7 @@ class ShopifyPOS(Provider):
     def parse_webhook(self, request: WebhookRequest) -> WebhookResult:
         topic = request.header("X-Shopify-Topic") or ""
         payload = json_body(request.body, "Shopify")
-        if not payload.get("id"):
+        if as_id(payload.get("id")) is None:  # an id of another type (a list, a float) identifies nothing
             return WebhookResult()
         if topic.startswith("fulfillments/"):
             return WebhookResult(events=self._fulfillment(payload))
@@ -93,15 +97,16 @@ class ShopifyPOS(Provider):
     def _refunds(self, order: Mapping[str, Any]) -> list[WebhookEvent]:
         who = _who(order)
         events = []
-        for refund in map(as_mapping, order.get("refunds") or []):
-            if not refund.get("id") or not who:
+        for refund in map(as_mapping, as_list(order.get("refunds"))):
+            refund_id = as_id(refund.get("id"))
+            if refund_id is None or not who:
                 continue
-            transactions = map(as_mapping, refund.get("transactions") or [])
+            transactions = map(as_mapping, as_list(refund.get("transactions")))
             amount = sum(decimal_amount(t.get("amount")) or 0.0 for t in transactions
                          if t.get("kind") == "refund" and t.get("status") in (None, "success"))
             events.append(WebhookEvent(
-                name=Events.ORDER_REFUNDED, channel=_channel(order), id=f"shopify:refund:{refund['id']}", who=who,
-                properties=_order_properties(order) | {"refund_id": str(refund["id"]), "revenue": amount},
+                name=Events.ORDER_REFUNDED, channel=_channel(order), id=f"shopify:refund:{refund_id}", who=who,
+                properties=_order_properties(order) | {"refund_id": refund_id, "revenue": amount},
                 occurred_at=timestamp(refund.get("processed_at") or refund.get("created_at")),
             ))
         return events
@@ -116,19 +121,20 @@ class ShopifyPOS(Provider):
             return []
         return [WebhookEvent(name=Events.ORDER_CANCELLED, channel=_channel(order),
                              id=f"shopify:order:{order['id']}:cancelled", who=who,
-                             properties=_order_properties(order) | {"reason": order.get("cancel_reason")},
+                             properties=_order_properties(order) | {"reason": _text(order.get("cancel_reason"))},
                              occurred_at=timestamp(order.get("cancelled_at")))]
 
     def _fulfillment(self, fulfillment: Mapping[str, Any]) -> list[WebhookEvent]:
-        status = fulfillment.get("shipment_status")
+        status = _text(fulfillment.get("shipment_status"))
         destination = as_mapping(fulfillment.get("destination"))
-        who = {k: str(v) for k, v in (("email", fulfillment.get("email")), ("phone", destination.get("phone"))) if v}
+        who = {k: text for k, v in (("email", fulfillment.get("email")), ("phone", destination.get("phone")))
+               if (text := as_id(v)) is not None}
         if status not in PICKUP_STATUSES or not who:
             return []
-        properties: dict[str, Any] = {"order_id": str(fulfillment.get("order_id") or ""), "source": "shopify",
-                                      "fulfillment_id": str(fulfillment["id"])}
-        if fulfillment.get("location_id"):
-            properties["location_id"] = str(fulfillment["location_id"])
+        properties: dict[str, Any] = {"order_id": as_id(fulfillment.get("order_id")) or "", "source": "shopify",
+                                      "fulfillment_id": as_id(fulfillment["id"])}
+        if location_id := as_id(fulfillment.get("location_id")):
+            properties["location_id"] = location_id
         return [WebhookEvent(name=PICKUP_STATUSES[str(status)], channel="pos",
                              id=f"shopify:fulfillment:{fulfillment['id']}:{status}", who=who, properties=properties,
                              occurred_at=timestamp(fulfillment.get("updated_at")))]

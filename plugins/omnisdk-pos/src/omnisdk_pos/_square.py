@@ -7,6 +7,8 @@ sees it when the customer is attached to the sale:
   CreateLoyaltyReward locks them into that tier's reward, ready to redeem. Tiers are set up in
   Square; `reward_tiers` maps the offer ("10%", or an amount such as "5.00") to the tier id.
 Every write carries an idempotency key derived from the delivery's, so retries give nothing twice.
+That also makes an answer we cannot read (a body that is not JSON, an id missing or of the wrong
+type) safe to retry: it is a `RetryableError` naming the field, never an exception out of `send`.
 """
 
 from __future__ import annotations
@@ -38,8 +40,11 @@ from omnisdk.providers import Outcome, http_error_outcome, retry_after_seconds, 
 from ._inventory import Inventory
 from ._square_api import SquareAPI, square_error
 from ._square_webhooks import SquareEvents, verify_square_signature
+from ._webhook_util import as_id, as_list, as_mapping
 
 __all__ = ["SquarePOS"]
+
+log = omnisdk.get_logger("omnisdk.pos.square")
 
 MAX_IDEMPOTENCY_KEY = 128
 
@@ -69,6 +74,14 @@ class _Failed(Exception):
     def __init__(self, outcome: RetryableError | PermanentError) -> None:
         super().__init__(outcome.reason)
         self.outcome = outcome
+
+
+def _required_id(value: Any, where: str) -> str:
+    """An id the next step needs from Square's answer; its absence is retryable (every write is idempotent)."""
+    found = as_id(value)
+    if found is None:
+        raise _Failed(RetryableError(reason=f"Square's answer has no usable {where}"))
+    return found
 
 
 class SquarePOS(Provider):
@@ -120,7 +133,13 @@ class SquarePOS(Provider):
             retry_after = retry_after_seconds(response.headers.get("Retry-After"), self.clock.timestamp())
             raise _Failed(http_error_outcome(response.status_code, f"Square: {square_error(response)}",
                                              retry_after=retry_after))
-        data: dict[str, Any] = response.json()
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            reason = f"Square answered {method} {path} with a body that is not a JSON object"
+            raise _Failed(RetryableError(reason=reason, status=response.status_code))
         return data
 
     async def send(self, batch: Sequence[Outgoing]) -> Sequence[Outcome]:
@@ -148,10 +167,10 @@ class SquarePOS(Provider):
             return PermanentError(reason="the customer has no Square customer id", code="invalid_address")
         found = await self._call("POST", "/v2/loyalty/accounts/search",
                                  {"query": {"customer_ids": [message.to]}, "limit": 1})
-        accounts = found.get("loyalty_accounts") or []
+        accounts = as_list(found.get("loyalty_accounts"))
         if not accounts:
             return PermanentError(reason="the customer has no Square Loyalty account", code="no_loyalty_account")
-        account_id = str(accounts[0]["id"])
+        account_id = _required_id(as_mapping(accounts[0]).get("id"), "loyalty_accounts[0].id")
         tier_id = self.config.reward_tiers[tier] if tier is not None else None
         points = (offer.reward_points or 0) + (await self._points_for(tier_id) if tier_id else 0)
         adjusted = await self._call("POST", f"/v2/loyalty/accounts/{account_id}/adjust", {
@@ -160,18 +179,27 @@ class SquarePOS(Provider):
         })
         details: dict[str, Any] = {"loyalty_account_id": account_id, "points": points}
         if tier_id is None:
-            return Accepted(provider_message_id=str(adjusted["event"]["id"]), details=details)
+            return Accepted(provider_message_id=_required_id(as_mapping(adjusted.get("event")).get("id"), "event.id"),
+                            details=details)
         created = await self._call("POST", "/v2/loyalty/rewards", {
             "idempotency_key": _key(message.idempotency_key, "reward"),
             "reward": {"loyalty_account_id": account_id, "reward_tier_id": tier_id},
         })
-        return Accepted(provider_message_id=str(created["reward"]["id"]), details=details | {"reward_tier_id": tier_id})
+        reward_id = _required_id(as_mapping(created.get("reward")).get("id"), "reward.id")
+        return Accepted(provider_message_id=reward_id, details=details | {"reward_tier_id": tier_id})
 
     async def _points_for(self, tier_id: str) -> int:
-        """What the tier costs, from the seller's loyalty program (read once per provider)."""
+        """What the tier costs, from the seller's loyalty program (read once per provider). A tier
+        without an id or a whole number of points is skipped, and the reason logged."""
         if not self._tier_points:
-            program = (await self._call("GET", "/v2/loyalty/programs/main")).get("program") or {}
-            self._tier_points = {str(t["id"]): int(t["points"]) for t in program.get("reward_tiers") or []}
+            program = as_mapping((await self._call("GET", "/v2/loyalty/programs/main")).get("program"))
+            for tier in map(as_mapping, as_list(program.get("reward_tiers"))):
+                ident, points = as_id(tier.get("id")), tier.get("points")
+                if ident is None or not isinstance(points, int) or isinstance(points, bool):
+                    log.warning("square_reward_tier_skipped", reward_tier_id=ident,
+                                reason="id or points is not usable")
+                    continue
+                self._tier_points[ident] = points
         if tier_id not in self._tier_points:
             raise _Failed(PermanentError(reason=f"reward tier {tier_id!r} is not in the Square loyalty program",
                                          code="no_reward_tier"))

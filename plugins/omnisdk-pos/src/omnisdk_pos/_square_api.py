@@ -11,9 +11,13 @@ from typing import Any
 
 import httpx
 
-from omnisdk import ProviderError
+from omnisdk import ProviderError, get_logger
+
+from ._webhook_util import as_id, as_list, as_mapping, decimal_amount
 
 __all__ = ["SquareAPI", "square_error"]
+
+log = get_logger("omnisdk.pos.square")
 
 
 def square_error(response: httpx.Response) -> str:
@@ -42,20 +46,34 @@ class SquareAPI:
             raise ProviderError(f"Square unreachable ({type(exc).__name__}) on {method} {path}") from None
         if response.is_error:
             raise ProviderError(f"Square answered {response.status_code} on {method} {path}: {square_error(response)}")
-        data: dict[str, Any] = response.json()
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise ProviderError(f"Square answered {method} {path} with a body that is not a JSON object")
         return data
 
     def retrieve_order(self, order_id: str) -> dict[str, Any]:
-        order: dict[str, Any] = self._call("GET", f"/v2/orders/{order_id}").get("order") or {}
-        return order
+        return dict(as_mapping(self._call("GET", f"/v2/orders/{order_id}").get("order")))
 
     def in_stock(self, catalog_object_id: str, location_ids: Sequence[str]) -> dict[str, float]:
-        """IN_STOCK quantity per location (BatchRetrieveInventoryCounts)."""
+        """IN_STOCK quantity per location (BatchRetrieveInventoryCounts); a count without a location or
+        with a quantity that is not a decimal number is skipped, and the reason logged."""
         body: dict[str, Any] = {"catalog_object_ids": [catalog_object_id], "states": ["IN_STOCK"]}
         if location_ids:
             body["location_ids"] = list(location_ids)
-        counts = self._call("POST", "/v2/inventory/counts/batch-retrieve", body).get("counts") or []
-        return {str(c["location_id"]): float(c.get("quantity") or 0) for c in counts if c.get("location_id")}
+        found: dict[str, float] = {}
+        for count in as_list(self._call("POST", "/v2/inventory/counts/batch-retrieve", body).get("counts")):
+            count = as_mapping(count)
+            location, quantity = as_id(count.get("location_id")), decimal_amount(count.get("quantity") or 0)
+            if location is None or quantity is None:
+                field = "location_id" if location is None else "quantity"
+                log.warning("square_inventory_count_skipped", catalog_object_id=catalog_object_id,
+                            location_id=location, reason=f"{field} is not usable ({type(count.get(field)).__name__})")
+                continue
+            found[location] = quantity
+        return found
 
     def close(self) -> None:
         self._client.close()

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from omnisdk import Events, WebhookEvent, WebhookRequest
 
-from ._webhook_util import as_mapping, check_hmac_sha256, json_body, minor_units, timestamp
+from ._webhook_util import as_id, as_list, as_mapping, check_hmac_sha256, json_body, minor_units, timestamp
 
 __all__ = ["SIGNATURE_HEADER", "SquareEvents", "verify_square_signature"]
 
@@ -36,7 +36,12 @@ def verify_square_signature(request: WebhookRequest, signature_key: str, notific
 
 
 def _who(**identifiers: Any) -> dict[str, str]:
-    return {kind: str(value) for kind, value in identifiers.items() if value}
+    """The identifiers that are text (or integers): a field of another type identifies nobody."""
+    return {kind: text for kind, value in identifiers.items() if (text := as_id(value)) is not None}
+
+
+def _state(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 class SquareEvents:
@@ -59,52 +64,58 @@ class SquareEvents:
         return handler(data, payload) if handler else []
 
     def _place(self, location_id: Any) -> dict[str, str]:
-        if not location_id:
+        location_id = as_id(location_id)
+        if location_id is None:
             return {}
-        place = {"location_id": str(location_id)}
-        if store := self._stores.get(str(location_id)):
+        place = {"location_id": location_id}
+        if store := self._stores.get(location_id):
             place["store"] = store
         return place
 
     def _payment(self, data: Mapping[str, Any], payload: Mapping[str, Any]) -> list[WebhookEvent]:
         payment = as_mapping(data.get("payment"))
         who = _who(square_customer_id=payment.get("customer_id"), email=payment.get("buyer_email_address"))
-        if payment.get("status") != "COMPLETED" or not payment.get("id") or not who:
+        payment_id = as_id(payment.get("id"))
+        if payment.get("status") != "COMPLETED" or payment_id is None or not who:
             return []
         revenue, currency = minor_units(payment.get("amount_money"))
-        properties = {"order_id": str(payment.get("order_id") or payment["id"]), "payment_id": str(payment["id"]),
+        properties = {"order_id": as_id(payment.get("order_id")) or payment_id, "payment_id": payment_id,
                       "revenue": revenue, "currency": currency, "source": "square",
                       **self._place(payment.get("location_id"))}
-        return [WebhookEvent(name=Events.ORDER_COMPLETED, channel="pos", id=f"square:payment:{payment['id']}",
+        return [WebhookEvent(name=Events.ORDER_COMPLETED, channel="pos", id=f"square:payment:{payment_id}",
                              who=who, properties=properties,
                              occurred_at=timestamp(payment.get("updated_at") or payload.get("created_at")))]
 
     def _refund(self, data: Mapping[str, Any], payload: Mapping[str, Any]) -> list[WebhookEvent]:
         refund = as_mapping(data.get("refund"))
-        if refund.get("status") != "COMPLETED" or not refund.get("id") or not refund.get("order_id"):
+        refund_id, order_id = as_id(refund.get("id")), as_id(refund.get("order_id"))
+        if refund.get("status") != "COMPLETED" or refund_id is None or order_id is None:
             return []
-        order = self._lookup_order(str(refund["order_id"]))
+        order = as_mapping(self._lookup_order(order_id))
         who = _who(square_customer_id=order.get("customer_id"))
         if not who:
             return []
         revenue, currency = minor_units(refund.get("amount_money"))
-        properties = {"order_id": str(refund["order_id"]), "refund_id": str(refund["id"]), "revenue": revenue,
+        properties = {"order_id": order_id, "refund_id": refund_id, "revenue": revenue,
                       "currency": currency, "source": "square", **self._place(refund.get("location_id"))}
-        return [WebhookEvent(name=Events.ORDER_REFUNDED, channel="pos", id=f"square:refund:{refund['id']}",
+        return [WebhookEvent(name=Events.ORDER_REFUNDED, channel="pos", id=f"square:refund:{refund_id}",
                              who=who, properties=properties,
                              occurred_at=timestamp(refund.get("updated_at") or payload.get("created_at")))]
 
     def _fulfillment(self, data: Mapping[str, Any], payload: Mapping[str, Any]) -> list[WebhookEvent]:
         update = as_mapping(data.get("order_fulfillment_updated"))
-        changes = [as_mapping(c) for c in update.get("fulfillment_update") or []]
-        changes = [c for c in changes if c.get("new_state") in PICKUP_STATES and c["new_state"] != c.get("old_state")]
-        if not changes or not update.get("order_id"):
+        changes = [as_mapping(c) for c in as_list(update.get("fulfillment_update"))]
+        changes = [c for c in changes if _state(c.get("new_state")) in PICKUP_STATES
+                   and c["new_state"] != c.get("old_state")]
+        order_id = as_id(update.get("order_id"))
+        if not changes or order_id is None:
             return []
-        order = self._lookup_order(str(update["order_id"]))
-        fulfillments = {str(f.get("uid")): f for f in map(as_mapping, order.get("fulfillments") or [])}
+        order = as_mapping(self._lookup_order(order_id))
+        fulfillments = {as_id(f.get("uid")): f for f in map(as_mapping, as_list(order.get("fulfillments")))}
         events = []
         for change in changes:
-            fulfillment = fulfillments.get(str(change.get("fulfillment_uid")), {})
+            fulfillment_uid = as_id(change.get("fulfillment_uid"))
+            fulfillment = fulfillments.get(fulfillment_uid, {}) if fulfillment_uid else {}
             if fulfillment.get("type") != "PICKUP":
                 continue
             recipient = as_mapping(as_mapping(fulfillment.get("pickup_details")).get("recipient"))
@@ -115,8 +126,8 @@ class SquareEvents:
             state = str(change["new_state"])
             events.append(WebhookEvent(
                 name=PICKUP_STATES[state], channel="pos",
-                id=f"square:fulfillment:{update['order_id']}:{change.get('fulfillment_uid')}:{state}",
-                who=who, properties={"order_id": str(update["order_id"]), "fulfillment_state": state,
+                id=f"square:fulfillment:{order_id}:{fulfillment_uid}:{state}",
+                who=who, properties={"order_id": order_id, "fulfillment_state": state,
                                      "source": "square", **self._place(update.get("location_id"))},
                 occurred_at=timestamp(update.get("updated_at") or payload.get("created_at")),
             ))
@@ -129,7 +140,10 @@ class SquareEvents:
                    phone=mapping.get("phone_number"))
         if len(who) < 2:  # one identifier links nothing
             return []
+        balance = account.get("balance")
+        if not isinstance(balance, int) or isinstance(balance, bool):
+            balance = None
         return [WebhookEvent(name=Events.LOYALTY_ACCOUNT_UPDATED, channel="pos",
-                             id=f"square:{payload.get('event_id') or account.get('id')}", who=who,
-                             properties={"balance": account.get("balance"), "source": "square"},
+                             id=f"square:{as_id(payload.get('event_id')) or as_id(account.get('id'))}", who=who,
+                             properties={"balance": balance, "source": "square"},
                              occurred_at=timestamp(account.get("updated_at") or payload.get("created_at")))]

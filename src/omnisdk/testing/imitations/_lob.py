@@ -1,4 +1,4 @@
-"""Lob Print & Mail: postcards, letters and US verifications, with Lob's idempotency keys."""
+"""Lob Print & Mail: postcards, letters, US and international verifications, with Lob's idempotency keys."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ _MESSAGES = {
 }
 _DELIVERABILITY = "deliverable deliverable_unnecessary_unit deliverable_incorrect_unit deliverable_missing_unit"
 _DELIVERABILITY += " undeliverable"
+# International verifications: outcome (named by the primary line, as with Lob's test keys) -> status.
+_INTL_STATUS = {"deliverable": "LV4", "deliverable_missing_info": "LM4", "undeliverable": "LU1", "no_match": "LU1"}
 # Business days from the send date to delivery, per mail type (USPS first class 3-5, standard 7-10).
 _TRANSIT = {"usps_first_class": 4, "usps_standard": 8}
 
@@ -46,8 +48,8 @@ class LobImitation(Imitation):
     """api.lob.com/v1: HTTP Basic with the key as user; `Idempotency-Key` returns the first resource.
 
     Created mail pieces are in `postcards` and `letters` (Lob's JSON resources, by id).
-    US verifications answer "deliverable" unless the primary line names another outcome
-    ("undeliverable", "deliverable_missing_unit", ...), like Lob's test keys.
+    US and international verifications answer "deliverable" unless the primary line names another
+    outcome ("undeliverable", "deliverable_missing_unit", ...), like Lob's test keys.
     """
 
     contract = "lob_print_mail.json"
@@ -236,5 +238,29 @@ class LobImitation(Imitation):
             "deliverability_analysis": analysis,
             "lob_confidence_score": {"score": 100 if deliverable else 0, "level": "high" if deliverable else "low"},
             "object": "us_verification",
+        }
+        return web.json_response(verification)
+
+    @route("POST", "/v1/intl_verifications", check="post /intl_verifications")
+    def verify_intl_address(self, call: Call) -> web.StreamResponse:
+        body = call.json
+        primary = str(body.get("primary_line") or body.get("address") or "").upper()
+        outcome = primary.lower() if primary.lower() in _INTL_STATUS else "deliverable"
+        city, state = str(body.get("city", "")).upper(), str(body.get("state", "")).upper()
+        postal_code = str(body.get("postal_code", "")).upper()
+        number, _, street = primary.partition(" ")
+        verification = {
+            "id": hex_id("intl_ver_", 7),
+            "recipient": str(body.get("recipient", "")).upper(),
+            "primary_line": primary,
+            "secondary_line": str(body.get("secondary_line", "")).upper(),
+            "last_line": " ".join(part for part in (city, state, postal_code) if part),
+            "country": str(body["country"]),
+            "coverage": "SUBBUILDING",
+            "deliverability": outcome,
+            "status": _INTL_STATUS[outcome],
+            "components": {"primary_number": number, "street_name": street, "city": city, "state": state,
+                           "postal_code": postal_code},
+            "object": "intl_verification",
         }
         return web.json_response(verification)
