@@ -62,7 +62,8 @@ DEAD_NUMBER_CODES: Final = frozenset({21211, 21614, 30006})
 HARD_BOUNCE_CODES: Final = frozenset({30005, 30006})
 SOFT_BOUNCE_CODES: Final = frozenset({30003})
 TWIML = "application/xml"
-#: A lookup reads at most LOOKUP_PAGES pages of LOOKUP_PAGE_SIZE messages to one number.
+#: A lookup reads at most LOOKUP_PAGES pages of LOOKUP_PAGE_SIZE messages to one number; past that
+#: the outcome stays unknown.
 LOOKUP_PAGE_SIZE: Final = 100
 LOOKUP_PAGES: Final = 20
 
@@ -280,18 +281,13 @@ class TwilioSMS(omnisdk.Provider):
             listed = page.get("messages")
             if not isinstance(listed, list):
                 return StillUnknown(reason="twilio's Message list answered without messages")
-            older = False
+            # Every page is read: Twilio orders the list by date_sent, which a queued message does not have yet.
             for found in listed:
                 created = _created(found)
-                if created is None:
-                    continue
-                if created < since:
-                    older = True  # newest first: everything after this is older still
-                    break
-                if self._same(found, content.text):
+                if created is not None and created >= since and self._same(found, content.text):
                     matches.append((created, str(found["sid"])))
             following = page.get("next_page_uri")
-            url = f"{self.config.base_url.rstrip('/')}{following}" if isinstance(following, str) and not older else None
+            url = f"{self.config.base_url.rstrip('/')}{following}" if isinstance(following, str) else None
         else:
             if url is not None:
                 return StillUnknown(reason=f"more than {LOOKUP_PAGES} pages of messages to this number")
