@@ -501,3 +501,28 @@ def test_sleep_until_and_a_wait_without_timeout(tester_for: Any) -> None:
     t.emit("ada", "Order Picked Up", {"store": "soho"}, channel="pos")
     assert t.steps("ada") == ["ready", "thanks"]
     assert t.deliveries("ada")[-1].data == {"store": "soho"}
+
+
+def test_apps_on_other_schemas_of_one_database_route_while_one_router_holds_its_lock(
+    pg_schema_url: str, postgres_url: str
+) -> None:
+    """The router's advisory lock is keyed by schema too: another app's router, busy in the same
+    PostgreSQL database under another schema, must not stop this one routing (it used to)."""
+    import psycopg
+
+    from omnisdk.journeys._runtime import ROUTER_LOCK_SQL
+
+    other = "omni_test_other_" + pg_schema_url.rsplit("_", 1)[-1]
+    with psycopg.connect(postgres_url) as busy:  # another app's router, mid-transaction
+        busy.execute(f'CREATE SCHEMA IF NOT EXISTS "{other}"')
+        busy.execute(f'SET LOCAL search_path TO "{other}"')
+        assert busy.execute(ROUTER_LOCK_SQL).fetchone() == (True,)
+        t = JourneyTester(cart_abandonment, store=pg_schema_url)
+        try:
+            t.emit("ada", "Product Added", {"cart_id": "k1"}, channel="web")
+            assert t.statuses("ada") == ["waiting"]
+        finally:
+            t.close()
+        busy.rollback()
+        busy.execute(f'DROP SCHEMA IF EXISTS "{other}" CASCADE')
+        busy.commit()

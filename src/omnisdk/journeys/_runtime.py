@@ -57,7 +57,9 @@ register_customer_table("journey_runs")
 
 ACTIVE: Final = ("running", "waiting")
 _ACTIVE_SQL: Final = "status IN ('running', 'waiting')"
-_ROUTER_LOCK: Final = 7206312
+#: One router per schema: keyed by the schema too, so apps on separate schemas of one database
+#: route independently.
+ROUTER_LOCK_SQL: Final = "SELECT pg_try_advisory_xact_lock(7206312, hashtext(current_schema()))"
 _CHUNK: Final = 500
 _CHANNELS: Final = frozenset(CHANNELS)
 
@@ -198,7 +200,7 @@ class JourneyRuntime:
         now = self.core.clock.timestamp()
         with self.core.store.transaction() as tx:
             postgres = tx.dialect.name == "postgresql"
-            if postgres and not tx.scalar("SELECT pg_try_advisory_xact_lock(?)", (_ROUTER_LOCK,)):
+            if postgres and not tx.scalar(ROUTER_LOCK_SQL):
                 return 0
             rows = tx.query(
                 f"SELECT {TOUCHPOINT_COLUMNS} FROM touchpoints "
