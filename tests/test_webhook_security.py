@@ -331,3 +331,9 @@ def test_long_nonces_sharing_a_prefix_are_told_apart(omni: Omni, clock: VirtualC
     assert handle(omni, "mailgun", wr.mailgun({"event": "opened", "id": "a"}, now=now, token=first)) == 200
     assert handle(omni, "mailgun", wr.mailgun({"event": "clicked", "id": "b"}, now=now, token=second)) == 200
     assert handle(omni, "mailgun", wr.mailgun({"event": "complained", "id": "c"}, now=now, token=first)) == 409
+
+
+def test_sharedkey_secrets_are_masked_like_every_declared_secret(omni: Omni) -> None:
+    secret = wr.TWILIO_SHARED["webhooks_sharedkey_1"]
+    assert secret not in repr(omni.config) and secret not in repr(omni.provider("sms"))
+    assert "webhooks_sharedkey_1" in repr(omni.config)  # the key id is not secret

@@ -45,10 +45,11 @@ def declared(cls: type) -> tuple[attrs.Attribute[Any], ...]:
 
 def remember(values: Iterable[object]) -> None:
     """Mask these values from now on (strings, bytes and numbers, as TOML may give a numeric secret;
-    empty ones and anything else are ignored)."""
+    the values of a table or list, as in Twilio's `webhook_shared_keys`; empty ones and anything
+    else are ignored)."""
     global _pattern
     fresh = set()
-    for value in values:
+    for value in _leaves(values):
         text: object = value
         if isinstance(value, bytes):
             text = value.decode("utf-8", "replace")
@@ -62,6 +63,16 @@ def remember(values: Iterable[object]) -> None:
         _values.update(fresh)
         long_ones = sorted((v for v in _values if len(v) >= MIN_LENGTH), key=len, reverse=True)
         _pattern = re.compile("|".join(map(re.escape, long_ones))) if long_ones else None
+
+
+def _leaves(values: Iterable[object]) -> Iterable[object]:
+    for value in values:
+        if isinstance(value, Mapping):
+            yield from _leaves(value.values())
+        elif isinstance(value, list | tuple):
+            yield from _leaves(value)
+        else:
+            yield value
 
 
 def remember_declared(cls: type, settings: Mapping[str, Any]) -> None:
