@@ -130,6 +130,38 @@ def test_log_lines_never_carry_a_secret() -> None:
     assert_no_secret(repr(logs))
 
 
+def test_the_http_librarys_request_lines_mask_a_credential_in_the_url(caplog: pytest.LogCaptureFixture) -> None:
+    """httpx logs every request's URL at INFO; Vonage's Reports API wants the (declared secret) API key
+    in the query as `account_id`, so those lines are masked too."""
+    import asyncio
+    from datetime import timedelta
+
+    import httpx
+    from omnisdk_sms import VonageSMS
+
+    from omnisdk.delivery._providers import build_config
+    from omnisdk.providers import InDoubt
+    from omnisdk.testing.conformance import ProviderSuite
+    from omnisdk.testing.imitations import VonageImitation
+
+    api_key = "vonage-key-7c6b5a49"
+    clock = omnisdk.VirtualClock()
+    with VonageImitation(api_key=api_key, clock=clock) as api, caplog.at_level("INFO", logger="httpx"):
+        config = build_config(VonageSMS, {"api_key": api_key, "api_secret": api.api_secret, "from": "+15017122661",
+                                          "base_url": api.base_url, "reports_url": api.base_url}, "channels.sms")
+
+        async def lookup() -> None:
+            async with httpx.AsyncClient() as http:
+                provider = VonageSMS(config, http=http, clock=clock)
+                message = ProviderSuite.make_outgoing(to="+14155550100", content=omnisdk.SMS(text="hi"))
+                await provider.reconcile([InDoubt(outgoing=message, attempted_at=clock.now() - timedelta(hours=1))])
+
+        asyncio.run(lookup())
+    lines = [record.getMessage() for record in caplog.records if record.name == "httpx"]
+    assert any("/v2/reports/records" in line for line in lines)
+    assert not [line for line in lines if api_key in line]
+
+
 def test_a_traceback_the_app_logs_through_the_configured_chain_is_masked(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

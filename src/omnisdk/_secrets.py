@@ -14,6 +14,7 @@ to check their reprs across a whole test suite; nothing is kept when no audit li
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -34,6 +35,25 @@ _values: set[str] = set()
 _pattern: re.Pattern[str] | None = None
 #: Callbacks `witness` calls with (kind, object); the secret audit of a test session adds one.
 witnesses: list[Callable[[str, object], None]] = []
+#: Loggers of the HTTP libraries under the providers: they log request URLs, where some APIs want a
+#: credential (Vonage's Reports API takes the API key as `account_id`).
+HTTP_LOGGERS = ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy",
+                "aiohttp.client")
+
+
+class _ScrubFilter(logging.Filter):
+    """Masks remembered secrets in the records of loggers omnisdk does not write itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _pattern is not None:
+            message = record.getMessage()
+            cleaned = scrub(message)
+            if cleaned != message:
+                record.msg, record.args = cleaned, None
+        return True
+
+
+_SCRUB_FILTER = _ScrubFilter()
 
 
 def declared(cls: type) -> tuple[attrs.Attribute[Any], ...]:
@@ -63,6 +83,8 @@ def remember(values: Iterable[object]) -> None:
         _values.update(fresh)
         long_ones = sorted((v for v in _values if len(v) >= MIN_LENGTH), key=len, reverse=True)
         _pattern = re.compile("|".join(map(re.escape, long_ones))) if long_ones else None
+    for name in HTTP_LOGGERS:
+        logging.getLogger(name).addFilter(_SCRUB_FILTER)  # a no-op when it is there already
 
 
 def _leaves(values: Iterable[object]) -> Iterable[object]:
