@@ -209,6 +209,10 @@ def apprise_loop(base: str, n: int, concurrency: int) -> Callable[[], Any]:
 
 
 # -- omnisdk: the same pipeline for every suite, only the channel differs
+#: (SQL statements, transactions) per message of each timed omnisdk round, printed after the table.
+STORE_ACTIVITY: list[tuple[float, float]] = []
+
+
 def omnisdk_pipeline(channel: str, settings: dict[str, Any], message: Any, n: int,
                      address: Callable[[int], dict[str, str]], history: int = 0, transport: str = "pool",
                      ) -> tuple[Callable[[], Any], Callable[[], Any]]:
@@ -233,7 +237,12 @@ def omnisdk_pipeline(channel: str, settings: dict[str, Any], message: Any, n: in
     omni.track_many([(f"c-{i}", "Product Viewed", {"product_id": f"sku-{k}"})
                      for i in range(n) for k in range(history)])
 
+    activity = omni.store.activity
+    counted = (activity.statements, activity.transactions)
+
     def check() -> None:
+        statements, transactions = activity.statements - counted[0], activity.transactions - counted[1]
+        STORE_ACTIVITY.append((statements / n, transactions / n))
         try:
             with omni.store.transaction(immediate=False) as tx:
                 sent = tx.scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'sent'")
@@ -390,6 +399,7 @@ def run_suite(name: str, n: int, concurrency: int, repeat: int, wanted: set[str]
                  if not wanted or k in wanted}
         print(f"\n[{name}] {n} {what} ({server.address}), {concurrency} in flight, {repeat} rounds"
               + (f", {history} touchpoints per customer" if history else ""), flush=True)
+        STORE_ACTIVITY.clear()
         rates: dict[str, list[float]] = {k: [] for k in peers}
         ratios: dict[str, list[float]] = {k: [] for k in peers}
         cpu: dict[str, list[float]] = {k: [] for k in peers}
@@ -423,6 +433,9 @@ def run_suite(name: str, n: int, concurrency: int, repeat: int, wanted: set[str]
             ratio = f"{statistics.median(ratios[key]):.2f}x{spread(ratios[key])}" if ratios[key] else "-"
             rate, cpu_ms = statistics.median(rates[key]), statistics.median(cpu[key])
             print(f"  {label:<58} {rate:12.0f}   {ratio:<56} {cpu_ms:.3f}")
+        if STORE_ACTIVITY:
+            statements, transactions = (statistics.median(column) for column in zip(*STORE_ACTIVITY, strict=True))
+            print(f"  omnisdk's store, per message: {statements:.3f} SQL statements, {transactions:.4f} transactions")
         if "omnisdk" in peers and "omnisdk-aiohttp" in peers:
             transports(rates["omnisdk"], rates["omnisdk-aiohttp"], cpu["omnisdk"], cpu["omnisdk-aiohttp"])
     finally:

@@ -81,6 +81,8 @@ def peer_omnisdk(args: argparse.Namespace) -> dict[str, Any]:
     with Omni(url, clock=clock, load_entry_points=False) as omni:
         omni.register(_omnisdk_journey())
         before, _ = rss_kb()
+        activity = omni.store.activity
+        statements, transactions = activity.statements, activity.transactions
         t0 = time.perf_counter()
         omni.track_many([(f"c{i}", "Signed Up", {}) for i in range(args.runs)])
         _drive(omni)
@@ -91,12 +93,14 @@ def peer_omnisdk(args: argparse.Namespace) -> dict[str, Any]:
         t1 = time.perf_counter()
         _drive(omni)
         completed_in = time.perf_counter() - t1
+        statements, transactions = activity.statements - statements, activity.transactions - transactions
         done = len(omni.runs(status="completed", limit=args.runs + 1))
         with omni.store.transaction(immediate=False) as tx:
             queued = int(tx.scalar("SELECT COUNT(*) FROM deliveries"))
     assert asleep == args.runs and done == args.runs and queued == 2 * args.runs, (asleep, done, queued)
     return {
         "park_per_s": args.runs / parked, "complete_per_s": args.runs / completed_in,
+        "statements_per_run": statements / args.runs, "transactions_per_run": transactions / args.runs,
         "end_to_end_per_s": args.runs / (parked + completed_in),
         "rss_per_parked_run_bytes": max(0, after - before) * 1024 / args.runs,
         "threads": len(os.listdir("/proc/self/task")),
@@ -262,6 +266,8 @@ def main() -> None:
     print(f"{'OS threads while parked':34}{ours['threads']:>12}{theirs['threads']:>12}")
     print(f"{'runs/s, wake -> completed':34}{ours['complete_per_s']:>12,.0f}{'n/a':>12}")
     print(f"{'runs/s, end to end':34}{ours['end_to_end_per_s']:>12,.0f}{'n/a':>12}")
+    print(f"{'SQL statements per run':34}{ours['statements_per_run']:>12,.2f}{'n/a':>12}")
+    print(f"{'transactions per run':34}{ours['transactions_per_run']:>12,.3f}{'n/a':>12}")
 
     if args.parked:
         store = f"sqlite:///{tempfile.mkdtemp()}/parked.db"

@@ -89,3 +89,23 @@ def test_json_columns_round_trip(store_url: str) -> None:
         assert value == "Zoë"
     finally:
         store.close()
+
+
+def test_the_store_counts_the_statements_and_transactions_it_runs(store_url: str) -> None:
+    """What the benchmarks report per message and per run: every statement (one per row of an
+    executemany) and every transaction, committed or rolled back."""
+    store = open_store(store_url)
+    try:
+        store.migrate()
+        before = (store.activity.statements, store.activity.transactions)
+        with store.transaction() as tx:
+            tx.execute("CREATE TABLE counted (n INTEGER)")
+            tx.executemany("INSERT INTO counted (n) VALUES (?)", [(1,), (2,), (3,)])
+            assert tx.scalar("SELECT COUNT(*) FROM counted") == 3
+            tx.query("SELECT n FROM counted")
+        with pytest.raises(RuntimeError), store.transaction() as tx:
+            tx.execute("INSERT INTO counted (n) VALUES (4)")
+            raise RuntimeError("rolled back")
+        assert (store.activity.statements - before[0], store.activity.transactions - before[1]) == (7, 2)
+    finally:
+        store.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .._errors import StoreError
-from ._base import Dialect, SQLStore, Store, Transaction, dumps, loads, migrations
+from ._base import Dialect, SQLStore, Store, StoreActivity, Transaction, dumps, loads, migrations
 from ._quarantine import (
     DECODE_ERRORS,
     QuarantinedRow,
@@ -51,6 +51,7 @@ __all__ = [
     "TABLES",
     "SQLiteStore",
     "Store",
+    "StoreActivity",
     "TOUCHPOINT_COLUMNS",
     "Transaction",
     "channel",

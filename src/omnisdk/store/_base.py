@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Protocol
 
 from .._errors import StoreError
 
-__all__ = ["Dialect", "SQLStore", "Store", "Transaction", "dumps", "loads"]
+__all__ = ["Dialect", "SQLStore", "Store", "StoreActivity", "Transaction", "dumps", "loads"]
 
 Row = tuple[Any, ...]
 
@@ -79,14 +79,31 @@ class Dialect:
         raise NotImplementedError
 
 
+class StoreActivity:
+    """How much a store has been asked to do: SQL statements run (an `executemany` counts one per
+    row, as the database runs it once per row) and transactions committed or rolled back. The
+    benchmarks report them per message and per journey run, where round trips are the cost."""
+
+    __slots__ = ("statements", "transactions")
+
+    def __init__(self) -> None:
+        self.statements = 0
+        self.transactions = 0
+
+    def __repr__(self) -> str:
+        return f"StoreActivity(statements={self.statements}, transactions={self.transactions})"
+
+
 class Transaction:
     """A DB-API cursor inside one transaction, speaking portable SQL."""
 
-    def __init__(self, cursor: Any, dialect: Dialect) -> None:
+    def __init__(self, cursor: Any, dialect: Dialect, activity: StoreActivity | None = None) -> None:
         self.cursor = cursor
         self.dialect = dialect
+        self.activity = activity if activity is not None else StoreActivity()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self.activity.statements += 1
         self.cursor.execute(self.dialect.sql(sql), params)
         return int(self.cursor.rowcount)
 
@@ -95,14 +112,17 @@ class Transaction:
         rows = list(rows)
         if not rows:
             return 0
+        self.activity.statements += len(rows)
         self.cursor.executemany(self.dialect.sql(sql), rows)
         return int(self.cursor.rowcount)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        self.activity.statements += 1
         self.cursor.execute(self.dialect.sql(sql), params)
         return [tuple(r) for r in self.cursor.fetchall()]
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        self.activity.statements += 1
         self.cursor.execute(self.dialect.sql(sql), params)
         row = self.cursor.fetchone()
         return tuple(row) if row is not None else None
@@ -153,6 +173,8 @@ class SQLStore:
         self.url = url
         self._lock = threading.RLock()
         self._closed = False
+        #: Statements and transactions so far (see `StoreActivity`).
+        self.activity = StoreActivity()
 
     # -- to implement per database
     def _cursor(self) -> Any:
@@ -181,8 +203,9 @@ class SQLStore:
         with self._lock:
             cursor = self._cursor()
             self._begin(cursor, immediate=immediate)
+            self.activity.transactions += 1
             try:
-                yield Transaction(cursor, self.dialect)
+                yield Transaction(cursor, self.dialect, self.activity)
             except BaseException:
                 self._rollback()
                 raise
