@@ -23,7 +23,7 @@ from .._errors import ConfigError, ValidationError, WebhookError
 from .._logging import get_logger
 from .._touchpoints import CHANNELS, Events, Touchpoint, new_id
 from ..providers import WebhookEvent, WebhookRequest, WebhookResponse, WebhookResult
-from ..store import Transaction, dumps
+from ..store import Transaction, dumps, remember_request
 from ._keywords import ConsentRules
 from ._providers import ProviderPool
 
@@ -169,21 +169,11 @@ class WebhookHandler:
 
     def _first_time(self, tx: Transaction, provider: str, nonce: str, digest: str, now: float) -> bool:
         """Remember the request's nonce; False for an identical repeat, `_Replayed` for a reused nonce."""
-        if len(nonce) > 200:  # a long nonce is kept by its digest, never cut (two could share a prefix)
-            nonce = f"sha256:{hashlib.sha256(nonce.encode('utf-8', 'surrogatepass')).hexdigest()}"
-        tx.execute("DELETE FROM webhook_requests WHERE provider = ? AND received_at < ?",
-                   (provider, now - self.replay_retention))
-        if tx.execute(
-            "INSERT INTO webhook_requests (provider, nonce, digest, received_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (provider, nonce) DO NOTHING",
-            (provider, nonce, digest, now),
-        ):
-            return True
-        seen = tx.scalar("SELECT digest FROM webhook_requests WHERE provider = ? AND nonce = ?",
-                         (provider, nonce))
-        if seen != digest:
+        seen = remember_request(tx, provider=provider, nonce=nonce, digest=digest, now=now,
+                                retention=self.replay_retention)
+        if seen == "reused":
             raise _Replayed
-        return False
+        return seen == "first"
 
     def _record_event(
         self, tx: Transaction, provider: str, event: WebhookEvent, now: float

@@ -38,6 +38,7 @@ from ._rows import (
     touchpoint_json,
 )
 from ._sqlite import SQLiteStore
+from ._webhook_requests import remember_request
 
 __all__ = [
     "MAX_TIMESTAMP",
@@ -71,6 +72,7 @@ __all__ = [
     "optional_text",
     "optional_timestamp",
     "quarantine_row",
+    "remember_request",
     "repair_quarantined",
     "text",
     "timestamp",
