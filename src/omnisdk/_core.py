@@ -17,6 +17,7 @@ from ._errors import BatchItemError, BatchValidationError, ValidationError, Webh
 from ._identity import IdentityResolver, IdentityRules, load_customer
 from ._logging import get_logger
 from ._plugins import PluginHost
+from ._recorder import Recorder
 from ._touchpoints import CHANNELS, MESSAGE_CHANNELS, Touchpoint, check_channel, new_id
 from ._validation import Limits, Validator
 from .store import (
@@ -80,7 +81,8 @@ class Core:
         self._owns_store = not isinstance(store, SQLStore)
         self.store: SQLStore = store if isinstance(store, SQLStore) else open_store(store)
         self.workers: list[Worker] = []
-        self._hook_touchpoints = self.plugins.has_impls("touchpoint_recorded")
+        #: The one path every touchpoint and delivery change is stored and announced through.
+        self.recorder = Recorder(self.plugins)
         from .messages import Templates
         from .policies import PolicyRules
 
@@ -298,12 +300,8 @@ class Core:
         explicit, pairs = self._who(who)
         with self.store.transaction() as tx:
             cid = self._resolve_checked(tx, explicit, pairs, now)
-            tx.execute(
-                "INSERT INTO touchpoints (id, customer_id, channel, name, properties, occurred_at, recorded_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                (tp_id, cid, channel, event, props, when, now),
-            )
-        touchpoint = Touchpoint(
+            self.recorder.touchpoints(tx, [(tp_id, cid, channel, event, props, when, now)])
+        return Touchpoint(
             id=tp_id,
             customer_id=cid,
             channel=channel,
@@ -311,8 +309,6 @@ class Core:
             properties=dict(properties or {}),
             occurred_at=to_datetime(when),
         )
-        self._recorded([touchpoint])
-        return touchpoint
 
     def track_many(self, items: Iterable[Any]) -> int:
         """Record many touchpoints in one transaction; returns how many were new. Items that fail
@@ -388,23 +384,12 @@ class Core:
                         resolved[key] = self.identity.resolve(tx, explicit, pairs, now)
                     cid = resolved[key]
                 rows.append((tp_id, cid, channel, event, props, ts, now))
-            inserted = tx.executemany(
-                "INSERT INTO touchpoints (id, customer_id, channel, name, properties, occurred_at, recorded_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                rows,
-            )
-        if self._hook_touchpoints:
-            self._recorded([touchpoint_from_row((None, r[0], r[1], r[2], r[3], r[4], r[5])) for r in rows])
+            inserted = self.recorder.touchpoints(tx, rows)
         return int(inserted)
 
     def _recorded(self, touchpoints: Sequence[Touchpoint]) -> None:
-        if not self._hook_touchpoints:
-            return
-        for tp in touchpoints:
-            try:
-                self.plugins.pm.hook.touchpoint_recorded(touchpoint=tp, omni=self.facade)
-            except Exception as exc:  # a plugin's bug must not lose the caller's event
-                log.error("touchpoint_hook_failed", error=exc)
+        """Announce touchpoints a writer stored itself (being moved onto `Recorder.touchpoints`)."""
+        self.recorder.announce_touchpoints(touchpoints)
 
     # -- the worker loop
     async def run_until_idle(self, *, max_rounds: int = 1_000_000) -> int:

@@ -101,6 +101,13 @@ class Transaction:
         self.cursor = cursor
         self.dialect = dialect
         self.activity = activity if activity is not None else StoreActivity()
+        #: Called once the transaction has committed (never on rollback): announcements of what it
+        #: stored, so listeners only ever hear of rows that exist.
+        self.committed: list[Callable[[], None]] = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` after this transaction commits; dropped if it rolls back."""
+        self.committed.append(callback)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         self.activity.statements += 1
@@ -204,13 +211,16 @@ class SQLStore:
             cursor = self._cursor()
             self._begin(cursor, immediate=immediate)
             self.activity.transactions += 1
+            tx = Transaction(cursor, self.dialect, self.activity)
             try:
-                yield Transaction(cursor, self.dialect, self.activity)
+                yield tx
             except BaseException:
                 self._rollback()
                 raise
             else:
                 self._commit()
+        for callback in tx.committed:  # outside the lock: a listener may open its own transaction
+            callback()
 
     @property
     def redacted_url(self) -> str:

@@ -1,0 +1,68 @@
+"""One event path: every touchpoint and delivery change is stored through here, then announced.
+
+Whoever writes a touchpoint (the app's `track`, a webhook, the dispatcher, a segment, a POS
+import) hands its rows to `Recorder.touchpoints` inside its own transaction; the rows are
+stored there and `touchpoint_recorded` fires once that transaction has committed, so a plugin
+never hears of a row that was rolled back and never misses one that was written. Delivery status
+changes go the same way through `Recorder.deliveries` and `delivery_updated`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ._logging import get_logger
+from ._plugins import PluginHost
+from ._touchpoints import Touchpoint
+from .store import Transaction, touchpoint_from_row
+from .store._touchpoints import insert_touchpoints
+
+__all__ = ["Recorder"]
+
+log = get_logger("omnisdk")
+
+
+class Recorder:
+    """Stores touchpoints, then tells plugins; a plugin's failure is logged, never raised."""
+
+    def __init__(self, plugins: PluginHost) -> None:
+        self.plugins = plugins
+
+    @property
+    def _omni(self) -> Any:
+        return self.plugins.context.get("omni")
+
+    def listening(self, hook: str = "touchpoint_recorded") -> bool:
+        """Whether any plugin implements `hook` (writers skip building objects nobody reads)."""
+        return self.plugins.has_impls(hook)
+
+    def touchpoints(self, tx: Transaction, rows: Sequence[Sequence[Any]], *, skip_existing: bool = True) -> int:
+        """Store touchpoint rows (id, customer_id, channel, name, properties JSON, occurred_at,
+        recorded_at) in `tx`; announce each after `tx` commits. Returns how many were new."""
+        inserted = insert_touchpoints(tx, rows, skip_existing=skip_existing)
+        if rows and self.listening():
+            announced = [touchpoint_from_row((None, *row[:6])) for row in rows]
+            tx.after_commit(lambda: self.announce_touchpoints(announced))
+        return inserted
+
+    def announce_touchpoints(self, touchpoints: Sequence[Touchpoint]) -> None:
+        hook = self.plugins.pm.hook.touchpoint_recorded
+        for tp in touchpoints:
+            try:
+                hook(touchpoint=tp, omni=self._omni)
+            except Exception as exc:  # a plugin's bug must not lose the caller's event
+                log.error("touchpoint_hook_failed", error=exc)
+
+    def deliveries(self, tx: Transaction, load: Callable[[], Sequence[Any]]) -> None:
+        """Announce changed deliveries after `tx` commits; `load` reads them (as `Delivery`s) then,
+        and is only called when a plugin listens."""
+        if self.listening("delivery_updated"):
+            tx.after_commit(lambda: self.announce_deliveries(load()))
+
+    def announce_deliveries(self, deliveries: Sequence[Any]) -> None:
+        hook = self.plugins.pm.hook.delivery_updated
+        for delivery in deliveries:
+            try:
+                hook(delivery=delivery, omni=self._omni)
+            except Exception as exc:
+                log.error("delivery_hook_failed", error=exc)

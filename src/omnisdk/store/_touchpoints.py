@@ -1,0 +1,32 @@
+"""The touchpoints table: the one place a touchpoint row is written.
+
+Writers do not call this directly; they hand their rows to the `Recorder`, which stores them here
+and then announces them (`touchpoint_recorded`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ._base import Transaction
+
+__all__ = ["TouchpointRow", "insert_touchpoints"]
+
+#: (id, customer_id, channel, name, properties as JSON text, occurred_at, recorded_at)
+TouchpointRow = tuple[str, str, str, str, str, float, float]
+
+_INSERT = (
+    "INSERT INTO touchpoints (id, customer_id, channel, name, properties, occurred_at, recorded_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def insert_touchpoints(tx: Transaction, rows: Sequence[Sequence[Any]], *, skip_existing: bool = True) -> int:
+    """Store touchpoint rows; with `skip_existing` a row whose id is already stored is left as it is
+    (ingestion is idempotent on the touchpoint id). Returns how many rows were new."""
+    if not rows:
+        return 0
+    sql = _INSERT + " ON CONFLICT (id) DO NOTHING" if skip_existing else _INSERT
+    if len(rows) == 1:
+        return tx.execute(sql, rows[0])
+    return tx.executemany(sql, rows)
