@@ -1,0 +1,5 @@
+"""Broadcasts: plans, pages and progress.
+
+Every SQL statement about this table lives here (see docs/architecture.md)."""
+
+from __future__ import annotations

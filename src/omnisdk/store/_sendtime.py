@@ -1,0 +1,5 @@
+"""Send-time model rows: per-customer engagement priors.
+
+Every SQL statement about this table lives here (see docs/architecture.md)."""
+
+from __future__ import annotations
