@@ -510,7 +510,7 @@ def test_apps_on_other_schemas_of_one_database_route_while_one_router_holds_its_
     PostgreSQL database under another schema, must not stop this one routing (it used to)."""
     import psycopg
 
-    from omnisdk.journeys._runtime import ROUTER_LOCK_SQL
+    from omnisdk.store._runs import ROUTER_LOCK_SQL
 
     other = "omni_test_other_" + pg_schema_url.rsplit("_", 1)[-1]
     with psycopg.connect(postgres_url) as busy:  # another app's router, mid-transaction

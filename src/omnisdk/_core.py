@@ -99,16 +99,19 @@ class Core:
         self.segments = SegmentWatcher(self, interval=float(self.config.raw.get("analytics", {}).get(
             "segment_interval_seconds", 3600)))
         self.workers.append(self.segments)
-        from .broadcasts import BroadcastWorker  # broadcasts queue their pages before journeys and dispatch run
+        from .broadcasts import BroadcastSettings, BroadcastWorker  # broadcasts queue pages before journeys run
         from .sendtime import SendTime, SendTimeSettings
 
         self.sendtime = SendTime(self.store, self.clock, self.policy_rules,
                                  SendTimeSettings.from_config(self.config.raw.get("analytics", {})))
-        self.broadcasts = BroadcastWorker(self)
+        self.broadcasts = BroadcastWorker(
+            self.store, self.clock, self.sendtime, default_timezone=self.policy_rules.default_timezone,
+            settings=BroadcastSettings.from_config(self.config.raw.get("analytics") or {}))
         self.workers.append(self.broadcasts)
-        from .journeys import JourneyRuntime, RunAdmin  # journeys route touchpoints and queue sends
+        from .journeys import JourneyRuntime, JourneySettings, RunAdmin  # journeys route touchpoints, queue sends
 
-        self.journeys = JourneyRuntime(self)
+        self.journey_settings = JourneySettings.from_config(self.config.raw.get("journeys"))
+        self.journeys = JourneyRuntime(self.store, self.clock, self.journey_settings, sendtime=self.sendtime)
         self.runs = RunAdmin(self.store, self.journeys)
         self.workers.append(self.journeys)
         # The dispatcher runs after the journey runtime, so a step's sends go out in the same round.
@@ -415,7 +418,9 @@ class Core:
         """Long-running: do due work, then wait for the next due time or a wake-up, until stopped."""
         from .journeys import run_worker
 
-        return await run_worker(self, stop=stop, poll_interval=poll_interval, handle_signals=handle_signals)
+        return await run_worker(self, store=self.store, clock=self.clock, dispatcher=self.dispatcher,
+                                settings=self.journey_settings, stop=stop, poll_interval=poll_interval,
+                                handle_signals=handle_signals)
 
     # -- deliveries and inbound webhooks
     def deliveries(

@@ -56,7 +56,7 @@ class _Base:
         load_entry_points: bool = True,
     ) -> None:
         self._core = Core(store, config, clock, plugins, load_entry_points, facade=self)
-        self._broadcasts = BroadcastAdmin(self._core)
+        self._broadcasts = BroadcastAdmin(self._core.store, self._core.clock, self._core.templates)
 
     @property
     def clock(self) -> Clock:

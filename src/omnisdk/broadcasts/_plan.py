@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import attrs
 
@@ -17,9 +17,10 @@ from .._errors import ValidationError
 from .._touchpoints import MESSAGE_CHANNELS, check_channel, new_id
 from ..segments import Condition, Segment
 from ..segments._dsl import NOW
-from ..store import Dialect, Transaction, dumps, json_array, json_object, text, timestamp
+from ..store import Dialect, Transaction
+from ..store._broadcasts import BroadcastPlan, insert_broadcast
 
-__all__ = ["Broadcast", "Timing", "plan_broadcast"]
+__all__ = ["Broadcast", "Timing", "broadcast_from_plan", "plan_broadcast"]
 
 #: The easternmost UTC offset in use: a local time arrives there first.
 _EARLIEST = timezone(timedelta(hours=14))
@@ -66,23 +67,13 @@ class Broadcast:
     created_at: datetime
 
 
-BROADCAST_COLUMNS = (
-    "id, name, template, channels, purpose, data, timing, send_at, local_time, local_date, within_seconds, start_at, "
-    "created_at"
-)
-
-
-def broadcast_from_row(row: Sequence[Any]) -> Broadcast:
-    bid, name, template, channels, purpose, data, mode, send_at, local_t, local_d, within, start_at, created = row
-    timing = Timing(
-        mode=mode, send_at=timestamp(send_at), local_time=time.fromisoformat(local_t) if local_t else None,
-        local_date=date.fromisoformat(local_d) if local_d else None,
-        within=float(within) if within is not None else None,
-    )
+def broadcast_from_plan(plan: BroadcastPlan) -> Broadcast:
+    mode = cast(Literal["at", "local_time", "best"], plan.timing)  # as `_timing` chose it
+    timing = Timing(mode=mode, send_at=plan.send_at, local_time=plan.local_time, local_date=plan.local_date,
+                    within=plan.within)
     return Broadcast(
-        id=text(bid), name=name, template=text(template), channels=tuple(json_array(channels)), purpose=text(purpose),
-        data=json_object(data), timing=timing, starts_at=to_datetime(timestamp(start_at)),
-        created_at=to_datetime(timestamp(created)),
+        id=plan.id, name=plan.name, template=plan.template, channels=plan.channels, purpose=plan.purpose,
+        data=plan.data, timing=timing, starts_at=to_datetime(plan.start_at), created_at=to_datetime(plan.created_at),
     )
 
 
@@ -121,11 +112,11 @@ def _timing(
 
 
 def compile_segment(condition: Condition, dialect: Dialect) -> tuple[str, list[Any], list[int]]:
-    """The segment as SQL over `customers AS c`, its parameters, and the positions of "now"."""
+    """The segment's condition as SQL over `customers AS c`, its parameters, and the positions of "now"."""
     compiled = condition.compile(dialect)
     params = [None if p is NOW else p for p in compiled.params]
     now_at = [i for i, p in enumerate(compiled.params) if p is NOW]
-    return f"c.merged_into IS NULL AND COALESCE({compiled.text}, FALSE)", params, now_at
+    return compiled.text, params, now_at
 
 
 def plan_broadcast(
@@ -157,16 +148,10 @@ def plan_broadcast(
     chosen = _channels(channel, channels)
     timing, start_at = _timing(at, local_time, send_time, within, now)
     sql, params, now_at = compile_segment(condition, tx.dialect)
-    broadcast_id = "bc_" + new_id()
-    tx.execute(
-        "INSERT INTO broadcasts (id, name, template, channels, purpose, data, segment_sql, segment_params, "
-        "segment_now, timing, send_at, local_time, local_date, within_seconds, status, start_at, after_customer, "
-        "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'scheduled', ?, '', ?, ?)",
-        (broadcast_id, name, template, dumps(list(chosen)), purpose, dumps(dict(data or {})), sql, dumps(params),
-         dumps(now_at), timing.mode, timing.send_at, timing.local_time.isoformat() if timing.local_time else None,
-         timing.local_date.isoformat() if timing.local_date else None, timing.within, start_at, now, now),
+    plan = BroadcastPlan(
+        id="bc_" + new_id(), name=name, template=template, channels=chosen, purpose=purpose, data=dict(data or {}),
+        timing=timing.mode, send_at=timing.send_at, local_time=timing.local_time, local_date=timing.local_date,
+        within=timing.within, start_at=start_at, created_at=now,
     )
-    return Broadcast(
-        id=broadcast_id, name=name, template=template, channels=chosen, purpose=purpose, data=dict(data or {}),
-        timing=timing, starts_at=to_datetime(start_at), created_at=to_datetime(now),
-    )
+    insert_broadcast(tx, plan, segment_sql=sql, segment_params=params, segment_now=now_at, now=now)
+    return broadcast_from_plan(plan)

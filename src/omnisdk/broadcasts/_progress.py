@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import attrs
 
 from .._clock import to_datetime
-from .._errors import NotFoundError, ValidationError
-from ..store import Transaction, decode_row, decode_rows, timestamp
+from .._errors import ValidationError
+from ..store import Transaction
+from ..store._broadcasts import (
+    BroadcastProgress,
+    broadcast_progress,
+    cancel_broadcast_row,
+    list_broadcast_progress,
+)
+from ..store._deliveries import broadcast_delivery_counts, cancel_broadcast_deliveries
 
 __all__ = ["BROADCAST_STATES", "BroadcastStatus", "broadcast_status", "cancel_broadcast", "list_broadcasts"]
 
@@ -61,24 +67,19 @@ class BroadcastStatus:
         return 100.0 * settled / total
 
 
-_COLUMNS = "id, name, template, status, audience, enqueued, error, start_at, created_at, enqueued_at"
-
-
-def _status(tx: Transaction, row: Sequence[Any]) -> BroadcastStatus:
-    bid, name, template, state, audience, enqueued, error, start_at, created_at, enqueued_at = row
+def _status(tx: Transaction, progress: BroadcastProgress) -> BroadcastStatus:
     counts = dict.fromkeys(("queued", "deferred", "sending", *_SETTLED), 0)
-    for status, n in tx.query("SELECT status, COUNT(*) FROM deliveries WHERE broadcast_id = ? GROUP BY status",
-                              (bid,)):
-        counts[status] = int(n)
+    counts.update(broadcast_delivery_counts(tx, progress.id))
+    state = progress.state
     if state == "enqueued" and not any(counts[s] for s in (*_WAITING, "sending")):
         state = "done"
     return BroadcastStatus(
-        id=bid, name=name, template=template, state=state, audience=None if audience is None else int(audience),
-        enqueued=int(enqueued), queued=counts["queued"] + counts["deferred"], sending=counts["sending"],
+        id=progress.id, name=progress.name, template=progress.template, state=state, audience=progress.audience,
+        enqueued=progress.enqueued, queued=counts["queued"] + counts["deferred"], sending=counts["sending"],
         sent=counts["sent"], delivered=counts["delivered"], skipped=counts["skipped"], failed=counts["failed"],
-        cancelled=counts["cancelled"], error=error, starts_at=to_datetime(timestamp(start_at)),
-        created_at=to_datetime(timestamp(created_at)),
-        enqueued_at=to_datetime(timestamp(enqueued_at)) if enqueued_at else None,
+        cancelled=counts["cancelled"], error=progress.error, starts_at=to_datetime(progress.start_at),
+        created_at=to_datetime(progress.created_at),
+        enqueued_at=to_datetime(progress.enqueued_at) if progress.enqueued_at else None,
     )
 
 
@@ -89,27 +90,18 @@ def _check_id(broadcast_id: Any) -> str:
 
 
 def broadcast_status(tx: Transaction, broadcast_id: str) -> BroadcastStatus:
-    row = tx.one(f"SELECT {_COLUMNS} FROM broadcasts WHERE id = ?", (_check_id(broadcast_id),))
-    if row is None:
-        raise NotFoundError(f"no broadcast {broadcast_id!r}")
-    status = decode_row(tx, "broadcasts", row, lambda r: _status(tx, r))
-    if status is None:
-        raise NotFoundError(f"broadcast {broadcast_id!r} cannot be read and is quarantined (omnisdk quarantine list)")
-    return status
+    return _status(tx, broadcast_progress(tx, _check_id(broadcast_id)))
 
 
 def list_broadcasts(tx: Transaction, *, limit: int = 100) -> list[BroadcastStatus]:
     """The latest broadcasts first."""
-    rows = tx.query(f"SELECT {_COLUMNS} FROM broadcasts ORDER BY created_at DESC, id DESC LIMIT ?", (int(limit),))
-    return decode_rows(tx, "broadcasts", rows, lambda r: _status(tx, r))
+    return [_status(tx, p) for p in list_broadcast_progress(tx, limit=limit)]
 
 
 def cancel_broadcast(tx: Transaction, broadcast_id: str, now: float) -> BroadcastStatus:
     """Stop queueing, and cancel what is queued but not yet being sent. Cancelling twice is harmless."""
     status = broadcast_status(tx, broadcast_id)
     if status.state != "cancelled":
-        tx.execute("UPDATE broadcasts SET status = 'cancelled', lease_owner = NULL, lease_until = NULL, "
-                   "updated_at = ? WHERE id = ?", (now, broadcast_id))
-        tx.execute("UPDATE deliveries SET status = 'cancelled', error = 'broadcast cancelled', updated_at = ? "
-                   "WHERE broadcast_id = ? AND status IN ('queued', 'deferred')", (now, broadcast_id))
+        cancel_broadcast_row(tx, broadcast_id, now)
+        cancel_broadcast_deliveries(tx, broadcast_id, now)
     return broadcast_status(tx, broadcast_id)

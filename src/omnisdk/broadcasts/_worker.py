@@ -14,19 +14,19 @@ import os
 import socket
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
+from .._clock import Clock
 from .._errors import ConfigError
 from .._logging import get_logger
 from ..delivery._outbox import enqueue_deliveries
-from ..sendtime import local_zone
-from ..store import Transaction, decode_row, json_array, text, timestamp
-from ._plan import BROADCAST_COLUMNS, Broadcast, broadcast_from_row
-
-if TYPE_CHECKING:
-    from .._core import Core
+from ..sendtime import SendTime, local_zone
+from ..store import SQLStore, Transaction
+from ..store import _broadcasts as broadcasts_db
+from ..store._broadcasts import ClaimedBroadcast
+from ._plan import Broadcast, broadcast_from_plan
 
 __all__ = ["BroadcastSettings", "BroadcastWorker"]
 
@@ -59,30 +59,36 @@ class BroadcastSettings:
 
 @attrs.define
 class _Streaming:
-    """A claimed broadcast: its plan and where its segment is evaluated."""
+    """A claimed broadcast: its plan (as the public `Broadcast`) and its segment's page source."""
 
     broadcast: Broadcast
-    where: str
-    params: list[Any]
-    audience: int | None
+    claimed: ClaimedBroadcast
+
+    @property
+    def audience(self) -> int | None:
+        return self.claimed.audience
 
 
 class BroadcastWorker:
-    """A `Worker` of the core, ticked after the segment watcher and before journeys and dispatch."""
+    """A `Worker` of the core, ticked after the segment watcher and before journeys and dispatch.
 
-    def __init__(self, core: Core, settings: BroadcastSettings | None = None) -> None:
-        self.core = core
-        self.settings = settings or BroadcastSettings.from_config(core.config.raw.get("analytics") or {})
+    `default_timezone` places recipients without one (local-time broadcasts); `sendtime` picks
+    best times."""
+
+    def __init__(
+        self, store: SQLStore, clock: Clock, sendtime: SendTime, *, default_timezone: str,
+        settings: BroadcastSettings | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.sendtime = sendtime
+        self.default_timezone = default_timezone
+        self.settings = settings or BroadcastSettings()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"  # one per client
 
     def next_due(self) -> float | None:
-        with self.core.store.transaction(immediate=False) as tx:
-            due = tx.scalar(
-                "SELECT MIN(CASE WHEN lease_owner = ? OR lease_until IS NULL OR lease_until < start_at THEN start_at "
-                "ELSE lease_until END) FROM broadcasts WHERE status IN ('scheduled', 'enqueueing')",
-                (self.owner,),
-            )
-        return float(due) if due is not None else None
+        with self.store.transaction(immediate=False) as tx:
+            return broadcasts_db.next_broadcast_due(tx, self.owner)
 
     async def tick(self) -> int:
         """Queue up to `pages_per_tick` pages of due broadcasts; returns how many recipients were
@@ -90,7 +96,7 @@ class BroadcastWorker:
         done = 0
         pages = self.settings.pages_per_tick
         while pages > 0:
-            now = self.core.clock.timestamp()
+            now = self.clock.timestamp()
             claimed = self._claim(now)
             if claimed is None:
                 break
@@ -103,7 +109,7 @@ class BroadcastWorker:
                     done += streamed + (0 if more else 1)
                     if not more:
                         break
-                    now = self.core.clock.timestamp()
+                    now = self.clock.timestamp()
             except Exception as exc:  # a broken broadcast must not stop the others, nor the worker
                 self._failed(claimed.broadcast.id, exc, now)
                 done += 1
@@ -112,35 +118,18 @@ class BroadcastWorker:
     # -- claiming
     def _claim(self, now: float) -> _Streaming | None:
         """Take the lease of the next due broadcast (ours first); fix "now" of its segment on the first claim."""
-        with self.core.store.transaction() as tx:
-            while True:
-                row = tx.one(
-                    f"SELECT {BROADCAST_COLUMNS}, segment_sql, segment_params, segment_now, evaluated_at, audience "
-                    "FROM broadcasts WHERE status IN ('scheduled', 'enqueueing') AND start_at <= ? "
-                    "AND (lease_owner = ? OR lease_until IS NULL OR lease_until < ?) "
-                    "ORDER BY CASE WHEN lease_owner = ? THEN 0 ELSE 1 END, start_at LIMIT 1" + tx.dialect.skip_locked,
-                    (now, self.owner, now, self.owner),
-                )
-                if row is None:
-                    return None
-                streaming = decode_row(tx, "broadcasts", row, lambda r: _streaming(r, now))
-                if streaming is not None:
-                    break
-            tx.execute(
-                "UPDATE broadcasts SET status = 'enqueueing', lease_owner = ?, lease_until = ?, "
-                "evaluated_at = COALESCE(evaluated_at, ?), updated_at = ? WHERE id = ?",
-                (self.owner, now + self.settings.lease_seconds, now, now, streaming.broadcast.id),
-            )
-        return streaming
+        with self.store.transaction() as tx:
+            claimed = broadcasts_db.claim_broadcast(tx, now=now, owner=self.owner,
+                                                    until=now + self.settings.lease_seconds)
+        return None if claimed is None else _Streaming(broadcast_from_plan(claimed.plan), claimed)
 
     def _count_audience(self, streaming: _Streaming, now: float) -> None:
         """The segment's size when streaming starts: the denominator of progress (read-only, no lock held)."""
-        with self.core.store.transaction(immediate=False) as tx:
-            audience = int(tx.scalar(f"SELECT COUNT(*) FROM customers c WHERE {streaming.where}", streaming.params))
-        with self.core.store.transaction() as tx:
-            tx.execute("UPDATE broadcasts SET audience = ?, updated_at = ? WHERE id = ?",
-                       (audience, now, streaming.broadcast.id))
-        streaming.audience = audience
+        with self.store.transaction(immediate=False) as tx:
+            audience = broadcasts_db.count_audience(tx, streaming.claimed)
+        with self.store.transaction() as tx:
+            broadcasts_db.set_audience(tx, streaming.broadcast.id, audience, now)
+        streaming.claimed.audience = audience
         log.info("broadcast_started", broadcast=streaming.broadcast.id, audience=audience)
 
     # -- one page
@@ -148,20 +137,12 @@ class BroadcastWorker:
         """Queue the next page; returns (recipients streamed, whether more pages may follow)."""
         broadcast = streaming.broadcast
         size = self.settings.page_size
-        with self.core.store.transaction() as tx:
-            held = tx.execute(
-                "UPDATE broadcasts SET lease_until = ? WHERE id = ? AND lease_owner = ? AND status = 'enqueueing'",
-                (now + self.settings.lease_seconds, broadcast.id, self.owner),
-            )
-            if not held:  # cancelled, or another worker took over after our lease ran out
-                return 0, False
-            after = tx.scalar("SELECT after_customer FROM broadcasts WHERE id = ?", (broadcast.id,))
-            recipients: list[tuple[str, str | None]] = [
-                (r[0], r[1]) for r in tx.query(
-                    f"SELECT c.id, c.timezone FROM customers c WHERE {streaming.where} AND c.id > ? "
-                    "ORDER BY c.id LIMIT ?", (*streaming.params, after, size),
-                )
-            ]
+        with self.store.transaction() as tx:
+            if not broadcasts_db.renew_broadcast_lease(tx, broadcast.id, owner=self.owner,
+                                                       until=now + self.settings.lease_seconds):
+                return 0, False  # cancelled, or another worker took over after our lease ran out
+            after = broadcasts_db.broadcast_cursor(tx, broadcast.id)
+            recipients = broadcasts_db.audience_page(tx, streaming.claimed, after=after, limit=size)
             due = self._due_times(tx, broadcast, recipients, now)
             queued = enqueue_deliveries(
                 tx, [(f"broadcast:{broadcast.id}:{cid}", cid, due[i]) for i, (cid, _) in enumerate(recipients)],
@@ -169,15 +150,10 @@ class BroadcastWorker:
                 data=broadcast.data, broadcast_id=broadcast.id,
             )
             more = len(recipients) == size
-            tx.execute(
-                "UPDATE broadcasts SET after_customer = ?, enqueued = enqueued + ?, updated_at = ? WHERE id = ?",
-                (recipients[-1][0] if recipients else after, queued, now, broadcast.id),
-            )
+            broadcasts_db.record_page(tx, broadcast.id, after=recipients[-1][0] if recipients else after,
+                                      queued=queued, now=now)
             if not more:
-                tx.execute(
-                    "UPDATE broadcasts SET status = 'enqueued', enqueued_at = ?, lease_owner = NULL, "
-                    "lease_until = NULL WHERE id = ?", (now, broadcast.id),
-                )
+                broadcasts_db.finish_enqueueing(tx, broadcast.id, now)
         if not more:
             log.info("broadcast_enqueued", broadcast=broadcast.id)
         return len(recipients), more
@@ -189,13 +165,12 @@ class BroadcastWorker:
         if timing.mode == "at":
             return [timing.send_at] * len(recipients)
         if timing.mode == "local_time":
-            default = self.core.policy_rules.default_timezone
             by_zone: dict[str | None, float] = {}
             for _, tz in recipients:
                 if tz not in by_zone:
-                    by_zone[tz] = timing.local_due(local_zone(tz, default), now)
+                    by_zone[tz] = timing.local_due(local_zone(tz, self.default_timezone), now)
             return [by_zone[tz] for _, tz in recipients]
-        best = self.core.sendtime.best_times(
+        best = self.sendtime.best_times(
             tx, recipients, channel=broadcast.channels[0] if broadcast.channels else None,
             now=max(now, timing.send_at), within=timing.within or 86400.0, purpose=broadcast.purpose,
         )
@@ -204,18 +179,6 @@ class BroadcastWorker:
     def _failed(self, broadcast_id: str, exc: Exception, now: float) -> None:
         """Record why, and let the broadcast be tried again after a lease period (by any worker)."""
         log.error("broadcast_page_failed", broadcast=broadcast_id, error=exc)
-        with self.core.store.transaction() as tx:
-            tx.execute(
-                "UPDATE broadcasts SET error = ?, lease_owner = NULL, lease_until = ?, updated_at = ? WHERE id = ?",
-                (f"{type(exc).__name__}: {exc}"[:500], now + self.settings.lease_seconds, now, broadcast_id),
-            )
-
-
-def _streaming(row: Sequence[Any], now: float) -> _Streaming:
-    """A due broadcast's plan; "now" of its segment is when it was first claimed (this claim, if none yet)."""
-    *columns, sql, params, now_at, evaluated, audience = row
-    values = json_array(params)
-    evaluated = now if evaluated is None else timestamp(evaluated)
-    for i in json_array(now_at):
-        values[i] = evaluated
-    return _Streaming(broadcast_from_row(columns), text(sql), values, None if audience is None else int(audience))
+        with self.store.transaction() as tx:
+            broadcasts_db.record_broadcast_failure(tx, broadcast_id, error=f"{type(exc).__name__}: {exc}",
+                                                   retry_at=now + self.settings.lease_seconds, now=now)

@@ -5,7 +5,7 @@ from ._context import JourneyContext
 from ._declarative import from_dict, from_yaml, to_mermaid
 from ._decorator import REENTRY_RULES, Journey, catalogue, journey
 from ._runs import RUN_STATUSES, JourneyRun, RunAdmin
-from ._runtime import JourneyRuntime
+from ._runtime import JourneyRuntime, JourneySettings
 from ._worker import run_worker
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "JourneyContext",
     "JourneyRun",
     "JourneyRuntime",
+    "JourneySettings",
     "RunAdmin",
     "catalogue",
     "from_dict",

@@ -15,23 +15,21 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-import attrs
-
 from .._clock import to_datetime
 from .._customers import Customer
 from .._errors import JourneyError, NonDeterminismError, ValidationError
 from .._identity import load_customer
 from .._touchpoints import Touchpoint
-from ..delivery import enqueue_delivery
-from ..sendtime import active_send_time
-from ..store import TOUCHPOINT_COLUMNS, Transaction, decode_row, decode_rows, touchpoint_from_json, touchpoint_from_row
+from ..sendtime import SendTime
+from ..store import Transaction, touchpoint_from_json
+from ..store._runs import StepRecord
+from ..store._touchpoints import recent_touchpoints, touchpoints_after
+from ._sends import Sends, new_message
 
-__all__ = ["JourneyContext", "StepRecord", "Suspend", "touchpoint_from_row"]
+__all__ = ["JourneyContext", "StepRecord", "Suspend"]
 
 #: A `where` filter: property values to match, or a predicate on the touchpoint.
 Where = Mapping[str, Any] | Callable[[Touchpoint], bool]
-
-INBOX_COLUMNS = TOUCHPOINT_COLUMNS
 
 
 class Suspend(BaseException):
@@ -43,18 +41,6 @@ class Suspend(BaseException):
         self.step = step
         self.due_at = due_at
         self.wait_event = wait_event
-
-
-@attrs.define
-class StepRecord:
-    """One entry of a run's step log. `args` identify the step, to detect changed code on replay."""
-
-    kind: str
-    args: dict[str, Any]
-    result: Any
-    done: bool
-    new: bool = False
-    dirty: bool = False
 
 
 def _touchpoint_json(tp: Touchpoint) -> dict[str, Any]:
@@ -93,6 +79,8 @@ class JourneyContext:
         trigger_seq: int,
         now: float,
         steps: dict[str, StepRecord],
+        sends: Sends,
+        sendtime: SendTime | None,
     ) -> None:
         self.run_id = run_id
         self.journey_id = journey_id
@@ -103,6 +91,8 @@ class JourneyContext:
         self._trigger_seq = trigger_seq
         self._now = now
         self.steps = steps
+        self._sends = sends
+        self._sendtime = sendtime
         self._seen: set[str] = set()
         self._customer: Customer | None = None
 
@@ -130,18 +120,7 @@ class JourneyContext:
 
         Read live: branch on it through `ctx.run` if the branch must survive replays unchanged.
         """
-        sql = f"SELECT {INBOX_COLUMNS} FROM touchpoints WHERE customer_id = ?"
-        params: list[Any] = [self.customer_id]
-        if event is not None:
-            sql += " AND name = ?"
-            params.append(event)
-        if channels:
-            sql += f" AND channel IN ({','.join('?' * len(channels))})"
-            params.extend(channels)
-        sql += " ORDER BY occurred_at DESC, seq DESC LIMIT ?"
-        params.append(int(limit))
-        rows = self._tx.query(sql, params)
-        return decode_rows(self._tx, "touchpoints", reversed(rows), touchpoint_from_row)
+        return recent_touchpoints(self._tx, self.customer_id, event=event, channels=channels, limit=limit)
 
     # -- the step log
     def _replay(self, step: str, kind: str, args: dict[str, Any]) -> StepRecord | None:
@@ -195,11 +174,12 @@ class JourneyContext:
         if record is not None:
             return str(record.result)
         due_at = self._due_at(step, at, within, chosen, purpose)
-        delivery_id = enqueue_delivery(
-            self._tx, key=f"{self.run_id}:{step}", customer_id=self.customer_id, template=template,
-            channels=chosen, now=self._now, due_at=due_at, purpose=purpose,
-            data=data, run_id=self.run_id, journey=self.journey_id, step=step,
+        message = new_message(
+            key=f"{self.run_id}:{step}", customer_id=self.customer_id, template=template, channels=chosen,
+            due_at=self._now if due_at is None else due_at, purpose=purpose, data=data, run_id=self.run_id,
+            journey=self.journey_id, step=step,
         )
+        delivery_id = self._sends.queue(self._tx, message, self._now)
         self._record(step, "send", args, delivery_id, done=True)
         return delivery_id
 
@@ -208,7 +188,9 @@ class JourneyContext:
     ) -> float | None:
         if at == "best_time":
             window = _seconds(within if within is not None else timedelta(hours=24), f"{step}.within")
-            return active_send_time().best_time(self._tx, self.customer_id, channel=channels[0] if channels else None,
+            if self._sendtime is None:
+                raise JourneyError("at='best_time' needs the client's send-time optimiser")
+            return self._sendtime.best_time(self._tx, self.customer_id, channel=channels[0] if channels else None,
                                                 now=self._now, within=window, purpose=purpose)
         if within is not None:
             raise ValidationError("within= goes with at='best_time'", field=f"{step}.within", value=within)
@@ -269,16 +251,9 @@ class JourneyContext:
         consumed = {
             r.result["seq"] for r in self.steps.values() if r.kind == "wait" and r.done and r.result
         }
-        sql = f"SELECT {INBOX_COLUMNS} FROM touchpoints WHERE customer_id = ? AND name = ? AND seq > ?"
-        params: list[Any] = [self.customer_id, event, self._trigger_seq]
-        if deadline is not None:
-            sql += " AND recorded_at <= ?"
-            params.append(deadline)
-        for row in self._tx.query(sql + " ORDER BY seq", params):
-            if row[0] in consumed:
-                continue
-            touchpoint = decode_row(self._tx, "touchpoints", row, touchpoint_from_row)
-            if touchpoint is None:
+        for touchpoint in touchpoints_after(self._tx, self.customer_id, event, after_seq=self._trigger_seq,
+                                            recorded_by=deadline):
+            if touchpoint.seq in consumed:
                 continue
             if where is None:
                 return touchpoint

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from .._errors import JourneyError, ValidationError
+from ._graph import to_mermaid
 
 if TYPE_CHECKING:
     from ._context import JourneyContext
@@ -53,8 +54,6 @@ class Journey:
         """A Mermaid flowchart of a declarative journey."""
         if self.graph is None:
             raise JourneyError(f"journey {self.id!r}: only declarative journeys can be drawn")
-        from ._declarative import to_mermaid
-
         return to_mermaid(self.graph)
 
     @property

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import attrs
 
 from .._clock import to_datetime
-from .._errors import JourneyError, NotFoundError, ValidationError
+from .._errors import JourneyError, ValidationError
 from .._identity import load_customer
-from ..store import SQLStore, Transaction, decode_row, decode_rows, optional_timestamp, text, timestamp
-from ._runtime import ACTIVE, JourneyRuntime, end_run
+from ..store import SQLStore, Transaction
+from ..store import _runs as runs_db
+from ..store._runs import ACTIVE, RunRecord
+from ._runtime import JourneyRuntime, end_run
 
 __all__ = ["RUN_STATUSES", "JourneyRun", "RunAdmin"]
 
 RUN_STATUSES = ("running", "waiting", "completed", "exited", "failed", "cancelled")
-
-_COLUMNS = ("id, journey, version, customer_id, status, step, wait_event, due_at, attempts, reason, created_at, "
-            "updated_at, ended_at")
-
 
 @attrs.frozen(kw_only=True)
 class JourneyRun:
@@ -45,19 +42,16 @@ class JourneyRun:
     ended_at: datetime | None
 
 
-def _run(row: Sequence[Any]) -> JourneyRun:
-    rid, journey, version, cid, status, step, wait_event, due, attempts, reason, created, updated, ended = row
+def _run(record: RunRecord) -> JourneyRun:
     return JourneyRun(
-        id=text(rid), journey=text(journey), version=text(version), customer_id=text(cid), status=text(status),
-        step=step, wait_event=wait_event,
-        due_at=to_datetime(timestamp(due)) if due is not None and status == "waiting" else None,
-        attempts=int(attempts), reason=reason, created_at=to_datetime(timestamp(created)),
-        updated_at=to_datetime(timestamp(updated)), ended_at=_at(ended),
+        id=record.id, journey=record.journey, version=record.version, customer_id=record.customer_id,
+        status=record.status, step=record.step, wait_event=record.wait_event, due_at=_at(record.due_at),
+        attempts=record.attempts, reason=record.reason, created_at=to_datetime(record.created_at),
+        updated_at=to_datetime(record.updated_at), ended_at=_at(record.ended_at),
     )
 
 
-def _at(value: Any) -> datetime | None:
-    seconds = optional_timestamp(value)
+def _at(seconds: float | None) -> datetime | None:
     return None if seconds is None else to_datetime(seconds)
 
 
@@ -75,86 +69,60 @@ class RunAdmin:
         limit: int = 100,
     ) -> list[JourneyRun]:
         """Runs, newest first."""
-        sql, params = f"SELECT {_COLUMNS} FROM journey_runs WHERE 1 = 1", list[Any]()
-        if journey is not None:
-            sql += " AND journey = ?"
-            params.append(journey)
-        if customer_id is not None:
-            with self.store.transaction(immediate=False) as tx:
-                customer_id = load_customer(tx, customer_id).id
-            sql += " AND customer_id = ?"
-            params.append(customer_id)
+        wanted = None
         if status is not None:
             wanted = [status] if isinstance(status, str) else list(status)
             for s in wanted:
                 if s not in RUN_STATUSES:
                     raise ValidationError(f"expected one of {', '.join(RUN_STATUSES)}", field="status", value=s)
-            sql += f" AND status IN ({','.join('?' * len(wanted))})"
-            params.extend(wanted)
-        sql += " ORDER BY created_at DESC, id LIMIT ?"
-        params.append(int(limit))
         with self.store.transaction(immediate=False) as tx:
-            return decode_rows(tx, "journey_runs", tx.query(sql, params), _run)
+            if customer_id is not None:
+                customer_id = load_customer(tx, customer_id).id
+            records = runs_db.list_runs(tx, journey=journey, customer_id=customer_id, statuses=wanted, limit=limit)
+            return [_run(r) for r in records]
 
     def run(self, run_id: str) -> JourneyRun:
         with self.store.transaction(immediate=False) as tx:
-            return _run(self._row(tx, run_id))
+            return _run(runs_db.load_run(tx, run_id))
 
     def cancel(self, run_id: str, *, now: float, reason: str = "cancelled") -> JourneyRun:
         """End an active run now; messages it queued but did not send are cancelled."""
         with self.store.transaction() as tx:
-            row = self._row(tx, run_id)
-            if row[4] not in ACTIVE:
-                raise JourneyError(f"run {run_id} is {row[4]}, only running or waiting runs can be cancelled")
+            record = runs_db.load_run(tx, run_id)
+            if record.status not in ACTIVE:
+                raise JourneyError(f"run {run_id} is {record.status}, only running or waiting runs can be cancelled")
             end_run(tx, run_id, "cancelled", reason, now)
-            return _run(self._row(tx, run_id))
+            return _run(runs_db.load_run(tx, run_id))
 
     def retry(self, run_id: str, *, now: float, version: str | None = None) -> JourneyRun:
         """Resume a failed run from its step log (on `version` if given)."""
         with self.store.transaction() as tx:
-            row = self._row(tx, run_id)
-            if row[4] != "failed":
-                raise JourneyError(f"run {run_id} is {row[4]}, only failed runs can be retried")
-            self._resume(tx, row, version or row[2], now)
-            return _run(self._row(tx, run_id))
+            record = runs_db.load_run(tx, run_id)
+            if record.status != "failed":
+                raise JourneyError(f"run {run_id} is {record.status}, only failed runs can be retried")
+            self._resume(tx, record, version or record.version, now)
+            return _run(runs_db.load_run(tx, run_id))
 
     def migrate(self, run_id: str, version: str, *, now: float) -> JourneyRun:
         """Move a run to another registered version; steps are matched by name, so the new version
         replays what the run already did and does its new steps. A failed run is resumed."""
         with self.store.transaction() as tx:
-            row = self._row(tx, run_id)
-            if row[4] == "failed":
-                self._resume(tx, row, version, now)
-            elif row[4] in ACTIVE:
-                self.runtime.version(row[1], version)
-                tx.execute("UPDATE journey_runs SET version = ?, updated_at = ? WHERE id = ?", (version, now, run_id))
+            record = runs_db.load_run(tx, run_id)
+            if record.status == "failed":
+                self._resume(tx, record, version, now)
+            elif record.status in ACTIVE:
+                self.runtime.version(record.journey, version)
+                runs_db.set_run_version(tx, run_id, version, now)
             else:
-                raise JourneyError(f"run {run_id} is {row[4]}; only active or failed runs can be migrated")
-            return _run(self._row(tx, run_id))
+                raise JourneyError(f"run {run_id} is {record.status}; only active or failed runs can be migrated")
+            return _run(runs_db.load_run(tx, run_id))
 
-    def _resume(self, tx: Transaction, row: Sequence[Any], version: str, now: float) -> None:
-        run_id, journey, _, customer_id = row[:4]
-        self.runtime.version(journey, version)
-        definition = self.runtime.journeys[journey][version]
+    def _resume(self, tx: Transaction, record: RunRecord, version: str, now: float) -> None:
+        definition = self.runtime.version(record.journey, version)
         if definition.reentry != "always":
-            other = tx.scalar(
-                "SELECT id FROM journey_runs WHERE journey = ? AND customer_id = ? "
-                "AND status IN ('running', 'waiting')",
-                (journey, customer_id),
-            )
+            other = runs_db.other_active_run(tx, record.journey, record.customer_id)
             if other:
-                raise JourneyError(f"run {run_id}: the customer has another active run {other} of {journey!r}; "
-                                   "cancel it first")
-        tx.execute(
-            "UPDATE journey_runs SET status = 'running', version = ?, active_key = ?, due_at = ?, attempts = 0, "
-            "reason = NULL, ended_at = NULL, lease_owner = NULL, updated_at = ? WHERE id = ?",
-            (version, None if definition.reentry == "always" else customer_id, now, now, run_id),
-        )
-
-    def _row(self, tx: Transaction, run_id: str) -> tuple[Any, ...]:
-        row = tx.one(f"SELECT {_COLUMNS} FROM journey_runs WHERE id = ?", (run_id,))
-        if row is None:
-            raise NotFoundError(f"no journey run with id {run_id!r}")
-        if decode_row(tx, "journey_runs", row, _run) is None:
-            raise NotFoundError(f"journey run {run_id!r} cannot be read and is quarantined (omnisdk quarantine list)")
-        return row
+                raise JourneyError(f"run {record.id}: the customer has another active run {other} of "
+                                   f"{record.journey!r}; cancel it first")
+        runs_db.resume_run(tx, record.id, version=version,
+                           active_key=None if definition.reentry == "always" else record.customer_id, now=now)

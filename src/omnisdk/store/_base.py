@@ -271,3 +271,17 @@ def _split(script: str) -> list[str]:
     """Split a migration into statements (they contain no semicolons inside literals)."""
     without_comments = "\n".join(line for line in script.splitlines() if not line.strip().startswith("--"))
     return [s.strip() for s in without_comments.split(";") if s.strip()]
+
+
+def json_table(tx: Transaction, kinds: str) -> tuple[str, list[str]]:
+    """A table over one JSON parameter (an array of arrays): its FROM item (with one `?`) and its
+    columns, one per letter of `kinds`: t text, f double, i bigint, j JSON (as the column's JSON
+    type). Set-based writes send a whole batch of rows as that one parameter: one statement."""
+    if tx.dialect.name == "postgresql":
+        casts = {"t": "(r.value ->> {i})", "f": "CAST(r.value ->> {i} AS DOUBLE PRECISION)",
+                 "i": "CAST(r.value ->> {i} AS BIGINT)", "j": "(r.value -> {i})"}
+        source = "jsonb_array_elements(CAST(? AS JSONB)) AS r"
+    else:
+        casts = dict.fromkeys("tfij", "json_extract(r.value, '$[{i}]')")
+        source = "json_each(?) AS r"
+    return source, [casts[kind].format(i=i) for i, kind in enumerate(kinds)]
