@@ -112,11 +112,18 @@ class Core:
         self.runs = RunAdmin(self.store, self.journeys)
         self.workers.append(self.journeys)
         # The dispatcher runs after the journey runtime, so a step's sends go out in the same round.
-        from .delivery import Dispatcher, WebhookHandler
+        from .delivery import DeliverySettings, Dispatcher, ProviderPool, SendContext, WebhookHandler
 
-        self.dispatcher = Dispatcher(self)
+        delivery = DeliverySettings.from_config(self.config.delivery)
+        pool = ProviderPool(self.config, self.plugins.providers, self.clock, http_timeout=delivery.http_timeout,
+                            http_transport=delivery.http_transport)
+        self.dispatcher = Dispatcher(store=self.store, clock=self.clock, settings=delivery, pool=pool,
+                                     send_context=SendContext(self.templates, self.policy_rules),
+                                     recorder=self.recorder)
         self.workers.append(self.dispatcher)
-        self.webhooks = WebhookHandler(self, self.dispatcher.pool)
+        self.webhooks = WebhookHandler(store=self.store, clock=self.clock, pool=pool, recorder=self.recorder,
+                                       settings=self.config.webhooks, resolve=self.resolve,
+                                       record_consent=self.record_consent)
 
     # -- who is this?
     def _split_who(self, who: Who, field: str = "who") -> tuple[str | None, dict[str, Any]]:

@@ -42,7 +42,7 @@ __all__ = [
     "insert_deliveries",
     "insert_delivery",
     "latest_prompt",
-    "lease",
+    "lease_change",
     "lease_for_lookup",
     "mark_sending",
     "next_due",
@@ -301,12 +301,13 @@ class Lease:
     sent_content: str | None
 
 
-def lease(tx: Transaction, leases: Sequence[Lease], *, owner: str, until: float, now: float) -> None:
-    """Lease claimed rows (they stay `queued`: a worker that dies leaves them due when it runs out)."""
-    apply_changes(tx, [Change(item.id, {
+def lease_change(item: Lease, *, owner: str, until: float, now: float) -> Change:
+    """The change that leases a claimed row to `owner` (it stays `queued`: a worker that dies leaves
+    it due when the lease runs out)."""
+    return Change(item.id, {
         "attempts": item.attempts, "channel": item.channel, "provider": item.provider, "address": item.address,
         "sent_content": item.sent_content, "lease_owner": owner, "lease_until": until, "updated_at": now,
-    }) for item in leases])
+    })
 
 
 def mark_sending(tx: Transaction, ids: Sequence[str], *, owner: str, now: float, until: float) -> set[str]:
