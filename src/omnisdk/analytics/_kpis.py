@@ -24,6 +24,7 @@ from .._clock import to_datetime
 from .._errors import ValidationError
 from .._touchpoints import Events
 from ..store import SQLStore, Transaction
+from ..store._decisions import last_reason_sql
 
 __all__ = ["DIMENSIONS", "RATES", "KPIRow", "KPITable", "check_names", "kpis", "period_bounds"]
 
@@ -300,9 +301,7 @@ def _latest_message_sql() -> str:
 
 def _last_skip_reason(tx: Transaction) -> str:
     """The reason of the last entry of a delivery's decision log (the skip)."""
-    if tx.dialect.name == "postgresql":
-        return "(d.decisions -> -1 ->> 'reason')"
-    return "json_extract(d.decisions, '$[#-1].reason')"
+    return last_reason_sql(tx, "d")
 
 
 def _columns(tx: Transaction, dims: tuple[str, ...]) -> list[str]:
