@@ -31,8 +31,10 @@ SELECT d.id,
        COALESCE(CAST(json_extract(e.value, '$.reason') AS TEXT), ''),
        CASE WHEN json_type(e.value, '$.until') IN ('integer', 'real') THEN json_extract(e.value, '$.until') END,
        CASE WHEN json_type(e.value, '$.checks') = 'array' THEN json_extract(e.value, '$.checks') END
-FROM deliveries AS d, json_each(d.decisions) AS e
-WHERE json_valid(d.decisions) AND json_type(d.decisions) = 'array' AND json_type(e.value) = 'object'
+FROM deliveries AS d,
+     json_each(CASE WHEN json_valid(d.decisions) AND json_type(d.decisions) = 'array' THEN d.decisions
+                    ELSE '[]' END) AS e
+WHERE e.type = 'object'
 ORDER BY d.rowid, e.key;
 UPDATE deliveries SET decisions = '[]'
 WHERE json_valid(decisions) AND json_type(decisions) = 'array' AND decisions <> '[]';
