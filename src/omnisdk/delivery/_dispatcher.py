@@ -552,7 +552,8 @@ class Dispatcher:
 
     def _decided(
         self, tx: Transaction, row: _Row, customer: Customer, message: Any, request: SendRequest,
-        decision: SendDecision, history: Sequence[Any], trigger: Touchpoint | None, now: float, logged: dict[SendDecision, str],
+        decision: SendDecision, history: Sequence[Any], trigger: Touchpoint | None, now: float,
+        logged: dict[SendDecision, str],
     ) -> _Claimed | None:
         """Act on the policies' decision: settle a skip or defer, or render and lease a send (its log
         entry encoded once per claim for equal decisions, in `logged`)."""
