@@ -8,9 +8,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .._touchpoints import Touchpoint
 from ._base import Transaction
+from ._quarantine import decode_rows
+from ._rows import TOUCHPOINT_COLUMNS, touchpoint_from_row
 
-__all__ = ["TouchpointRow", "insert_touchpoints"]
+__all__ = ["TouchpointRow", "customer_timeline", "insert_touchpoints"]
 
 #: (id, customer_id, channel, name, properties as JSON text, occurred_at, recorded_at)
 TouchpointRow = tuple[str, str, str, str, str, float, float]
@@ -30,3 +33,24 @@ def insert_touchpoints(tx: Transaction, rows: Sequence[Sequence[Any]], *, skip_e
     if len(rows) == 1:
         return tx.execute(sql, rows[0])
     return tx.executemany(sql, rows)
+
+
+def customer_timeline(
+    tx: Transaction, customer_id: str, *, channels: Sequence[str] | None = None, since: float | None = None,
+    limit: int | None = None,
+) -> list[Touchpoint]:
+    """The customer's touchpoints oldest first; with `limit`, the latest `limit` of them."""
+    sql = f"SELECT {TOUCHPOINT_COLUMNS} FROM touchpoints WHERE customer_id = ?"
+    params: list[Any] = [customer_id]
+    if channels:
+        sql += f" AND channel IN ({','.join('?' * len(channels))})"
+        params.extend(channels)
+    if since is not None:
+        sql += " AND occurred_at >= ?"
+        params.append(since)
+    if limit is None:
+        sql += " ORDER BY occurred_at, seq"
+    else:
+        sql = f"SELECT * FROM ({sql} ORDER BY occurred_at DESC, seq DESC LIMIT ?) AS recent ORDER BY occurred_at, seq"
+        params.append(int(limit))
+    return decode_rows(tx, "touchpoints", tx.query(sql, params), touchpoint_from_row)
