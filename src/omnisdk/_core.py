@@ -85,8 +85,8 @@ class Core:
         )
         from .segments import SegmentWatcher  # watched segments turn entries/exits into touchpoints first
 
-        self.segments = SegmentWatcher(self, interval=float(self.config.raw.get("analytics", {}).get(
-            "segment_interval_seconds", 3600)))
+        interval = float(self.config.raw.get("analytics", {}).get("segment_interval_seconds", 3600))
+        self.segments = SegmentWatcher(self.store, self.clock, self.recorder, interval=interval)
         self.workers.append(self.segments)
         from .broadcasts import BroadcastWorker  # broadcasts queue their pages before journeys and dispatch run
         from .sendtime import SendTime, SendTimeSettings

@@ -93,7 +93,7 @@ class _Base:
 
     def segment(self, condition: Condition) -> Segment:
         """The customers matching `condition` (see `omnisdk.segments`): `.customers()`, `.count()`."""
-        return Segment(self._core, condition)
+        return self._core.segments.segment(condition)
 
     def watch_segment(self, name: str, condition: Condition) -> Segment:
         """Re-evaluate a segment periodically; entering and leaving it are touchpoints journeys can use."""
