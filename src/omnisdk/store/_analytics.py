@@ -17,7 +17,20 @@ from ._base import SQLStore, Transaction
 from ._quarantine import decode_rows
 from ._rows import timestamp
 
-__all__ = ["PAGE", "TimelineRow", "customer_pages", "kpi_groups", "reason_counts", "unattributed_conversions"]
+__all__ = [
+    "PAGE",
+    "SentMessage",
+    "TimelineRow",
+    "count_by",
+    "customer_pages",
+    "kpi_groups",
+    "merge_count",
+    "reason_counts",
+    "runs_exited_by",
+    "sent_since",
+    "touchpoints_by_channel",
+    "unattributed_conversions",
+]
 
 #: Touchpoints read per query.
 PAGE = 10_000
@@ -250,3 +263,43 @@ def _timeline_row(row: Sequence[Any]) -> TimelineRow:
 
 def _seq(row: Sequence[Any]) -> tuple[Any, ...]:
     return (row[-1],)
+
+
+# -- summaries (the demo's closing tables)
+@attrs.frozen
+class SentMessage:
+    delivery_id: str
+    channel: str | None
+    provider_message_id: str | None
+
+
+def sent_since(tx: Transaction, since: float) -> list[SentMessage]:
+    """Deliveries sent (and not yet further along) since `since`."""
+    rows = tx.query("SELECT id, channel, provider_message_id FROM deliveries WHERE status = 'sent' AND sent_at >= ?",
+                    (since,))
+    return [SentMessage(*row) for row in rows]
+
+
+def count_by(tx: Transaction, table: Literal["deliveries", "journey_runs"]) -> list[tuple[str, str, int]]:
+    """(channel or journey, status, how many) of `table`, sorted."""
+    group = "COALESCE(channel, '-')" if table == "deliveries" else "journey"
+    return [(str(a), str(b), int(n)) for a, b, n in
+            tx.query(f"SELECT {group}, status, COUNT(*) FROM {table} GROUP BY 1, 2 ORDER BY 1, 2")]
+
+
+def touchpoints_by_channel(tx: Transaction) -> list[tuple[str, int]]:
+    """(channel, how many touchpoints), most first."""
+    return [(str(c), int(n)) for c, n in
+            tx.query("SELECT channel, COUNT(*) FROM touchpoints GROUP BY channel ORDER BY 2 DESC")]
+
+
+def merge_count(tx: Transaction) -> int:
+    return int(tx.scalar("SELECT COUNT(*) FROM merges") or 0)
+
+
+def runs_exited_by(tx: Transaction, journey: str, channel: str, event: str) -> int:
+    """How many runs of `journey` exited for customers who did `event` on `channel`."""
+    return int(tx.scalar(
+        "SELECT COUNT(*) FROM journey_runs r WHERE r.journey = ? AND r.status = 'exited' AND EXISTS "
+        "(SELECT 1 FROM touchpoints t WHERE t.customer_id = r.customer_id AND t.channel = ? AND t.name = ?)",
+        (journey, channel, event)) or 0)
