@@ -449,10 +449,9 @@ class Core:
         check.properties(data, "data")
         key = "send:" + (new_id() if idempotency_key is None else check.text(
             idempotency_key, "idempotency_key", limit="max_id_length", what="an idempotency key (a non-empty string)"))
-        explicit, pairs = self._who(who)
         now = self.clock.timestamp()
         with self.store.transaction() as tx:
-            cid = self._resolve_checked(tx, explicit, pairs, now)
+            cid = self.resolve(tx, who, now)
             delivery_id = enqueue_delivery(tx, key=key, customer_id=cid, template=template, channels=chosen, now=now,
                                            purpose=purpose, data=data)
             found = [d for d in query_deliveries(tx, customer_id=cid) if d.id == delivery_id]
