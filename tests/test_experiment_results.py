@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -154,3 +156,17 @@ def test_impossible_counts_are_refused() -> None:
     with pytest.raises(ValidationError) as caught:
         VariantData(-1, 0)
     assert caught.value.field == "exposures"
+
+
+def test_the_docs_example_runs_and_says_what_it_shows() -> None:
+    page = (Path(__file__).parent.parent / "docs" / "experiments.md").read_text()
+    example = page.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, object] = {}
+    exec(example, namespace)
+    result = namespace["result"]
+    assert isinstance(result, ExperimentResult)
+    assert (result.decision, result.winner) == (Decision.KEEP_RUNNING, None)
+    lift = result.variant("b").conversion_lift
+    assert lift is not None and lift.relative_interval is not None
+    assert (round(lift.relative, 2), round(lift.relative_interval.lower, 2), round(lift.relative_interval.upper, 2)) \
+        == (0.42, -0.23, 1.63)
