@@ -130,7 +130,9 @@ def _weights(weights: ArrayLike | None, n: int) -> Floats:
 
 def _fit(objective: object, start: Floats, field: str) -> Floats:
     """Minimise a mean negative log-likelihood over log-parameters (so each stays positive)."""
-    result = optimize.minimize(objective, start, jac=True, method="L-BFGS-B", options={"maxiter": 2000})
+    result = optimize.minimize(
+        objective, start, jac=True, method="L-BFGS-B", options={"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-10}
+    )
     # L-BFGS-B may stop on a failed line search at the optimum itself; a flat gradient there is converged
     settled = result.success or float(np.max(np.abs(result.jac))) < 1e-5
     if not settled or not np.all(np.isfinite(result.x)):
@@ -173,19 +175,21 @@ class BetaGeo:
     def expected_purchases(self, t: float, frequency: ArrayLike, recency: ArrayLike, age: ArrayLike) -> Floats:
         """Expected purchases in the next `t` time units for customers with these summaries (eq. 10)."""
         x, t_x, big_t = _summaries(frequency, recency, age)
-        r, alpha, a, b = self._params
-        z = t / (alpha + big_t + t)
-        # 1 - ((alpha+T)/(alpha+T+t))^(r+x) * 2F1(r+x, b+x; a+b+x-1; z), with the power taken in logs
-        tail = 1.0 - np.exp((r + x) * np.log1p(-z)) * special.hyp2f1(r + x, b + x, a + b + x - 1, z)
-        numerator = (a + b + x - 1) / (a - 1) * tail
-        return np.asarray(numerator * self._alive(x, t_x, big_t), dtype=np.float64)
+        return self._expected(t, x, big_t) * self._alive(x, t_x, big_t)
 
     def expected_purchases_new(self, t: float) -> float:
         """Expected purchases in `t` time units of a customer just acquired (eq. 9)."""
+        return float(self._expected(t, np.zeros(1), np.zeros(1))[0])
+
+    def _expected(self, t: float, x: Floats, age: Floats) -> Floats:
+        """(a+b+x-1)/(a-1) * [1 - (1-z)^(r+x) 2F1(r+x, b+x; a+b+x-1; z)], z = t/(alpha+T+t). Euler's
+        transformation turns the product into (1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z): small parameters,
+        so a customer with thousands of purchases neither overflows 2F1 nor underflows the power."""
         r, alpha, a, b = self.r, self.alpha, self.a, self.b
-        z = t / (alpha + t)
-        tail = 1.0 - math.exp(r * math.log1p(-z)) * float(special.hyp2f1(r, b, a + b - 1, z))
-        return (a + b - 1) / (a - 1) * tail
+        z = t / (alpha + age + t)
+        c = a + b + x - 1
+        tail = 1.0 - np.power(1.0 - z, a - 1) * special.hyp2f1(a + b - 1 - r, a - 1, c, z)
+        return np.asarray(c / (a - 1) * tail, dtype=np.float64)
 
     def probability_alive(self, frequency: ArrayLike, recency: ArrayLike, age: ArrayLike) -> Floats:
         """P(still a customer at the end of the calibration period | summary); churn risk is 1 minus it."""
@@ -206,9 +210,7 @@ class BetaGeo:
         return np.asarray(special.expit(-log_odds), dtype=np.float64)
 
 
-def _bg_log_likelihood(
-    params: Floats, x: Floats, t_x: Floats, t: Floats, *, gradient: bool
-) -> tuple[Floats, Floats]:
+def _bg_log_likelihood(params: Floats, x: Floats, t_x: Floats, t: Floats, *, gradient: bool) -> tuple[Floats, Floats]:
     """Per-customer log-likelihood and, when asked, its gradient in (r, alpha, a, b) (shape 4 x n)."""
     r, alpha, a, b = params
     repeat = x > 0
