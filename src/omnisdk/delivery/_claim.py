@@ -21,7 +21,7 @@ from .._errors import OmniError
 from .._identity import load_customers
 from .._recorder import Recorder
 from .._touchpoints import Touchpoint
-from ..policies import Decision, SendRequest, decide_many, load_recent
+from ..policies import SendDecision, SendRequest, decide_many, load_recent
 from ..store import SQLStore, Transaction
 from ..store._decisions import LogEntry, decision_counts
 from ..store._deliveries import Change, DueRow, Lease, claim_due, content_json, lease_change
@@ -92,7 +92,7 @@ class Claimer:
             tx, (p[0].run_id for p, names in zip(pending, reads, strict=True) if names & TRIGGER_NAMES))
         # Tries and retries so far, on rows sent before (a row never leased has no channel yet).
         counts = decision_counts(tx, [p[0].id for p in pending if p[0].channel is not None], ("send", "retry"))
-        logged: dict[Decision, str] = {}  # a decision's checks (JSON): rows decided alike share them
+        logged: dict[SendDecision, str] = {}  # a decision's checks (JSON): rows decided alike share them
         claimed = []
         for (row, customer, message, request), decision in zip(pending, decisions, strict=True):
             item = self._decided(writes, row, customer, message, request, decision, history.get(customer.id, ()),
@@ -139,8 +139,8 @@ class Claimer:
 
     def _decided(
         self, writes: Writes, row: DueRow, customer: Customer, message: Message, request: SendRequest,
-        decision: Decision, history: Sequence[Touchpoint], trigger: Touchpoint | None,
-        counts: Counter[tuple[str, str | None]], now: float, logged: dict[Decision, str],
+        decision: SendDecision, history: Sequence[Touchpoint], trigger: Touchpoint | None,
+        counts: Counter[tuple[str, str | None]], now: float, logged: dict[SendDecision, str],
     ) -> Claimed | None:
         """Act on the policies' decision: settle a skip or defer, or render and lease a send."""
         if decision.action == "skip":

@@ -16,8 +16,7 @@ import attrs
 
 from .._recorder import Recorder
 from .._touchpoints import Events
-from ..policies import Decision as PolicyDecision
-from ..policies import PastDelivery, RecentActivity, SendRequest
+from ..policies import PastDelivery, RecentActivity, SendDecision, SendRequest
 from ..providers import Outgoing
 from ..store import Transaction, dumps
 from ..store._decisions import LogEntry, append_decisions
@@ -41,7 +40,7 @@ def entry(delivery_id: str, at: float, outcome: str, channel: str | None, reason
 
 
 def policy_entry(
-    delivery_id: str, decision: PolicyDecision, at: float, *, cache: dict[PolicyDecision, str] | None = None,
+    delivery_id: str, decision: SendDecision, at: float, *, cache: dict[SendDecision, str] | None = None,
     outcome: str | None = None, reason: str | None = None,
 ) -> LogEntry:
     """The entry for the policies' `decision`: which policy stopped it (for a skip or a defer), and
@@ -53,7 +52,7 @@ def policy_entry(
                     until=decision.until, checks=checks)
 
 
-def _encoded_checks(decision: PolicyDecision, cache: dict[PolicyDecision, str] | None) -> str | None:
+def _encoded_checks(decision: SendDecision, cache: dict[SendDecision, str] | None) -> str | None:
     if not decision.checks:
         return None
     if cache is None:

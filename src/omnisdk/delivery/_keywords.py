@@ -19,7 +19,7 @@ evidence (the provider's message id of the reply, or the event id).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -28,11 +28,11 @@ from .._errors import ConfigError
 from .._touchpoints import MESSAGE_CHANNELS, Events
 from ..providers import WebhookEvent
 from ..store import Transaction
-from ..store._consents import consent_ledger
+from ..store._consents import consent_ledger, insert_consent
 from ..store._deliveries import EventDelivery, latest_prompt
 from ..store._identities import forget_address
 
-__all__ = ["DOUBLE_OPT_IN_WINDOW_SECONDS", "ConsentRules", "RecordConsent"]
+__all__ = ["DOUBLE_OPT_IN_WINDOW_SECONDS", "ConsentRules"]
 
 #: How long after the prompt a YES still answers it (config `webhooks.double_opt_in_window_seconds`).
 DOUBLE_OPT_IN_WINDOW_SECONDS: Final = 24 * 3600
@@ -44,25 +44,20 @@ def _evidence(event: WebhookEvent) -> str | None:
     return str(found)[:256] if found else None
 
 
-#: Stores one consent entry: (tx, customer id, channel, purpose, granted, source, now, evidence).
-RecordConsent = Callable[[Transaction, str, str, str, bool, str, float, "str | None"], None]
-
-
 @attrs.frozen
 class ConsentRules:
-    record_consent: RecordConsent
     prompts: Sequence[str] = ()
     window: float = DOUBLE_OPT_IN_WINDOW_SECONDS
 
     @classmethod
-    def from_config(cls, record_consent: RecordConsent, settings: Mapping[str, Any]) -> ConsentRules:
+    def from_config(cls, settings: Mapping[str, Any]) -> ConsentRules:
         prompts = settings.get("double_opt_in_templates", [])
         if not isinstance(prompts, list | tuple) or not all(isinstance(p, str) and p for p in prompts):
             raise ConfigError("expected a list of template names", field="webhooks.double_opt_in_templates")
         window = settings.get("double_opt_in_window_seconds", DOUBLE_OPT_IN_WINDOW_SECONDS)
         if not isinstance(window, int | float) or isinstance(window, bool) or not 0 < window < 10**9:
             raise ConfigError("expected a positive number of seconds", field="webhooks.double_opt_in_window_seconds")
-        return cls(record_consent, tuple(prompts), float(window))
+        return cls(tuple(prompts), float(window))
 
     def apply(
         self, tx: Transaction, provider: str, event: WebhookEvent, customer_id: str, delivery: EventDelivery | None,
@@ -96,7 +91,7 @@ class ConsentRules:
 
     def _record(self, tx: Transaction, customer_id: str, channel: str, purpose: str, granted: bool, source: str,
                 now: float, evidence: str | None) -> None:
-        self.record_consent(tx, customer_id, channel, purpose, granted, source, now, evidence)
+        insert_consent(tx, customer_id, channel, purpose, granted, source, now, evidence)
 
     @staticmethod
     def _ledger(tx: Transaction, customer_id: str, channel: str, purpose: str) -> list[tuple[bool, str, float]]:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import attrs
 
 from .._identity import load_customers
-from ..policies import Decision, PolicyRules, address_for, decide_many, load_recent
+from ..policies import PolicyRules, SendDecision, address_for, decide_many, load_recent
 from ..store import Transaction
 from ..store._customers import profile_fingerprints
 from ..store._deliveries import HELD_TO_SEND, Change
@@ -47,7 +47,7 @@ def stop_revoked(
         if item.customer_id in changed:
             customer = customers.get(item.customer_id)
             if customer is None:  # erased (GDPR delete) since the claim
-                decision = Decision(action="skip", channel=None, reason="customer erased")
+                decision = SendDecision(action="skip", channel=None, reason="customer erased")
                 _settle(writes, item, "skipped", decision, now, owner)
                 stopped.add(item.id)
                 continue
@@ -67,7 +67,7 @@ def stop_revoked(
         if decision.action == "send" and decision.channel == item.channel:
             if address_for(requests[i].customer, item.channel) == item.outgoing.to:
                 continue
-            decision = Decision(action="send", channel=item.channel, reason=f"the {item.channel} address changed")
+            decision = SendDecision(action="send", channel=item.channel, reason=f"the {item.channel} address changed")
         status = {"skip": "skipped", "defer": "deferred"}.get(decision.action, "queued")
         _settle(writes, item, status, decision, now, owner)
         stopped.add(item.id)
@@ -91,7 +91,7 @@ def _changed_profiles(tx: Transaction, items: Sequence[Claimed]) -> set[str]:
     return changed
 
 
-def _settle(writes: Writes, item: Claimed, status: str, decision: Decision, now: float, owner: str) -> None:
+def _settle(writes: Writes, item: Claimed, status: str, decision: SendDecision, now: float, owner: str) -> None:
     """Not sent: skipped or deferred as decided now, or queued again (due at once) to be decided afresh."""
     logged = policy_entry(item.id, decision, now, outcome="requeue" if status == "queued" else None,
                           reason=RECHECKED + str(decision.reason))

@@ -14,12 +14,13 @@ keyword rules are in `_keywords`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from .._clock import Clock
 from .._errors import ConfigError, ValidationError, WebhookError
+from .._identity import IdentityResolver
 from .._logging import get_logger
 from .._recorder import Recorder
 from .._touchpoints import CHANNELS, Events, new_id
@@ -27,7 +28,7 @@ from ..providers import WebhookEvent, WebhookRequest, WebhookResponse, WebhookRe
 from ..store import SQLStore, Transaction, dumps
 from ..store._deliveries import EventDelivery, find_event_delivery, set_event_status
 from ..store._webhook_requests import remember_event, remember_request
-from ._keywords import ConsentRules, RecordConsent
+from ._keywords import ConsentRules
 from ._providers import ProviderPool
 from ._records import DeliveryReader
 
@@ -92,26 +93,23 @@ def request_digest(method: str, url: str, body: bytes) -> str:
     return hashlib.sha256(b"\0".join((method.encode(), url.encode("utf-8", "surrogatepass"), body))).hexdigest()
 
 
-#: Who a webhook event is about, when no delivery says: (tx, identifiers, now, field) → customer id.
-Resolve = Callable[[Transaction, Mapping[str, Any], float, str], str]
-
-
 class WebhookHandler:
     """`omni.handle_webhook`: one provider's request in, the HTTP answer it expects out."""
 
     def __init__(
-        self, *, store: SQLStore, clock: Clock, pool: ProviderPool, recorder: Recorder, settings: Mapping[str, Any],
-        resolve: Resolve, record_consent: RecordConsent,
+        self, *, store: SQLStore, clock: Clock, pool: ProviderPool, recorder: Recorder, identity: IdentityResolver,
+        settings: Mapping[str, Any],
     ) -> None:
         self.store = store
         self.clock = clock
         self.pool = pool
         self.recorder = recorder
-        self.resolve = resolve
+        #: Who an event is about when no delivery says (its `who` identifiers).
+        self.identity = identity
         self.load = DeliveryReader(store)
         self.max_body_bytes = _positive(settings, "max_body_bytes", MAX_WEBHOOK_BYTES)
         self.replay_retention = _positive(settings, "replay_retention_seconds", REPLAY_RETENTION_SECONDS)
-        self.consent = ConsentRules.from_config(record_consent, settings)
+        self.consent = ConsentRules.from_config(settings)
 
     def handle(self, provider: str, method: str, url: str, headers: Mapping[str, str], body: bytes) -> WebhookResponse:
         if not isinstance(body, bytes | bytearray):
@@ -197,7 +195,7 @@ class WebhookHandler:
             customer_id = delivery.customer_id
         elif event.who:
             try:
-                customer_id = self.resolve(tx, dict(event.who), now, "event.who")
+                customer_id = self.identity.resolve_who(tx, dict(event.who), now, "event.who")
             except ValidationError as exc:
                 log.warning("webhook_unmatched", provider=provider, event_name=event.name, reason=str(exc))
                 return None, None
