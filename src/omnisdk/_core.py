@@ -314,10 +314,6 @@ class Core:
             inserted = self.recorder.touchpoints(tx, rows)
         return int(inserted)
 
-    def _recorded(self, touchpoints: Sequence[Touchpoint]) -> None:
-        """Announce touchpoints a writer stored itself (being moved onto `Recorder.touchpoints`)."""
-        self.recorder.announce_touchpoints(touchpoints)
-
     # -- the worker loop
     async def run_until_idle(self, *, max_rounds: int = 1_000_000) -> int:
         """Run every subsystem's due work until none has any left at the current time."""
