@@ -169,4 +169,4 @@ def test_the_docs_example_runs_and_says_what_it_shows() -> None:
     lift = result.variant("b").conversion_lift
     assert lift is not None and lift.relative_interval is not None
     assert (round(lift.relative, 2), round(lift.relative_interval.lower, 2), round(lift.relative_interval.upper, 2)) \
-        == (0.42, -0.23, 1.63)
+        == (0.42, -0.24, 1.67)
