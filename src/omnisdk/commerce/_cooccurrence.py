@@ -25,7 +25,6 @@ __all__ = ["CoOccurrence", "ItemToItem", "Measure"]
 Measure = Literal["count", "cosine", "lift"]
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
-_BLOCK_PAIRS = 4_000_000  # co-occurrence entries computed at once before they are cut to the top k
 
 
 @attrs.frozen(eq=False)
@@ -48,12 +47,19 @@ class CoOccurrence:
 
     @classmethod
     def build(
-        cls, baskets: Iterable[Iterable[str]], *, k: int = 50, measure: Measure = "cosine", min_together: int = 1
+        cls,
+        baskets: Iterable[Iterable[str]],
+        *,
+        k: int = 50,
+        measure: Measure = "cosine",
+        min_together: int = 1,
+        block_pairs: int = 4_000_000,
     ) -> CoOccurrence:
         """Count how often items share a basket (an item repeated in one basket counts once) and keep each
-        item's `k` best neighbours among those sharing at least `min_together` baskets."""
-        if k < 1 or min_together < 1:
-            raise ValidationError("k and min_together must be >= 1", field="k", value=k)
+        item's `k` best neighbours among those sharing at least `min_together` baskets. At most about
+        `block_pairs` pair counts are held at once (about 24 bytes each) besides the result."""
+        if min(k, min_together, block_pairs) < 1:
+            raise ValidationError("k, min_together and block_pairs must be >= 1", field="k", value=k)
         if measure not in ("count", "cosine", "lift"):
             raise ValidationError("must be count, cosine or lift", field="measure", value=measure)
         numbers: dict[str, int] = {}
@@ -69,7 +75,7 @@ class CoOccurrence:
             shape=(len(starts) - 1, len(items)),
         )
         del columns, starts, numbers
-        indptr, neighbours, scores = _top_neighbours(b, k, measure, min_together, _name_order(items))
+        indptr, neighbours, scores = _top_neighbours(b, k, measure, min_together, _name_order(items), block_pairs)
         return cls(items=items, indptr=indptr, neighbours=neighbours, scores=scores, measure=measure)
 
     def related(self, item: str) -> list[tuple[str, float]]:
@@ -107,14 +113,14 @@ def _top_by_row(rows: Ints, cols: Ints, scores: Floats, k: int, name_order: Ints
 
 
 def _top_neighbours(
-    b: sparse.csr_matrix, k: int, measure: Measure, min_together: int, name_order: Ints
+    b: sparse.csr_matrix, k: int, measure: Measure, min_together: int, name_order: Ints, block_pairs: int
 ) -> tuple[Ints, Ints, Floats]:
     n_baskets, n_items = b.shape
     held = np.bincount(b.indices, minlength=n_items).astype(np.float64)  # n_i
     by_item = b.T.tocsr()
     # Σ over item i's baskets of their sizes bounds row i of B'B: blocks are cut on it
     work = by_item @ np.diff(b.indptr).astype(np.float64)
-    budgets = np.arange(_BLOCK_PAIRS, work.sum() + _BLOCK_PAIRS, _BLOCK_PAIRS)
+    budgets = np.arange(block_pairs, work.sum() + block_pairs, block_pairs)
     cuts = np.minimum(np.searchsorted(np.cumsum(work), budgets) + 1, n_items)
     edges = np.unique(np.concatenate([[0], cuts, [n_items]])).astype(np.int64)
     counts_per_row = np.zeros(n_items, dtype=np.int64)
