@@ -14,8 +14,8 @@ from pytest import approx
 
 from omnisdk import ValidationError
 from omnisdk.commerce import (
-    CoOccurrence,
     PURCHASED,
+    CoOccurrence,
     Exclusions,
     Fallback,
     History,
