@@ -37,7 +37,7 @@ from .._errors import ConfigError, OmniError
 from .._identity import load_customers
 from .._logging import get_logger
 from .._touchpoints import Touchpoint
-from ..policies import Decision, PastDelivery, RecentActivity, SendRequest, decide_many, load_recent
+from ..policies import PastDelivery, RecentActivity, SendDecision, SendRequest, decide_many, load_recent
 from ..providers import (
     Accepted,
     Outcome,
@@ -475,7 +475,7 @@ class Dispatcher:
                 tx, [p[1].id for p, names in zip(pending, reads, strict=True) if names & HISTORY_NAMES])
             triggers = self.send_context.triggers(
                 tx, (p[0].run_id for p, names in zip(pending, reads, strict=True) if names & TRIGGER_NAMES))
-            logged: dict[Decision, str] = {}  # a send decision's log entry (JSON): rows decided alike share it
+            logged: dict[SendDecision, str] = {}  # a send decision's log entry (JSON): rows decided alike share it
             claimed = [
                 item for (row, customer, message, request), decision in zip(pending, decisions, strict=True)
                 if (item := self._decided(tx, row, customer, message, request, decision,
@@ -551,8 +551,9 @@ class Dispatcher:
         return cached[1]
 
     def _decided(
-        self, tx: Transaction, row: _Row, customer: Customer, message: Any, request: SendRequest, decision: Decision,
-        history: Sequence[Any], trigger: Touchpoint | None, now: float, logged: dict[Decision, str],
+        self, tx: Transaction, row: _Row, customer: Customer, message: Any, request: SendRequest,
+        decision: SendDecision, history: Sequence[Any], trigger: Touchpoint | None, now: float,
+        logged: dict[SendDecision, str],
     ) -> _Claimed | None:
         """Act on the policies' decision: settle a skip or defer, or render and lease a send (its log
         entry encoded once per claim for equal decisions, in `logged`)."""
@@ -869,7 +870,7 @@ def _after(channels: Sequence[str], channel: str | None, failed: Sequence[str]) 
     return [c for c in rest if c not in failed]
 
 
-def _encoded(decision: Decision, entry: dict[str, Any], logged: dict[Decision, str]) -> str:
+def _encoded(decision: SendDecision, entry: dict[str, Any], logged: dict[SendDecision, str]) -> str:
     """`entry`, the log entry of `decision`, as JSON: encoded once per claim for equal decisions."""
     try:
         if decision not in logged:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._identity import load_customers
-from ..policies import Decision, PolicyRules, RecentActivity, address_for, decide_many, load_recent
+from ..policies import PolicyRules, RecentActivity, SendDecision, address_for, decide_many, load_recent
 from ..store import Transaction, dumps
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def stop_revoked(
         if item.customer_id in changed:
             customer = customers.get(item.customer_id)
             if customer is None:  # erased (GDPR delete) since the claim
-                decision = Decision(action="skip", channel=None, reason="customer erased")
+                decision = SendDecision(action="skip", channel=None, reason="customer erased")
                 _settle(tx, item, "skipped", decision, now, owner)
                 stopped.add(item.id)
                 continue
@@ -66,7 +66,7 @@ def stop_revoked(
         if decision.action == "send" and decision.channel == item.channel:
             if address_for(requests[i].customer, item.channel) == item.outgoing.to:
                 continue
-            decision = Decision(action="send", channel=item.channel, reason=f"the {item.channel} address changed")
+            decision = SendDecision(action="send", channel=item.channel, reason=f"the {item.channel} address changed")
         status = {"skip": "skipped", "defer": "deferred"}.get(decision.action, "queued")
         _settle(tx, item, status, decision, now, owner)
         stopped.add(item.id)
@@ -124,7 +124,7 @@ def _with_earlier(
     return recent
 
 
-def _settle(tx: Transaction, item: _Claimed, status: str, decision: Decision, now: float, owner: str) -> None:
+def _settle(tx: Transaction, item: _Claimed, status: str, decision: SendDecision, now: float, owner: str) -> None:
     """Not sent: skipped or deferred as decided now, or queued again (due at once) to be decided afresh."""
     entry: dict[str, Any] = decision.as_log(now)
     if status == "queued":
