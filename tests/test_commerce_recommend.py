@@ -174,6 +174,7 @@ def test_batch_answers_are_the_single_answers() -> None:
     exclude = Exclusions(items={"d"})
     batch = together.recommend_many(histories, 2, exclude=exclude)
     assert batch == [together.recommend(h, 2, exclude=exclude) for h in histories]
+    assert together.recommend_many(histories, 2, exclude=exclude, chunk=1) == batch
 
 
 items = st.sampled_from("abcdefghij")

@@ -84,9 +84,9 @@ class CoOccurrence:
         if i is None:
             return []
         start, stop = self.indptr[i], self.indptr[i + 1]
-        return [
-            (self.items[j], float(s)) for j, s in zip(self.neighbours[start:stop], self.scores[start:stop], strict=True)
-        ]
+        names = self.items
+        neighbours, scores = self.neighbours[start:stop].tolist(), self.scores[start:stop].tolist()
+        return [(names[j], s) for j, s in zip(neighbours, scores, strict=True)]
 
     def number(self, item: str) -> int | None:
         return self._numbers.get(item)
@@ -105,11 +105,43 @@ def _name_order(items: tuple[str, ...]) -> Ints:
 
 
 def _top_by_row(rows: Ints, cols: Ints, scores: Floats, k: int, name_order: Ints) -> tuple[Ints, Ints, Floats]:
-    """Each row's `k` best (col, score) entries, rows ascending, best first, ties by item id."""
+    """Each row's `k` best (col, score) entries, rows ascending, best first, ties by item id. `rows` must be
+    ascending. Entries below their row's k-th largest score go first (a partition, not a sort), so the sort
+    that breaks ties sees about k entries per row however long the rows are."""
+    keep = scores >= _kth_largest_per_row(rows, scores, k) if k else np.zeros(len(rows), dtype=bool)
+    rows, cols, scores = rows[keep], cols[keep], scores[keep]
     order = np.lexsort((name_order[cols], -scores, rows))
     rows, cols, scores = rows[order], cols[order], scores[order]
     top = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left") < k  # rank within the row
     return rows[top], cols[top], scores[top]
+
+
+def _kth_largest_per_row(rows: Ints, scores: Floats, k: int, cells: int = 1 << 22) -> Floats:
+    """For each entry, the k-th largest score of its row (-inf when the row has k entries or fewer). Rows
+    are laid out in dense tables padded with -inf, one per power-of-two row length (so padding at most
+    doubles them), at most `cells` cells at a time, and partitioned."""
+    threshold = np.full(len(rows), -np.inf)
+    if not len(rows):
+        return threshold
+    starts = np.flatnonzero(np.concatenate([[True], rows[1:] != rows[:-1]]))
+    lengths = np.diff(np.append(starts, len(rows)))
+    widths = np.where(lengths > k, 1 << np.ceil(np.log2(np.maximum(lengths, 1))).astype(np.int64), 0)
+    for width in np.unique(widths[widths > 0]).tolist():
+        chosen = widths == width
+        entries = np.flatnonzero(np.repeat(chosen, lengths))  # the entries of these rows, by row
+        row_of = np.repeat(np.arange(int(chosen.sum())), lengths[chosen])
+        position = entries - np.repeat(starts[chosen], lengths[chosen])
+        step = max(1, cells // width)
+        bounds = np.searchsorted(row_of, np.arange(0, int(chosen.sum()) + step, step))
+        for lo, hi in itertools.pairwise(bounds.tolist()):
+            if lo == hi:
+                continue
+            first = int(row_of[lo])
+            table = np.full((int(row_of[hi - 1]) - first + 1, width), -np.inf)
+            table[row_of[lo:hi] - first, position[lo:hi]] = scores[entries[lo:hi]]
+            kth = np.partition(table, width - k, axis=1)[:, width - k]
+            threshold[entries[lo:hi]] = kth[row_of[lo:hi] - first]
+    return threshold
 
 
 def _top_neighbours(
@@ -179,14 +211,27 @@ class ItemToItem:
         return best(scores.items(), k, lambda item: item not in own and allowed(item), self.reason)
 
     def recommend_many(
-        self, histories: Sequence[History], k: int, *, exclude: Exclusions = PURCHASED
+        self, histories: Sequence[History], k: int, *, exclude: Exclusions = PURCHASED, chunk: int = 4096
     ) -> list[list[Recommendation]]:
-        """`recommend` for many customers at once (one sparse product instead of a loop); the same answers,
-        up to the last bits of summed float scores."""
-        if k < 0:
-            raise ValidationError("must be >= 0", field="k", value=k)
+        """`recommend` for many customers at once, `chunk` customers per sparse product (which bounds the
+        memory); the same answers, up to the last bits of summed float scores."""
+        if k < 0 or chunk < 1:
+            raise ValidationError("k must be >= 0 and chunk >= 1", field="k", value=k)
         index = self.index
-        n_items = len(index.items)
+        allowed = np.ones(len(index.items), dtype=bool)
+        available = exclude.available
+        for number, item in enumerate(index.items):
+            if item in exclude.items or (available is not None and item not in available):
+                allowed[number] = False
+        answers: list[list[Recommendation]] = []
+        for first in range(0, len(histories), chunk):
+            answers += self._recommend_chunk(histories[first : first + chunk], k, exclude.purchased, allowed)
+        return answers
+
+    def _recommend_chunk(
+        self, histories: Sequence[History], k: int, without_purchased: bool, allowed: npt.NDArray[np.bool_]
+    ) -> list[list[Recommendation]]:
+        index = self.index
         seed_rows: list[int] = []
         seed_cols: list[int] = []
         banned_rows: list[int] = []
@@ -196,19 +241,16 @@ class ItemToItem:
             seed_rows += [row] * len(seeds)
             seed_cols += seeds
             banned = set(seeds)
-            if exclude.purchased:
+            if without_purchased:
                 banned.update(n for n in map(index.number, history.purchased) if n is not None)
             banned_rows += [row] * len(banned)
             banned_cols += banned
-        shape = (len(histories), n_items)
-        scores = _binary(seed_rows, seed_cols, shape) @ index.matrix()
-        scores = (scores - scores.multiply(_binary(banned_rows, banned_cols, shape))).tocoo()  # every score is > 0
-        allowed = np.ones(n_items, dtype=bool)
-        available = exclude.available
-        for number, item in enumerate(index.items):
-            if item in exclude.items or (available is not None and item not in available):
-                allowed[number] = False
-        rows, cols, values = scores.row.astype(np.int64), scores.col.astype(np.int64), scores.data
+        shape = (len(histories), len(index.items))
+        scores = (_binary(seed_rows, seed_cols, shape) @ index.matrix()).tocsr()
+        scores = scores - scores.multiply(_binary(banned_rows, banned_cols, shape))  # every score is > 0
+        scores.sort_indices()
+        rows = np.repeat(np.arange(shape[0], dtype=np.int64), np.diff(scores.indptr))
+        cols, values = scores.indices.astype(np.int64), scores.data
         keep = allowed[cols] & (values != 0)
         rows, cols, values = _top_by_row(rows[keep], cols[keep], values[keep], k, index._name_order)
         answers: list[list[Recommendation]] = [[] for _ in histories]
