@@ -202,16 +202,22 @@ class ItemToItem:
 
     def recommend(self, history: History, k: int, *, exclude: Exclusions = PURCHASED) -> list[Recommendation]:
         seeds = self._seeds(history)
-        scores: dict[str, float] = {}
+        index = self.index
+        scores: dict[int, float] = {}
         for seed in seeds:
-            for item, score in self.index.related(seed):
-                scores[item] = scores.get(item, 0.0) + score
-        allowed = exclude.allows(history)
-        own = set(seeds)
-        return best(scores.items(), k, lambda item: item not in own and allowed(item), self.reason)
+            i = index.number(seed)
+            if i is not None:
+                start, stop = int(index.indptr[i]), int(index.indptr[i + 1])
+                for j, score in zip(
+                    index.neighbours[start:stop].tolist(), index.scores[start:stop].tolist(), strict=True
+                ):
+                    scores[j] = scores.get(j, 0.0) + score
+        names = index.items
+        candidates = ((names[j], score) for j, score in scores.items())
+        return best(candidates, k, exclude, exclude.banned(history) | frozenset(seeds), self.reason)
 
     def recommend_many(
-        self, histories: Sequence[History], k: int, *, exclude: Exclusions = PURCHASED, chunk: int = 4096
+        self, histories: Sequence[History], k: int, *, exclude: Exclusions = PURCHASED, chunk: int = 1024
     ) -> list[list[Recommendation]]:
         """`recommend` for many customers at once, `chunk` customers per sparse product (which bounds the
         memory); the same answers, up to the last bits of summed float scores."""
@@ -236,13 +242,14 @@ class ItemToItem:
         seed_cols: list[int] = []
         banned_rows: list[int] = []
         banned_cols: list[int] = []
+        number = index.number
         for row, history in enumerate(histories):
-            seeds = [n for n in map(index.number, self._seeds(history)) if n is not None]
+            seeds = [n for n in map(number, self._seeds(history)) if n is not None]
             seed_rows += [row] * len(seeds)
             seed_cols += seeds
             banned = set(seeds)
             if without_purchased:
-                banned.update(n for n in map(index.number, history.purchased) if n is not None)
+                banned.update(n for n in map(number, history.purchased) if n is not None)
             banned_rows += [row] * len(banned)
             banned_cols += banned
         shape = (len(histories), len(index.items))

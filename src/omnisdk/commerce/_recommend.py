@@ -57,10 +57,13 @@ class Exclusions:
     purchased: bool = True
     available: Container[str] | None = None
 
+    def banned(self, history: History) -> frozenset[str]:
+        """The items refused for this customer by name (`available` aside)."""
+        return self.items | frozenset(history.purchased) if self.purchased else self.items
+
     def allows(self, history: History) -> Callable[[str], bool]:
-        """The test one customer's candidates go through."""
-        banned = self.items | frozenset(history.purchased) if self.purchased else self.items
-        available = self.available
+        """The test one customer's candidates go through (for recommenders written elsewhere)."""
+        banned, available = self.banned(history), self.available
         if available is None:
             return lambda item: item not in banned
         return lambda item: item not in banned and item in available
@@ -95,13 +98,18 @@ class Recommender(Protocol):
 
 
 def best(
-    scores: Iterable[tuple[str, float]], k: int, allowed: Callable[[str], bool], reason: str
+    scores: Iterable[tuple[str, float]], k: int, exclude: Exclusions, banned: Container[str], reason: str
 ) -> list[Recommendation]:
-    """The `k` best allowed items, highest score first and ties by item id, so answers are reproducible."""
+    """The `k` best items neither `banned` nor unavailable, highest score first and ties by item id, so
+    answers are reproducible."""
     if k < 0:
         raise ValidationError("must be >= 0", field="k", value=k)
-    chosen = heapq.nsmallest(k, ((-s, item) for item, s in scores if allowed(item)))
-    return [Recommendation(item, -negative, reason) for negative, item in chosen]
+    available = exclude.available
+    if available is None:
+        pool = ((-s, item) for item, s in scores if item not in banned)
+    else:
+        pool = ((-s, item) for item, s in scores if item not in banned and item in available)
+    return [Recommendation(item, -negative, reason) for negative, item in heapq.nsmallest(k, pool)]
 
 
 @attrs.frozen
@@ -111,7 +119,11 @@ class RecentlyViewed:
     def recommend(self, history: History, k: int, *, exclude: Exclusions = PURCHASED) -> list[Recommendation]:
         newest_first = list(dict.fromkeys(reversed(history.viewed)))
         return best(
-            ((item, 1.0 / (rank + 1)) for rank, item in enumerate(newest_first)), k, exclude.allows(history), "viewed"
+            ((item, 1.0 / (rank + 1)) for rank, item in enumerate(newest_first)),
+            k,
+            exclude,
+            exclude.banned(history),
+            "viewed",
         )
 
 
@@ -142,12 +154,12 @@ class Popular:
     def recommend(self, history: History, k: int, *, exclude: Exclusions = PURCHASED) -> list[Recommendation]:
         rankings = [self.by_group[g] for g in dict.fromkeys(history.groups) if g in self.by_group]
         if not rankings:
-            return best(self.overall, k, exclude.allows(history), "popular")
+            return best(self.overall, k, exclude, exclude.banned(history), "popular")
         scores: dict[str, float] = {}
         for ranking in rankings:
             for item, share in ranking:
                 scores[item] = scores.get(item, 0.0) + share
-        return best(scores.items(), k, exclude.allows(history), "popular")
+        return best(scores.items(), k, exclude, exclude.banned(history), "popular")
 
 
 def _ranking(counts: Counter[str], depth: int) -> Ranking:
