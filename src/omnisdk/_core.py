@@ -14,24 +14,16 @@ from ._clock import Clock, SystemClock, to_datetime
 from ._config import Config, load_config
 from ._customers import PURPOSES, Consent, Customer
 from ._errors import BatchItemError, BatchValidationError, ValidationError, WebhookError
-from ._identity import IdentityResolver, IdentityRules, load_customer
+from ._identity import IdentityResolver, IdentityRules, Who, load_customer
 from ._logging import get_logger
 from ._plugins import PluginHost
 from ._recorder import Recorder
 from ._touchpoints import CHANNELS, MESSAGE_CHANNELS, Touchpoint, check_channel, new_id
 from ._validation import Limits, Validator
-from .store import (
-    DECODE_ERRORS,
-    TOUCHPOINT_COLUMNS,
-    SQLStore,
-    Transaction,
-    decode_rows,
-    dumps,
-    json_object,
-    open_store,
-    quarantine_row,
-    touchpoint_from_row,
-)
+from .store import SQLStore, Transaction, dumps, open_store
+from .store._consents import insert_consent
+from .store._customers import read_traits, update_profile
+from .store._touchpoints import customer_timeline
 
 if TYPE_CHECKING:
     from .delivery import Delivery
@@ -40,8 +32,6 @@ if TYPE_CHECKING:
 __all__ = ["Core", "Who", "Worker"]
 
 log = get_logger("omnisdk")
-
-Who = str | Mapping[str, Any]
 
 
 class Worker(Protocol):
@@ -73,11 +63,10 @@ class Core:
         #: The Omni/AsyncOmni this core serves; hooks that ask for `omni` get it.
         self.facade: Any = facade
         self.plugins.context["omni"] = facade
-        rules = self.config.identity
-        self.identity = IdentityResolver(
-            IdentityRules(**{k: v for k, v in rules.items() if k in ("priority", "limits", "default_limit")}),
-            region=self.config.default_region,
-        )
+        kinds = self.plugins.identity_kinds
+        #: "Who is this?": the one identity service every room that ingests events uses.
+        self.identity = IdentityResolver(IdentityRules.from_config(self.config.identity, kinds),
+                                         region=self.config.default_region, kinds=kinds, validator=self.validate)
         self._owns_store = not isinstance(store, SQLStore)
         self.store: SQLStore = store if isinstance(store, SQLStore) else open_store(store)
         self.workers: list[Worker] = []
@@ -96,8 +85,8 @@ class Core:
         )
         from .segments import SegmentWatcher  # watched segments turn entries/exits into touchpoints first
 
-        self.segments = SegmentWatcher(self, interval=float(self.config.raw.get("analytics", {}).get(
-            "segment_interval_seconds", 3600)))
+        interval = float(self.config.raw.get("analytics", {}).get("segment_interval_seconds", 3600))
+        self.segments = SegmentWatcher(self.store, self.clock, self.recorder, interval=interval)
         self.workers.append(self.segments)
         from .broadcasts import BroadcastSettings, BroadcastWorker  # broadcasts queue pages before journeys run
         from .sendtime import SendTime, SendTimeSettings
@@ -115,51 +104,21 @@ class Core:
         self.runs = RunAdmin(self.store, self.journeys)
         self.workers.append(self.journeys)
         # The dispatcher runs after the journey runtime, so a step's sends go out in the same round.
-        from .delivery import Dispatcher, WebhookHandler
+        from .delivery import DeliverySettings, Dispatcher, ProviderPool, SendContext, WebhookHandler
 
-        self.dispatcher = Dispatcher(self)
+        delivery = DeliverySettings.from_config(self.config.delivery)
+        pool = ProviderPool(self.config, self.plugins.providers, self.clock, http_timeout=delivery.http_timeout,
+                            http_transport=delivery.http_transport)
+        self.dispatcher = Dispatcher(store=self.store, clock=self.clock, settings=delivery, pool=pool,
+                                     send_context=SendContext(self.templates, self.policy_rules),
+                                     recorder=self.recorder)
         self.workers.append(self.dispatcher)
-        self.webhooks = WebhookHandler(self, self.dispatcher.pool)
+        self.webhooks = WebhookHandler(store=self.store, clock=self.clock, pool=pool, recorder=self.recorder,
+                                       identity=self.identity, settings=self.config.webhooks)
 
-    # -- who is this?
-    def _split_who(self, who: Who, field: str = "who") -> tuple[str | None, dict[str, Any]]:
-        if isinstance(who, str):
-            return self.validate.customer_id(who, field), {}
-        if isinstance(who, Mapping):
-            ids = dict(who)
-            explicit = ids.pop("customer_id", None) or ids.pop("user_id", None)
-            if explicit is not None:
-                self.validate.customer_id(explicit, f"{field}.customer_id")
-            if not ids and explicit is None:
-                raise ValidationError("no identifiers given", field=field)
-            return explicit, ids
-        raise ValidationError("expected a customer id or a dict of identifiers", field=field, value=type(who).__name__)
-
-    def _who(self, who: Who, field: str = "who") -> tuple[str | None, list[tuple[str, str]]]:
-        """The explicit customer id and the normalised identifiers of `who`, checked before any store work."""
-        explicit, ids = self._split_who(who, field)
-        pairs = self._identifiers(ids, field)
-        if explicit is None and not pairs:
-            raise ValidationError("no usable identifier (all were empty or junk values)", field=field)
-        return explicit, pairs
-
-    def _identifiers(self, ids: Mapping[str, Any], field: str = "") -> list[tuple[str, str]]:
-        self.validate.identifiers(ids, field)
-        try:
-            return self.identity.normalize(ids)
-        except ValidationError as exc:
-            if not field:
-                raise
-            raise type(exc)(str(exc).split(": ", 1)[-1], field=f"{field}.{exc.field}", value=exc.value) from None
-
+    # -- who is this? (the identity service answers; kept here for the rooms that still ask the core)
     def resolve(self, tx: Transaction, who: Who, now: float, field: str = "who") -> str:
-        explicit, pairs = self._who(who, field)
-        return self._resolve_checked(tx, explicit, pairs, now)
-
-    def _resolve_checked(self, tx: Transaction, explicit: str | None, pairs: list[tuple[str, str]], now: float) -> str:
-        if explicit is not None and not pairs:
-            return self.identity.resolve_ids(tx, [explicit], now)[explicit]
-        return self.identity.resolve(tx, explicit, pairs, now)
+        return self.identity.resolve_who(tx, who, now, field)
 
     # -- profiles
     def identify(
@@ -189,38 +148,22 @@ class Core:
             for i, ch in enumerate(preferred_channels):
                 check_channel(ch, field=f"preferred_channels[{i}]", allowed=MESSAGE_CHANNELS)
         address_json = None if address is None else check.address(address)
-        pairs = self._identifiers(identifiers)
+        pairs = self.identity.identifiers(identifiers)
         if customer_id is None and not pairs:
             raise ValidationError("identify needs a customer id or at least one identifier", field="customer_id")
         now = self.clock.timestamp()
         with self.store.transaction() as tx:
             cid = self.identity.resolve(tx, customer_id, pairs, now)
-            sets, params = ["updated_at = ?"], [now]
+            traits_json = None
             if traits:
-                current = self._current_traits(tx, cid, now)
-                sets.append("traits = ?")
-                params.append(check.traits({**current, **traits}))  # type: ignore[arg-type]
-            for column, value in (("timezone", timezone), ("locale", locale)):
-                if value is not None:
-                    sets.append(f"{column} = ?")
-                    params.append(value)  # type: ignore[arg-type]
-            if address_json is not None:
-                sets.append("address = ?")
-                params.append(address_json)  # type: ignore[arg-type]
-            if preferred_channels is not None:
-                sets.append("preferred_channels = ?")
-                params.append(dumps(list(preferred_channels)))  # type: ignore[arg-type]
-            tx.execute(f"UPDATE customers SET {', '.join(sets)} WHERE id = ?", (*params, cid))
+                current = read_traits(tx, cid)
+                if current is None:  # unreadable and quarantined: a fresh profile takes its place
+                    self.identity.resolve_ids(tx, [cid], now)
+                    current = {}
+                traits_json = check.traits({**current, **traits})
+            update_profile(tx, cid, now, traits_json=traits_json, timezone=timezone, locale=locale,
+                           address_json=address_json, preferred_channels=preferred_channels)
             return load_customer(tx, cid)
-
-    def _current_traits(self, tx: Transaction, cid: str, now: float) -> dict[str, Any]:
-        """The stored traits; an unreadable profile is quarantined and a fresh one takes its place."""
-        try:
-            return json_object(tx.scalar("SELECT traits FROM customers WHERE id = ?", (cid,)))
-        except DECODE_ERRORS as exc:
-            quarantine_row(tx, "customers", (cid,), exc)
-            self.identity.resolve_ids(tx, [cid], now)
-            return {}
 
     def consent(
         self, who: Who, *, channel: str, granted: bool, purpose: str = "marketing", source: str = "api"
@@ -232,10 +175,10 @@ class Core:
         if not isinstance(granted, bool):
             raise ValidationError("expected True or False", field="granted", value=granted)
         self.validate.source(source)
-        explicit, pairs = self._who(who)
+        explicit, pairs = self.identity.who(who)
         now = self.clock.timestamp()
         with self.store.transaction() as tx:
-            cid = self._resolve_checked(tx, explicit, pairs, now)
+            cid = self.identity.resolve_checked(tx, explicit, pairs, now)
             self.record_consent(tx, cid, channel, purpose, granted, source, now)
         return Consent(channel=channel, purpose=purpose, granted=granted, source=source, recorded_at=to_datetime(now))
 
@@ -243,11 +186,7 @@ class Core:
         self, tx: Transaction, customer_id: str, channel: str, purpose: str, granted: bool, source: str, now: float,
         evidence: str | None = None,
     ) -> None:
-        tx.execute(
-            "INSERT INTO consents (customer_id, channel, purpose, granted, source, recorded_at, evidence) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (customer_id, channel, purpose, int(granted), source, now, evidence),
-        )
+        insert_consent(tx, customer_id, channel, purpose, granted, source, now, evidence)
 
     def customer(self, customer_id: str) -> Customer:
         self.validate.customer_id(customer_id)
@@ -264,23 +203,11 @@ class Core:
     ) -> list[Touchpoint]:
         """Every touchpoint of the customer (merged profiles included), oldest first."""
         customer = self.customer(customer_id)
-        sql = f"SELECT {TOUCHPOINT_COLUMNS} FROM touchpoints WHERE customer_id = ?"
-        params: list[Any] = [customer.id]
-        if channels:
-            for ch in channels:
-                check_channel(ch, field="channels")
-            sql += f" AND channel IN ({','.join('?' * len(channels))})"
-            params.extend(channels)
-        if since is not None:
-            sql += " AND occurred_at >= ?"
-            params.append(self.validate.timestamp(since, "since", 0.0))
-        sql += " ORDER BY occurred_at, seq"
-        if limit is not None:
-            sql = f"SELECT * FROM ({sql.replace(' ORDER BY occurred_at, seq', ' ORDER BY occurred_at DESC, seq DESC')}"
-            sql += " LIMIT ?) AS recent ORDER BY occurred_at, seq"
-            params.append(int(limit))
+        for ch in channels or ():
+            check_channel(ch, field="channels")
+        after = None if since is None else self.validate.timestamp(since, "since", 0.0)
         with self.store.transaction(immediate=False) as tx:
-            return decode_rows(tx, "touchpoints", tx.query(sql, params), touchpoint_from_row)
+            return customer_timeline(tx, customer.id, channels=channels, since=after, limit=limit)
 
     # -- touchpoints
     def track(
@@ -300,9 +227,9 @@ class Core:
         now = self.clock.timestamp()
         when = check.timestamp(timestamp, "timestamp", now)
         tp_id = new_id() if id is None else check.touchpoint_id(id)
-        explicit, pairs = self._who(who)
+        explicit, pairs = self.identity.who(who)
         with self.store.transaction() as tx:
-            cid = self._resolve_checked(tx, explicit, pairs, now)
+            cid = self.identity.resolve_checked(tx, explicit, pairs, now)
             self.recorder.touchpoints(tx, [(tp_id, cid, channel, event, props, when, now)])
         return Touchpoint(
             id=tp_id,
@@ -366,7 +293,7 @@ class Core:
             key = _who_key(who)
             known = whos.get(key) if key else None
             if known is None:
-                known = self._who(who)
+                known = self.identity.who(who)
                 whos[key] = known
             explicit, pairs = known
         return explicit, pairs, channel, event, props_json, when, tp_id
@@ -389,10 +316,6 @@ class Core:
                 rows.append((tp_id, cid, channel, event, props, ts, now))
             inserted = self.recorder.touchpoints(tx, rows)
         return int(inserted)
-
-    def _recorded(self, touchpoints: Sequence[Touchpoint]) -> None:
-        """Announce touchpoints a writer stored itself (being moved onto `Recorder.touchpoints`)."""
-        self.recorder.announce_touchpoints(touchpoints)
 
     # -- the worker loop
     async def run_until_idle(self, *, max_rounds: int = 1_000_000) -> int:
@@ -421,6 +344,50 @@ class Core:
         return await run_worker(self, store=self.store, clock=self.clock, dispatcher=self.dispatcher,
                                 settings=self.journey_settings, stop=stop, poll_interval=poll_interval,
                                 handle_signals=handle_signals)
+
+    # -- one-off messages
+    def send(
+        self,
+        who: Who,
+        template: str,
+        *,
+        channel: str | None = None,
+        channels: Sequence[str] | None = None,
+        data: Mapping[str, Any] | None = None,
+        purpose: str = "marketing",
+        idempotency_key: str | None = None,
+    ) -> Delivery:
+        """Queue one message outside a journey, in the outbox journey sends use: the dispatcher applies the same
+        policies and sends it exactly once. The same `idempotency_key` again returns the first delivery."""
+        from .delivery import enqueue_delivery, query_deliveries
+
+        check = self.validate
+        if channel is not None and channels is not None:
+            raise ValidationError("give channel or channels, not both", field="channels")
+        if channels is not None and (isinstance(channels, str) or not isinstance(channels, Sequence)):
+            raise ValidationError("expected a list of channels", field="channels", value=type(channels).__name__)
+        chosen = [check_channel(channel, allowed=MESSAGE_CHANNELS)] if channel is not None else [
+            check_channel(ch, field=f"channels[{i}]", allowed=MESSAGE_CHANNELS) for i, ch in enumerate(channels or ())
+        ]
+        if purpose not in PURPOSES:
+            raise ValidationError(f"expected one of {', '.join(PURPOSES)}", field="purpose", value=purpose)
+        if not isinstance(template, str) or not template:
+            raise ValidationError("expected a template name", field="template", value=template)
+        self.templates.get(template)  # an unknown template is the caller's error now, not a skipped delivery later
+        check.properties(data, "data")
+        key = "send:" + (new_id() if idempotency_key is None else check.text(
+            idempotency_key, "idempotency_key", limit="max_id_length", what="an idempotency key (a non-empty string)"))
+        now = self.clock.timestamp()
+        with self.store.transaction() as tx:
+            cid = self.resolve(tx, who, now)
+            delivery_id = enqueue_delivery(tx, key=key, customer_id=cid, template=template, channels=chosen, now=now,
+                                           purpose=purpose, data=data)
+            found = [d for d in query_deliveries(tx, customer_id=cid) if d.id == delivery_id]
+            if not found or (found[0].template, list(found[0].channels), found[0].purpose) != (
+                    template, chosen, purpose):
+                raise ValidationError("already used for another message", field="idempotency_key",
+                                      value=idempotency_key)
+            return found[0]
 
     # -- deliveries and inbound webhooks
     def deliveries(

@@ -9,7 +9,9 @@ from typing import Any, Final, Literal
 import attrs
 
 __all__ = [
+    "DEVICE_KINDS",
     "IDENTITY_KINDS",
+    "PERSON_KINDS",
     "PURPOSES",
     "Consent",
     "Customer",
@@ -17,23 +19,12 @@ __all__ = [
     "Merge",
 ]
 
-#: Identifier kinds, in priority order (used when two profiles must be merged).
-IDENTITY_KINDS: Final = (
-    "user_id",
-    "email",
-    "phone",
-    "loyalty_id",
-    "pos_customer_id",
-    "square_customer_id",
-    "shopify_customer_id",
-    "push_token",
-    "apns_token",
-    "fcm_token",
-    "webpush_endpoint",
-    "messenger_psid",
-    "whatsapp_id",
-    "anonymous_id",
-)
+#: Identifier kinds the core knows, in priority order (used when two profiles must be merged).
+#: Kinds a vendor brings (a POS's customer id, a messaging app's user id) are declared by its
+#: plugin (`register_identity_kinds`) and rank after the person kinds or the device kinds.
+PERSON_KINDS: Final = ("user_id", "email", "phone", "loyalty_id", "pos_customer_id")
+DEVICE_KINDS: Final = ("push_token", "apns_token", "fcm_token", "webpush_endpoint")
+IDENTITY_KINDS: Final = (*PERSON_KINDS, *DEVICE_KINDS, "anonymous_id")
 
 PURPOSES: Final = ("marketing", "transactional")
 Purpose = Literal["marketing", "transactional"]

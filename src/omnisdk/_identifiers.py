@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterable
 from typing import Final
 
+import attrs
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-from ._customers import IDENTITY_KINDS
+from ._customers import DEVICE_KINDS, PERSON_KINDS
 from ._errors import InvalidIdentifierError, ValidationError
 
-__all__ = ["BLOCKED_VALUES", "normalize_email", "normalize_identifier", "normalize_phone"]
+__all__ = [
+    "BLOCKED_VALUES",
+    "IdentityKind",
+    "IdentityKinds",
+    "normalize_email",
+    "normalize_identifier",
+    "normalize_phone",
+]
 
 #: Junk that forms and POS terminals send for "unknown"; never used to match or merge profiles.
 BLOCKED_VALUES: Final = frozenset(
@@ -51,23 +61,93 @@ def normalize_phone(value: str, *, region: str | None = None, field: str = "phon
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
+#: What a plugin's normaliser gets (the value stripped, junk already dropped) and gives back.
+Normalizer = Callable[[str], str]
+_KIND = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+@attrs.frozen
+class IdentityKind:
+    """An identifier kind a plugin declares: `normalize` gives the canonical value (raising
+    `ValueError` for one that is not valid), `unique` allows one per profile (a second one is
+    a different person, so profiles that would share it are not merged), `device` ranks it with
+    the device tokens rather than the person identifiers when profiles merge."""
+
+    name: str
+    normalize: Normalizer | None = None
+    unique: bool = False
+    device: bool = False
+    plugin: str = ""
+
+
+class IdentityKinds:
+    """The identifier kinds one client accepts: the core's and those its plugins declared."""
+
+    def __init__(self, declared: Iterable[IdentityKind] = ()) -> None:
+        self._declared: dict[str, IdentityKind] = {}
+        for kind in declared:
+            self.add(kind)
+
+    def add(self, kind: IdentityKind) -> None:
+        if not isinstance(kind.name, str) or not _KIND.match(kind.name):
+            raise ValueError(f"identifier kind {kind.name!r}: use 1-64 lower-case letters, digits and '_'")
+        if kind.name in PERSON_KINDS or kind.name in DEVICE_KINDS or kind.name == "anonymous_id":
+            raise ValueError(f"identifier kind {kind.name!r} is one of the core's")
+        if kind.normalize is not None and not callable(kind.normalize):
+            raise ValueError(f"identifier kind {kind.name!r}: normalize must be callable")
+        known = self._declared.get(kind.name)
+        if known is not None and known != kind:
+            raise ValueError(f"identifier kind {kind.name!r} is already declared by {known.plugin or 'another plugin'}")
+        self._declared[kind.name] = kind
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every kind in priority order: person kinds, then devices, anonymous ids last."""
+        declared = list(self._declared.values())
+        return (*PERSON_KINDS, *(k.name for k in declared if not k.device), *DEVICE_KINDS,
+                *(k.name for k in declared if k.device), "anonymous_id")
+
+    def unique(self) -> tuple[str, ...]:
+        """Declared kinds allowed once per profile."""
+        return tuple(k.name for k in self._declared.values() if k.unique)
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in self._declared or kind in PERSON_KINDS or kind in DEVICE_KINDS or kind == "anonymous_id"
+
+    def normalize(self, kind: str, value: object, *, region: str | None = None) -> str | None:
+        """The canonical form of an identifier, or None when the value is a known junk value."""
+        if kind not in self:
+            raise ValidationError(
+                f"unknown identifier kind {kind!r}; expected one of {', '.join(self.names)}", field=kind, value=value
+            )
+        if value is None:
+            return None
+        if not isinstance(value, str | int):
+            raise InvalidIdentifierError(f"expected a string, got {type(value).__name__}", field=kind, value=value)
+        text = str(value).strip()
+        if text.lower() in BLOCKED_VALUES:
+            return None
+        if kind == "email":
+            return normalize_email(text, field=kind)
+        if kind == "phone":
+            return normalize_phone(text, region=region, field=kind)
+        if len(text) > 512:
+            raise InvalidIdentifierError("longer than 512 characters", field=kind, value=text[:32] + "…")
+        declared = self._declared.get(kind)
+        if declared is not None and declared.normalize is not None:
+            try:
+                text = declared.normalize(text)
+            except ValueError as exc:
+                raise InvalidIdentifierError(str(exc) or "not a valid value", field=kind, value=text[:32]) from None
+            if not isinstance(text, str) or not text or len(text) > 512:
+                raise InvalidIdentifierError("the plugin's normaliser gave no usable value", field=kind)
+        return text
+
+
+#: The core's kinds alone (no plugin declared any).
+CORE_KINDS: Final = IdentityKinds()
+
+
 def normalize_identifier(kind: str, value: object, *, region: str | None = None) -> str | None:
-    """The canonical form of an identifier, or None when the value is a known junk value."""
-    if kind not in IDENTITY_KINDS:
-        raise ValidationError(
-            f"unknown identifier kind {kind!r}; expected one of {', '.join(IDENTITY_KINDS)}", field=kind, value=value
-        )
-    if value is None:
-        return None
-    if not isinstance(value, str | int):
-        raise InvalidIdentifierError(f"expected a string, got {type(value).__name__}", field=kind, value=value)
-    text = str(value).strip()
-    if text.lower() in BLOCKED_VALUES:
-        return None
-    if kind == "email":
-        return normalize_email(text, field=kind)
-    if kind == "phone":
-        return normalize_phone(text, region=region, field=kind)
-    if len(text) > 512:
-        raise InvalidIdentifierError("longer than 512 characters", field=kind, value=text[:32] + "…")
-    return text
+    """The canonical form of an identifier of a core kind, or None for a known junk value."""
+    return CORE_KINDS.normalize(kind, value, region=region)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
@@ -17,6 +17,7 @@ import pluggy
 
 from . import hookspecs
 from ._errors import PluginError
+from ._identifiers import IdentityKind, IdentityKinds
 from ._logging import get_logger
 from ._touchpoints import MESSAGE_CHANNELS
 from .providers import Provider
@@ -94,6 +95,9 @@ class PluginHost:
         self.pm.check_pending()
         self.providers = ProviderRegistry()
         self._collect_providers()
+        #: The identifier kinds this client accepts: the core's and the plugins' own.
+        self.identity_kinds = IdentityKinds()
+        self._collect_identity_kinds()
 
     @staticmethod
     def _entry_points() -> list[EntryPoint]:
@@ -118,29 +122,45 @@ class PluginHost:
         self.errors.append(error)
         log.error("plugin_failed", error=str(error))
 
-    def _collect_providers(self) -> None:
-        # Call each plugin's hook on its own so one bad plugin cannot hide the others' providers.
-        for impl in self.pm.hook.register_providers.get_hookimpls():
+    def _call_each(self, hook_name: str, kwargs_for: Callable[[str], Mapping[str, Any]]) -> None:
+        """Call `hook_name` through pluggy once per plugin implementing it (with the arguments
+        `kwargs_for(plugin name)` gives), so one plugin's failure is reported and cannot hide the others'."""
+        impls = getattr(self.pm.hook, hook_name).get_hookimpls()
+        for impl in impls:
+            caller = self.pm.subset_hook_caller(hook_name, remove_plugins=[o.plugin for o in impls if o is not impl])
             try:
-                impl.function(register=lambda cls, _n=impl.plugin_name: self.providers.register(cls, plugin=_n))
+                caller(**kwargs_for(impl.plugin_name))
             except PluginError as exc:
                 self._fail(exc)
-            except Exception as exc:
-                self._fail(PluginError(f"register_providers failed: {type(exc).__name__}: {exc}",
-                                       plugin=impl.plugin_name))
+            except Exception as exc:  # HookCallError too: the plugin asks for an argument the hook lacks
+                self._fail(PluginError(f"{hook_name} failed: {type(exc).__name__}: {exc}", plugin=impl.plugin_name))
+
+    def _collect_providers(self) -> None:
+        def kwargs_for(plugin: str) -> dict[str, Any]:
+            return {"register": lambda cls: self.providers.register(cls, plugin=plugin)}
+
+        self._call_each("register_providers", kwargs_for)
+
+    def _collect_identity_kinds(self) -> None:
+        def kwargs_for(plugin: str) -> dict[str, Any]:
+            def register(kind: str, normalize: Any = None, *, unique: bool = False, device: bool = False) -> None:
+                try:
+                    self.identity_kinds.add(IdentityKind(kind, normalize, unique=bool(unique), device=bool(device),
+                                                         plugin=plugin))
+                except ValueError as exc:
+                    raise PluginError(str(exc), plugin=plugin) from None
+
+            return {"register": register}
+
+        self._call_each("register_identity_kinds", kwargs_for)
 
     def collect(self, hook_name: str) -> list[tuple[Any, ...]]:
         """Everything plugins pass to `register(...)` in a `register_*` hook, as argument tuples.
 
         Each implementation gets the arguments it names, from `register` and `self.context`
-        (e.g. `omni`), as pluggy would: a hook can grow arguments without breaking plugins."""
+        (e.g. `omni`), as pluggy gives them: a hook can grow arguments without breaking plugins."""
         items: list[tuple[Any, ...]] = []
-        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
-            available = {"register": lambda *args: items.append(args), **self.context}
-            try:
-                impl.function(**{name: available[name] for name in impl.argnames if name in available})
-            except Exception as exc:
-                self._fail(PluginError(f"{hook_name} failed: {type(exc).__name__}: {exc}", plugin=impl.plugin_name))
+        self._call_each(hook_name, lambda _plugin: {"register": lambda *args: items.append(args), **self.context})
         return items
 
     def has_impls(self, hook_name: str) -> bool:

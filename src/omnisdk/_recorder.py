@@ -38,12 +38,18 @@ class Recorder:
 
     def touchpoints(self, tx: Transaction, rows: Sequence[Sequence[Any]], *, skip_existing: bool = True) -> int:
         """Store touchpoint rows (id, customer_id, channel, name, properties JSON, occurred_at,
-        recorded_at) in `tx`; announce each after `tx` commits. Returns how many were new."""
-        inserted = insert_touchpoints(tx, rows, skip_existing=skip_existing)
-        if rows and self.listening():
-            announced = [touchpoint_from_row((None, *row[:6])) for row in rows]
+        recorded_at) in `tx`; announce each new one after `tx` commits (a row already stored is not
+        announced again). Returns how many were new."""
+        new = insert_touchpoints(tx, rows, skip_existing=skip_existing)
+        if new and self.listening():
+            fresh = set(new)
+            announced = []
+            for row in rows:  # each new row once, in the order given (a repeated id was stored once)
+                if row[0] in fresh:
+                    fresh.discard(row[0])
+                    announced.append(touchpoint_from_row((None, *row[:6])))
             tx.after_commit(lambda: self.announce_touchpoints(announced))
-        return inserted
+        return len(new)
 
     def announce_touchpoints(self, touchpoints: Sequence[Touchpoint]) -> None:
         hook = self.plugins.pm.hook.touchpoint_recorded

@@ -18,6 +18,14 @@ def register_providers(register: Any) -> None:
 
 
 @hookspec
+def register_identity_kinds(register: Any) -> None:
+    """Declare identifier kinds the plugin's vendor brings (a POS's customer id, a messaging app's user
+    id): `register(kind, normalize=None, *, unique=False, device=False)`. `normalize(value)` returns
+    the canonical value or raises ValueError; `unique` allows one per profile; `device` ranks the kind
+    with push tokens rather than with person identifiers when profiles merge."""
+
+
+@hookspec
 def register_template_filters(register: Any, omni: Any) -> None:
     """Register Jinja filters available to every template: `register(name, function)`; `omni` is the client."""
 

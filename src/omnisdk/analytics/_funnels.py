@@ -28,8 +28,8 @@ import attrs
 from .._clock import to_datetime
 from .._errors import ValidationError
 from ..store import SQLStore
+from ..store._analytics import customer_pages
 from ._kpis import period_bounds
-from ._timelines import customer_pages
 
 __all__ = ["BREAKDOWNS", "Funnel", "FunnelStep", "funnel"]
 
@@ -173,22 +173,14 @@ def funnel(
     start, end = period_bounds(since, until)
     window = within.total_seconds()
     distinct = sorted(set(events))
-    where = f"name IN ({','.join('?' * len(distinct))})"
-    params: list[Any] = list(distinct)
-    if start is not None:
-        where += " AND occurred_at >= ?"
-        params.append(start)
-    if end is not None:
-        where += " AND occurred_at < ?"
-        params.append(end + window)
     total = _Tally(len(events))
     groups: dict[str, _Tally] = {}
-    for rows in customer_pages(store, ("name", "channel"), where, params):
+    for rows in customer_pages(store, distinct, since=start, until=None if end is None else end + window):
         begin = 0
         for index in range(1, len(rows) + 1):
-            if index < len(rows) and rows[index][2] == rows[begin][2]:
+            if index < len(rows) and rows[index].customer_id == rows[begin].customer_id:
                 continue
-            timeline = [(name, channel, at) for name, channel, _, at, _ in rows[begin:index]]
+            timeline = [(row.name, row.channel, row.occurred_at) for row in rows[begin:index]]
             begin = index
             attempt = _best_attempt(events, timeline, start, end, window)
             if attempt is None:

@@ -23,7 +23,8 @@ import attrs
 from .._clock import to_datetime
 from .._errors import ValidationError
 from .._touchpoints import Events
-from ..store import SQLStore, Transaction
+from ..store import SQLStore
+from ..store._analytics import kpi_groups, reason_counts, unattributed_conversions
 
 __all__ = ["DIMENSIONS", "RATES", "KPIRow", "KPITable", "check_names", "kpis", "period_bounds"]
 
@@ -204,144 +205,6 @@ def _check_by(by: str | Sequence[str] | None) -> tuple[str, ...]:
     return dims
 
 
-def _range(column: str, start: float | None, end: float | None) -> tuple[str, list[Any]]:
-    clauses, params = ["1 = 1"], []
-    if start is not None:
-        clauses.append(f"{column} >= ?")
-        params.append(start)
-    if end is not None:
-        clauses.append(f"{column} < ?")
-        params.append(end)
-    return " AND ".join(clauses), params
-
-
-def _marks(items: Sequence[Any]) -> str:
-    return ",".join("?" * len(items))
-
-
-def _grouped(
-    tx: Transaction, dims: tuple[str, ...], source: str, fields: Mapping[str, str], where: str, params: Sequence[Any]
-) -> dict[tuple[Any, ...], dict[str, Any]]:
-    """`fields` (name → SQL aggregate) per group of `source` joined to its deliveries `d`."""
-    columns = _columns(tx, dims)
-    select = [*columns, *fields.values()]
-    sql = f"SELECT {', '.join(select)} FROM {source} WHERE {where}"
-    if columns:
-        sql += f" GROUP BY {', '.join(columns)}"
-    found = {}
-    for row in tx.query(sql, params):
-        found[tuple(row[: len(dims)])] = dict(zip(fields, row[len(dims):], strict=True))
-    return found
-
-
-def _measure(
-    tx: Transaction, dims: tuple[str, ...], start: float | None, end: float | None,
-    conversion: tuple[str, ...], window: float,
-) -> dict[tuple[Any, ...], dict[str, Any]]:
-    """Three grouped queries: the deliveries, their engagement, their conversions. The last two are driven
-    from the (few) engaged or credited messages and look each delivery up by its key, never the reverse."""
-    created_in, created_params = _range("d.created_at", start, end)
-    groups = _grouped(tx, dims, "deliveries d", {
-        "messages": "COUNT(*)",
-        "sent": "SUM(CASE WHEN d.sent_at IS NOT NULL THEN 1 ELSE 0 END)",
-        "delivered": "SUM(CASE WHEN d.status = 'delivered' THEN 1 ELSE 0 END)",
-        "failed": "SUM(CASE WHEN d.status = 'failed' THEN 1 ELSE 0 END)",
-        "skipped": "SUM(CASE WHEN d.status = 'skipped' THEN 1 ELSE 0 END)",
-        "cancelled": "SUM(CASE WHEN d.status = 'cancelled' THEN 1 ELSE 0 END)",
-        "pending": "SUM(CASE WHEN d.status IN ('queued', 'deferred', 'sending') THEN 1 ELSE 0 END)",
-        "segments": "SUM(COALESCE(d.segments, 0))",
-        "cost": "SUM(COALESCE(d.cost, 0))",
-    }, created_in, created_params)
-
-    delivery_of = tx.dialect.json_text("t.properties", "delivery_id")
-    events = sorted({name for names in _ENGAGEMENT.values() for name in names})
-    flags: list[str] = []
-    params: list[Any] = []
-    for flag, names in _ENGAGEMENT.items():
-        flags.append(f"MAX(CASE WHEN t.name IN ({_marks(names)}) THEN 1 ELSE 0 END) AS {flag}")
-        params.extend(names)
-    engaged_since, engaged_params = _range("t.occurred_at", start, None)
-    engagement = (
-        f"(SELECT {delivery_of} AS delivery_id, {', '.join(flags)} FROM touchpoints t "
-        f"WHERE t.name IN ({_marks(events)}) AND {engaged_since} AND {delivery_of} IS NOT NULL "
-        f"GROUP BY {delivery_of}) e CROSS JOIN deliveries d"
-    )
-    engaged = _grouped(tx, dims, engagement, {
-        # messages already counted as delivered by their status are not counted twice
-        "delivered": "SUM(CASE WHEN e.delivered = 1 AND d.status <> 'delivered' THEN 1 ELSE 0 END)",
-        **{flag: f"SUM(e.{flag})" for flag in _ENGAGEMENT if flag != "delivered"},
-    }, f"d.id = e.delivery_id AND {created_in}", [*params, *events, *engaged_params, *created_params])
-
-    converted_in, converted_params = _range("c.occurred_at", start, None if end is None else end + window)
-    credited = (
-        f"(SELECT ({_latest_message_sql()}) AS delivery_id, "
-        f"{tx.dialect.json_number('c.properties', 'revenue')} AS revenue "
-        f"FROM touchpoints c WHERE c.name IN ({_marks(conversion)}) AND {converted_in}) cr CROSS JOIN deliveries d"
-    )
-    converted = _grouped(tx, dims, credited, {"converted": "COUNT(*)", "revenue": "SUM(COALESCE(cr.revenue, 0))"},
-                         f"d.id = cr.delivery_id AND {created_in}",
-                         [window, *conversion, *converted_params, *created_params])
-    for extra in (engaged, converted):
-        for key, values in extra.items():
-            row = groups.setdefault(key, {})
-            for name, value in values.items():
-                row[name] = (row.get(name) or 0) + (value or 0)
-    return groups
-
-
-def _latest_message_sql() -> str:
-    """The latest delivery sent to conversion `c`'s customer within the window (`?`, seconds) before it."""
-    return (
-        "SELECT d2.id FROM deliveries d2 WHERE d2.customer_id = c.customer_id AND d2.sent_at IS NOT NULL "
-        "AND d2.sent_at <= c.occurred_at AND d2.sent_at >= c.occurred_at - ? "
-        "ORDER BY d2.sent_at DESC, d2.id DESC LIMIT 1"
-    )
-
-
-def _last_skip_reason(tx: Transaction) -> str:
-    """The reason of the last entry of a delivery's decision log (the skip)."""
-    if tx.dialect.name == "postgresql":
-        return "(d.decisions -> -1 ->> 'reason')"
-    return "json_extract(d.decisions, '$[#-1].reason')"
-
-
-def _columns(tx: Transaction, dims: tuple[str, ...]) -> list[str]:
-    """SQL of each dimension. A message skipped before a channel was chosen counts under its first candidate."""
-    first = "(d.channels ->> 0)" if tx.dialect.name == "postgresql" else "json_extract(d.channels, '$[0]')"
-    return [f"COALESCE(d.channel, {first})" if dim == "channel" else f"d.{DIMENSIONS[dim]}" for dim in dims]
-
-
-def _reasons(
-    tx: Transaction, dims: tuple[str, ...], status: str, reason: str, start: float | None, end: float | None
-) -> dict[tuple[Any, ...], dict[str, int]]:
-    columns = _columns(tx, dims)
-    created_in, params = _range("d.created_at", start, end)
-    keys = [*columns, reason]
-    rows = tx.query(
-        f"SELECT {', '.join(keys)}, COUNT(*) FROM deliveries d WHERE d.status = ? AND {created_in} "
-        f"GROUP BY {', '.join(keys)}",
-        [status, *params],
-    )
-    found: dict[tuple[Any, ...], dict[str, int]] = {}
-    for row in rows:
-        *group, why, count = row
-        found.setdefault(tuple(group), {})[str(why or "unknown")] = int(count)
-    return found
-
-
-def _unattributed(
-    tx: Transaction, start: float | None, end: float | None, conversion: tuple[str, ...], window: float
-) -> tuple[int, float]:
-    converted_in, params = _range("c.occurred_at", start, end)
-    row = tx.one(
-        f"SELECT COUNT(*), SUM(COALESCE({tx.dialect.json_number('c.properties', 'revenue')}, 0)) "
-        f"FROM touchpoints c WHERE c.name IN ({_marks(conversion)}) AND {converted_in} "
-        f"AND NOT EXISTS ({_latest_message_sql()})",
-        [*conversion, *params, window],
-    )
-    return (int(row[0] or 0), float(row[1] or 0.0)) if row else (0, 0.0)
-
-
 def _row(group: Mapping[str, str | None], values: Mapping[str, Any], skips: Mapping[str, int],
          failures: Mapping[str, int]) -> KPIRow:
     counts = {name: int(values.get(name) or 0) for name in _COUNTS}
@@ -373,11 +236,12 @@ def kpis(
         raise ValidationError("must be a positive timedelta", field="window", value=window)
     seconds = window.total_seconds()
     start, end = period_bounds(since, until)
+    columns = [DIMENSIONS[dim] for dim in dims]
     with store.transaction(immediate=False) as tx:
-        grouped = _measure(tx, dims, start, end, names, seconds)
-        skips = _reasons(tx, dims, "skipped", _last_skip_reason(tx), start, end)
-        failures = _reasons(tx, dims, "failed", "d.error", start, end)
-        unattributed, unattributed_revenue = _unattributed(tx, start, end, names, seconds)
+        grouped = kpi_groups(tx, columns, start, end, engagement=_ENGAGEMENT, conversion=names, window=seconds)
+        skips = reason_counts(tx, columns, "skipped", start, end)
+        failures = reason_counts(tx, columns, "failed", start, end)
+        unattributed, unattributed_revenue = unattributed_conversions(tx, start, end, names, seconds)
     rows = tuple(sorted((_row(dict(zip(dims, key, strict=True)), values, skips.get(key, {}), failures.get(key, {}))
                          for key, values in grouped.items()), key=_sort_key))
     total_skips: dict[str, int] = {}

@@ -22,10 +22,10 @@ import attrs
 from .._clock import to_datetime
 from .._errors import ValidationError
 from ..store import SQLStore
+from ..store._analytics import TimelineRow, customer_pages
 from ._attribution import MODELS, AttributionResult, attribute
 from ._kpis import check_names, period_bounds
 from ._paths import Path, TouchpointLike, paths_from_touchpoints
-from ._timelines import customer_pages
 
 __all__ = ["REPORT_MODELS", "attribution", "attributions"]
 
@@ -45,12 +45,13 @@ class _Touch:
     delivery_id: str | None
 
 
-def _touches(rows: Iterable[tuple[Any, ...]]) -> list[_Touch]:
+def _touches(rows: Iterable[TimelineRow]) -> list[_Touch]:
     found = []
-    for channel, name, revenue, delivery_id, customer_id, occurred_at, _ in rows:
-        usable = revenue is not None and math.isfinite(revenue) and revenue >= 0
-        found.append(_Touch(customer_id, channel, name, {"revenue": float(revenue)} if usable else {},
-                            to_datetime(occurred_at), delivery_id))
+    for row in rows:
+        revenue = row.revenue
+        usable = {"revenue": float(revenue)} if revenue is not None and math.isfinite(revenue) and revenue >= 0 else {}
+        found.append(_Touch(row.customer_id, row.channel, row.name, usable, to_datetime(row.occurred_at),
+                            row.delivery_id))
     return found
 
 
@@ -67,22 +68,6 @@ class _OncePerMessage:
                 return None
             self.seen.add(delivery_id)
         return touch.channel
-
-
-def _where(
-    conversion: tuple[str, ...], touches: tuple[str, ...] | None, start: float | None, end: float | None
-) -> tuple[str, list[Any]]:
-    where = f"(name IN ({','.join('?' * len(conversion))}) OR (channel <> 'server'"
-    params: list[Any] = list(conversion)
-    if touches is not None:
-        where += f" AND name IN ({','.join('?' * len(touches))})"
-        params.extend(touches)
-    where += "))"
-    for clause, bound in (("occurred_at >= ?", start), ("occurred_at < ?", end)):
-        if bound is not None:
-            where += f" AND {clause}"
-            params.append(bound)
-    return where, params
 
 
 def _check_models(models: Sequence[str], params: Mapping[str, Mapping[str, Any]]) -> tuple[str, ...]:
@@ -117,11 +102,10 @@ def attributions(
     names = check_names(conversion, "conversion")
     wanted = None if touches is None else check_names(touches, "touches")
     start, end = period_bounds(since, until)
-    where, args = _where(names, wanted, start, end)
     totals: dict[tuple[str, ...], list[float]] = {}
     decayed: list[AttributionResult] = []
-    for rows in customer_pages(store, ("channel", "name", store.dialect.json_number("properties", "revenue"),
-                                       store.dialect.json_text("properties", "delivery_id")), where, args):
+    for rows in customer_pages(store, names, touches=True if wanted is None else wanted, since=start, until=end,
+                               properties=True):
         paths = paths_from_touchpoints(_touches(rows), names, lookback, _OncePerMessage())
         for path in paths:
             row = totals.setdefault(path.channels, [0.0, 0.0, 0.0])

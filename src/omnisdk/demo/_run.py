@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from .._clock import VirtualClock
 from .._omni import Omni
 from ..segments import did, did_not
+from ..store._analytics import count_by, merge_count, runs_exited_by, sent_since, touchpoints_by_channel
 from ._progress import Progress
 from ._providers import DemoProviders, demo_providers
 from ._shop import JOURNEYS, MESSAGES
@@ -162,10 +164,10 @@ def _engage(omni: Omni, rng: random.Random, providers: DemoProviders, clock: Vir
     """Receipts and engagement for the day's messages, as the providers would post them."""
     since = clock.timestamp() - 86400
     with omni.store.transaction(immediate=False) as tx:
-        sent_today = tx.query("SELECT id, channel, provider_message_id FROM deliveries "
-                              "WHERE status = 'sent' AND sent_at >= ?", (since,))
+        sent_today = sent_since(tx, since)
     events = []
-    for delivery_id, channel, provider_message_id in sent_today:
+    for sent in sent_today:
+        delivery_id, channel, provider_message_id = sent.delivery_id, sent.channel, sent.provider_message_id
         if channel == "sms" and provider_message_id:
             url, headers, body = providers.twilio_status(provider_message_id, "delivered")
             omni.handle_webhook("twilio", "POST", url, headers, body)
@@ -189,16 +191,11 @@ def _engage(omni: Omni, rng: random.Random, providers: DemoProviders, clock: Vir
 
 def _summary(omni: Omni, providers: DemoProviders, stats: Counter[str], elapsed: float) -> None:
     with omni.store.transaction(immediate=False) as tx:
-        per_channel = tx.query(
-            "SELECT COALESCE(channel, '-'), status, COUNT(*) FROM deliveries GROUP BY 1, 2 ORDER BY 1, 2")
-        per_journey = tx.query("SELECT journey, status, COUNT(*) FROM journey_runs GROUP BY 1, 2 ORDER BY 1, 2")
-        touch = tx.query("SELECT channel, COUNT(*) FROM touchpoints GROUP BY channel ORDER BY 2 DESC")
-        merges = tx.scalar("SELECT COUNT(*) FROM merges")
-        pos_exits = tx.scalar(
-            "SELECT COUNT(*) FROM journey_runs r WHERE r.journey = 'cart-abandonment' AND r.status = 'exited' "
-            "AND EXISTS "
-            "(SELECT 1 FROM touchpoints t WHERE t.customer_id = r.customer_id AND t.channel = 'pos' "
-            "AND t.name = 'Order Completed')")
+        per_channel = count_by(tx, "deliveries")
+        per_journey = count_by(tx, "journey_runs")
+        touch = touchpoints_by_channel(tx)
+        merges = merge_count(tx)
+        pos_exits = runs_exited_by(tx, "cart-abandonment", "pos", "Order Completed")
     print("\nTouchpoints by channel: " + ", ".join(f"{c} {n:,}" for c, n in touch))
     print(f"Profiles stitched from several identifiers: {merges:,}")
     _table("Deliveries by channel and status", per_channel)
@@ -218,7 +215,7 @@ def _summary(omni: Omni, providers: DemoProviders, stats: Counter[str], elapsed:
     print(f"\nDone in {elapsed:.1f} s.")
 
 
-def _table(title: str, rows: list[tuple[Any, ...]]) -> None:
+def _table(title: str, rows: Sequence[tuple[Any, ...]]) -> None:
     print(f"\n{title}")
     for row in rows:
         *labels, count = row

@@ -12,17 +12,16 @@ import binascii
 import hashlib
 import hmac
 import json
-import secrets
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import attrs
 
-from .._errors import ConfigError, StoreError, TemplateError, WebhookError
+from .._errors import ConfigError, TemplateError, WebhookError
 from .._touchpoints import Events
-from ..store import SQLStore, decode_rows, text, timestamp
+from ..store import SQLStore
+from ..store._links import signing_key
 
 __all__ = ["Click", "LinkSettings", "Links", "Unsubscribe", "stored_signing_key"]
 
@@ -97,26 +96,7 @@ class Unsubscribe:
 
 def stored_signing_key(store: SQLStore, name: str = "links") -> bytes:
     """The store's own signing key, generated once: every worker on the store signs alike."""
-    with store.transaction() as tx:
-        tx.execute(
-            "INSERT INTO signing_keys (name, secret, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
-            (name, secrets.token_urlsafe(32), time.time()),
-        )
-        for _ in range(2):  # an unreadable key is quarantined, and a new one made in its place
-            rows = tx.query("SELECT name, secret, created_at FROM signing_keys WHERE name = ?", (name,))
-            for secret in decode_rows(tx, "signing_keys", rows, _secret):
-                return secret.encode()
-            tx.execute("INSERT INTO signing_keys (name, secret, created_at) VALUES (?, ?, ?)",
-                       (name, secrets.token_urlsafe(32), time.time()))
-        raise StoreError(f"signing key {name!r} cannot be stored")
-
-
-def _secret(row: Any) -> str:
-    _, secret, created_at = row
-    timestamp(created_at)
-    if not text(secret):
-        raise ValueError("empty secret")
-    return str(secret)
+    return signing_key(store, name)
 
 
 class Links:

@@ -9,7 +9,7 @@ The dispatcher, for a batch of due deliveries::
 """
 
 from ._addresses import ADDRESS_KINDS, address_for, format_postal_address
-from ._decide import Check, Decision, SendRequest, decide, decide_many
+from ._decide import Check, SendDecision, SendRequest, decide, decide_many
 from ._recent import PastDelivery, PastEvent, RecentActivity, load_recent
 from ._rules import (
     ENGAGEMENT_EVENTS,
@@ -26,7 +26,7 @@ __all__ = [
     "ADDRESS_KINDS",
     "ENGAGEMENT_EVENTS",
     "Check",
-    "Decision",
+    "SendDecision",
     "FrequencyCap",
     "PastDelivery",
     "PastEvent",

@@ -21,7 +21,7 @@ from ._addresses import address_for
 from ._recent import EMPTY_ACTIVITY, PastDelivery, RecentActivity
 from ._rules import ENGAGEMENT_EVENTS, PolicyContext, PolicyRules, Verdict
 
-__all__ = ["Check", "Decision", "SendRequest", "decide", "decide_many"]
+__all__ = ["Check", "SendDecision", "SendRequest", "decide", "decide_many"]
 
 log = get_logger("omnisdk.policies")
 DEFAULT_RULES = PolicyRules()
@@ -64,7 +64,7 @@ class Check:
 
 
 @attrs.frozen(kw_only=True)
-class Decision:
+class SendDecision:
     """send on `channel`, skip for good, or defer until `until` (epoch seconds); `reason` says why."""
 
     action: Literal["send", "skip", "defer"]
@@ -85,7 +85,7 @@ def decide(
     now: float,
     recent: RecentActivity | None = None,
     rules: PolicyRules | None = None,
-) -> Decision:
+) -> SendDecision:
     """Judge one delivery at `now`. Checks on the whole delivery come first (goal reached, duplicate,
     frequency cap: skip), then each candidate channel in order: available, reachable, consented,
     quiet hours (defer, never drop), then plugin policies. The first channel that passes is chosen.
@@ -97,20 +97,20 @@ def decide(
         reason = blocker(request, recent, rules, now)
         if reason:
             checks.append(Check(blocker.__name__.strip("_"), None, False, reason))
-            return Decision(action="skip", channel=None, reason=reason, checks=tuple(checks))
+            return SendDecision(action="skip", channel=None, reason=reason, checks=tuple(checks))
     candidates = request.channels or _best_channels(request, recent, rules, now)
     failures: list[str] = []
     for channel in candidates:
         outcome = _judge_channel(request, channel, rules, now, checks)
-        if isinstance(outcome, Decision):
+        if isinstance(outcome, SendDecision):
             return attrs.evolve(outcome, checks=tuple(checks))
         if outcome is None:
-            return Decision(action="send", channel=channel, reason=f"send on {channel}", checks=tuple(checks))
+            return SendDecision(action="send", channel=channel, reason=f"send on {channel}", checks=tuple(checks))
         failures.append(outcome)
     if not candidates:
         failures.append("no channel is available for this message and customer")
     reason = failures[0] if len(failures) == 1 else "no reachable, consented channel: " + "; ".join(failures)
-    return Decision(action="skip", channel=None, reason=reason, checks=tuple(checks))
+    return SendDecision(action="skip", channel=None, reason=reason, checks=tuple(checks))
 
 
 def decide_many(
@@ -119,7 +119,7 @@ def decide_many(
     now: float,
     recent: Mapping[str, RecentActivity],
     rules: PolicyRules | None = None,
-) -> list[Decision]:
+) -> list[SendDecision]:
     """`decide` for a batch, in order: a send decided for a customer counts towards the caps and
     dedupe of that customer's later requests in the same batch."""
     activity = dict(recent)
@@ -138,7 +138,7 @@ def decide_many(
 
 
 def _judge_channel(request: SendRequest, channel: str, rules: PolicyRules, now: float, checks: list[Check]) -> Any:
-    """None when the channel may be used now; a reason string to try the next one; a Decision to stop."""
+    """None when the channel may be used now; a reason string to try the next one; a SendDecision to stop."""
     customer, purpose = request.customer, request.purpose
     if request.available is not None and channel not in request.available:
         return _fail(checks, "available", channel, f"{request.template!r} cannot go out on {channel}")
@@ -155,7 +155,7 @@ def _judge_channel(request: SendRequest, channel: str, rules: PolicyRules, now: 
         if until is not None:
             reason = f"{quiet.describe(tz_name)} until {_local(until, tz, now)}"
             checks.append(Check("quiet_hours", channel, False, reason))
-            return Decision(action="defer", channel=channel, reason=reason, until=until)
+            return SendDecision(action="defer", channel=channel, reason=reason, until=until)
     if rules.custom:
         context = PolicyContext(customer=customer, channel=channel, purpose=purpose, template=request.template,
                                 now=now, journey=request.journey, step=request.step, data=request.data)
@@ -165,7 +165,7 @@ def _judge_channel(request: SendRequest, channel: str, rules: PolicyRules, now: 
                 continue
             if verdict.action == "defer" and verdict.until is not None and verdict.until > now:
                 checks.append(Check(name, channel, False, verdict.reason))
-                return Decision(action="defer", channel=channel, reason=verdict.reason, until=verdict.until)
+                return SendDecision(action="defer", channel=channel, reason=verdict.reason, until=verdict.until)
             return _fail(checks, name, channel, verdict.reason)
     return None
 

@@ -2,36 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
 
-from ..store import Transaction, decode_rows, text, timestamp
+from ..store import Transaction
+from ..store._recent import PastDelivery, PastEvent, recent_deliveries, recent_events
 from ._rules import ENGAGEMENT_EVENTS, PolicyRules
 
 __all__ = ["PastDelivery", "PastEvent", "RecentActivity", "load_recent"]
-
-_CHUNK = 500
-
-
-@attrs.frozen
-class PastDelivery:
-    delivery_id: str
-    template: str
-    channel: str | None
-    purpose: str
-    #: When it was sent (or last touched while sending), epoch seconds.
-    at: float
-    run_id: str | None = None
-    step: str | None = None
-
-
-@attrs.frozen
-class PastEvent:
-    name: str
-    channel: str
-    at: float
 
 
 @attrs.frozen
@@ -65,16 +45,7 @@ def load_recent(
     deliveries: dict[str, list[PastDelivery]] = {}
     window = rules.window_for({r.purpose for r in requests})
     if window > 0:
-        for chunk in _chunks(customer_ids):
-            marks = ",".join("?" * len(chunk))
-            rows = tx.query(  # deliveries that reached, or may have reached, the customer
-                f"SELECT customer_id, id, template, channel, purpose, COALESCE(sent_at, updated_at), run_id, step "
-                f"FROM deliveries WHERE customer_id IN ({marks}) AND status IN ('sending', 'sent', 'delivered') "
-                f"AND COALESCE(sent_at, updated_at) >= ?",
-                (*chunk, now - window),
-            )
-            for cid, past in decode_rows(tx, "deliveries", rows, _past_delivery, key=lambda r: (r[1],)):
-                deliveries.setdefault(cid, []).append(past)
+        deliveries = recent_deliveries(tx, customer_ids, since=now - window)
     names: set[str] = set()
     since = now
     for request in requests:
@@ -85,34 +56,9 @@ def load_recent(
         if not request.channels:
             names.update(ENGAGEMENT_EVENTS)
             since = min(since, now - rules.engagement_window)
-    events: dict[str, list[PastEvent]] = {}
-    if names:
-        ordered = sorted(names)
-        for chunk in _chunks(customer_ids):
-            rows = tx.query(
-                f"SELECT seq, customer_id, name, channel, occurred_at FROM touchpoints WHERE customer_id IN "
-                f"({','.join('?' * len(chunk))}) AND name IN ({','.join('?' * len(ordered))}) AND occurred_at >= ?",
-                (*chunk, *ordered, since),
-            )
-            for cid, event in decode_rows(tx, "touchpoints", rows, _past_event):
-                events.setdefault(cid, []).append(event)
+    events = recent_events(tx, customer_ids, sorted(names), since=since) if names else {}
     return {
         cid: RecentActivity(tuple(deliveries.get(cid, ())), tuple(events.get(cid, ())))
         if cid in deliveries or cid in events else EMPTY_ACTIVITY  # most customers: one shared empty activity
         for cid in customer_ids
     }
-
-
-def _past_delivery(row: Sequence[Any]) -> tuple[str, PastDelivery]:
-    cid, did, template, channel, purpose, at, run_id, step = row
-    return cid, PastDelivery(did, text(template), channel, text(purpose), timestamp(at), run_id, step)
-
-
-def _past_event(row: Sequence[Any]) -> tuple[str, PastEvent]:
-    _, cid, name, channel, at = row
-    return cid, PastEvent(text(name), text(channel), timestamp(at))
-
-
-def _chunks(items: list[str]) -> Iterable[list[str]]:
-    for i in range(0, len(items), _CHUNK):
-        yield items[i : i + _CHUNK]

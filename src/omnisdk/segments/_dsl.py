@@ -13,15 +13,18 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
 from .._errors import ValidationError
 from .._touchpoints import MESSAGE_CHANNELS, check_channel
 from ..store import Dialect
+from ..store._segments import NOT_ENGAGEMENT, NOW, Sql, compile_condition
 
 __all__ = [
+    "NOT_ENGAGEMENT",
+    "NOW",
     "Condition",
     "Measure",
     "consented",
@@ -35,11 +38,6 @@ __all__ = [
 ]
 
 _KEY = re.compile(r"^[A-Za-z0-9_\-. ]{1,64}$")
-#: Touchpoints that are not something the customer did (they do not count as engagement).
-NOT_ENGAGEMENT = (
-    "Message Sent", "Message Delivered", "Message Bounced", "Message Failed", "Mail In Transit", "Mail Delivered",
-    "Segment Entered", "Segment Exited",
-)
 _OPS = {"==": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
@@ -49,22 +47,15 @@ def _key(key: str, field: str) -> str:
     return key
 
 
-@attrs.frozen
-class Sql:
-    """A compiled fragment: SQL text with `?` marks, and its parameters. `now` is bound at run time."""
-
-    text: str
-    params: tuple[Any, ...] = ()
-
-
-NOW = object()  # placeholder parameter: replaced by the evaluation time
-
-
 class Condition:
-    """Something true or false of a customer."""
+    """Something true or false of a customer. A pure description: `omnisdk.store` turns it into SQL."""
+
+    #: What kind of node this is (the store's compiler reads it).
+    node: ClassVar[str] = ""
 
     def compile(self, dialect: Dialect) -> Sql:
-        raise NotImplementedError
+        """The condition as SQL over `customers AS c` (compiled by the store)."""
+        return compile_condition(self, dialect)
 
     def __and__(self, other: Condition) -> Condition:
         return _Combined("AND", (self, other))
@@ -78,46 +69,25 @@ class Condition:
 
 @attrs.frozen
 class _Combined(Condition):
+    node: ClassVar[str] = "combined"
     op: str
     parts: tuple[Condition, ...]
-
-    def compile(self, dialect: Dialect) -> Sql:
-        compiled = [p.compile(dialect) for p in self.parts]
-        return Sql(
-            "(" + f" {self.op} ".join(c.text for c in compiled) + ")", tuple(x for c in compiled for x in c.params)
-        )
 
 
 @attrs.frozen
 class _Not(Condition):
+    node: ClassVar[str] = "not"
     inner: Condition
-
-    def compile(self, dialect: Dialect) -> Sql:
-        inner = self.inner.compile(dialect)
-        return Sql(f"(NOT COALESCE({inner.text}, FALSE))", inner.params)
-
-
-@attrs.frozen
-class _Compare(Condition):
-    left: Sql
-    op: str
-    value: Any
-
-    def compile(self, dialect: Dialect) -> Sql:
-        if self.value is None:
-            return Sql(f"({self.left.text} IS {'NOT ' if self.op == '<>' else ''}NULL)", self.left.params)
-        return Sql(f"({self.left.text} {self.op} ?)", (*self.left.params, self.value))
 
 
 class Measure:
     """A value per customer (a trait, a count, a sum…) that comparisons turn into a `Condition`."""
 
-    def sql(self, dialect: Dialect, numeric: bool) -> Sql:
-        raise NotImplementedError
+    node: ClassVar[str] = ""
 
     def _compare(self, op: str, value: Any) -> Condition:
         numeric = isinstance(value, int | float) and not isinstance(value, bool)
-        return _Deferred(self, _OPS[op], value, numeric)
+        return _Compare(self, _OPS[op], value, numeric)
 
     def __eq__(self, value: object) -> Condition:  # type: ignore[override]
         return self._compare("==", value)
@@ -142,25 +112,18 @@ class Measure:
 
 
 @attrs.frozen
-class _Deferred(Condition):
+class _Compare(Condition):
+    node: ClassVar[str] = "compare"
     measure: Measure
     op: str
     value: Any
     numeric: bool
 
-    def compile(self, dialect: Dialect) -> Sql:
-        return _Compare(self.measure.sql(dialect, self.numeric), self.op, self.value).compile(dialect)
-
 
 @attrs.frozen(eq=False)
 class _Trait(Measure):
+    node: ClassVar[str] = "trait"
     name: str
-
-    def sql(self, dialect: Dialect, numeric: bool) -> Sql:
-        if self.name in ("timezone", "locale"):
-            return Sql(f"c.{self.name}")
-        fn = dialect.json_number if numeric else dialect.json_text
-        return Sql(fn("c.traits", self.name))
 
 
 def trait(name: str) -> Measure:
@@ -168,38 +131,33 @@ def trait(name: str) -> Measure:
     return _Trait(_key(name, "trait"))
 
 
-def _window(event: str, within: timedelta | None, where: Mapping[str, Any] | None, dialect: Dialect) -> Sql:
+def _event(event: str) -> str:
     if not isinstance(event, str) or not event:
         raise ValidationError("event name must be a non-empty string", field="event", value=event)
-    text = "t.customer_id = c.id AND t.name = ?"
-    params: list[Any] = [event]
-    if within is not None:
-        if not isinstance(within, timedelta) or within <= timedelta():
-            raise ValidationError("expected a positive timedelta", field="within", value=within)
-        text += " AND t.occurred_at >= ? - ?"
-        params += [NOW, within.total_seconds()]
-    for key, value in (where or {}).items():
-        numeric = isinstance(value, int | float) and not isinstance(value, bool)
-        fn = dialect.json_number if numeric else dialect.json_text
-        text += f" AND {fn('t.properties', _key(key, 'where'))} = ?"
-        params.append(value)
-    return Sql(text, tuple(params))
+    return event
+
+
+def _within(within: timedelta | None) -> timedelta | None:
+    if within is not None and (not isinstance(within, timedelta) or within <= timedelta()):
+        raise ValidationError("expected a positive timedelta", field="within", value=within)
+    return within
+
+
+def _where(where: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    return {_key(k, "where"): v for k, v in where.items()} if where else None
 
 
 @attrs.frozen
 class _Did(Condition):
+    node: ClassVar[str] = "did"
     event: str
     within: timedelta | None
     where: Mapping[str, Any] | None
 
-    def compile(self, dialect: Dialect) -> Sql:
-        w = _window(self.event, self.within, self.where, dialect)
-        return Sql(f"EXISTS (SELECT 1 FROM touchpoints t WHERE {w.text})", w.params)
-
 
 def did(event: str, *, within: timedelta | None = None, where: Mapping[str, Any] | None = None) -> Condition:
     """The customer did `event` (on any channel), optionally within a window and matching properties."""
-    return _Did(event, within, dict(where) if where else None)
+    return _Did(_event(event), _within(within), _where(where))
 
 
 def did_not(event: str, *, within: timedelta | None = None, where: Mapping[str, Any] | None = None) -> Condition:
@@ -208,68 +166,42 @@ def did_not(event: str, *, within: timedelta | None = None, where: Mapping[str, 
 
 @attrs.frozen(eq=False)
 class _Aggregate(Measure):
+    node: ClassVar[str] = "aggregate"
     fn: str
     event: str
     prop: str | None
     within: timedelta | None
     where: Mapping[str, Any] | None
 
-    def sql(self, dialect: Dialect, numeric: bool) -> Sql:
-        w = _window(self.event, self.within, self.where, dialect)
-        if self.prop is None:
-            expr = "COUNT(*)"
-        else:
-            expr = f"COALESCE(SUM({dialect.json_number('t.properties', self.prop)}), 0)"
-        return Sql(f"(SELECT {expr} FROM touchpoints t WHERE {w.text})", w.params)
-
 
 def count(event: str, *, within: timedelta | None = None, where: Mapping[str, Any] | None = None) -> Measure:
     """How many times the customer did `event`: `count("Order Completed", within=days(90)) >= 3`."""
-    return _Aggregate("count", event, None, within, dict(where) if where else None)
+    return _Aggregate("count", _event(event), None, _within(within), _where(where))
 
 
 def total(
     event: str, prop: str, *, within: timedelta | None = None, where: Mapping[str, Any] | None = None
 ) -> Measure:
     """The sum of a numeric property over the customer's `event`s: `total("Order Completed", "revenue")`."""
-    return _Aggregate("sum", event, _key(prop, "prop"), within, dict(where) if where else None)
+    return _Aggregate("sum", _event(event), _key(prop, "prop"), _within(within), _where(where))
 
 
 @attrs.frozen(eq=False)
 class _LastChannel(Measure):
+    node: ClassVar[str] = "last_channel"
     within: timedelta | None
-
-    def sql(self, dialect: Dialect, numeric: bool) -> Sql:
-        marks = ",".join("?" * len(NOT_ENGAGEMENT))
-        text = f"t.customer_id = c.id AND t.name NOT IN ({marks})"
-        params: list[Any] = list(NOT_ENGAGEMENT)
-        if self.within is not None:
-            text += " AND t.occurred_at >= ? - ?"
-            params += [NOW, self.within.total_seconds()]
-        return Sql(
-            f"(SELECT t.channel FROM touchpoints t WHERE {text} ORDER BY t.occurred_at DESC, t.seq DESC LIMIT 1)",
-            tuple(params),
-        )
 
 
 def last_channel(*, within: timedelta | None = None) -> Measure:
     """The channel of the customer's latest engagement (anything they did, not messages we sent)."""
-    return _LastChannel(within)
+    return _LastChannel(_within(within))
 
 
 @attrs.frozen
 class _Consented(Condition):
+    node: ClassVar[str] = "consented"
     channel: str
     purpose: str
-
-    def compile(self, dialect: Dialect) -> Sql:
-        latest = (
-            "(SELECT k.granted FROM consents k WHERE k.customer_id = c.id AND k.channel IN (?, 'all') "
-            "AND k.purpose = ? ORDER BY k.recorded_at DESC, k.id DESC LIMIT 1)"
-        )
-        if self.purpose == "transactional":  # allowed unless revoked
-            return Sql(f"(COALESCE({latest}, 1) = 1)", (self.channel, self.purpose))
-        return Sql(f"(COALESCE({latest}, 0) = 1)", (self.channel, self.purpose))
 
 
 def consented(channel: str, purpose: str = "marketing") -> Condition:
@@ -280,10 +212,8 @@ def consented(channel: str, purpose: str = "marketing") -> Condition:
 
 @attrs.frozen
 class _Has(Condition):
+    node: ClassVar[str] = "has"
     kind: str
-
-    def compile(self, dialect: Dialect) -> Sql:
-        return Sql("EXISTS (SELECT 1 FROM identities i WHERE i.customer_id = c.id AND i.kind = ?)", (self.kind,))
 
 
 def has(identifier_kind: str) -> Condition:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
 
+from .._clock import Clock
 from .._errors import ValidationError
 from .._logging import get_logger
+from .._recorder import Recorder
 from .._touchpoints import new_id
-from ..store import Transaction
-from ._dsl import NOW, Condition, Sql
-
-if TYPE_CHECKING:
-    from .._core import Core
+from ..store import SQLStore, Transaction, dumps
+from ..store._segments import count_segment, in_segment, refresh_membership, segment_page
+from ._dsl import Condition
 
 __all__ = ["SEGMENT_ENTERED", "SEGMENT_EXITED", "Segment", "SegmentWatcher"]
 
@@ -25,86 +23,66 @@ SEGMENT_EXITED = "Segment Exited"
 class Segment:
     """The customers matching a condition now. Iterating streams ids in pages: memory stays flat."""
 
-    def __init__(self, core: Core, condition: Condition, name: str | None = None) -> None:
+    def __init__(self, store: SQLStore, clock: Clock, condition: Condition, name: str | None = None) -> None:
         if not isinstance(condition, Condition):
             raise ValidationError("expected a segment condition (did, trait, count…)", field="condition")
-        self._core = core
+        self._store = store
+        self._clock = clock
         self.condition = condition
         self.name = name
 
-    def _where(self, now: float) -> tuple[str, list[Any]]:
-        compiled: Sql = self.condition.compile(self._core.store.dialect)
-        params = [now if p is NOW else p for p in compiled.params]
-        return f"c.merged_into IS NULL AND COALESCE({compiled.text}, FALSE)", params
-
     def customers(self, *, page: int = 5000) -> Iterator[str]:
         """Customer ids in the segment, in id order, fetched `page` at a time."""
-        now = self._core.clock.timestamp()
-        where, params = self._where(now)
+        now = self._clock.timestamp()
         after = ""
         while True:
-            with self._core.store.transaction(immediate=False) as tx:
-                rows = tx.query(f"SELECT c.id FROM customers c WHERE {where} AND c.id > ? ORDER BY c.id LIMIT ?",
-                                (*params, after, page))
-            for (cid,) in rows:
-                yield cid
-            if len(rows) < page:
+            with self._store.transaction(immediate=False) as tx:
+                ids = segment_page(tx, self.condition, now, after=after, page=page)
+            yield from ids
+            if len(ids) < page:
                 return
-            after = rows[-1][0]
+            after = ids[-1]
 
     def count(self) -> int:
-        where, params = self._where(self._core.clock.timestamp())
-        with self._core.store.transaction(immediate=False) as tx:
-            return int(tx.scalar(f"SELECT COUNT(*) FROM customers c WHERE {where}", params) or 0)
+        with self._store.transaction(immediate=False) as tx:
+            return count_segment(tx, self.condition, self._clock.timestamp())
 
     def contains(self, customer_id: str) -> bool:
-        where, params = self._where(self._core.clock.timestamp())
-        with self._core.store.transaction(immediate=False) as tx:
-            return bool(tx.scalar(f"SELECT 1 FROM customers c WHERE {where} AND c.id = ?", (*params, customer_id)))
+        with self._store.transaction(immediate=False) as tx:
+            return in_segment(tx, self.condition, self._clock.timestamp(), customer_id)
 
-    def refresh(self, tx: Transaction, now: float) -> tuple[int, int]:
-        """Update the watched membership; record entries and exits as touchpoints. Set-based SQL."""
+    def refresh(self, tx: Transaction, now: float, recorder: Recorder) -> tuple[int, int]:
+        """Update the watched membership; entries and exits are recorded as touchpoints through
+        `recorder` (announced once `tx` commits). Returns how many entered and left."""
         if not self.name:
             raise ValidationError("only named segments can be watched", field="name")
-        where, params = self._where(now)
-        tx.execute(
-            "INSERT INTO segment_members (segment, customer_id, entered_at, seen_at) "
-            f"SELECT ?, c.id, ?, ? FROM customers c WHERE {where} "
-            "ON CONFLICT (segment, customer_id) DO UPDATE SET seen_at = excluded.seen_at",
-            (self.name, now, now, *params),
-        )
-        props = json.dumps({"segment": self.name})
-        entered = tx.query("SELECT customer_id FROM segment_members WHERE segment = ? AND entered_at = ?",
-                           (self.name, now))
-        left = tx.query(
-            "SELECT m.customer_id, c.merged_into FROM segment_members m JOIN customers c ON c.id = m.customer_id "
-            "WHERE m.segment = ? AND m.seen_at < ?",
-            (self.name, now),
-        )
-        events = [(new_id(), cid, "server", SEGMENT_ENTERED, props, now, now) for (cid,) in entered]
-        events += [(new_id(), cid, "server", SEGMENT_EXITED, props, now, now) for cid, merged in left if not merged]
-        tx.executemany(
-            "INSERT INTO touchpoints (id, customer_id, channel, name, properties, occurred_at, recorded_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            events,
-        )
-        tx.execute("DELETE FROM segment_members WHERE segment = ? AND seen_at < ?", (self.name, now))
-        return len(entered), len(left)
+        change = refresh_membership(tx, self.name, self.condition, now)
+        props = dumps({"segment": self.name})
+        events = [(new_id(), cid, "server", SEGMENT_ENTERED, props, now, now) for cid in change.entered]
+        events += [(new_id(), cid, "server", SEGMENT_EXITED, props, now, now) for cid in change.exited]
+        recorder.touchpoints(tx, events, skip_existing=False)
+        return len(change.entered), change.left
 
 
 class SegmentWatcher:
     """A worker that re-evaluates watched segments every `interval` seconds of (virtual) time."""
 
-    def __init__(self, core: Core, interval: float = 3600.0) -> None:
-        self._core = core
+    def __init__(self, store: SQLStore, clock: Clock, recorder: Recorder, interval: float = 3600.0) -> None:
+        self._store = store
+        self._clock = clock
+        self._recorder = recorder
         self.interval = interval
         self.segments: dict[str, Segment] = {}
         self._last: float | None = None
 
+    def segment(self, condition: Condition, name: str | None = None) -> Segment:
+        """The customers matching `condition` now, on this watcher's store and clock."""
+        return Segment(self._store, self._clock, condition, name)
+
     def watch(self, name: str, condition: Condition) -> Segment:
         if not isinstance(name, str) or not name:
             raise ValidationError("a watched segment needs a name", field="name", value=name)
-        segment = Segment(self._core, condition, name)
+        segment = self.segment(condition, name)
         self.segments[name] = segment
         self._last = None  # evaluate at the next tick
         return segment
@@ -112,18 +90,18 @@ class SegmentWatcher:
     def next_due(self) -> float | None:
         if not self.segments:
             return None
-        return self._core.clock.timestamp() if self._last is None else self._last + self.interval
+        return self._clock.timestamp() if self._last is None else self._last + self.interval
 
     async def tick(self) -> int:
         due = self.next_due()
-        now = self._core.clock.timestamp()
+        now = self._clock.timestamp()
         if due is None or due > now:
             return 0
         self._last = now
         changes = 0
         for segment in self.segments.values():
-            with self._core.store.transaction() as tx:
-                entered, left = segment.refresh(tx, now)
+            with self._store.transaction() as tx:
+                entered, left = segment.refresh(tx, now, self._recorder)
             changes += entered + left
             if entered or left:
                 log.info("segment_changed", segment=segment.name, entered=entered, left=left)

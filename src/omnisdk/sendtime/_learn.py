@@ -7,13 +7,14 @@ the day): the database does the counting, Python only turns each group into a lo
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .._localtime import zone
-from ..store import MAX_TIMESTAMP, Transaction, decode_rows, text, timestamp
+from ..store import Transaction
+from ..store._sendtime import EngagementGroup, engagement_groups, engagements
 
 __all__ = ["ALL", "PURCHASE", "PURCHASES", "SIGNALS", "Counts", "load_habits", "local_zone", "population_counts"]
 
@@ -28,7 +29,6 @@ ALL: Final = ""
 #: Counts by channel key ("email", ..., PURCHASES), 24 local hours each.
 Counts = dict[str, list[float]]
 
-_CHUNK = 500
 _WEEK = 7 * 86400
 
 
@@ -52,28 +52,10 @@ def _add(counts: Counts, key: str, hour: int, weight: float = 1.0) -> None:
 def load_habits(tx: Transaction, zones: Mapping[str, ZoneInfo], *, since: float) -> dict[str, Counts]:
     """Each customer's engagement since `since` by local hour (in the zone given for them)."""
     habits: dict[str, Counts] = {}
-    names = (*SIGNALS, PURCHASE)
-    ids = list(zones)
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start:start + _CHUNK]
-        rows = tx.query(
-            f"SELECT seq, customer_id, channel, name, occurred_at FROM touchpoints WHERE customer_id IN "
-            f"({','.join('?' * len(chunk))}) AND name IN ({','.join('?' * len(names))}) AND occurred_at >= ?",
-            (*chunk, *names, since),
-        )
-        for cid, channel, name, hour in decode_rows(tx, "touchpoints", rows, lambda r: _local_hour(r, zones)):
-            _add(habits.setdefault(cid, {}), PURCHASES if name == PURCHASE else channel, hour)
+    for seen in engagements(tx, list(zones), (*SIGNALS, PURCHASE), since=since):
+        hour = datetime.fromtimestamp(seen.occurred_at, zones[seen.customer_id]).hour
+        _add(habits.setdefault(seen.customer_id, {}), PURCHASES if seen.name == PURCHASE else seen.channel, hour)
     return habits
-
-
-def _local_hour(row: Sequence[object], zones: Mapping[str, ZoneInfo]) -> tuple[str, str, str, int]:
-    _, cid, channel, name, occurred = row
-    return text(cid), text(channel), text(name), datetime.fromtimestamp(timestamp(occurred), zones[str(cid)]).hour
-
-
-def _floor(tx: Transaction, expr: str) -> str:
-    """Portable floor of a non-negative number (SQLite's CAST truncates; PostgreSQL's rounds)."""
-    return f"CAST({expr} AS INTEGER)" if tx.dialect.name == "sqlite" else f"FLOOR({expr})"
 
 
 def population_counts(tx: Transaction, *, since: float, default_zone: str) -> Counts:
@@ -81,15 +63,7 @@ def population_counts(tx: Transaction, *, since: float, default_zone: str) -> Co
 
     The local hour of a group is taken mid-week, so only the week of a DST change is off by an hour.
     """
-    names = (*SIGNALS, PURCHASE)
-    week, quarter, day = (_floor(tx, f"t.occurred_at / {n}") for n in (_WEEK, 900, 86400))
-    rows = tx.query(
-        f"SELECT c.timezone, t.channel, t.name, {week}, {quarter} - {day} * 96, COUNT(*) "
-        "FROM touchpoints t JOIN customers c ON c.id = t.customer_id "
-        f"WHERE t.name IN ({','.join('?' * len(names))}) AND t.occurred_at >= ? AND t.occurred_at <= ? "
-        "GROUP BY 1, 2, 3, 4, 5",  # rows out of range are left to the readers that quarantine them
-        (*names, since, MAX_TIMESTAMP),
-    )
+    rows = engagement_groups(tx, (*SIGNALS, PURCHASE), since=since, week=_WEEK)
     counts: Counts = {ALL: [0.0] * 24}
     for hour, key, weight in _local_hours(rows, default_zone):
         _add(counts, key, hour, weight)
@@ -97,13 +71,14 @@ def population_counts(tx: Transaction, *, since: float, default_zone: str) -> Co
     return counts
 
 
-def _local_hours(rows: Iterable[Sequence[object]], default_zone: str) -> Iterable[tuple[int, str, float]]:
+def _local_hours(groups: Iterable[EngagementGroup], default_zone: str) -> Iterable[tuple[int, str, float]]:
     hours: dict[tuple[object, int, int], int] = {}
-    for timezone, channel, name, week, quarter, n in rows:
-        key = (timezone, int(week), int(quarter))  # type: ignore[call-overload]
+    for group in groups:
+        key = (group.timezone, group.week, group.quarter)
         hour = hours.get(key)
         if hour is None:
-            midweek_day = (key[1] * _WEEK + 3 * 86400) // 86400 * 86400
-            tz = local_zone(timezone if isinstance(timezone, str) else None, default_zone)
-            hour = hours[key] = datetime.fromtimestamp(midweek_day + key[2] * 900, tz).hour
-        yield hour, PURCHASES if name == PURCHASE else str(channel), float(n)  # type: ignore[arg-type]
+            midweek_day = (group.week * _WEEK + 3 * 86400) // 86400 * 86400
+            zone_name = group.timezone if isinstance(group.timezone, str) else None
+            hour = hours[key] = datetime.fromtimestamp(midweek_day + group.quarter * 900,
+                                                       local_zone(zone_name, default_zone)).hour
+        yield hour, PURCHASES if group.name == PURCHASE else group.channel, float(group.count)

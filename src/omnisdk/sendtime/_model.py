@@ -11,11 +11,13 @@ from typing import Any
 import attrs
 
 from .._clock import Clock, to_datetime
-from .._errors import ConfigError, JourneyError, NotFoundError, ValidationError
+from .._errors import ConfigError, JourneyError, ValidationError
 from .._identity import load_customer
 from .._touchpoints import MESSAGE_CHANNELS, check_channel
 from ..policies import PolicyRules, QuietHours
-from ..store import SQLStore, Transaction, decode_rows, integer, optional_number, text, timestamp
+from ..store import SQLStore, Transaction
+from ..store._customers import customer_timezone
+from ..store._sendtime import prior_weights, save_prior
 from ._choose import choose, posterior, shares
 from ._learn import ALL, PURCHASES, Counts, load_habits, local_zone, population_counts
 
@@ -106,21 +108,14 @@ class SendTime:
             return self._prior[0]
         counts: Counts = {}
         computed = None
-        rows = tx.query("SELECT channel, hour, weight, computed_at FROM sendtime_prior")
-        for channel, hour, weight, at in decode_rows(tx, "sendtime_prior", rows, _prior_row, key=_prior_key):
-            counts.setdefault(channel, [0.0] * 24)[hour] = weight
-            if channel == ALL:
-                computed = at
+        for stored in prior_weights(tx):
+            counts.setdefault(stored.channel, [0.0] * 24)[stored.hour] = stored.weight
+            if stored.channel == ALL:
+                computed = stored.computed_at
         if computed is None or computed < fresh_after:
             counts = population_counts(tx, since=now - self.settings.lookback,
                                        default_zone=self.rules.default_timezone)
-            tx.executemany(
-                "INSERT INTO sendtime_prior (channel, hour, weight, computed_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (channel, hour) DO UPDATE SET weight = excluded.weight, "
-                "computed_at = excluded.computed_at",
-                [(key, hour, weight, now) for key, hours in counts.items() for hour, weight in enumerate(hours)],
-            )
-            tx.execute("DELETE FROM sendtime_prior WHERE computed_at < ?", (now,))
+            save_prior(tx, counts, now)
             computed = now
         self._prior = (counts, computed)
         return counts
@@ -164,13 +159,13 @@ class SendTime:
         self, tx: Transaction, customer_id: str, *, channel: str | None, now: float, within: float,
         purpose: str = "marketing",
     ) -> float:
-        return self.best_times(tx, [(customer_id, _timezone(tx, customer_id))], channel=channel, now=now,
+        return self.best_times(tx, [(customer_id, customer_timezone(tx, customer_id))], channel=channel, now=now,
                                within=within, purpose=purpose)[customer_id]
 
     def engagement_hours(
         self, tx: Transaction, customer_id: str, *, channel: str | None, now: float
     ) -> EngagementHours:
-        zone = local_zone(_timezone(tx, customer_id), self.rules.default_timezone)
+        zone = local_zone(customer_timezone(tx, customer_id), self.rules.default_timezone)
         counts = _for_channel(load_habits(tx, {customer_id: zone}, since=now - self.settings.lookback).get(
             customer_id, {}), channel)
         prior = shares(_for_channel(self.prior(tx, now), channel))
@@ -222,24 +217,6 @@ def active_send_time() -> SendTime:
     return found
 
 
-def _timezone(tx: Transaction, customer_id: str) -> str | None:
-    row = tx.one("SELECT timezone FROM customers WHERE id = ?", (customer_id,))
-    if row is None:
-        raise NotFoundError(f"no customer {customer_id!r}")
-    return row[0] if isinstance(row[0], str) else None
-
-
 def _check_channel(channel: str | None) -> None:
     if channel is not None:
         check_channel(channel, allowed=MESSAGE_CHANNELS)
-
-
-def _prior_key(row: Sequence[Any]) -> tuple[Any, ...]:
-    return row[0], row[1]
-
-
-def _prior_row(row: Sequence[Any]) -> tuple[str, int, float, float]:
-    channel, hour, weight, at = row
-    if not 0 <= integer(hour) < 24:
-        raise ValueError(f"hour {hour!r} is not an hour of the day")
-    return text(channel), hour, optional_number(weight) or 0.0, timestamp(at)

@@ -15,7 +15,7 @@ from typing import Any, Final
 import attrs
 
 from .._errors import NotFoundError, StoreError
-from .._touchpoints import CHANNELS
+from .._touchpoints import CHANNELS, Touchpoint
 from ._base import SQLStore, Transaction, dumps, json_table, loads
 from ._quarantine import decode_row, decode_rows
 from ._rows import (
@@ -28,6 +28,8 @@ from ._rows import (
     optional_timestamp,
     text,
     timestamp,
+    touchpoint_from_json,
+    touchpoint_json,
 )
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
     "next_run_due",
     "other_active_run",
     "resume_run",
+    "run_triggers",
     "run_savepoint",
     "runs_of_customers",
     "set_merge_cursor",
@@ -535,3 +538,14 @@ class WorkListener:
 
     def close(self) -> None:
         self._conn.close()
+
+
+# -- read by the dispatcher: the triggers its templates show
+def run_triggers(tx: Transaction, run_ids: Sequence[str]) -> dict[str, Touchpoint]:
+    """The touchpoint that started each journey run (templates read it as `trigger` and `event`)."""
+    def decode(row: Sequence[Any]) -> tuple[str, Touchpoint | None]:
+        data = touchpoint_json(row[1])
+        return row[0], touchpoint_from_json(data) if data else None
+
+    rows = tx.query(f"SELECT id, trigger FROM journey_runs WHERE id IN ({','.join('?' * len(run_ids))})", run_ids)
+    return {run_id: trigger for run_id, trigger in decode_rows(tx, "journey_runs", rows, decode) if trigger}

@@ -13,26 +13,68 @@ from ._base import Transaction
 from ._quarantine import decode_row, decode_rows
 from ._rows import TOUCHPOINT_COLUMNS, touchpoint_from_row
 
-__all__ = ["TouchpointRow", "insert_touchpoints", "recent_touchpoints", "touchpoints_after"]
+__all__ = ["TouchpointRow", "customer_timeline", "insert_touchpoints", "latest_touchpoints", "recent_touchpoints",
+           "touchpoints_after"]
 
 #: (id, customer_id, channel, name, properties as JSON text, occurred_at, recorded_at)
 TouchpointRow = tuple[str, str, str, str, str, float, float]
 
-_INSERT = (
-    "INSERT INTO touchpoints (id, customer_id, channel, name, properties, occurred_at, recorded_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
+_INSERT = "INSERT INTO touchpoints (id, customer_id, channel, name, properties, occurred_at, recorded_at) VALUES "
+_ROW = "(?, ?, ?, ?, ?, ?, ?)"
+#: Rows per statement: 7 parameters each stays far below SQLite's and PostgreSQL's limits.
+_CHUNK = 500
 
 
-def insert_touchpoints(tx: Transaction, rows: Sequence[Sequence[Any]], *, skip_existing: bool = True) -> int:
-    """Store touchpoint rows; with `skip_existing` a row whose id is already stored is left as it is
-    (ingestion is idempotent on the touchpoint id). Returns how many rows were new."""
-    if not rows:
-        return 0
-    sql = _INSERT + " ON CONFLICT (id) DO NOTHING" if skip_existing else _INSERT
-    if len(rows) == 1:
-        return tx.execute(sql, rows[0])
-    return tx.executemany(sql, rows)
+def insert_touchpoints(tx: Transaction, rows: Sequence[Sequence[Any]], *, skip_existing: bool = True) -> list[str]:
+    """Store touchpoint rows, many per statement; with `skip_existing` a row whose id is already
+    stored (or comes twice) is left out (ingestion is idempotent on the touchpoint id). Returns the
+    ids of the rows that were new, so only those are announced."""
+    new: list[str] = []
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start:start + _CHUNK]
+        sql = _INSERT + ", ".join([_ROW] * len(chunk))
+        params = [value for row in chunk for value in row]
+        if skip_existing:
+            new.extend(str(r[0]) for r in tx.query(sql + " ON CONFLICT (id) DO NOTHING RETURNING id", params))
+        else:
+            tx.execute(sql, params)
+            new.extend(str(row[0]) for row in chunk)
+    return new
+
+
+def customer_timeline(
+    tx: Transaction, customer_id: str, *, channels: Sequence[str] | None = None, since: float | None = None,
+    limit: int | None = None,
+) -> list[Touchpoint]:
+    """The customer's touchpoints oldest first; with `limit`, the latest `limit` of them."""
+    sql = f"SELECT {TOUCHPOINT_COLUMNS} FROM touchpoints WHERE customer_id = ?"
+    params: list[Any] = [customer_id]
+    if channels:
+        sql += f" AND channel IN ({','.join('?' * len(channels))})"
+        params.extend(channels)
+    if since is not None:
+        sql += " AND occurred_at >= ?"
+        params.append(since)
+    if limit is None:
+        sql += " ORDER BY occurred_at, seq"
+    else:
+        sql = f"SELECT * FROM ({sql} ORDER BY occurred_at DESC, seq DESC LIMIT ?) AS recent ORDER BY occurred_at, seq"
+        params.append(int(limit))
+    return decode_rows(tx, "touchpoints", tx.query(sql, params), touchpoint_from_row)
+
+
+def latest_touchpoints(tx: Transaction, customer_ids: Sequence[str], per_customer: int) -> list[Touchpoint]:
+    """The latest `per_customer` touchpoints of each customer, by customer and oldest first (what
+    templates that mention recent behaviour read); unreadable rows are quarantined."""
+    rows = tx.query(
+        "SELECT seq, id, customer_id, channel, name, properties, occurred_at FROM ("
+        "SELECT seq, id, customer_id, channel, name, properties, occurred_at, ROW_NUMBER() OVER ("
+        "PARTITION BY customer_id ORDER BY occurred_at DESC, seq DESC) AS latest FROM touchpoints "
+        f"WHERE customer_id IN ({','.join('?' * len(customer_ids))})) AS recent WHERE latest <= ? "
+        "ORDER BY customer_id, occurred_at, seq",
+        (*customer_ids, per_customer),
+    )
+    return decode_rows(tx, "touchpoints", rows, touchpoint_from_row)
 
 
 # -- reads of a journey run (h15-journeys): its customer's history and its inbox

@@ -11,13 +11,20 @@ from ._shopify import ShopifyPOS
 from ._square import SquarePOS, offer_key
 
 __all__ = ["Inventory", "ShopifyPOS", "SquarePOS", "StoreStock", "inventory_of", "offer_key",
-           "register_providers", "register_template_filters"]
+           "register_identity_kinds", "register_providers", "register_template_filters"]
 
 
 @omnisdk.hookimpl
 def register_providers(register: Any) -> None:
     register(SquarePOS)
     register(ShopifyPOS)
+
+
+@omnisdk.hookimpl
+def register_identity_kinds(register: Any) -> None:
+    """The POS systems' own customer ids, matched like the core's `pos_customer_id`."""
+    register("square_customer_id")
+    register("shopify_customer_id")
 
 
 def inventory_of(omni: Any) -> Inventory:

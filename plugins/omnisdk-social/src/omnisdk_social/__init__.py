@@ -9,7 +9,14 @@ import omnisdk
 from .messenger import Messenger
 from .whatsapp import WhatsAppCloud
 
-__all__ = ["Messenger", "WhatsAppCloud", "register_providers"]
+__all__ = ["Messenger", "WhatsAppCloud", "register_identity_kinds", "register_providers"]
+
+
+@omnisdk.hookimpl
+def register_identity_kinds(register: Any) -> None:
+    """Meta's per-page Messenger user id and the WhatsApp id: addresses like a device token."""
+    register("messenger_psid", device=True)
+    register("whatsapp_id", device=True)
 
 
 @omnisdk.hookimpl

@@ -1,0 +1,86 @@
+"""Identifier kinds a vendor brings are declared by its plugin (`register_identity_kinds`), not by the core."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from omnisdk import Omni, PluginError, ValidationError, VirtualClock, hookimpl
+
+
+class Loyalty:
+    """A loyalty vendor's card number: spaces dropped, upper case; one card per person."""
+
+    @hookimpl
+    def register_identity_kinds(self, register: Any) -> None:
+        def card(value: str) -> str:
+            digits = value.replace(" ", "").upper()
+            if not digits.startswith("LC"):
+                raise ValueError("a card number starts with LC")
+            return digits
+
+        register("acme_card", card, unique=True)
+
+
+class Broken:
+    @hookimpl
+    def register_identity_kinds(self, register: Any) -> None:
+        raise RuntimeError("this plugin is broken")
+
+
+class Greedy:
+    @hookimpl
+    def register_identity_kinds(self, register: Any) -> None:
+        register("email")  # the core's own
+
+
+@pytest.fixture
+def shop(store_url: str) -> Iterator[Omni]:
+    with Omni(store_url, clock=VirtualClock(), plugins=[Broken(), Loyalty(), Greedy()],
+              load_entry_points=False) as client:
+        yield client
+
+
+def test_a_plugin_kind_is_normalised_by_its_plugin_and_matches_profiles(shop: Omni) -> None:
+    shop.identify("c-1", acme_card="lc 1234")
+    shop.track({"acme_card": "LC1234"}, "Order Completed", channel="pos")
+
+    assert shop.customer("c-1").identifier("acme_card") == "LC1234"
+    assert [t.name for t in shop.timeline("c-1")] == ["Order Completed"]
+    with pytest.raises(ValidationError) as caught:
+        shop.track({"acme_card": "9999"}, "Order Completed")
+    assert caught.value.field == "who.acme_card"
+    assert "starts with LC" in str(caught.value)
+
+
+def test_a_unique_plugin_kind_allows_one_per_profile(shop: Omni) -> None:
+    shop.identify("c-1", acme_card="LC1")
+    shop.identify("c-1", acme_card="LC2")  # a second card: not added to the same person
+
+    assert shop.customer("c-1").identifiers("acme_card") == ["LC1"]
+
+
+def test_a_broken_or_clashing_plugin_is_reported_and_the_others_still_declare(shop: Omni) -> None:
+    failed = {e.plugin: str(e) for e in shop.plugin_errors if isinstance(e, PluginError)}
+    assert "this plugin is broken" in failed[next(p for p in failed if "Broken" in p)]
+    assert "core's" in failed[next(p for p in failed if "Greedy" in p)]
+    shop.identify("c-1", acme_card="LC1")  # Loyalty's kind loaded all the same
+
+
+def test_vendor_kinds_come_from_their_plugins(store_url: str) -> None:
+    with Omni(store_url, clock=VirtualClock(), load_entry_points=False) as bare:
+        with pytest.raises(ValidationError, match="unknown identifier kind 'square_customer_id'"):
+            bare.track({"square_customer_id": "SQ9"}, "Order Completed")
+        with pytest.raises(ValidationError, match="unknown identifier kind 'shoe_size'"):
+            bare.track({"shoe_size": "42"}, "Order Completed")
+    pos = pytest.importorskip("omnisdk_pos")
+    social = pytest.importorskip("omnisdk_social")
+    with Omni(store_url, clock=VirtualClock(), plugins=[pos, social], load_entry_points=False) as shop:
+        customer = shop.track({"square_customer_id": "SQ9", "whatsapp_id": "14155550100"}, "Order Completed")
+        profile = shop.customer(customer.customer_id)
+        assert profile.identifier("square_customer_id") == "SQ9"
+        assert profile.identifier("whatsapp_id") == "14155550100"
+        with pytest.raises(ValidationError, match="unknown identifier kind 'shoe_size'"):
+            shop.track({"shoe_size": "42"}, "Order Completed")
