@@ -570,7 +570,7 @@ def latest_prompt(
     return None if found is None else str(found)
 
 
-# -- written by journeys and broadcasts (h15-journeys): a batch of queued messages, their progress
+# -- written by journeys and broadcasts: a batch of queued messages, a broadcast's progress
 @attrs.frozen(kw_only=True, slots=True)
 class QueuedDelivery:
     """A message a journey step queues (`key` is its idempotency key, run_id:step)."""

@@ -92,7 +92,7 @@ def forget_address(tx: Transaction, customer_id: str, value: str) -> int:
     )
 
 
-# -- read by the journey runtime (h15-journeys): the merges feed it reconciles runs after
+# -- read by the journey runtime: the merges feed it reconciles runs after
 def merges_after(tx: Transaction, position: int, limit: int) -> list[tuple[int, str]]:
     """(merge id, winner customer id) of the merges after `position`, oldest first."""
     return [(int(r[0]), str(r[1])) for r in tx.query(

@@ -77,7 +77,7 @@ def latest_touchpoints(tx: Transaction, customer_ids: Sequence[str], per_custome
     return decode_rows(tx, "touchpoints", rows, touchpoint_from_row)
 
 
-# -- reads of a journey run (h15-journeys): its customer's history and its inbox
+# -- reads of a journey run: its customer's history and its inbox
 def recent_touchpoints(
     tx: Transaction, customer_id: str, *, event: str | None, channels: Sequence[str] | None, limit: int
 ) -> list[Touchpoint]:
