@@ -33,8 +33,10 @@ def plugins(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff")
+    """ruff, and the import layers ([tool.importlinter] in pyproject.toml: no upward import, no cycle)."""
+    session.install("ruff", "import-linter>=2.17")
     session.run("ruff", "check", "src", "tests", "plugins", "benchmarks", "examples")
+    session.run("lint-imports", env={"PYTHONPATH": str(ROOT / "src")})  # reads the source; nothing is imported
 
 
 @nox.session

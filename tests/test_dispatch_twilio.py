@@ -9,7 +9,7 @@ import omnisdk_sms
 
 import omnisdk
 from omnisdk.delivery import enqueue_delivery, new_http_client
-from omnisdk.delivery._providers import build_config
+from omnisdk.testing import provider_config
 from omnisdk.testing.conformance import ProviderSuite
 from omnisdk.testing.imitations import TwilioImitation
 
@@ -18,8 +18,8 @@ NOT_IN_THE_PLAN = "+15555550100"  # E.164-shaped, but no such US area code
 
 
 def send(base_url: str, message: omnisdk.Outgoing) -> omnisdk.providers.Outcome:
-    config = build_config(omnisdk_sms.TwilioSMS, {"account_sid": SID, "auth_token": "token", "from": "+15017122661",
-                                                  "base_url": base_url}, "channels.sms")
+    config = provider_config(omnisdk_sms.TwilioSMS, {"account_sid": SID, "auth_token": "token", "from": "+15017122661",
+                                                     "base_url": base_url}, "channels.sms")
 
     async def main() -> omnisdk.providers.Outcome:
         async with new_http_client() as http:

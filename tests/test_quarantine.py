@@ -301,4 +301,4 @@ def test_quarantined_row_is_public() -> None:
     import omnisdk
 
     assert omnisdk.QuarantinedRow is QuarantinedRow
-    assert "QuarantineRepair" in omnisdk.__all__
+    assert "QuarantineRepair" in omnisdk.store.__all__ and omnisdk.QuarantineRepair is omnisdk.store.QuarantineRepair

@@ -139,16 +139,16 @@ def test_the_http_librarys_request_lines_mask_a_credential_in_the_url(caplog: py
     import httpx
     from omnisdk_sms import VonageSMS
 
-    from omnisdk.delivery._providers import build_config
     from omnisdk.providers import InDoubt
+    from omnisdk.testing import provider_config
     from omnisdk.testing.conformance import ProviderSuite
     from omnisdk.testing.imitations import VonageImitation
 
     api_key = "vonage-key-7c6b5a49"
     clock = omnisdk.VirtualClock()
     with VonageImitation(api_key=api_key, clock=clock) as api, caplog.at_level("INFO", logger="httpx"):
-        config = build_config(VonageSMS, {"api_key": api_key, "api_secret": api.api_secret, "from": "+15017122661",
-                                          "base_url": api.base_url, "reports_url": api.base_url}, "channels.sms")
+        config = provider_config(VonageSMS, {"api_key": api_key, "api_secret": api.api_secret, "from": "+15017122661",
+                                             "base_url": api.base_url, "reports_url": api.base_url}, "channels.sms")
 
         async def lookup() -> None:
             async with httpx.AsyncClient() as http:

@@ -101,11 +101,17 @@ class Core:
         self.runs = RunAdmin(self.store, self.journeys)
         self.workers.append(self.journeys)
         # The dispatcher runs after the journey runtime, so a step's sends go out in the same round.
-        from .delivery import Dispatcher, WebhookHandler
+        from .delivery import DeliverySettings, Dispatcher, ProviderPool, SendContext, WebhookHandler
 
-        self.dispatcher = Dispatcher(self)
+        delivery = DeliverySettings.from_config(self.config.delivery)
+        pool = ProviderPool(self.config, self.plugins.providers, self.clock, http_timeout=delivery.http_timeout,
+                            http_transport=delivery.http_transport)
+        self.dispatcher = Dispatcher(store=self.store, clock=self.clock, settings=delivery, pool=pool,
+                                     send_context=SendContext(self.templates, self.policy_rules),
+                                     recorder=self.recorder)
         self.workers.append(self.dispatcher)
-        self.webhooks = WebhookHandler(self, self.dispatcher.pool)
+        self.webhooks = WebhookHandler(store=self.store, clock=self.clock, pool=pool, recorder=self.recorder,
+                                       identity=self.identity, settings=self.config.webhooks)
 
     # -- who is this? (the identity service answers; kept here for the rooms that still ask the core)
     def resolve(self, tx: Transaction, who: Who, now: float, field: str = "who") -> str:
@@ -308,10 +314,6 @@ class Core:
             inserted = self.recorder.touchpoints(tx, rows)
         return int(inserted)
 
-    def _recorded(self, touchpoints: Sequence[Touchpoint]) -> None:
-        """Announce touchpoints a writer stored itself (being moved onto `Recorder.touchpoints`)."""
-        self.recorder.announce_touchpoints(touchpoints)
-
     # -- the worker loop
     async def run_until_idle(self, *, max_rounds: int = 1_000_000) -> int:
         """Run every subsystem's due work until none has any left at the current time."""
@@ -337,6 +339,50 @@ class Core:
         from .journeys import run_worker
 
         return await run_worker(self, stop=stop, poll_interval=poll_interval, handle_signals=handle_signals)
+
+    # -- one-off messages
+    def send(
+        self,
+        who: Who,
+        template: str,
+        *,
+        channel: str | None = None,
+        channels: Sequence[str] | None = None,
+        data: Mapping[str, Any] | None = None,
+        purpose: str = "marketing",
+        idempotency_key: str | None = None,
+    ) -> Delivery:
+        """Queue one message outside a journey, in the outbox journey sends use: the dispatcher applies the same
+        policies and sends it exactly once. The same `idempotency_key` again returns the first delivery."""
+        from .delivery import enqueue_delivery, query_deliveries
+
+        check = self.validate
+        if channel is not None and channels is not None:
+            raise ValidationError("give channel or channels, not both", field="channels")
+        if channels is not None and (isinstance(channels, str) or not isinstance(channels, Sequence)):
+            raise ValidationError("expected a list of channels", field="channels", value=type(channels).__name__)
+        chosen = [check_channel(channel, allowed=MESSAGE_CHANNELS)] if channel is not None else [
+            check_channel(ch, field=f"channels[{i}]", allowed=MESSAGE_CHANNELS) for i, ch in enumerate(channels or ())
+        ]
+        if purpose not in PURPOSES:
+            raise ValidationError(f"expected one of {', '.join(PURPOSES)}", field="purpose", value=purpose)
+        if not isinstance(template, str) or not template:
+            raise ValidationError("expected a template name", field="template", value=template)
+        self.templates.get(template)  # an unknown template is the caller's error now, not a skipped delivery later
+        check.properties(data, "data")
+        key = "send:" + (new_id() if idempotency_key is None else check.text(
+            idempotency_key, "idempotency_key", limit="max_id_length", what="an idempotency key (a non-empty string)"))
+        now = self.clock.timestamp()
+        with self.store.transaction() as tx:
+            cid = self.resolve(tx, who, now)
+            delivery_id = enqueue_delivery(tx, key=key, customer_id=cid, template=template, channels=chosen, now=now,
+                                           purpose=purpose, data=data)
+            found = [d for d in query_deliveries(tx, customer_id=cid) if d.id == delivery_id]
+            if not found or (found[0].template, list(found[0].channels), found[0].purpose) != (
+                    template, chosen, purpose):
+                raise ValidationError("already used for another message", field="idempotency_key",
+                                      value=idempotency_key)
+            return found[0]
 
     # -- deliveries and inbound webhooks
     def deliveries(

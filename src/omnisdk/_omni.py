@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from ._clock import Clock, to_datetime
 from ._config import Config
 from ._content import Message
-from ._core import Core, Who
+from ._core import Core
 from ._customers import Consent, Customer
 from ._errors import NotFoundError
+from ._identity import Who
 from ._touchpoints import Touchpoint
 from .broadcasts import Broadcast, BroadcastStatus
 from .broadcasts._admin import BroadcastAdmin
@@ -166,6 +167,27 @@ class Omni(_Base):
         """Record many touchpoints at once; returns how many were new. Bad items are left out and
         reported afterwards by `BatchValidationError`; the valid ones are stored."""
         return self._core.track_many(items)
+
+    def send(
+        self,
+        who: Who,
+        template: str,
+        *,
+        channel: str | None = None,
+        channels: Sequence[str] | None = None,
+        data: Mapping[str, Any] | None = None,
+        purpose: str = "marketing",
+        idempotency_key: str | None = None,
+    ) -> Delivery:
+        """Queue one message outside a journey (an order confirmation from the app's own code).
+
+        `channels` is a waterfall (the first reachable, consented one); neither means the customer's
+        preferred channel. Consent, quiet hours, caps and suppression apply as to journey sends, and the
+        worker sends it exactly once; `purpose="transactional"` needs no marketing consent (a revocation
+        still counts). The same `idempotency_key` again is a no-op that returns the first delivery.
+        """
+        return self._core.send(who, template, channel=channel, channels=channels, data=data, purpose=purpose,
+                               idempotency_key=idempotency_key)
 
     def customer(self, customer_id: str) -> Customer:
         """The unified profile (a merged-away id leads to the profile it merged into)."""
@@ -402,6 +424,7 @@ class AsyncOmni(_Base):
     identify = _in_thread(Omni.identify)
     consent = _in_thread(Omni.consent)
     track = _in_thread(Omni.track)
+    send = _in_thread(Omni.send)
 
     async def track_many(self, items: Iterable[Any]) -> int:
         """Like `Omni.track_many`; the items are gathered on the caller's thread, then stored in another."""

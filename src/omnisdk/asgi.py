@@ -17,17 +17,23 @@ a long URL 414, too many or too large headers 431 (`[limits]`), a body over
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from html import escape
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import attrs
+
+from ._customers import Consent
 from ._errors import ValidationError, WebhookError
 from ._logging import get_logger
-from ._touchpoints import Events
+from ._omni import AsyncOmni, Omni
+from ._touchpoints import Events, Touchpoint
+from ._validation import Validator
+from .messages import Templates
 from .providers import WebhookResponse
 
-__all__ = ["create_app"]
+__all__ = ["Ledger", "Routes", "create_app", "routes_app"]
 
 log = get_logger("omnisdk.asgi")
 
@@ -95,11 +101,43 @@ def _local_path(scope: Scope) -> str:
     return path[len(root):] if root and path.startswith(root) else path
 
 
-def create_app(omni: Any) -> ASGIApp:
+class Ledger(Protocol):
+    """The blocking calls the routes make (the core's, run in a worker thread)."""
+
+    def handle_webhook(
+        self, provider: str, method: str, url: str, headers: Mapping[str, str], body: bytes
+    ) -> WebhookResponse: ...
+
+    def consent(self, who: str, *, channel: str, granted: bool, purpose: str, source: str) -> Consent: ...
+
+    def track(self, who: str, event: str, properties: Mapping[str, Any] | None = None, *, channel: str) -> Touchpoint:
+        ...
+
+
+@attrs.frozen(kw_only=True)
+class Routes:
+    """What the app serves with: the request checks, the link tokens, and the ledger they write to."""
+
+    validator: Validator
+    templates: Templates
+    ledger: Ledger
+    #: `webhooks.max_body_bytes`: a larger body is answered 413 unread.
+    max_body_bytes: int
+    #: `webhooks.public_url`: where the app is reachable from outside (signatures cover it).
+    public_url: str | None = None
+
+
+def create_app(omni: Omni | AsyncOmni) -> ASGIApp:
     """The ASGI app for an `Omni` or `AsyncOmni`."""
     core = omni._core
-    limit = core.webhooks.max_body_bytes
-    public_url = core.config.webhooks.get("public_url")
+    return routes_app(Routes(validator=core.validate, templates=core.templates, ledger=core,
+                             max_body_bytes=core.webhooks.max_body_bytes,
+                             public_url=core.config.webhooks.get("public_url")))
+
+
+def routes_app(routes: Routes) -> ASGIApp:
+    """The ASGI app over its collaborators."""
+    limit, public_url, templates = routes.max_body_bytes, routes.public_url, routes.templates
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -122,23 +160,23 @@ def create_app(omni: Any) -> ASGIApp:
         local = _local_path(scope)
         query = scope.get("query_string", b"")
         pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", [])]
-        core.validate.request(method, local + ("?" + query.decode("latin-1") if query else ""), pairs)
+        routes.validator.request(method, local + ("?" + query.decode("latin-1") if query else ""), pairs)
         parts = [p for p in local.split("/") if p]
         if len(parts) == 2 and parts[0] == "webhooks":
             body = await _read_body(receive, limit)
             if body is None:
                 return _text(413, f"body larger than {limit} bytes (webhooks.max_body_bytes)")
             return await asyncio.to_thread(
-                core.handle_webhook, parts[1], method, _public_url(scope, public_url), dict(pairs), body
+                routes.ledger.handle_webhook, parts[1], method, _public_url(scope, public_url), dict(pairs), body
             )
         if len(parts) == 2 and parts[0] == "c" and method in ("GET", "HEAD"):
-            return await asyncio.to_thread(_click, core, parts[1])
+            return await asyncio.to_thread(_click, templates, parts[1])
         if len(parts) == 2 and parts[0] == "u" and method == "POST":
             if await _read_body(receive, limit) is None:
                 return _text(413, f"body larger than {limit} bytes (webhooks.max_body_bytes)")
-            return await asyncio.to_thread(_unsubscribe, core, parts[1])
+            return await asyncio.to_thread(_unsubscribe, templates, routes.ledger, parts[1])
         if len(parts) == 2 and parts[0] == "u" and method == "GET":
-            core.templates.resolve_unsubscribe(parts[1])  # a forged token gets its 400, not a form
+            templates.resolve_unsubscribe(parts[1])  # a forged token gets its 400, not a form
             page = _CONFIRM.format(action=escape(scope.get("root_path", "") + f"/u/{quote(parts[1])}"))
             return WebhookResponse(status=200, headers={"content-type": "text/html; charset=utf-8"},
                                    body=page.encode())
@@ -160,25 +198,23 @@ def _ascii_url(url: str) -> str:
     return urlunsplit((parts.scheme, quote(netloc, safe=_URL_SAFE), *(quote(p, safe=_URL_SAFE) for p in parts[2:])))
 
 
-def _click(core: Any, token: str) -> WebhookResponse:
+def _click(templates: Templates, token: str) -> WebhookResponse:
     try:
-        url = core.templates.record_click(token)
+        url = templates.record_click(token)
     except WebhookError as exc:
         return _text(exc.status, str(exc))
     return WebhookResponse(status=302, headers={"location": _ascii_url(url), "cache-control": "no-store"})
 
 
-def _unsubscribe(core: Any, token: str) -> WebhookResponse:
+def _unsubscribe(templates: Templates, ledger: Ledger, token: str) -> WebhookResponse:
     """Revoke consent for the token's channel and purpose, and record the "Unsubscribed" touchpoint."""
     try:
-        unsubscribe = core.templates.resolve_unsubscribe(token)
+        unsubscribe = templates.resolve_unsubscribe(token)
     except WebhookError as exc:
         return _text(exc.status, str(exc))
-    now = core.clock.timestamp()
-    with core.store.transaction() as tx:
-        cid = core.resolve(tx, unsubscribe.customer_id, now)
-        core.record_consent(tx, cid, unsubscribe.channel, unsubscribe.purpose, False, "one-click unsubscribe", now)
-    core.track(cid, Events.UNSUBSCRIBED, {**unsubscribe.properties, "purpose": unsubscribe.purpose,
-                                          "source": "one-click"}, channel=unsubscribe.channel)
+    ledger.consent(unsubscribe.customer_id, channel=unsubscribe.channel, granted=False, purpose=unsubscribe.purpose,
+                   source="one-click unsubscribe")
+    ledger.track(unsubscribe.customer_id, Events.UNSUBSCRIBED, {**unsubscribe.properties,
+                 "purpose": unsubscribe.purpose, "source": "one-click"}, channel=unsubscribe.channel)
     log.info("unsubscribed", channel=unsubscribe.channel, purpose=unsubscribe.purpose)
     return _text(200, "You are unsubscribed.")

@@ -29,7 +29,8 @@ import httpx
 from ._clock import Clock, SystemClock
 from ._content import Content
 from ._customers import Customer
-from ._errors import WebhookError
+from ._errors import ProviderError, WebhookError
+from ._logging import get_logger
 from ._secrets import SECRET
 from ._signatures import fresh_timestamp, signatures_match, unique_pairs, webhook_json
 
@@ -42,9 +43,11 @@ __all__ = [
     "Outgoing",
     "PermanentError",
     "Provider",
+    "ProviderError",
     "Reconciliation",
     "RetryableError",
     "StillUnknown",
+    "WebhookError",
     "WebhookEvent",
     "WebhookRequest",
     "WebhookResponse",
@@ -52,6 +55,7 @@ __all__ = [
     "absent",
     "event_time",
     "fresh_timestamp",
+    "get_logger",
     "http_error_outcome",
     "lookup_error",
     "lookup_window",

@@ -10,7 +10,7 @@ import pytest
 from omnisdk_email import MailgunEmail, SendGridEmail
 
 import omnisdk
-from omnisdk.delivery._providers import build_config
+from omnisdk.testing import provider_config
 from omnisdk.testing.conformance import ProviderSuite
 from omnisdk.testing.imitations import Faults, MailgunImitation, SendGridImitation
 
@@ -23,7 +23,7 @@ def outgoing(i: int, html: str = "<p>Hi</p>", purpose: str = "marketing", **meta
 
 
 def provider(cls: type[omnisdk.Provider], base_url: str, **settings: Any) -> Any:
-    return cls(build_config(cls, {"base_url": base_url, **settings}, "channels.email"), http=httpx.AsyncClient())
+    return cls(provider_config(cls, {"base_url": base_url, **settings}, "channels.email"), http=httpx.AsyncClient())
 
 
 async def send(p: Any, batch: list[omnisdk.Outgoing]) -> list[omnisdk.providers.Outcome]:

@@ -17,8 +17,8 @@ import pytest
 from omnisdk_email import MailgunEmail, SendGridEmail
 
 import omnisdk
-from omnisdk.delivery._providers import build_config
 from omnisdk.providers import InDoubt, NotSent, Reconciliation, RetryableError, StillUnknown
+from omnisdk.testing import provider_config
 from omnisdk.testing.conformance import ProviderSuite
 from omnisdk.testing.imitations import Faults, MailgunImitation, SendGridImitation
 
@@ -40,15 +40,15 @@ def email(to: str = "ada@example.com", delivery_id: str | None = None) -> omnisd
 
 
 def mailgun(api: MailgunImitation, clock: omnisdk.VirtualClock, **settings: Any) -> MailgunEmail:
-    config = build_config(MailgunEmail, {"api_key": api.api_key, "domain": DOMAIN, "from": "hello@acme.example",
-                                         "base_url": api.base_url, **settings}, "channels.email")
+    config = provider_config(MailgunEmail, {"api_key": api.api_key, "domain": DOMAIN, "from": "hello@acme.example",
+                                            "base_url": api.base_url, **settings}, "channels.email")
     return MailgunEmail(config, http=httpx.AsyncClient(), clock=clock)
 
 
 def sendgrid(api: SendGridImitation, clock: omnisdk.VirtualClock, **settings: Any) -> SendGridEmail:
-    config = build_config(SendGridEmail, {"api_key": api.api_key, "from": "Acme <hello@acme.example>",
-                                          "base_url": api.base_url, "email_activity": True, **settings},
-                          "channels.email")
+    config = provider_config(SendGridEmail, {"api_key": api.api_key, "from": "Acme <hello@acme.example>",
+                                             "base_url": api.base_url, "email_activity": True, **settings},
+                             "channels.email")
     return SendGridEmail(config, http=httpx.AsyncClient(), clock=clock)
 
 

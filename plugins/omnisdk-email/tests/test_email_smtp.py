@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from omnisdk_email import SMTPEmail
 
 import omnisdk
-from omnisdk.delivery._providers import build_config
+from omnisdk.testing import provider_config
 from omnisdk.testing.conformance import ProviderSuite
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -34,7 +34,7 @@ def dns(name: bytes, timeout: int = 5) -> bytes:
 
 
 def provider(settings: Mapping[str, Any], **extra: Any) -> SMTPEmail:
-    config = build_config(SMTPEmail, {"from": "Acme <hello@acme.example>", **settings, **extra}, "channels.email")
+    config = provider_config(SMTPEmail, {"from": "Acme <hello@acme.example>", **settings, **extra}, "channels.email")
     return SMTPEmail(config, http=httpx.AsyncClient(), clock=omnisdk.VirtualClock())
 
 
@@ -156,7 +156,7 @@ def test_invalid_recipient_is_refused_before_sending(smtp_server: Any) -> None:
 ])
 def test_inconsistent_settings_are_config_errors(settings: Mapping[str, Any]) -> None:
     with pytest.raises(omnisdk.ConfigError):
-        build_config(SMTPEmail, {"host": "h", "from": "a@acme.example", **settings}, "channels.email")
+        provider_config(SMTPEmail, {"host": "h", "from": "a@acme.example", **settings}, "channels.email")
 
 
 def test_a_resend_after_an_unknown_outcome_carries_the_same_message_id(smtp_server: Any) -> None:

@@ -17,8 +17,8 @@ import pytest
 from omnisdk_sms import TwilioSMS, VonageSMS
 
 import omnisdk
-from omnisdk.delivery._providers import build_config
 from omnisdk.providers import InDoubt, NotSent, Reconciliation, RetryableError, StillUnknown
+from omnisdk.testing import provider_config
 from omnisdk.testing.conformance import ProviderSuite
 from omnisdk.testing.imitations import Faults, TwilioImitation, VonageImitation
 
@@ -39,15 +39,15 @@ def sms(text: str = "Your order o-1 has shipped", to: str = "+14155550100") -> o
 
 
 def twilio(api: TwilioImitation, clock: omnisdk.VirtualClock, **settings: Any) -> TwilioSMS:
-    config = build_config(TwilioSMS, {"account_sid": SID, "auth_token": TOKEN, "from": "+15017122661",
-                                      "base_url": api.base_url, **settings}, "channels.sms")
+    config = provider_config(TwilioSMS, {"account_sid": SID, "auth_token": TOKEN, "from": "+15017122661",
+                                         "base_url": api.base_url, **settings}, "channels.sms")
     return TwilioSMS(config, http=httpx.AsyncClient(), clock=clock)
 
 
 def vonage(api: VonageImitation, clock: omnisdk.VirtualClock, **settings: Any) -> VonageSMS:
-    config = build_config(VonageSMS, {"api_key": api.api_key, "api_secret": api.api_secret, "from": "+15017122661",
-                                      "base_url": api.base_url, "reports_url": api.base_url, **settings},
-                          "channels.sms")
+    config = provider_config(VonageSMS, {"api_key": api.api_key, "api_secret": api.api_secret, "from": "+15017122661",
+                                         "base_url": api.base_url, "reports_url": api.base_url, **settings},
+                             "channels.sms")
     return VonageSMS(config, http=httpx.AsyncClient(), clock=clock)
 
 
@@ -242,8 +242,8 @@ def test_vonage_takes_a_truncated_answer_for_unknown(clock: omnisdk.VirtualClock
 
 def test_vonage_looks_up_where_it_sends_unless_told_otherwise() -> None:
     def reports(**settings: Any) -> str:
-        config = build_config(VonageSMS, {"api_key": "abcd1234", "api_secret": "s", "from": "AcmeShop", **settings},
-                              "channels.sms")
+        config = provider_config(VonageSMS, {"api_key": "abcd1234", "api_secret": "s", "from": "AcmeShop", **settings},
+                                 "channels.sms")
         return VonageSMS(config, http=httpx.AsyncClient())._reports_url
 
     assert reports() == "https://api.nexmo.com"

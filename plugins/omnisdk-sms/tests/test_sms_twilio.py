@@ -12,7 +12,7 @@ from omnisdk_sms import TwilioSMS
 from omnisdk_sms.twilio import twilio_signature
 
 import omnisdk
-from omnisdk.delivery._providers import build_config
+from omnisdk.testing import provider_config
 from omnisdk.testing.conformance import ProviderSuite
 from omnisdk.testing.imitations import Faults, TwilioImitation
 
@@ -22,8 +22,8 @@ HOOK = "https://shop.example/omnisdk/webhooks/twilio"
 
 
 def twilio(base_url: str = "https://api.twilio.com", **settings: Any) -> TwilioSMS:
-    config = build_config(TwilioSMS, {"account_sid": SID, "auth_token": TOKEN, "from": "+15017122661",
-                                      "base_url": base_url, **settings}, "channels.sms")
+    config = provider_config(TwilioSMS, {"account_sid": SID, "auth_token": TOKEN, "from": "+15017122661",
+                                         "base_url": base_url, **settings}, "channels.sms")
     return TwilioSMS(config, http=httpx.AsyncClient())
 
 

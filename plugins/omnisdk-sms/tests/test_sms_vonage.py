@@ -13,7 +13,7 @@ from omnisdk_sms import VonageSMS
 from omnisdk_sms.vonage import vonage_signature
 
 import omnisdk
-from omnisdk.delivery._providers import build_config
+from omnisdk.testing import provider_config
 from omnisdk.testing.conformance import ProviderSuite, Reply, ScriptedHTTPEndpoint
 from omnisdk.testing.imitations import VonageImitation
 
@@ -21,8 +21,8 @@ SECRET = "sig-secret-123"
 
 
 def vonage(base_url: str = "https://rest.nexmo.com", **settings: Any) -> VonageSMS:
-    config = build_config(VonageSMS, {"api_key": "abcd1234", "api_secret": "abcdef0123456789", "from": "AcmeShop",
-                                      "signature_secret": SECRET, "base_url": base_url, **settings}, "channels.sms")
+    config = provider_config(VonageSMS, {"api_key": "abcd1234", "api_secret": "abcdef0123456789", "from": "AcmeShop",
+                                         "signature_secret": SECRET, "base_url": base_url, **settings}, "channels.sms")
     return VonageSMS(config, http=httpx.AsyncClient())
 
 

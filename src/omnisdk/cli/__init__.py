@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
+from . import _demo, _journeys, _plugins, _quarantine, _render, _report
+
 __all__ = ["main"]
 
-#: Modules providing subcommands; each defines `add_parser(subparsers)` that sets `func`.
-COMMAND_MODULES = (
-    "omnisdk.cli._demo",
-    "omnisdk.cli._journeys",
-    "omnisdk.cli._plugins",
-    "omnisdk.cli._quarantine",
-    "omnisdk.cli._render",
-    "omnisdk.cli._report",
-)
+#: The subcommands, imported (not named by strings), so the import-layer checks see them; each module
+#: defines `add_parser(subparsers)`, which sets `func`.
+COMMAND_MODULES = (_demo, _journeys, _plugins, _quarantine, _render, _report)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,8 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="path to omnisdk.toml")
     parser.add_argument("--json-logs", action="store_true", help="log JSON lines instead of pretty text")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).add_parser(sub)
+    for module in COMMAND_MODULES:
+        module.add_parser(sub)
     return parser
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+
+from ._command import Subparsers
 
 __all__ = ["add_parser"]
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Subparsers) -> None:
     parser = sub.add_parser("demo", help="run the omnichannel store demo")
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=7)

@@ -10,11 +10,11 @@ import argparse
 import gc
 import importlib
 import sys
-from typing import Any
 
 from .._errors import NotFoundError
 from .._omni import Omni
 from ..journeys import Journey, catalogue, from_yaml
+from ._command import Subparsers
 
 __all__ = ["add_parser"]
 
@@ -44,7 +44,7 @@ def _client(args: argparse.Namespace) -> Omni:
     return omni
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Subparsers) -> None:
     worker = sub.add_parser("worker", help="run journeys and deliveries until SIGTERM")
     _sources(worker)
     worker.add_argument("--poll-interval", type=float, help="seconds between polls when idle")

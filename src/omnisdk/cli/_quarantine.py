@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
 from .._errors import ValidationError
 from .._omni import Omni
+from ._command import Subparsers
 
 __all__ = ["add_parser"]
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Subparsers) -> None:
     parser = sub.add_parser("quarantine", help="rows that could not be read: list, repair or drop them")
     commands = parser.add_subparsers(dest="quarantine_command", metavar="ACTION", required=True)
     listing = commands.add_parser("list", help="quarantined rows, oldest first")

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
 from .._errors import ValidationError
 from .._touchpoints import MESSAGE_CHANNELS
+from ._command import Subparsers
 
 __all__ = ["add_parser"]
 
 HISTORY = 50
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Subparsers) -> None:
     parser = sub.add_parser("render", help="preview a template rendered for a customer on a channel")
     parser.add_argument("template", help="template id")
     parser.add_argument("--customer", required=True, help="customer id")

@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .._errors import ValidationError
+from ._command import Subparsers
 
 __all__ = ["add_parser"]
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Subparsers) -> None:
     parser = sub.add_parser("report", help="print KPIs, a funnel and attribution; write HTML and CSV")
     parser.add_argument("--html", metavar="PATH", help="write a self-contained HTML report (charts included) here")
     parser.add_argument("--csv", metavar="DIR", help="write one CSV file per table into this folder")

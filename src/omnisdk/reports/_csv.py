@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from ._data import ReportData
 from ._tables import tables
-
-if TYPE_CHECKING:
-    from ._report import Report
 
 __all__ = ["write_csv"]
 
 
-def write_csv(report: Report, directory: Path) -> list[Path]:
+def write_csv(report: ReportData, directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for table in tables(report):

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from html import escape
-from typing import TYPE_CHECKING
 
+from ._data import ReportData
 from ._svg import bar_chart, funnel_chart
 from ._tables import Table, duration, tables
-
-if TYPE_CHECKING:
-    from ._report import Report
 
 __all__ = ["render_html"]
 
@@ -36,7 +33,7 @@ def _table(table: Table) -> str:
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
-def _summary(report: Report) -> str:
+def _summary(report: ReportData) -> str:
     total = report.channels.total
     figures = [
         ("messages sent", f"{total.sent:,}"),
@@ -50,7 +47,7 @@ def _summary(report: Report) -> str:
         f"<div><b>{escape(value)}</b>{escape(label)}</div>" for label, value in figures) + "</div>"
 
 
-def _charts(report: Report, key: str) -> str:
+def _charts(report: ReportData, key: str) -> str:
     if key == "channels":
         rows = report.channels.rows
         labels = [str(r.group["channel"] or "-") for r in rows]
@@ -75,7 +72,7 @@ def _charts(report: Report, key: str) -> str:
     return ""
 
 
-def render_html(report: Report) -> str:
+def render_html(report: ReportData) -> str:
     period = f"{report.since or 'the beginning'} to {report.until or report.generated_at}"
     sections = []
     for table in tables(report):

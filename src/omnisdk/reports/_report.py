@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from os import PathLike
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Final
 
 import attrs
 
 from .._clock import to_datetime
 from ..analytics._attribution import AttributionResult
-from ..analytics._funnels import Funnel
 from ..analytics._funnels import funnel as funnel_of
-from ..analytics._kpis import KPITable, check_names, kpis
+from ..analytics._kpis import check_names, kpis
 from ..analytics._stored import REPORT_MODELS, attributions
 from ..store import SQLStore
+from ._csv import write_csv
+from ._data import ReportData
+from ._html import render_html
+from ._terminal import render_text
 
 __all__ = ["DEFAULT_FUNNEL", "Report", "build_report", "create_report"]
 
@@ -25,35 +27,16 @@ __all__ = ["DEFAULT_FUNNEL", "Report", "build_report", "create_report"]
 DEFAULT_FUNNEL: Final = ("Product Viewed", "Product Added", "Checkout Started")
 
 
-def _frozen(mapping: Mapping[str, AttributionResult]) -> Mapping[str, AttributionResult]:
-    return MappingProxyType(dict(mapping))
-
-
 @attrs.frozen(kw_only=True)
-class Report:
+class Report(ReportData):
     """KPIs by channel and by journey step, a funnel, and attribution by several models side by side."""
-
-    generated_at: datetime
-    since: datetime | None
-    until: datetime | None
-    conversion: tuple[str, ...]
-    channels: KPITable
-    journeys: KPITable
-    funnel: Funnel
-    attribution: Mapping[str, AttributionResult] = attrs.field(converter=_frozen)
-    #: what the report could not include, and why (e.g. a model whose dependencies are missing)
-    notes: tuple[str, ...] = ()
 
     def text(self) -> str:
         """The report as plain-text tables, for a terminal."""
-        from ._terminal import render_text
-
         return render_text(self)
 
     def html(self) -> str:
         """One self-contained HTML page: inline CSS and SVG charts, no script, nothing fetched."""
-        from ._html import render_html
-
         return render_html(self)
 
     def write_html(self, path: str | PathLike[str]) -> Path:
@@ -64,8 +47,6 @@ class Report:
 
     def write_csv(self, directory: str | PathLike[str]) -> list[Path]:
         """One CSV file per table (channels, funnel, attribution, journeys, reasons) in `directory`."""
-        from ._csv import write_csv
-
         return write_csv(self, Path(directory))
 
 

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
 from ..analytics._kpis import KPITable
-
-if TYPE_CHECKING:
-    from ._report import Report
+from ._data import ReportData
 
 __all__ = ["Table", "duration", "format_value", "tables"]
 
@@ -87,7 +85,7 @@ def _kpi_table(key: str, title: str, table: KPITable) -> Table:
     return Table(key=key, title=title, columns=columns, rows=tuple(rows))
 
 
-def _reason_table(report: Report) -> Table:
+def _reason_table(report: ReportData) -> Table:
     rows: list[tuple[Any, ...]] = []
     for status, reasons in (("skipped", report.channels.total.skip_reasons),
                             ("failed", report.channels.total.failure_reasons)):
@@ -96,14 +94,14 @@ def _reason_table(report: Report) -> Table:
                  rows=tuple(rows))
 
 
-def _funnel_table(report: Report) -> Table:
+def _funnel_table(report: ReportData) -> Table:
     rows = [tuple(row.values()) for row in report.funnel.as_dicts()]
     columns = tuple(report.funnel.as_dicts()[0]) if rows else ("group", "step", "event", "customers")
     return Table(key="funnel", title=f"Funnel within {duration(report.funnel.within)}", columns=columns,
                  rows=tuple(rows))
 
 
-def _attribution_table(report: Report) -> Table:
+def _attribution_table(report: ReportData) -> Table:
     channels = _channels(report)
     models = tuple(report.attribution)
     rows = []
@@ -118,7 +116,7 @@ def _attribution_table(report: Report) -> Table:
                  columns=columns, rows=tuple(rows))
 
 
-def _channels(report: Report) -> Sequence[str]:
+def _channels(report: ReportData) -> Sequence[str]:
     """Channels credited by any model, most credited (by the first model) first."""
     seen: dict[str, float] = {}
     for result in report.attribution.values():
@@ -128,7 +126,7 @@ def _channels(report: Report) -> Sequence[str]:
     return sorted(seen, key=lambda c: (-(first.conversions.get(c, 0.0) if first else 0.0), c))
 
 
-def tables(report: Report) -> list[Table]:
+def tables(report: ReportData) -> list[Table]:
     """Every section's table, in report order."""
     return [
         _kpi_table("channels", "Channel mix", report.channels),

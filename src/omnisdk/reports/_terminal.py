@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from ._data import ReportData
 from ._tables import duration, tables
-
-if TYPE_CHECKING:
-    from ._report import Report
 
 __all__ = ["render_text", "text_table"]
 
@@ -28,7 +24,7 @@ def _numeric(cell: str) -> bool:
     return cell == "-" or cell.replace(",", "").replace(".", "").replace("%", "").lstrip("-").isdigit()
 
 
-def render_text(report: Report) -> str:
+def render_text(report: ReportData) -> str:
     period = f"{report.since or 'the beginning'} to {report.until or report.generated_at}"
     parts = [f"omnisdk report · {period} · conversion: {', '.join(report.conversion)}"]
     channels = report.channels

@@ -20,9 +20,9 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .._clock import VirtualClock, to_datetime
-from .._core import Who
+from .._clock import VirtualClock
 from .._errors import NotFoundError
+from .._identity import Who
 from .._omni import Omni
 from .._touchpoints import Touchpoint
 from ..journeys import Journey, JourneyRun
@@ -74,10 +74,10 @@ class JourneyTester:
         target = self.clock.now() + (delta or timedelta()) + timedelta(**kwargs)
         self.omni.run_until_idle()
         while True:
-            due = self.omni._core.next_due()
-            if due is None or to_datetime(due) > target or due <= self.clock.timestamp():
+            due = self.omni.next_due()
+            if due is None or due > target or due <= self.clock.now():
                 break
-            self.clock.set(to_datetime(due))
+            self.clock.set(due)
             self.omni.run_until_idle()
         self.clock.set(target)
         self.omni.run_until_idle()
