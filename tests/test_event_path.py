@@ -124,3 +124,20 @@ def test_a_rolled_back_segment_refresh_announces_nothing(
     clock.advance(timedelta(seconds=1))
     shop.run_until_idle()  # the next refresh records the entry, once
     assert [name for _, _, name in listener.heard] == ["Segment Entered"]
+
+
+def test_a_failing_listener_neither_loses_the_event_nor_silences_the_others(
+    store_url: str, clock: VirtualClock, listener: Listener
+) -> None:
+    class Failing:
+        @hookimpl
+        def touchpoint_recorded(self, touchpoint: Any) -> None:
+            raise RuntimeError("a listener's bug")
+
+    # pluggy calls the last registered plugin first: the failing one goes before `listener`
+    with Omni(store_url, clock=clock, plugins=[listener, Failing()], load_entry_points=False) as shop:
+        shop.track("c-1", "Product Viewed", id="tp-1")
+        shop.track_many([("c-1", "Cart Viewed")])
+        assert [t.name for t in shop.timeline("c-1")] == ["Product Viewed", "Cart Viewed"]
+
+    assert listener.names() == ["Product Viewed", "Cart Viewed"]

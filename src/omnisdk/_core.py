@@ -20,7 +20,7 @@ from ._plugins import PluginHost
 from ._recorder import Recorder
 from ._touchpoints import CHANNELS, MESSAGE_CHANNELS, Touchpoint, check_channel, new_id
 from ._validation import Limits, Validator
-from .store import SQLStore, Transaction, dumps, open_store
+from .store import SQLStore, dumps, open_store
 from .store._consents import insert_consent
 from .store._customers import read_traits, update_profile
 from .store._touchpoints import customer_timeline
@@ -116,10 +116,6 @@ class Core:
         self.webhooks = WebhookHandler(store=self.store, clock=self.clock, pool=pool, recorder=self.recorder,
                                        identity=self.identity, settings=self.config.webhooks)
 
-    # -- who is this? (the identity service answers; kept here for the rooms that still ask the core)
-    def resolve(self, tx: Transaction, who: Who, now: float, field: str = "who") -> str:
-        return self.identity.resolve_who(tx, who, now, field)
-
     # -- profiles
     def identify(
         self,
@@ -179,14 +175,8 @@ class Core:
         now = self.clock.timestamp()
         with self.store.transaction() as tx:
             cid = self.identity.resolve_checked(tx, explicit, pairs, now)
-            self.record_consent(tx, cid, channel, purpose, granted, source, now)
+            insert_consent(tx, cid, channel, purpose, granted, source, now)
         return Consent(channel=channel, purpose=purpose, granted=granted, source=source, recorded_at=to_datetime(now))
-
-    def record_consent(
-        self, tx: Transaction, customer_id: str, channel: str, purpose: str, granted: bool, source: str, now: float,
-        evidence: str | None = None,
-    ) -> None:
-        insert_consent(tx, customer_id, channel, purpose, granted, source, now, evidence)
 
     def customer(self, customer_id: str) -> Customer:
         self.validate.customer_id(customer_id)
@@ -379,7 +369,7 @@ class Core:
             idempotency_key, "idempotency_key", limit="max_id_length", what="an idempotency key (a non-empty string)"))
         now = self.clock.timestamp()
         with self.store.transaction() as tx:
-            cid = self.resolve(tx, who, now)
+            cid = self.identity.resolve_who(tx, who, now)
             delivery_id = enqueue_delivery(tx, key=key, customer_id=cid, template=template, channels=chosen, now=now,
                                            purpose=purpose, data=data)
             found = [d for d in query_deliveries(tx, customer_id=cid) if d.id == delivery_id]

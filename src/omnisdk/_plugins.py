@@ -79,6 +79,7 @@ class PluginHost:
         self.errors: list[PluginError] = []
         #: Extra hook arguments plugins may ask for by name (the client sets `omni`).
         self.context: dict[str, Any] = {}
+        self._callers: dict[str, list[tuple[str, Any]]] = {}
         for module_name in BUILTIN_PLUGINS:
             self._add(importlib.import_module(module_name), module_name, "builtin")
         if load_entry_points:
@@ -162,6 +163,19 @@ class PluginHost:
         items: list[tuple[Any, ...]] = []
         self._call_each(hook_name, lambda _plugin: {"register": lambda *args: items.append(args), **self.context})
         return items
+
+    def callers(self, hook_name: str) -> list[tuple[str, Any]]:
+        """(plugin name, a pluggy caller of that plugin's implementation alone) for each plugin that
+        implements `hook_name`, so a notification can reach every plugin whichever of them fails."""
+        found = self._callers.get(hook_name)
+        if found is None:
+            impls = getattr(self.pm.hook, hook_name).get_hookimpls()
+            found = self._callers[hook_name] = [
+                (impl.plugin_name, self.pm.subset_hook_caller(
+                    hook_name, remove_plugins=[o.plugin for o in impls if o is not impl]))
+                for impl in impls
+            ]
+        return found
 
     def has_impls(self, hook_name: str) -> bool:
         return bool(getattr(self.pm.hook, hook_name).get_hookimpls())

@@ -52,12 +52,7 @@ class Recorder:
         return len(new)
 
     def announce_touchpoints(self, touchpoints: Sequence[Touchpoint]) -> None:
-        hook = self.plugins.pm.hook.touchpoint_recorded
-        for tp in touchpoints:
-            try:
-                hook(touchpoint=tp, omni=self._omni)
-            except Exception as exc:  # a plugin's bug must not lose the caller's event
-                log.error("touchpoint_hook_failed", error=exc)
+        self._announce("touchpoint_recorded", "touchpoint", touchpoints)
 
     def deliveries(self, tx: Transaction, load: Callable[[], Sequence[Any]]) -> None:
         """Announce changed deliveries after `tx` commits; `load` reads them (as `Delivery`s) then,
@@ -66,9 +61,16 @@ class Recorder:
             tx.after_commit(lambda: self.announce_deliveries(load()))
 
     def announce_deliveries(self, deliveries: Sequence[Any]) -> None:
-        hook = self.plugins.pm.hook.delivery_updated
-        for delivery in deliveries:
-            try:
-                hook(delivery=delivery, omni=self._omni)
-            except Exception as exc:
-                log.error("delivery_hook_failed", error=exc)
+        self._announce("delivery_updated", "delivery", deliveries)
+
+    def _announce(self, hook_name: str, argument: str, items: Sequence[Any]) -> None:
+        """Tell each listening plugin of each item through pluggy, one plugin at a time: a plugin's
+        bug is logged and neither loses the caller's event nor keeps the other plugins from hearing it."""
+        callers = self.plugins.callers(hook_name)
+        omni = self._omni
+        for item in items:
+            for plugin, call in callers:
+                try:
+                    call(**{argument: item, "omni": omni})
+                except Exception as exc:
+                    log.error(f"{argument}_hook_failed", plugin=plugin, error=exc)
