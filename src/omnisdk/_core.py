@@ -23,6 +23,7 @@ from ._validation import Limits, Validator
 from .store import SQLStore, dumps, open_store
 from .store._consents import insert_consent
 from .store._customers import read_traits, update_profile
+from .store._deliveries import select_deliveries
 from .store._touchpoints import customer_timeline
 
 if TYPE_CHECKING:
@@ -349,7 +350,7 @@ class Core:
     ) -> Delivery:
         """Queue one message outside a journey, in the outbox journey sends use: the dispatcher applies the same
         policies and sends it exactly once. The same `idempotency_key` again returns the first delivery."""
-        from .delivery import enqueue_delivery, query_deliveries
+        from .delivery import enqueue_delivery
 
         check = self.validate
         if channel is not None and channels is not None:
@@ -372,12 +373,12 @@ class Core:
             cid = self.identity.resolve_who(tx, who, now)
             delivery_id = enqueue_delivery(tx, key=key, customer_id=cid, template=template, channels=chosen, now=now,
                                            purpose=purpose, data=data)
-            found = [d for d in query_deliveries(tx, customer_id=cid) if d.id == delivery_id]
-            if not found or (found[0].template, list(found[0].channels), found[0].purpose) != (
-                    template, chosen, purpose):
+            [found] = select_deliveries(tx, ids=[delivery_id])
+            if (found.customer_id, found.template, list(found.channels), found.purpose) != (
+                    cid, template, chosen, purpose):
                 raise ValidationError("already used for another message", field="idempotency_key",
                                       value=idempotency_key)
-            return found[0]
+            return found
 
     # -- deliveries and inbound webhooks
     def deliveries(
