@@ -144,3 +144,9 @@ def test_a_bad_control_share_is_refused(share: object) -> None:
     with pytest.raises(ValidationError) as caught:
         GlobalControl(share)  # type: ignore[arg-type]
     assert caught.value.field == "global_control"
+
+
+def test_holdouts_given_as_one_string_are_refused_not_read_as_letters() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Split({"a": 0.9, "holdout": 0.1}, holdouts="holdout")
+    assert caught.value.field == "holdouts"
