@@ -6,6 +6,11 @@
     model = ValueModel.fit(summaries.values())          # BG/NBD + Gamma-Gamma, refit e.g. nightly
     model.predict({"c-42": summaries["c-42"]})["c-42"].churn_risk
 
+    from omnisdk.commerce import CoOccurrence, Exclusions, History, ItemToItem, in_stock
+
+    together = ItemToItem(CoOccurrence.build(order_baskets, k=50, measure="cosine"))
+    together.recommend(History(purchased=["sku-1"]), 4, exclude=Exclusions(available=in_stock(inventory, "store-9")))
+
 Needs numpy and scipy (`pip install 'omnisdk[commerce]'`).
 """
 
@@ -18,13 +23,37 @@ from ._clv import (
     discounted_value,
     summarize_purchases,
 )
+from ._cooccurrence import CoOccurrence, ItemToItem, Measure
+from ._recommend import (
+    PURCHASED,
+    Exclusions,
+    Fallback,
+    History,
+    Popular,
+    RecentlyViewed,
+    Recommendation,
+    Recommender,
+    in_stock,
+)
 
 __all__ = [
     "BetaGeo",
+    "CoOccurrence",
     "CustomerValue",
+    "Exclusions",
+    "Fallback",
     "GammaGamma",
+    "History",
+    "ItemToItem",
+    "Measure",
+    "PURCHASED",
+    "Popular",
     "PurchaseSummary",
+    "RecentlyViewed",
+    "Recommendation",
+    "Recommender",
     "ValueModel",
     "discounted_value",
+    "in_stock",
     "summarize_purchases",
 ]
