@@ -9,6 +9,8 @@ import sys
 from collections import Counter
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from omnisdk import ValidationError
 from omnisdk.experiments import GlobalControl, Split, assign
@@ -144,3 +146,24 @@ def test_a_bad_control_share_is_refused(share: object) -> None:
     with pytest.raises(ValidationError) as caught:
         GlobalControl(share)  # type: ignore[arg-type]
     assert caught.value.field == "global_control"
+
+
+def test_holdouts_given_as_one_string_are_refused_not_read_as_letters() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Split({"a": 0.9, "holdout": 0.1}, holdouts="holdout")
+    assert caught.value.field == "holdouts"
+
+
+BUDGET = settings(max_examples=200, deadline=None, derandomize=True)
+weights = st.dictionaries(st.text(min_size=1, max_size=8), st.integers(min_value=0, max_value=1000), min_size=1,
+                          max_size=6).filter(lambda w: sum(w.values()) > 0)
+
+
+@BUDGET
+@given(weights=weights, experiment=st.text(min_size=1), customer=st.text(min_size=1))
+def test_any_valid_split_gives_a_variant_with_a_share(weights: dict[str, int], experiment: str, customer: str) -> None:
+    total = sum(weights.values())
+    split = Split({name: weight / total for name, weight in weights.items()})
+    variant = split.variant(experiment, customer)
+    assert weights[variant] > 0
+    assert variant == Split(dict(reversed(list(split.shares.items())))).variant(experiment, customer)

@@ -178,3 +178,10 @@ def test_the_package_exports_are_sorted_and_complete() -> None:
               and not inspect.ismodule(value)}
     assert experiments.__all__ == sorted(experiments.__all__)
     assert public == set(experiments.__all__)
+
+
+def test_revenue_must_cover_every_exposed_customer() -> None:
+    # revenue of the buyers alone would overstate revenue per exposed customer
+    with pytest.raises(ValidationError) as caught:
+        VariantData(100, 3, Summary.of([20.0, 35.0, 12.0]))
+    assert caught.value.field == "revenue"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import attrs
 
@@ -57,6 +57,12 @@ def _shares(shares: Mapping[str, float]) -> dict[str, float]:
     return checked
 
 
+def _names(names: Iterable[str]) -> frozenset[str]:
+    if isinstance(names, str):  # "holdout" would be read as its letters
+        raise ValidationError("must be a collection of variant names, not one string", field="holdouts", value=names)
+    return frozenset(names)
+
+
 @attrs.frozen
 class Split:
     """The variants of one experiment, their shares of traffic, and which of them send no message.
@@ -66,7 +72,7 @@ class Split:
     """
 
     shares: Mapping[str, float] = attrs.field(converter=_shares)
-    holdouts: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    holdouts: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
 
     @holdouts.validator
     def _known(self, _attribute: object, holdouts: frozenset[str]) -> None:

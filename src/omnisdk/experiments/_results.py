@@ -53,13 +53,19 @@ class VariantData:
 
     exposures: int = attrs.field(validator=_count)
     conversions: int = attrs.field(validator=_count)
-    revenue: Summary | None = None
+    revenue: Summary | None = attrs.field(default=None)
 
     @conversions.validator
     def _at_most_exposures(self, _attribute: object, conversions: int) -> None:
         if conversions > self.exposures:
             raise ValidationError(f"{conversions} conversions among {self.exposures} exposures", field="conversions",
                                   value=conversions)
+
+    @revenue.validator
+    def _every_exposed_customer(self, _attribute: object, revenue: Summary | None) -> None:
+        if revenue is not None and revenue.n != self.exposures:
+            raise ValidationError(f"covers {revenue.n} customers, not the {self.exposures} exposed (zeros count)",
+                                  field="revenue", value=revenue.n)
 
     @classmethod
     def of(cls, converted: Sequence[bool], revenue: Sequence[float] | None = None) -> VariantData:
@@ -126,8 +132,10 @@ def _verdict(lift: Lift | None, p_value: float, exposures: int, *, method: Metho
     reached = exposures >= horizon
     if lift is None or (method == "fixed" and not reached):
         return Decision.KEEP_RUNNING
-    if p_value <= alpha:
-        return Decision.WINNER if lift.absolute > 0 else Decision.LOSER
+    if p_value <= alpha:  # the side the interval lies on; Holm may decide before it clears 0, then the estimate's
+        bounds = lift.absolute_interval
+        better = bounds.lower > 0 or (bounds.upper >= 0 and lift.absolute > 0)
+        return Decision.WINNER if better else Decision.LOSER
     interval = lift.relative_interval
     if reached or (equivalence is not None and interval is not None
                    and -equivalence < interval.lower and interval.upper < equivalence):

@@ -73,15 +73,15 @@ def _finite(value: object, field: str) -> float:
     return float(value)
 
 
-def _size(value: object) -> int:
+def _size(value: int) -> int:
     return _count(value, "n")
 
 
-def _mean(value: object) -> float:
+def _mean(value: float) -> float:
     return _finite(value, "mean")
 
 
-def _variance(value: object) -> float:
+def _variance(value: float) -> float:
     variance = _finite(value, "variance")
     if variance < 0:
         raise ValidationError("must be >= 0", field="variance", value=value)
