@@ -82,24 +82,32 @@ def test_a_queued_message_is_sent_and_recorded(make_omni: OmniFactory) -> None:
     assert [(t.channel, t.properties["delivery_id"], t.properties["step"]) for t in sent] == [("sms", did, "hello")]
 
 
-def test_the_sent_entry_is_appended_to_the_leased_log_text_as_dumps_would_write_it(make_omni: OmniFactory) -> None:
-    from omnisdk.delivery._dispatcher import _appended
-    from omnisdk.store import dumps, loads
-
-    entry = {"at": 1.5, "action": "sent", "channel": "sms", "reason": 'accepted by "x"'}
-    for log in ([], [{"at": 1.0, "action": "send", "checks": [{"passed": True}]}], [{"a": "é"}, {"b": None}]):
-        assert _appended(dumps(log), dumps(entry)) == dumps([*log, entry])
+def test_the_decision_log_is_append_only_rows_written_once_per_batch(make_omni: OmniFactory) -> None:
+    """Each entry is a row of `delivery_decisions` (who, what, when, which policy, why), inserted once and
+    never rewritten; a batch's entries go in one statement, and the old JSON column stays empty."""
     omni = make_omni({"sms": {"provider": "scripted", "script": Script()}})
     ids = [queue(omni, customer(omni, cid, phone=phone), ["sms"])
-           for cid, phone in (("c-1", "+14155550101"), ("c-2", "+14155550102"))]  # one batch, one encoded entry
-    omni.run_until_idle()
+           for cid, phone in (("c-1", "+14155550101"), ("c-2", "+14155550102"))]  # one batch
+    inserts: list[str] = []
+    execute = omnisdk.store.Transaction.execute
+
+    def spy(self: Any, sql: str, params: Any = ()) -> int:
+        if sql.startswith("INSERT INTO delivery_decisions"):
+            inserts.append(sql)
+        return execute(self, sql, params)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(omnisdk.store.Transaction, "execute", spy)
+        omni.run_until_idle()
+    assert len(inserts) == 2  # the claim's "send" entries, then the record's "sent" entries
     with omni.store.transaction() as tx:
-        texts = [tx.scalar("SELECT decisions FROM deliveries WHERE id = ?", (did,)) for did in ids]
-    for text in texts:
-        log = loads(text)
-        assert [e["action"] for e in log] == ["send", "sent"]
-        if isinstance(text, str):  # SQLite keeps the text; PostgreSQL hands JSONB back decoded
-            assert text == dumps(log)
+        rows = tx.query("SELECT delivery_id, actor, outcome, channel FROM delivery_decisions ORDER BY seq")
+        logs = [tx.scalar("SELECT decisions FROM deliveries WHERE id = ?", (did,)) for did in ids]
+    assert sorted(rows) == sorted((did, "dispatcher", outcome, "sms") for did in ids for outcome in ("send", "sent"))
+    assert [r[2] for r in rows] == ["send", "send", "sent", "sent"]
+    assert all(log in ("[]", []) for log in logs)
+    assert [[(d.action, d.actor) for d in only(omni, did).decisions] for did in ids] == [
+        [("send", "dispatcher"), ("sent", "dispatcher")]] * 2
 
 
 class OddReasons:
@@ -229,10 +237,10 @@ def test_a_row_cancelled_after_the_claim_is_not_sent(make_omni: OmniFactory, clo
 def test_marking_sending_takes_only_the_rows_this_worker_still_holds(
     make_omni: OmniFactory, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Row by row on SQLite; on PostgreSQL one statement per chunk of ids (500, here 2)."""
-    from omnisdk.delivery import _dispatcher
+    """One statement per chunk of ids (500, here 2), on both stores."""
+    from omnisdk.store import _deliveries
 
-    monkeypatch.setattr(_dispatcher, "_MARK_CHUNK", 2)
+    monkeypatch.setattr(_deliveries, "_CHUNK", 2)
     omni = make_omni({"sms": {"provider": "scripted", "script": Script()}})
     ids = [queue(omni, customer(omni, f"c-{i}", phone=f"+1415555010{i}"), ["sms"]) for i in range(5)]
     dispatcher = omni._core.dispatcher

@@ -110,7 +110,7 @@ def test_answers_that_came_back_before_the_cancel_are_recorded(make_omni: OmniFa
 
 
 def test_a_batch_cancelled_while_waiting_for_its_mark_is_never_marked() -> None:
-    from omnisdk.delivery._dispatcher import _SendingMarks
+    from omnisdk.delivery._send import SendingMarks as _SendingMarks
 
     written: list[list[Any]] = []
     marks = _SendingMarks(lambda items: written.append(items) or set())

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from omnisdk import ValidationError
+from omnisdk import ValidationError, experiments
 from omnisdk.experiments import (
     Decision,
     ExperimentResult,
@@ -169,4 +170,11 @@ def test_the_docs_example_runs_and_says_what_it_shows() -> None:
     lift = result.variant("b").conversion_lift
     assert lift is not None and lift.relative_interval is not None
     assert (round(lift.relative, 2), round(lift.relative_interval.lower, 2), round(lift.relative_interval.upper, 2)) \
-        == (0.42, -0.23, 1.63)
+        == (0.42, -0.24, 1.67)
+
+
+def test_the_package_exports_are_sorted_and_complete() -> None:
+    public = {name for name, value in vars(experiments).items() if not name.startswith("_")
+              and not inspect.ismodule(value)}
+    assert experiments.__all__ == sorted(experiments.__all__)
+    assert public == set(experiments.__all__)

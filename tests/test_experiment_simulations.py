@@ -113,6 +113,34 @@ def test_peeking_daily_at_an_aa_test_revenue_per_exposed() -> None:
     assert fixed > most_by_chance(ALPHA, EXPERIMENTS)
 
 
+def test_peeking_daily_at_an_aa_test_with_a_small_holdout() -> None:
+    # 5% holdout, 2% conversion: the holdout often has no conversion yet, which must not read as certainty
+    rng = np.random.default_rng(1609)
+    sizes, rate = (50, 950), 0.02
+    conversions = np.stack([rng.binomial(n, rate, size=(EXPERIMENTS, LOOKS)) for n in sizes], axis=2).cumsum(axis=1)
+    converted = np.stack([rng.binomial(n, rate, size=(EXPERIMENTS, LOOKS)) for n in sizes], axis=2)
+    cell = np.repeat(np.arange(converted.size), converted.ravel())
+    revenue = rng.gamma(SHAPE, SCALE, cell.size)
+    totals = np.bincount(cell, weights=revenue, minlength=converted.size).reshape(converted.shape).cumsum(axis=1)
+    squares = np.bincount(cell, weights=revenue**2, minlength=converted.size).reshape(converted.shape).cumsum(axis=1)
+    hits = np.zeros(2)
+    for e in range(EXPERIMENTS):
+        rates = means = None
+        for look in range(LOOKS):
+            n0, n1 = (n * (look + 1) for n in sizes)
+            rates = msprt_proportions(int(conversions[e, look, 0]), n0, int(conversions[e, look, 1]), n1,
+                                      alpha=ALPHA, previous=rates)
+            means = msprt_means(Summary.from_sums(n0, totals[e, look, 0], squares[e, look, 0]),
+                                Summary.from_sums(n1, totals[e, look, 1], squares[e, look, 1]),
+                                alpha=ALPHA, previous=means)
+        assert rates is not None and means is not None
+        hits += (rates.p_value <= ALPHA, means.p_value <= ALPHA)
+    conversion, revenue_rate = hits / EXPERIMENTS
+    print(f"A/A with a 5% holdout, {LOOKS} daily peeks: sequential FPR conversion {conversion:.3f}, "
+          f"revenue {revenue_rate:.3f}")
+    assert conversion <= most_by_chance(ALPHA, EXPERIMENTS) and revenue_rate <= most_by_chance(ALPHA, EXPERIMENTS)
+
+
 def test_an_aaaa_test_with_three_variants_keeps_the_family_wise_error_rate() -> None:
     # three variants against control, all equal: any "winner" or "loser" is a false positive
     experiments = 500

@@ -131,25 +131,35 @@ def tau2_at(alpha: float, unit_variance: float, horizon: int) -> float:
     return ratio * unit_variance / horizon
 
 
+def proportions_variance(x0: int, n0: int, x1: int, n1: int) -> tuple[float, float]:
+    """The documented variance (the larger of unpooled and pooled) and the pooled per-exposure variance."""
+    p0, p1, pooled = x0 / n0, x1 / n1, (x0 + x1) / (n0 + n1)
+    unit = pooled * (1 - pooled)
+    return max(p0 * (1 - p0) / n0 + p1 * (1 - p1) / n1, unit * (1 / n0 + 1 / n1)), unit
+
+
 @pytest.mark.parametrize(("x0", "n0", "x1", "n1"), PROPORTIONS)
 def test_sequential_p_value_is_one_over_the_mixture_likelihood_ratio(x0: int, n0: int, x1: int, n1: int) -> None:
-    p0, p1 = x0 / n0, x1 / n1
-    variance = p0 * (1 - p0) / n0 + p1 * (1 - p1) / n1
-    tau2 = tau2_at(0.05, p0 * (1 - p0) + p1 * (1 - p1), 5000)
+    variance, unit = proportions_variance(x0, n0, x1, n1)
     lift = msprt_proportions(x0, n0, x1, n1, alpha=0.05, horizon=5000)
-    ratio = mixture_likelihood_ratio(p1 - p0, variance, tau2)
+    ratio = mixture_likelihood_ratio(x1 / n1 - x0 / n0, variance, tau2_at(0.05, 2 * unit, 5000))
     assert lift.statistic == pytest.approx(math.log(ratio), rel=1e-8, abs=1e-10)
     assert lift.p_value == pytest.approx(min(1.0, 1 / ratio), rel=1e-8)
 
 
 def test_the_confidence_sequence_ends_where_the_likelihood_ratio_reaches_one_over_alpha() -> None:
     x0, n0, x1, n1 = 4812, 100_000, 5004, 99_000
-    p0, p1 = x0 / n0, x1 / n1
-    variance = p0 * (1 - p0) / n0 + p1 * (1 - p1) / n1
-    tau2 = tau2_at(0.05, p0 * (1 - p0) + p1 * (1 - p1), 10_000)
+    variance, unit = proportions_variance(x0, n0, x1, n1)
     lift = msprt_proportions(x0, n0, x1, n1)
     for end in (lift.absolute_interval.lower, lift.absolute_interval.upper):
-        assert mixture_likelihood_ratio(p1 - p0 - end, variance, tau2) == pytest.approx(20.0, rel=1e-7)
+        ratio = mixture_likelihood_ratio(x1 / n1 - x0 / n0 - end, variance, tau2_at(0.05, 2 * unit, 10_000))
+        assert ratio == pytest.approx(20.0, rel=1e-7)
+
+
+def test_a_group_without_conversions_yet_is_not_taken_for_a_certain_one() -> None:
+    # 0 of 50 in a small holdout has no spread; its unpooled variance of 0 would make p = 0.02 vs 0 "certain"
+    lift = msprt_proportions(0, 50, 19, 950)
+    assert lift.p_value > 0.5 and 0.0 in lift.absolute_interval
 
 
 def test_sequential_p_value_and_interval_agree() -> None:
@@ -181,10 +191,12 @@ def test_sequential_before_any_data_says_nothing() -> None:
 
 
 def test_sequential_means_use_the_same_mixture() -> None:
-    control, treatment = Summary(800, 11.0, 900.0), Summary(820, 14.0, 1000.0)
-    variance = 900.0 / 800 + 1000.0 / 820
-    lift = msprt_means(control, treatment, horizon=2000)
-    ratio = mixture_likelihood_ratio(3.0, variance, tau2_at(0.05, 1900.0, 2000))
+    rng = np.random.default_rng(5)
+    a, b = rng.gamma(2.0, 5.0, 800), rng.gamma(2.0, 7.0, 820)
+    pooled = np.r_[a, b].var(ddof=1)  # one exposure's variance, both groups together
+    variance = max(a.var(ddof=1) / 800 + b.var(ddof=1) / 820, pooled * (1 / 800 + 1 / 820))
+    lift = msprt_means(Summary.of(a), Summary.of(b), horizon=2000)
+    ratio = mixture_likelihood_ratio(b.mean() - a.mean(), variance, tau2_at(0.05, 2 * pooled, 2000))
     assert lift.statistic == pytest.approx(math.log(ratio), rel=1e-8)
 
 

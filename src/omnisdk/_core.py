@@ -101,11 +101,17 @@ class Core:
         self.runs = RunAdmin(self.store, self.journeys)
         self.workers.append(self.journeys)
         # The dispatcher runs after the journey runtime, so a step's sends go out in the same round.
-        from .delivery import Dispatcher, WebhookHandler
+        from .delivery import DeliverySettings, Dispatcher, ProviderPool, SendContext, WebhookHandler
 
-        self.dispatcher = Dispatcher(self)
+        delivery = DeliverySettings.from_config(self.config.delivery)
+        pool = ProviderPool(self.config, self.plugins.providers, self.clock, http_timeout=delivery.http_timeout,
+                            http_transport=delivery.http_transport)
+        self.dispatcher = Dispatcher(store=self.store, clock=self.clock, settings=delivery, pool=pool,
+                                     send_context=SendContext(self.templates, self.policy_rules),
+                                     recorder=self.recorder)
         self.workers.append(self.dispatcher)
-        self.webhooks = WebhookHandler(self, self.dispatcher.pool)
+        self.webhooks = WebhookHandler(store=self.store, clock=self.clock, pool=pool, recorder=self.recorder,
+                                       identity=self.identity, settings=self.config.webhooks)
 
     # -- who is this? (the identity service answers; kept here for the rooms that still ask the core)
     def resolve(self, tx: Transaction, who: Who, now: float, field: str = "who") -> str:
@@ -307,10 +313,6 @@ class Core:
                 rows.append((tp_id, cid, channel, event, props, ts, now))
             inserted = self.recorder.touchpoints(tx, rows)
         return int(inserted)
-
-    def _recorded(self, touchpoints: Sequence[Touchpoint]) -> None:
-        """Announce touchpoints a writer stored itself (being moved onto `Recorder.touchpoints`)."""
-        self.recorder.announce_touchpoints(touchpoints)
 
     # -- the worker loop
     async def run_until_idle(self, *, max_rounds: int = 1_000_000) -> int:

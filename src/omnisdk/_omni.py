@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from ._clock import Clock, to_datetime
 from ._config import Config
 from ._content import Message
-from ._core import Core, Who
+from ._core import Core
 from ._customers import Consent, Customer
 from ._errors import NotFoundError
+from ._identity import Who
 from ._touchpoints import Touchpoint
 from .broadcasts import Broadcast, BroadcastStatus
 from .broadcasts._admin import BroadcastAdmin

@@ -28,6 +28,9 @@ from .._errors import ConfigError
 from .._touchpoints import MESSAGE_CHANNELS, Events
 from ..providers import WebhookEvent
 from ..store import Transaction
+from ..store._consents import consent_ledger, insert_consent
+from ..store._deliveries import EventDelivery, latest_prompt
+from ..store._identities import forget_address
 
 __all__ = ["DOUBLE_OPT_IN_WINDOW_SECONDS", "ConsentRules"]
 
@@ -43,22 +46,22 @@ def _evidence(event: WebhookEvent) -> str | None:
 
 @attrs.frozen
 class ConsentRules:
-    core: Any
     prompts: Sequence[str] = ()
     window: float = DOUBLE_OPT_IN_WINDOW_SECONDS
 
     @classmethod
-    def from_config(cls, core: Any, settings: Mapping[str, Any]) -> ConsentRules:
+    def from_config(cls, settings: Mapping[str, Any]) -> ConsentRules:
         prompts = settings.get("double_opt_in_templates", [])
         if not isinstance(prompts, list | tuple) or not all(isinstance(p, str) and p for p in prompts):
             raise ConfigError("expected a list of template names", field="webhooks.double_opt_in_templates")
         window = settings.get("double_opt_in_window_seconds", DOUBLE_OPT_IN_WINDOW_SECONDS)
         if not isinstance(window, int | float) or isinstance(window, bool) or not 0 < window < 10**9:
             raise ConfigError("expected a positive number of seconds", field="webhooks.double_opt_in_window_seconds")
-        return cls(core, tuple(prompts), float(window))
+        return cls(tuple(prompts), float(window))
 
     def apply(
-        self, tx: Transaction, provider: str, event: WebhookEvent, customer_id: str, delivery: Any, now: float
+        self, tx: Transaction, provider: str, event: WebhookEvent, customer_id: str, delivery: EventDelivery | None,
+        now: float,
     ) -> None:
         channel = event.channel if event.channel in MESSAGE_CHANNELS else None
         if channel is None:
@@ -82,25 +85,18 @@ class ConsentRules:
             self._record(tx, customer_id, "email", "marketing", False, f"webhook:{provider}", now, evidence)
         elif event.name == Events.MESSAGE_BOUNCED and event.properties.get("bounce_type") == "hard":
             self._record(tx, customer_id, channel, "marketing", False, f"webhook:{provider}", now, evidence)
-            address = delivery[4] if delivery is not None else None
+            address = delivery.address if delivery is not None else None
             if address:
-                tx.execute(
-                    "DELETE FROM identities WHERE customer_id = ? AND value = ? AND kind <> 'user_id'",
-                    (customer_id, address),
-                )
+                forget_address(tx, customer_id, address)
 
     def _record(self, tx: Transaction, customer_id: str, channel: str, purpose: str, granted: bool, source: str,
                 now: float, evidence: str | None) -> None:
-        self.core.record_consent(tx, customer_id, channel, purpose, granted, source, now, evidence)
+        insert_consent(tx, customer_id, channel, purpose, granted, source, now, evidence)
 
     @staticmethod
-    def _ledger(tx: Transaction, customer_id: str, channel: str, purpose: str) -> list[tuple[Any, ...]]:
+    def _ledger(tx: Transaction, customer_id: str, channel: str, purpose: str) -> list[tuple[bool, str, float]]:
         """The channel's entries for one purpose, newest first: (granted, source, recorded_at)."""
-        return tx.query(
-            "SELECT granted, source, recorded_at FROM consents WHERE customer_id = ? AND channel = ? AND purpose = ? "
-            "ORDER BY recorded_at DESC, id DESC",
-            (customer_id, channel, purpose),
-        )
+        return consent_ledger(tx, customer_id, channel, purpose)
 
     def _stale(self, tx: Transaction, event: WebhookEvent, customer_id: str, channel: str, purpose: str) -> bool:
         """A grant that happened before the latest revocation was recorded (out-of-order delivery)."""
@@ -128,13 +124,7 @@ class ConsentRules:
             return
         ledger = self._ledger(tx, customer_id, "sms", "marketing")
         since = max(now - self.window, float(ledger[0][2]) if ledger else now - self.window)
-        marks = ",".join("?" * len(self.prompts))
-        prompt = tx.scalar(
-            f"SELECT id FROM deliveries WHERE customer_id = ? AND channel = 'sms' AND template IN ({marks}) "
-            "AND status IN ('sent', 'delivered') AND sent_at IS NOT NULL AND sent_at >= ? AND sent_at <= ? "
-            "ORDER BY sent_at DESC LIMIT 1",
-            (customer_id, *self.prompts, since, now),
-        )
+        prompt = latest_prompt(tx, customer_id, self.prompts, since=since, until=now)
         if prompt is None:
             return  # no prompt was sent (recently): a YES is an ordinary reply
         proof = f"{evidence} answering {prompt}" if evidence else str(prompt)

@@ -12,34 +12,32 @@ rendered afresh (another channel or address now). What remains is the call itsel
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
 
 import attrs
 
 from .._identity import load_customers
-from ..policies import PolicyRules, RecentActivity, SendDecision, address_for, decide_many, load_recent
-from ..store import Transaction, dumps
-
-if TYPE_CHECKING:
-    from ._dispatcher import _Claimed
+from ..policies import PolicyRules, SendDecision, address_for, decide_many, load_recent
+from ..store import Transaction
+from ..store._customers import profile_fingerprints
+from ..store._deliveries import HELD_TO_SEND, Change
+from ._held import Claimed, InFlight, Writes, policy_entry
 
 __all__ = ["RECHECKED", "stop_revoked"]
 
 #: How the decision log tells a send stopped by the re-check from one stopped at the claim.
 RECHECKED = "re-checked before the call: "
 
-_HELD = "AND status IN ('queued', 'deferred') AND lease_owner = ?"
-
 
 def stop_revoked(
-    tx: Transaction, items: Sequence[_Claimed], *, now: float, rules: PolicyRules, owner: str,
-    in_flight: Callable[[str], Iterable[_Claimed]],
+    tx: Transaction, items: Sequence[Claimed], writes: Writes, *, now: float, rules: PolicyRules, owner: str,
+    in_flight: InFlight,
 ) -> set[str]:
-    """Judge `items` again on what the store holds now; settle those no longer to be sent and return their ids.
+    """Judge `items` again on what the store holds now; settle (in `writes`) those no longer to be
+    sent and return their ids.
 
-    `in_flight(customer_id)` gives this worker's other sends not yet recorded: those claimed before
-    an item count towards its caps and dedupe, as they did at its claim (a later one did not)."""
+    This worker's other sends not yet recorded count towards an item's caps and dedupe when they
+    were claimed before it, as they did at its claim (a later one did not)."""
     changed = _changed_profiles(tx, items)
     customers = load_customers(tx, changed) if changed else {}
     requests, judged = [], []
@@ -50,7 +48,7 @@ def stop_revoked(
             customer = customers.get(item.customer_id)
             if customer is None:  # erased (GDPR delete) since the claim
                 decision = SendDecision(action="skip", channel=None, reason="customer erased")
-                _settle(tx, item, "skipped", decision, now, owner)
+                _settle(writes, item, "skipped", decision, now, owner)
                 stopped.add(item.id)
                 continue
             request = attrs.evolve(request, customer=customer)
@@ -58,7 +56,10 @@ def stop_revoked(
         judged.append(item)
     if not judged:
         return stopped
-    recent = _with_earlier(load_recent(tx, requests, now=now, rules=rules), judged, in_flight)
+    first: dict[str, int] = {}
+    for item in judged:
+        first[item.customer_id] = min(first.get(item.customer_id, item.seq), item.seq)
+    recent = in_flight.counted(load_recent(tx, requests, now=now, rules=rules), before=first)
     ordered = sorted(range(len(judged)), key=lambda i: judged[i].seq)  # decide_many counts earlier sends
     decisions = decide_many([requests[i] for i in ordered], now=now, recent=recent, rules=rules)
     for i, decision in zip(ordered, decisions, strict=True):
@@ -68,37 +69,19 @@ def stop_revoked(
                 continue
             decision = SendDecision(action="send", channel=item.channel, reason=f"the {item.channel} address changed")
         status = {"skip": "skipped", "defer": "deferred"}.get(decision.action, "queued")
-        _settle(tx, item, status, decision, now, owner)
+        _settle(writes, item, status, decision, now, owner)
         stopped.add(item.id)
     return stopped
 
 
-def _changed_profiles(tx: Transaction, items: Sequence[_Claimed]) -> set[str]:
+def _changed_profiles(tx: Transaction, items: Sequence[Claimed]) -> set[str]:
     """Customers whose consents, identities, time zone or merge changed since their items were claimed.
 
     One query for the burst reads just those columns and compares them with the profiles the claim
     loaded; only the changed ones are loaded again (most bursts: none), which costs less than
     loading every profile of every burst."""
     claimed = {item.customer_id: item.request.customer for item in items}
-    ids = list(claimed)
-    marks = ",".join("?" * len(ids))
-    rows = tx.query(
-        f"SELECT 0, id, timezone, merged_into, 0, 0 FROM customers WHERE id IN ({marks}) "
-        f"UNION ALL SELECT 1, customer_id, kind, value, 0, 0 FROM identities WHERE customer_id IN ({marks}) "
-        f"UNION ALL SELECT 2, customer_id, channel, purpose, granted, id FROM consents WHERE customer_id IN ({marks}) "
-        "ORDER BY 1, 2, 6",
-        (*ids, *ids, *ids),
-    )
-    found: dict[str, tuple[Any, Any]] = {}
-    identities: dict[str, set[tuple[str, str]]] = {}
-    consents: dict[str, list[tuple[str, str, bool]]] = {}
-    for table, cid, first, second, granted, _ in rows:
-        if table == 0:
-            found[cid] = (first, second)
-        elif table == 1:
-            identities.setdefault(cid, set()).add((first, second))
-        else:
-            consents.setdefault(cid, []).append((first, second, bool(granted)))
+    found, identities, consents = profile_fingerprints(tx, list(claimed))
     changed = set()
     for cid, customer in claimed.items():
         if (cid not in found or found[cid] != (customer.timezone, None)
@@ -108,32 +91,11 @@ def _changed_profiles(tx: Transaction, items: Sequence[_Claimed]) -> set[str]:
     return changed
 
 
-def _with_earlier(
-    recent: dict[str, RecentActivity], items: Sequence[_Claimed], in_flight: Callable[[str], Iterable[_Claimed]]
-) -> dict[str, RecentActivity]:
-    """Recent activity plus the worker's unrecorded sends claimed before each customer's first item here."""
-    first: dict[str, int] = {}
-    for item in items:
-        first[item.customer_id] = min(first.get(item.customer_id, item.seq), item.seq)
-    for cid, activity in recent.items():
-        known = {d.delivery_id for d in activity.deliveries}
-        for other in in_flight(cid):
-            if other.seq < first.get(cid, -1) and other.id not in known:
-                activity = activity.with_delivery(other.past())
-        recent[cid] = activity
-    return recent
-
-
-def _settle(tx: Transaction, item: _Claimed, status: str, decision: SendDecision, now: float, owner: str) -> None:
+def _settle(writes: Writes, item: Claimed, status: str, decision: SendDecision, now: float, owner: str) -> None:
     """Not sent: skipped or deferred as decided now, or queued again (due at once) to be decided afresh."""
-    entry: dict[str, Any] = decision.as_log(now)
-    if status == "queued":
-        entry["action"] = "requeue"
-    entry["reason"] = RECHECKED + str(decision.reason)
-    item.decisions.append(entry)
+    logged = policy_entry(item.id, decision, now, outcome="requeue" if status == "queued" else None,
+                          reason=RECHECKED + str(decision.reason))
     due = decision.until if status == "deferred" else now
-    tx.execute(
-        "UPDATE deliveries SET status = ?, due_at = ?, attempts = ?, lease_owner = NULL, lease_until = NULL, "
-        f"decisions = ?, updated_at = ? WHERE id = ? {_HELD}",
-        (status, due, item.attempts - 1, dumps(item.decisions), now, item.id, owner),
-    )
+    writes.change(Change(item.id, {"status": status, "due_at": due, "attempts": item.attempts - 1,
+                                   "lease_owner": None, "lease_until": None, "updated_at": now},
+                         owner=owner, statuses=HELD_TO_SEND), logged)

@@ -17,10 +17,12 @@ from jinja2.tests import TESTS
 from .._content import Message
 from .._customers import Customer
 from .._touchpoints import Events, Touchpoint
-from ..messages import Links, RenderContext, render
+from ..messages import Links, RenderContext, Templates, render
 from ..policies import PolicyRules, address_for
 from ..providers import Outgoing
-from ..store import Transaction, decode_rows, touchpoint_from_json, touchpoint_from_row, touchpoint_json
+from ..store import Transaction
+from ..store._runs import run_triggers
+from ..store._touchpoints import latest_touchpoints
 
 __all__ = ["HISTORY_NAMES", "TRIGGER_NAMES", "SendContext", "template_reads"]
 
@@ -100,25 +102,15 @@ class _Metadata(Mapping[str, Any]):
 class SendContext:
     """What the dispatcher needs from the rest of the core to build messages."""
 
-    def __init__(self, core: Any) -> None:
-        self.core = core
-        self._rules: PolicyRules | None = None
+    def __init__(self, templates: Templates, rules: PolicyRules) -> None:
+        self.templates = templates
+        #: The client's policy rules (built by the core from `[policies]` and plugin policies).
+        self.rules = rules
         self._reads: dict[tuple[str, str], tuple[Message, frozenset[str]]] = {}
-
-    @property
-    def rules(self) -> PolicyRules:
-        """The client's policy rules (built by the core from `[policies]` and plugin policies)."""
-        if self._rules is None:
-            rules = getattr(self.core, "policy_rules", None)
-            if rules is None:
-                custom = [args[0] for args in self.core.plugins.collect("register_policies") if args]
-                rules = PolicyRules.from_config(self.core.config.policies, custom)
-            self._rules = rules
-        return self._rules
 
     def template(self, template_id: str) -> Any:
         """The `Message` registered under `template_id` (`NotFoundError` if none)."""
-        return self.core.templates.get(template_id)
+        return self.templates.get(template_id)
 
     def reads(self, message: Message, channel: str) -> frozenset[str]:
         """`template_reads`, cached per registered message (a replaced message is read again). The
@@ -136,15 +128,7 @@ class SendContext:
         behaviour: one query per 500 customers."""
         history: dict[str, list[Touchpoint]] = {cid: [] for cid in customer_ids}
         for chunk in _chunks(list(history)):
-            rows = tx.query(
-                "SELECT seq, id, customer_id, channel, name, properties, occurred_at FROM ("
-                "SELECT seq, id, customer_id, channel, name, properties, occurred_at, ROW_NUMBER() OVER ("
-                "PARTITION BY customer_id ORDER BY occurred_at DESC, seq DESC) AS latest FROM touchpoints "
-                f"WHERE customer_id IN ({','.join('?' * len(chunk))})) AS recent WHERE latest <= ? "
-                "ORDER BY customer_id, occurred_at, seq",
-                (*chunk, _HISTORY),
-            )
-            for touchpoint in decode_rows(tx, "touchpoints", rows, touchpoint_from_row):
+            for touchpoint in latest_touchpoints(tx, chunk, _HISTORY):
                 history[touchpoint.customer_id].append(touchpoint)
         return history
 
@@ -153,11 +137,7 @@ class SendContext:
         wanted = [r for r in dict.fromkeys(run_ids) if r]
         found: dict[str, Touchpoint] = {}
         for chunk in _chunks(wanted):
-            marks = ",".join("?" * len(chunk))
-            rows = tx.query(f"SELECT id, trigger FROM journey_runs WHERE id IN ({marks})", chunk)
-            for run_id, trigger in decode_rows(tx, "journey_runs", rows, _trigger):
-                if trigger is not None:
-                    found[run_id] = trigger
+            found.update(run_triggers(tx, chunk))
         return found
 
     def last_inbound(self, history: Sequence[Any], channel: str) -> Any:
@@ -167,9 +147,8 @@ class SendContext:
 
     @property
     def renderer(self) -> Any:
-        """The client's renderer (brand kit, plugin filters, signed links), once templates exist."""
-        templates = getattr(self.core, "templates", None)
-        return getattr(templates, "renderer", None)
+        """The client's renderer (brand kit, plugin filters, signed links)."""
+        return self.templates.renderer
 
     def prepare(self) -> None:
         """Load what rendering reads lazily from the store (the link signing key) before a claim
@@ -214,8 +193,3 @@ class SendContext:
             metadata=metadata, from_profile=True,
         )
 
-
-def _trigger(row: Sequence[Any]) -> tuple[str, Touchpoint | None]:
-    run_id, trigger = row
-    data = touchpoint_json(trigger)
-    return run_id, touchpoint_from_json(data) if data else None

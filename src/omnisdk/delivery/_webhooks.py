@@ -18,14 +18,19 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from .._clock import to_datetime
+from .._clock import Clock
 from .._errors import ConfigError, ValidationError, WebhookError
+from .._identity import IdentityResolver
 from .._logging import get_logger
-from .._touchpoints import CHANNELS, Events, Touchpoint, new_id
+from .._recorder import Recorder
+from .._touchpoints import CHANNELS, Events, new_id
 from ..providers import WebhookEvent, WebhookRequest, WebhookResponse, WebhookResult
-from ..store import Transaction, dumps, remember_request
+from ..store import SQLStore, Transaction, dumps
+from ..store._deliveries import EventDelivery, find_event_delivery, set_event_status
+from ..store._webhook_requests import remember_event, remember_request
 from ._keywords import ConsentRules
 from ._providers import ProviderPool
+from ._records import DeliveryReader
 
 __all__ = ["MAX_WEBHOOK_BYTES", "WebhookHandler"]
 
@@ -91,13 +96,20 @@ def request_digest(method: str, url: str, body: bytes) -> str:
 class WebhookHandler:
     """`omni.handle_webhook`: one provider's request in, the HTTP answer it expects out."""
 
-    def __init__(self, core: Any, pool: ProviderPool) -> None:
-        self.core = core
+    def __init__(
+        self, *, store: SQLStore, clock: Clock, pool: ProviderPool, recorder: Recorder, identity: IdentityResolver,
+        settings: Mapping[str, Any],
+    ) -> None:
+        self.store = store
+        self.clock = clock
         self.pool = pool
-        settings = core.config.webhooks
+        self.recorder = recorder
+        #: Who an event is about when no delivery says (its `who` identifiers).
+        self.identity = identity
+        self.load = DeliveryReader(store)
         self.max_body_bytes = _positive(settings, "max_body_bytes", MAX_WEBHOOK_BYTES)
         self.replay_retention = _positive(settings, "replay_retention_seconds", REPLAY_RETENTION_SECONDS)
-        self.consent = ConsentRules.from_config(core, settings)
+        self.consent = ConsentRules.from_config(settings)
 
     def handle(self, provider: str, method: str, url: str, headers: Mapping[str, str], body: bytes) -> WebhookResponse:
         if not isinstance(body, bytes | bytearray):
@@ -135,37 +147,35 @@ class WebhookHandler:
         if nonce is None:  # the body is what the signature covers: the same body elsewhere is a replay
             nonce = f"body:{hashlib.sha256(request.body).hexdigest()}" if request.body else f"request:{digest}"
         try:
-            touchpoints, updated = self._record(configured.name, result.events, nonce, digest)
+            self._record(configured.name, result.events, nonce, digest)
         except _Replayed:
             log.warning("webhook_rejected", provider=provider, status=409, reason="replayed nonce")
             return _response(409, "this request's nonce was already used by another request (replay)")
-        self.core._recorded(touchpoints)
-        self.core.dispatcher._updated(updated)
         return result.response
 
-    def _record(self, provider: str, events: Any, nonce: str, digest: str) -> tuple[list[Touchpoint], list[str]]:
-        now = self.core.clock.timestamp()
-        touchpoints: list[Touchpoint] = []
-        updated: list[str] = []
-        with self.core.store.transaction() as tx:
+    def _record(self, provider: str, events: Any, nonce: str, digest: str) -> None:
+        """Every new event of one verified request, in one transaction; its touchpoints and delivery
+        changes announced once it commits."""
+        now = self.clock.timestamp()
+        with self.store.transaction() as tx:
             if not self._first_time(tx, provider, nonce, digest, now):
-                return touchpoints, updated  # the provider retried an identical request: already recorded
+                return  # the provider retried an identical request: already recorded
+            touchpoints: list[tuple[Any, ...]] = []
+            updated: list[str] = []
             for event in events:
                 if not _well_formed(event):
                     log.error("webhook_bad_event", provider=provider, kind=type(event).__name__)
                     continue
-                if event.id is not None and not tx.execute(
-                    "INSERT INTO webhook_events (provider, event_id, received_at) VALUES (?, ?, ?) "
-                    "ON CONFLICT (provider, event_id) DO NOTHING",
-                    (provider, event.id, now),
-                ):
+                if event.id is not None and not remember_event(tx, provider=provider, event_id=event.id, now=now):
                     continue
                 touchpoint, delivery_id = self._record_event(tx, provider, event, now)
                 if touchpoint is not None:
                     touchpoints.append(touchpoint)
                 if delivery_id is not None:
                     updated.append(delivery_id)
-        return touchpoints, updated
+            self.recorder.touchpoints(tx, touchpoints)
+            if updated:
+                self.recorder.deliveries(tx, lambda: self.load(updated))
 
     def _first_time(self, tx: Transaction, provider: str, nonce: str, digest: str, now: float) -> bool:
         """Remember the request's nonce; False for an identical repeat, `_Replayed` for a reused nonce."""
@@ -177,24 +187,15 @@ class WebhookHandler:
 
     def _record_event(
         self, tx: Transaction, provider: str, event: WebhookEvent, now: float
-    ) -> tuple[Touchpoint | None, str | None]:
-        delivery = None
-        if event.delivery_id:
-            delivery = tx.one(
-                "SELECT id, customer_id, status, channel, address, journey, template FROM deliveries WHERE id = ?",
-                (event.delivery_id,),
-            )
-        if delivery is None and event.provider_message_id:
-            delivery = tx.one(
-                "SELECT id, customer_id, status, channel, address, journey, template FROM deliveries "
-                "WHERE provider_message_id = ? AND provider = ?",
-                (event.provider_message_id, provider),
-            )
+    ) -> tuple[tuple[Any, ...] | None, str | None]:
+        """The event's touchpoint row (stored with the request's others), and the delivery it changed."""
+        delivery = find_event_delivery(tx, delivery_id=event.delivery_id,
+                                       provider_message_id=event.provider_message_id, provider=provider)
         if delivery is not None:
-            customer_id = delivery[1]
+            customer_id = delivery.customer_id
         elif event.who:
             try:
-                customer_id = self.core.resolve(tx, dict(event.who), now, field="event.who")
+                customer_id = self.identity.resolve_who(tx, dict(event.who), now, "event.who")
             except ValidationError as exc:
                 log.warning("webhook_unmatched", provider=provider, event_name=event.name, reason=str(exc))
                 return None, None
@@ -203,39 +204,20 @@ class WebhookHandler:
             return None, None
         properties = {**event.properties, "provider": provider}
         if delivery is not None:
-            properties.update(delivery_id=delivery[0], journey=delivery[5], template=delivery[6])
+            properties.update(delivery_id=delivery.id, journey=delivery.journey, template=delivery.template)
         occurred = event.occurred_at.timestamp() if event.occurred_at else now
         tp_id = f"wh_{provider}_{event.id}" if event.id else new_id()
-        tx.execute(
-            "INSERT INTO touchpoints (id, customer_id, channel, name, properties, occurred_at, recorded_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            (tp_id, customer_id, event.channel, event.name, dumps(properties), occurred, now),
-        )
-        self._update_consent(tx, provider, event, customer_id, delivery, now)
+        self.consent.apply(tx, provider, event, customer_id, delivery, now)
         changed = self._update_delivery(tx, event, delivery, now) if delivery is not None else None
-        touchpoint = Touchpoint(id=tp_id, customer_id=customer_id, channel=event.channel, name=event.name,
-                                properties=properties, occurred_at=to_datetime(occurred))
-        return touchpoint, changed
+        return (tp_id, customer_id, event.channel, event.name, dumps(properties), occurred, now), changed
 
-    def _update_delivery(
-        self, tx: Transaction, event: WebhookEvent, delivery: tuple[Any, ...], now: float
-    ) -> str | None:
+    def _update_delivery(self, tx: Transaction, event: WebhookEvent, delivery: EventDelivery, now: float) -> str | None:
         rule = _STATUS.get(event.name)
-        if rule is None or delivery[2] not in rule[1]:
+        if rule is None or delivery.status not in rule[1]:
             return None
         status, _ = rule
         error = None
         if status == "failed":
             error = str(event.properties.get("reason") or event.properties.get("error") or event.name)
-        tx.execute(
-            "UPDATE deliveries SET status = ?, error = COALESCE(?, error), fallback_due = CASE WHEN ? = 'failed' "
-            "AND fallback_after IS NOT NULL THEN ? ELSE NULL END, updated_at = ? WHERE id = ?",
-            (status, error, status, now, now, delivery[0]),
-        )
-        return str(delivery[0])
-
-    def _update_consent(
-        self, tx: Transaction, provider: str, event: WebhookEvent, customer_id: str, delivery: Any, now: float
-    ) -> None:
-        """Unsubscribe, STOP, complaint and hard bounce revoke; START and YES follow `ConsentRules`."""
-        self.consent.apply(tx, provider, event, customer_id, delivery, now)
+        set_event_status(tx, delivery.id, status, error, now)
+        return delivery.id

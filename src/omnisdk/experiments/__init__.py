@@ -8,8 +8,9 @@
                       "b": VariantData(4500, 260)}, control="holdout")
     result.decision, result.winner, result.variant("b").conversion_lift
 
-Assignment, the sequential tests, the results and CUPED are plain Python. Welch's t-test needs scipy and
-Thompson sampling numpy (`pip install 'omnisdk[experiments]'`). docs/experiments.md explains the statistics.
+Assignment, the z-test, the sequential tests, the results and CUPED are plain Python. Welch's t-test
+(fixed-horizon revenue) needs scipy and Thompson sampling numpy (`pip install 'omnisdk[experiments]'`).
+docs/experiments.md explains the statistics.
 """
 
 from ._assign import GlobalControl, Split, assign
@@ -20,8 +21,8 @@ from ._sequential import DEFAULT_HORIZON, msprt_means, msprt_proportions
 from ._stats import Interval, Lift, Summary, bonferroni, holm, two_proportion_z_test, welch_t_test
 
 __all__ = [
-    "DEFAULT_HORIZON",
     "CupedAdjustment",
+    "DEFAULT_HORIZON",
     "Decision",
     "ExperimentResult",
     "GlobalControl",

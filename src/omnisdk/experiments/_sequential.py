@@ -15,10 +15,15 @@ and the values not rejected at level alpha form the confidence sequence
 which covers the true difference at every look at once with probability at least 1 - alpha. The p-value is
 below alpha exactly when the interval excludes 0, so the two never disagree.
 
-tau is set so the interval is tightest when each group has `horizon` exposures: r = 2 log(1 / alpha) +
-log(1 + r) there (the minimiser of the width above). The interval is valid at every sample size whatever
-the horizon; the horizon only decides where it is narrowest. The variances are estimated from the data
-(plug-in), so validity is asymptotic, as in the paper.
+V is the larger of the unpooled variance (each group its own) and the pooled one (both groups together,
+right when there is no difference). A small holdout with no conversion yet shows no spread: its unpooled
+variance of 0 alone would make noise look certain (a third of A/A tests with a 5% holdout at 2% conversion
+"found" a difference that way); the pooled one cannot be fooled by it, and taking the larger only errs wide.
+
+tau^2 is r* times the variance at the horizon (`horizon` exposures in each group, pooled per-exposure
+variance), with r* = 2 log(1 / alpha) + log(1 + r*), the ratio that makes the interval narrowest there.
+The interval is valid at every sample size whatever the horizon; the horizon only decides where it is
+narrowest. The variances are estimated from the data (plug-in), so validity is asymptotic, as in the paper.
 
 Each look returns a `Lift`; pass the previous look's as `previous` to carry the lowest p-value and the
 running intersection of the intervals (both also always valid), so a decision once reached stays.
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import NamedTuple
 
 from .._errors import ValidationError
 from ._stats import (
@@ -73,21 +79,31 @@ def _mixture(estimate: float, variance: float, unit_variance: float, horizon: in
     return log_lr, Interval(estimate - half, estimate + half)
 
 
-def _compare(control: float, control_unit: float, control_n: int, treatment: float, treatment_unit: float,
-             treatment_n: int, alpha: float, horizon: int, previous: Lift | None) -> Lift:
-    """The sequential `Lift` of two group estimates, given each one's per-exposure variance."""
-    difference = treatment - control
-    relative = relative_lift(control, treatment)
-    v0, v1 = control_unit / control_n, treatment_unit / treatment_n
-    if v0 + v1 == 0:  # no spread yet (no conversion anywhere): no evidence either way
+class _Group(NamedTuple):
+    mean: float
+    unit_variance: float  # of one exposure's outcome
+    n: int
+
+
+def _compare(control: _Group, treatment: _Group, pooled_unit: float, alpha: float, horizon: int,
+             previous: Lift | None) -> Lift:
+    """The sequential `Lift` of two groups; `pooled_unit` is one exposure's variance, both groups together."""
+    difference = treatment.mean - control.mean
+    relative = relative_lift(control.mean, treatment.mean)
+    v0, v1 = control.unit_variance / control.n, treatment.unit_variance / treatment.n
+    sizes = 1 / control.n + 1 / treatment.n
+    variance = max(v0 + v1, pooled_unit * sizes)
+    if variance == 0:  # no spread yet (no conversion anywhere): no evidence either way
         current = Lift(difference, UNBOUNDED, relative, None, 1.0, 0.0)
     else:
-        log_lr, interval = _mixture(difference, v0 + v1, control_unit + treatment_unit, horizon, alpha)
+        log_lr, interval = _mixture(difference, variance, 2 * pooled_unit, horizon, alpha)
         relative_interval = None
-        ratio_variance = log_ratio_variance(control, v0, treatment, v1)
-        if ratio_variance is not None and ratio_variance > 0:
-            ratio_unit = control_unit / control**2 + treatment_unit / treatment**2
-            _, log_interval = _mixture(math.log(treatment / control), ratio_variance, ratio_unit, horizon, alpha)
+        ratio_variance = log_ratio_variance(control.mean, v0, treatment.mean, v1)
+        overall = (control.n * control.mean + treatment.n * treatment.mean) / (control.n + treatment.n)
+        if ratio_variance is not None and overall > 0:
+            ratio_unit = pooled_unit / overall**2  # the log ratio's pooled unit variance: the delta method at 1
+            _, log_interval = _mixture(math.log(treatment.mean / control.mean),
+                                       max(ratio_variance, ratio_unit * sizes), 2 * ratio_unit, horizon, alpha)
             relative_interval = Interval(math.expm1(log_interval.lower), math.expm1(log_interval.upper))
         current = Lift(difference, interval, relative, relative_interval, min(1.0, math.exp(-log_lr)), log_lr)
     if previous is None:
@@ -129,8 +145,9 @@ def msprt_proportions(control_conversions: int, control_exposures: int, treatmen
         return previous or Lift(0.0, UNBOUNDED, None, None, 1.0, 0.0)
     p0 = control_conversions / control_exposures
     p1 = treatment_conversions / treatment_exposures
-    return _compare(p0, p0 * (1 - p0), control_exposures, p1, p1 * (1 - p1), treatment_exposures, alpha,
-                    horizon, previous)
+    pooled = (control_conversions + treatment_conversions) / (control_exposures + treatment_exposures)
+    return _compare(_Group(p0, p0 * (1 - p0), control_exposures), _Group(p1, p1 * (1 - p1), treatment_exposures),
+                    pooled * (1 - pooled), alpha, horizon, previous)
 
 
 def msprt_means(control: Summary, treatment: Summary, *, alpha: float = 0.05, horizon: int = DEFAULT_HORIZON,
@@ -139,5 +156,9 @@ def msprt_means(control: Summary, treatment: Summary, *, alpha: float = 0.05, ho
     alpha, horizon = check_alpha(alpha), _check_horizon(horizon)
     if control.n < 2 or treatment.n < 2:
         return previous or Lift(treatment.mean - control.mean, UNBOUNDED, None, None, 1.0, 0.0)
-    return _compare(control.mean, control.variance, control.n, treatment.mean, treatment.variance, treatment.n,
-                    alpha, horizon, previous)
+    n = control.n + treatment.n
+    overall = (control.n * control.mean + treatment.n * treatment.mean) / n
+    pooled = ((control.n - 1) * control.variance + (treatment.n - 1) * treatment.variance
+              + control.n * (control.mean - overall) ** 2 + treatment.n * (treatment.mean - overall) ** 2) / (n - 1)
+    return _compare(_Group(control.mean, control.variance, control.n),
+                    _Group(treatment.mean, treatment.variance, treatment.n), pooled, alpha, horizon, previous)

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import attrs
 
 from ._base import SQLStore, Transaction
+from ._decisions import last_reason_sql
 from ._quarantine import decode_rows
 from ._rows import timestamp
 
@@ -144,9 +145,7 @@ def _latest_message_sql() -> str:
 
 def _last_skip_reason(tx: Transaction) -> str:
     """The reason of the last entry of a delivery's decision log (the skip)."""
-    if tx.dialect.name == "postgresql":
-        return "(d.decisions -> -1 ->> 'reason')"
-    return "json_extract(d.decisions, '$[#-1].reason')"
+    return last_reason_sql(tx, "d")
 
 
 def reason_counts(

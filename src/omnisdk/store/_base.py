@@ -65,9 +65,13 @@ class Dialect:
         return statement
 
     def render(self, ddl: str) -> str:
-        """A migration with its type placeholders (`{pk}`, `{json}`, `{bytes}`, `{bigint}`) filled in.
+        """A migration with its type placeholders (`{pk}`, `{json}`, `{bytes}`, `{bigint}`) filled in,
+        and its `{sqlite} ... {end}` / `{postgresql} ... {end}` sections kept for this database only
+        (statements that read JSON, which the two spell differently).
 
         Only those are replaced, so literals such as `DEFAULT '{}'` stay as written."""
+        ddl = re.sub(r"\{(sqlite|postgresql)\}(.*?)\{end\}", lambda m: m[2] if m[1] == self.name else "", ddl,
+                     flags=re.DOTALL)
         return re.sub(r"\{(pk|json|bytes|bigint)\}", lambda m: self.types[m[1]], ddl)
 
     def json_text(self, column: str, key: str) -> str:

@@ -13,7 +13,7 @@ from ._base import Transaction
 from ._quarantine import decode_rows
 from ._rows import integer, text, timestamp
 
-__all__ = ["consents_of", "insert_consent"]
+__all__ = ["consents_of", "insert_consent", "consent_ledger"]
 
 
 def insert_consent(
@@ -49,3 +49,13 @@ def _consent(row: Sequence[Any]) -> tuple[str, Consent]:
     return cid, Consent(channel=text(channel), purpose=text(purpose), granted=bool(integer(granted)),
                         source=text(source), recorded_at=to_datetime(timestamp(at)),
                         evidence=None if evidence is None else text(evidence))
+
+
+def consent_ledger(tx: Transaction, customer_id: str, channel: str, purpose: str) -> list[tuple[bool, str, float]]:
+    """A channel's consent entries for one purpose, newest first: (granted, source, recorded_at)."""
+    rows = tx.query(
+        "SELECT granted, source, recorded_at FROM consents WHERE customer_id = ? AND channel = ? AND purpose = ? "
+        "ORDER BY recorded_at DESC, id DESC",
+        (customer_id, channel, purpose),
+    )
+    return [(bool(granted), str(source), float(at)) for granted, source, at in rows]

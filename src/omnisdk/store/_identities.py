@@ -19,6 +19,7 @@ __all__ = [
     "insert_identities",
     "insert_user_ids",
     "move_identities",
+    "forget_address",
 ]
 
 
@@ -81,3 +82,11 @@ def counts_of_pair(tx: Transaction, one: str, other: str) -> dict[str, int]:
 
 def move_identities(tx: Transaction, winner: str, loser: str) -> None:
     tx.execute("UPDATE identities SET customer_id = ? WHERE customer_id = ?", (winner, loser))
+
+
+def forget_address(tx: Transaction, customer_id: str, value: str) -> int:
+    """Drop an address a provider says is dead (hard bounce, invalid number) from the profile; the
+    customer's own user id is never dropped. How many identities went."""
+    return tx.execute(
+        "DELETE FROM identities WHERE customer_id = ? AND value = ? AND kind <> 'user_id'", (customer_id, value)
+    )

@@ -13,7 +13,7 @@ from ._base import Transaction
 from ._quarantine import decode_rows
 from ._rows import TOUCHPOINT_COLUMNS, touchpoint_from_row
 
-__all__ = ["TouchpointRow", "customer_timeline", "insert_touchpoints"]
+__all__ = ["TouchpointRow", "customer_timeline", "insert_touchpoints", "latest_touchpoints"]
 
 #: (id, customer_id, channel, name, properties as JSON text, occurred_at, recorded_at)
 TouchpointRow = tuple[str, str, str, str, str, float, float]
@@ -60,3 +60,17 @@ def customer_timeline(
         sql = f"SELECT * FROM ({sql} ORDER BY occurred_at DESC, seq DESC LIMIT ?) AS recent ORDER BY occurred_at, seq"
         params.append(int(limit))
     return decode_rows(tx, "touchpoints", tx.query(sql, params), touchpoint_from_row)
+
+
+def latest_touchpoints(tx: Transaction, customer_ids: Sequence[str], per_customer: int) -> list[Touchpoint]:
+    """The latest `per_customer` touchpoints of each customer, by customer and oldest first (what
+    templates that mention recent behaviour read); unreadable rows are quarantined."""
+    rows = tx.query(
+        "SELECT seq, id, customer_id, channel, name, properties, occurred_at FROM ("
+        "SELECT seq, id, customer_id, channel, name, properties, occurred_at, ROW_NUMBER() OVER ("
+        "PARTITION BY customer_id ORDER BY occurred_at DESC, seq DESC) AS latest FROM touchpoints "
+        f"WHERE customer_id IN ({','.join('?' * len(customer_ids))})) AS recent WHERE latest <= ? "
+        "ORDER BY customer_id, occurred_at, seq",
+        (*customer_ids, per_customer),
+    )
+    return decode_rows(tx, "touchpoints", rows, touchpoint_from_row)

@@ -11,7 +11,7 @@ from typing import Literal
 
 from ._base import Transaction
 
-__all__ = ["remember_request"]
+__all__ = ["remember_event", "remember_request"]
 
 #: Longer nonces are kept by their digest, never cut short (two could share a prefix).
 _MAX_NONCE = 200
@@ -33,3 +33,13 @@ def remember_request(
         return "first"
     seen = tx.scalar("SELECT digest FROM webhook_requests WHERE provider = ? AND nonce = ?", (provider, nonce))
     return "repeat" if seen == digest else "reused"
+
+
+def remember_event(tx: Transaction, *, provider: str, event_id: str, now: float) -> bool:
+    """Record a webhook event's id (migration 0003's `webhook_events`); False when it came before
+    (providers retry their webhooks)."""
+    return bool(tx.execute(
+        "INSERT INTO webhook_events (provider, event_id, received_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (provider, event_id) DO NOTHING",
+        (provider, event_id, now),
+    ))

@@ -21,8 +21,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .._clock import VirtualClock
-from .._core import Who
 from .._errors import NotFoundError
+from .._identity import Who
 from .._omni import Omni
 from .._touchpoints import Touchpoint
 from ..journeys import Journey, JourneyRun
