@@ -1,6 +1,6 @@
 """The import layers hold: no upward import and no import cycle anywhere in omnisdk.
 
-The layers and the allow-lists of known violations are read from the import-linter contracts in
+The layers and the (empty) lists of allowed exceptions are read from the import-linter contracts in
 pyproject.toml (one source, also checked by `lint-imports` in CI's lint session). The graph counts
 every import: module level, inside functions (lazy) and under `TYPE_CHECKING`.
 """
@@ -172,7 +172,7 @@ def test_no_import_cycle(graph: grimp.ImportGraph) -> None:
 
 
 def test_the_known_violations_still_exist(graph: grimp.ImportGraph) -> None:
-    """The allow-lists only shrink: an entry whose import is gone must be deleted from pyproject.toml."""
+    """An allowed exception whose import is gone must be deleted from pyproject.toml: the lists only shrink."""
     known = KNOWN_UPWARD | KNOWN_CYCLE_EDGES
     stale = sorted((a, b) for a, b in known if not graph.direct_import_exists(importer=a, imported=b))
     assert not stale, "fixed, so delete these from the ignore_imports lists in pyproject.toml: " + ", ".join(
