@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -20,8 +20,10 @@ from .._customers import Customer
 from .._errors import JourneyError, NonDeterminismError, ValidationError
 from .._identity import load_customer
 from .._touchpoints import Touchpoint
+from ..experiments._assign import Split
 from ..sendtime import SendTime
 from ..store import Transaction, touchpoint_from_json
+from ..store._experiments import Exposure, record_exposure
 from ..store._runs import StepRecord
 from ..store._touchpoints import recent_touchpoints, touchpoints_after
 from ._sends import Sends, new_message
@@ -263,6 +265,31 @@ class JourneyContext:
             elif where(touchpoint):
                 return touchpoint
         return None
+
+    async def experiment(
+        self, name: str, variants: Mapping[str, float], *, step: str | None = None,
+        holdouts: Collection[str] = (),
+    ) -> str:
+        """The customer's variant of experiment `name` (shares adding up to 1), recorded once as an exposure.
+
+        The variant is a hash of `name` and the customer id (`experiments.Split`), so every worker,
+        replay and journey version agrees; the first exposure stored for the customer wins, so a
+        customer keeps their variant even if the shares change later. `holdouts` name variants that
+        get no message: branch on the returned name and send nothing for them. The step is named
+        `step` (default `experiment:<name>`) and memoised like any other.
+        """
+        split = Split(variants, holdouts=holdouts)
+        step = f"experiment:{name}" if step is None else step
+        args = {"experiment": name, "variants": sorted(split.shares)}
+        record = self._replay(step, "experiment", args)
+        if record is not None:
+            return str(record.result["variant"])
+        chosen = split.variant(name, self.customer_id)
+        chosen = record_exposure(self._tx, Exposure(experiment=name, customer_id=self.customer_id, variant=chosen,
+                                                    exposed_at=self._now, run_id=self.run_id,
+                                                    journey=self.journey_id))
+        self._record(step, "experiment", args, {"variant": chosen}, done=True)
+        return chosen
 
     async def run(self, step: str, fn: Callable[..., Any], *args: Any) -> Any:
         """Call `fn(*args)` once per run and remember its (JSON) result; replays return the memo.
