@@ -16,8 +16,8 @@ import attrs
 from ._base import Transaction
 from ._rows import optional_text, text, timestamp
 
-__all__ = ["ExperimentOverview", "Exposure", "VariantOutcome", "experiment_overviews", "exposures",
-           "record_exposure", "variant_outcomes"]
+__all__ = ["ExperimentOverview", "Exposure", "Reached", "VariantOutcome", "experiment_overviews", "exposures",
+           "marketing_reach", "record_exposure", "variant_outcomes"]
 
 _COLUMNS = "experiment, customer_id, variant, run_id, journey, exposed_at"
 #: Where a goal touchpoint's revenue is read from: the first of these properties that is a number.
@@ -137,3 +137,42 @@ def experiment_overviews(tx: Transaction) -> list[ExperimentOverview]:
                                        first_exposed_at=min(seen.first_exposed_at, timestamp(first)),
                                        last_exposed_at=max(seen.last_exposed_at, timestamp(last)))
     return list(found.values())
+
+
+@attrs.frozen(kw_only=True)
+class Reached:
+    """A customer some marketing message was meant for: when first, and what they did within the window."""
+
+    customer_id: str
+    first_at: float
+    conversions: int
+    revenue: float
+
+
+def marketing_reach(
+    tx: Transaction, *, goal: Collection[str], window: float, since: float | None = None,
+    until: float | None = None, journey: str | None = None,
+) -> list[Reached]:
+    """Every customer with a marketing delivery queued in [`since`, `until`) (of `journey` only, when
+    given), whether it went out or was skipped, with the `goal` touchpoints on any channel at or after
+    the first such delivery and less than `window` seconds later: what the global control group's lift
+    compares (members have their deliveries skipped, so they are counted alike)."""
+    goals = sorted(goal)
+    revenue = "COALESCE(" + ", ".join(tx.dialect.json_number("t.properties", p) for p in REVENUE_PROPERTIES) + ", 0)"
+    where = ["purpose = 'marketing'"]
+    params: list[Any] = []
+    for condition, value in (("created_at >= ?", since), ("created_at < ?", until), ("journey = ?", journey)):
+        if value is not None:
+            where.append(condition)
+            params.append(value)
+    sql = (
+        f"SELECT f.customer_id, f.first_at, COUNT(t.seq), COALESCE(SUM({revenue}), 0) FROM ("
+        f"SELECT customer_id, MIN(created_at) AS first_at FROM deliveries WHERE {' AND '.join(where)} "
+        "GROUP BY customer_id) AS f "
+        f"LEFT JOIN touchpoints AS t ON t.customer_id = f.customer_id AND t.name IN ({','.join('?' * len(goals))}) "
+        "AND t.occurred_at >= f.first_at AND t.occurred_at < f.first_at + ? "
+        "GROUP BY f.customer_id, f.first_at ORDER BY f.customer_id"
+    )
+    rows = tx.query(sql, [*params, *goals, float(window)])
+    return [Reached(customer_id=text(r[0]), first_at=timestamp(r[1]), conversions=int(r[2]), revenue=float(r[3]))
+            for r in rows]
