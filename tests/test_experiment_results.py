@@ -10,7 +10,7 @@ import pytest
 
 from omnisdk import ValidationError, experiments
 from omnisdk.experiments import (
-    Decision,
+    Conclusion,
     ExperimentResult,
     Summary,
     VariantData,
@@ -29,12 +29,12 @@ def test_a_clear_winner_is_named_with_its_figures() -> None:
     }
     result = analyse(data, control="holdout", horizon=20_000)
     assert (result.decision, result.winner, result.method, result.metric) == (
-        Decision.WINNER, "b", "sequential", "conversion")
+        Conclusion.WINNER, "b", "sequential", "conversion")
     assert [v.name for v in result.variants] == ["holdout", "a", "b"]
     control, a, b = result.variants
     assert (control.conversion_lift, control.revenue_lift, control.decision) == (None, None, None)
     assert (b.exposures, b.conversions, b.conversion_rate, b.revenue_per_exposed) == (10_000, 560, 0.056, 4.2)
-    assert b.decision is Decision.WINNER and a.decision is Decision.KEEP_RUNNING
+    assert b.decision is Conclusion.WINNER and a.decision is Conclusion.KEEP_RUNNING
     assert b.conversion_lift is not None and b.conversion_lift.relative == pytest.approx(0.4)
     # two variants against control: each interval is at alpha / 2, so both hold at once
     assert b.conversion_lift.absolute_interval == msprt_proportions(400, 10_000, 560, 10_000, alpha=0.025,
@@ -51,10 +51,10 @@ def test_the_decision_follows_the_adjusted_p_values() -> None:
     raw = {name: two_proportion_z_test(1000, 20_000, data[name].conversions, 20_000).p_value for name in ("b", "c")}
     assert holm(raw) == pytest.approx({"b": 2 * raw["b"], "c": 2 * raw["b"]})
     by_holm = analyse(data, control="control", method="fixed", horizon=20_000)
-    assert [v.decision for v in by_holm.variants[1:]] == [Decision.WINNER, Decision.WINNER]
+    assert [v.decision for v in by_holm.variants[1:]] == [Conclusion.WINNER, Conclusion.WINNER]
     assert by_holm.winner == "b"
     by_bonferroni = analyse(data, control="control", method="fixed", horizon=20_000, correction="bonferroni")
-    assert [v.decision for v in by_bonferroni.variants[1:]] == [Decision.WINNER, Decision.NO_DIFFERENCE]
+    assert [v.decision for v in by_bonferroni.variants[1:]] == [Conclusion.WINNER, Conclusion.NO_DIFFERENCE]
     # alone against control, c would have won: three arms are not three free chances
     alone = analyse({"control": data["control"], "c": data["c"]}, control="control", method="fixed", horizon=20_000)
     assert alone.winner == "c"
@@ -63,32 +63,32 @@ def test_the_decision_follows_the_adjusted_p_values() -> None:
 def test_every_variant_worse_than_control_makes_control_the_winner() -> None:
     data = {"control": VariantData(10_000, 700), "b": VariantData(10_000, 400)}
     result = analyse(data, control="control")
-    assert result.variant("b").decision is Decision.LOSER
-    assert (result.decision, result.winner) == (Decision.WINNER, "control")
+    assert result.variant("b").decision is Conclusion.LOSER
+    assert (result.decision, result.winner) == (Conclusion.WINNER, "control")
 
 
 def test_early_on_the_answer_is_keep_running() -> None:
     result = analyse({"control": VariantData(300, 15), "b": VariantData(300, 19)}, control="control")
-    assert (result.decision, result.winner) == (Decision.KEEP_RUNNING, None)
+    assert (result.decision, result.winner) == (Conclusion.KEEP_RUNNING, None)
 
 
 def test_reaching_the_horizon_without_a_winner_is_no_difference() -> None:
     data = {"control": VariantData(10_000, 500), "b": VariantData(10_000, 505)}
-    assert analyse(data, control="control", horizon=10_000).decision is Decision.NO_DIFFERENCE
-    assert analyse(data, control="control", horizon=20_000).decision is Decision.KEEP_RUNNING
+    assert analyse(data, control="control", horizon=10_000).decision is Conclusion.NO_DIFFERENCE
+    assert analyse(data, control="control", horizon=20_000).decision is Conclusion.KEEP_RUNNING
 
 
 def test_an_interval_inside_the_equivalence_margin_is_no_difference_before_the_horizon() -> None:
     data = {"control": VariantData(400_000, 20_000), "b": VariantData(400_000, 20_050)}
-    assert analyse(data, control="control", horizon=10**6, equivalence=0.05).decision is Decision.NO_DIFFERENCE
-    assert analyse(data, control="control", horizon=10**6, equivalence=0.001).decision is Decision.KEEP_RUNNING
+    assert analyse(data, control="control", horizon=10**6, equivalence=0.05).decision is Conclusion.NO_DIFFERENCE
+    assert analyse(data, control="control", horizon=10**6, equivalence=0.001).decision is Conclusion.KEEP_RUNNING
 
 
 def test_a_fixed_horizon_analysis_does_not_decide_before_the_horizon() -> None:
     data = {"control": VariantData(5_000, 200), "b": VariantData(5_000, 320)}
     early = analyse(data, control="control", method="fixed", horizon=10_000)
     assert early.variant("b").conversion_lift is not None and early.variant("b").conversion_lift.p_value < 1e-6
-    assert early.decision is Decision.KEEP_RUNNING
+    assert early.decision is Conclusion.KEEP_RUNNING
     assert analyse(data, control="control", method="fixed", horizon=5_000).winner == "b"
 
 
@@ -97,7 +97,7 @@ def test_revenue_can_be_the_deciding_metric() -> None:
         "control": VariantData(10_000, 500, Summary(10_000, 3.0, 200.0)),
         "b": VariantData(10_000, 500, Summary(10_000, 4.0, 220.0)),
     }
-    assert analyse(data, control="control").decision is Decision.NO_DIFFERENCE  # same conversions at the horizon
+    assert analyse(data, control="control").decision is Conclusion.NO_DIFFERENCE  # same conversions at the horizon
     assert analyse(data, control="control", metric="revenue").winner == "b"
 
 
@@ -106,7 +106,7 @@ def test_a_decision_once_reached_stays_when_the_previous_look_is_passed_on() -> 
     assert first.winner == "b"
     # later data alone would not be conclusive; the always-valid p-value keeps its lowest value
     data = {"control": VariantData(5000, 230), "b": VariantData(5000, 262)}
-    assert analyse(data, control="control").decision is Decision.KEEP_RUNNING
+    assert analyse(data, control="control").decision is Conclusion.KEEP_RUNNING
     later = analyse(data, control="control", previous=first)
     assert later.winner == "b"
 
@@ -123,10 +123,10 @@ def test_a_run_to_a_decision_day_by_day() -> None:
             totals[name][1] += int(rng.binomial(400, rate))
         data = {name: VariantData(n, c) for name, (n, c) in totals.items()}
         result = analyse(data, control="control", previous=result)
-        if result.decision is not Decision.KEEP_RUNNING:
+        if result.decision is not Conclusion.KEEP_RUNNING:
             decided_on = day
             break
-    assert result is not None and (result.decision, result.winner) == (Decision.WINNER, "b")
+    assert result is not None and (result.decision, result.winner) == (Conclusion.WINNER, "b")
     assert decided_on is not None and decided_on < 30
 
 
@@ -166,7 +166,7 @@ def test_the_docs_example_runs_and_says_what_it_shows() -> None:
     exec(example, namespace)
     result = namespace["result"]
     assert isinstance(result, ExperimentResult)
-    assert (result.decision, result.winner) == (Decision.KEEP_RUNNING, None)
+    assert (result.decision, result.winner) == (Conclusion.KEEP_RUNNING, None)
     lift = result.variant("b").conversion_lift
     assert lift is not None and lift.relative_interval is not None
     assert (round(lift.relative, 2), round(lift.relative_interval.lower, 2), round(lift.relative_interval.upper, 2)) \

@@ -14,7 +14,7 @@ import numpy as np
 from scipy import stats
 
 from omnisdk.experiments import (
-    Decision,
+    Conclusion,
     Lift,
     Summary,
     VariantData,
@@ -153,7 +153,7 @@ def test_an_aaaa_test_with_three_variants_keeps_the_family_wise_error_rate() -> 
             n = PER_LOOK * (look + 1)
             data = {name: VariantData(n, int(conversions[e, look, arm])) for arm, name in enumerate(names)}
             result = analyse(data, control="control", alpha=ALPHA, previous=result)
-            if any(variant.decision in (Decision.WINNER, Decision.LOSER) for variant in result.variants[1:]):
+            if any(variant.decision in (Conclusion.WINNER, Conclusion.LOSER) for variant in result.variants[1:]):
                 false_decisions += 1
                 break
     rate = false_decisions / experiments

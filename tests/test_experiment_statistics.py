@@ -16,6 +16,7 @@ from omnisdk import ValidationError
 from omnisdk.experiments import (
     Interval,
     Lift,
+    Split,
     Summary,
     bonferroni,
     cuped,
@@ -281,3 +282,21 @@ def test_thompson_refuses_more_conversions_than_exposures() -> None:
     with pytest.raises(ValidationError) as caught:
         thompson_shares({"control": (1, 10), "a": (11, 10)}, control="control")
     assert caught.value.field == "counts.a"
+
+
+def test_a_bandit_run_moves_traffic_to_the_best_variant_through_the_split() -> None:
+    # each day: shares from the counts so far, 2,000 customers assigned by Split, conversions drawn
+    rates = {"control": 0.05, "a": 0.05, "b": 0.07}
+    counts = {name: (0, 0) for name in rates}
+    rng = np.random.default_rng(11)
+    shares: dict[str, float] = {name: 1 / 3 for name in rates}
+    for day in range(20):
+        split = Split(shares)
+        assigned = [split.variant("subject-test", f"c-{day}-{i}") for i in range(2000)]
+        for name, rate in rates.items():
+            exposed = assigned.count(name)
+            conversions, exposures = counts[name]
+            counts[name] = (conversions + int(rng.binomial(exposed, rate)), exposures + exposed)
+        shares = thompson_shares(counts, control="control", control_floor=0.1, seed=day)
+    assert shares["b"] > 0.85 and shares["control"] >= 0.1
+    assert counts["b"][1] > counts["a"][1]  # the better variant got more customers along the way

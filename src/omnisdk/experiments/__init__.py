@@ -16,14 +16,14 @@ docs/experiments.md explains the statistics.
 from ._assign import GlobalControl, Split, assign
 from ._bandit import thompson_shares
 from ._cuped import CupedAdjustment, cuped
-from ._results import Decision, ExperimentResult, VariantData, VariantResult, analyse
+from ._results import Conclusion, ExperimentResult, VariantData, VariantResult, analyse
 from ._sequential import DEFAULT_HORIZON, msprt_means, msprt_proportions
 from ._stats import Interval, Lift, Summary, bonferroni, holm, two_proportion_z_test, welch_t_test
 
 __all__ = [
+    "Conclusion",
     "CupedAdjustment",
     "DEFAULT_HORIZON",
-    "Decision",
     "ExperimentResult",
     "GlobalControl",
     "Interval",

@@ -27,7 +27,7 @@ from .._errors import ValidationError
 from ._sequential import DEFAULT_HORIZON, msprt_means, msprt_proportions
 from ._stats import Lift, Summary, bonferroni, check_alpha, holm, two_proportion_z_test, welch_t_test
 
-__all__ = ["Decision", "ExperimentResult", "VariantData", "VariantResult", "analyse"]
+__all__ = ["Conclusion", "ExperimentResult", "VariantData", "VariantResult", "analyse"]
 
 Method = Literal["sequential", "fixed"]
 Metric = Literal["conversion", "revenue"]
@@ -38,7 +38,7 @@ def _count(_instance: object, attribute: attrs.Attribute[int], value: int) -> No
         raise ValidationError("must be a whole number >= 0", field=attribute.name, value=value)
 
 
-class Decision(enum.StrEnum):
+class Conclusion(enum.StrEnum):
     """What to do with an experiment, or what one variant is doing against control."""
 
     WINNER = "winner"
@@ -84,7 +84,7 @@ class VariantResult:
     revenue_per_exposed: float | None
     conversion_lift: Lift | None
     revenue_lift: Lift | None
-    decision: Decision | None
+    decision: Conclusion | None
 
 
 @attrs.frozen
@@ -96,7 +96,7 @@ class ExperimentResult:
     method: Method
     metric: Metric
     alpha: float
-    decision: Decision
+    decision: Conclusion
     winner: str | None
 
     def variant(self, name: str) -> VariantResult:
@@ -128,19 +128,19 @@ def _lifts(control: VariantData, variant: VariantData, *, method: Method, alpha:
 
 
 def _verdict(lift: Lift | None, p_value: float, exposures: int, *, method: Method, alpha: float,
-             horizon: int, equivalence: float | None) -> Decision:
+             horizon: int, equivalence: float | None) -> Conclusion:
     reached = exposures >= horizon
     if lift is None or (method == "fixed" and not reached):
-        return Decision.KEEP_RUNNING
+        return Conclusion.KEEP_RUNNING
     if p_value <= alpha:  # the side the interval lies on; Holm may decide before it clears 0, then the estimate's
         bounds = lift.absolute_interval
         better = bounds.lower > 0 or (bounds.upper >= 0 and lift.absolute > 0)
-        return Decision.WINNER if better else Decision.LOSER
+        return Conclusion.WINNER if better else Conclusion.LOSER
     interval = lift.relative_interval
     if reached or (equivalence is not None and interval is not None
                    and -equivalence < interval.lower and interval.upper < equivalence):
-        return Decision.NO_DIFFERENCE
-    return Decision.KEEP_RUNNING
+        return Conclusion.NO_DIFFERENCE
+    return Conclusion.KEEP_RUNNING
 
 
 def analyse(data: Mapping[str, VariantData], *, control: str, metric: Metric = "conversion",
@@ -188,20 +188,20 @@ def _previous(previous: ExperimentResult | None, name: str) -> VariantResult | N
     return next((variant for variant in previous.variants if variant.name == name), None)
 
 
-def _overall(verdicts: Mapping[str, Decision], lifts: Mapping[str, Lift | None],
-             control: str) -> tuple[Decision, str | None]:
-    better = {name: lift.absolute for name, lift in lifts.items() if lift and verdicts[name] is Decision.WINNER}
+def _overall(verdicts: Mapping[str, Conclusion], lifts: Mapping[str, Lift | None],
+             control: str) -> tuple[Conclusion, str | None]:
+    better = {name: lift.absolute for name, lift in lifts.items() if lift and verdicts[name] is Conclusion.WINNER}
     if better:
-        return Decision.WINNER, max(better, key=better.__getitem__)
-    if all(verdict is Decision.LOSER for verdict in verdicts.values()):
-        return Decision.WINNER, control
-    if Decision.KEEP_RUNNING in verdicts.values():
-        return Decision.KEEP_RUNNING, None
-    return Decision.NO_DIFFERENCE, None
+        return Conclusion.WINNER, max(better, key=better.__getitem__)
+    if all(verdict is Conclusion.LOSER for verdict in verdicts.values()):
+        return Conclusion.WINNER, control
+    if Conclusion.KEEP_RUNNING in verdicts.values():
+        return Conclusion.KEEP_RUNNING, None
+    return Conclusion.NO_DIFFERENCE, None
 
 
 def _result(name: str, data: VariantData, conversion: Lift | None, revenue: Lift | None,
-            decision: Decision | None) -> VariantResult:
+            decision: Conclusion | None) -> VariantResult:
     return VariantResult(
         name=name,
         exposures=data.exposures,
