@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from omnisdk import SMS, ConfigError, Email, JourneyContext, Message, NotFoundError, Omni, ValidationError, journey
-from omnisdk.experiments import Decision, GlobalControl, Split
+from omnisdk.experiments import Conclusion, GlobalControl, Split
 from omnisdk.journeys import from_yaml
 from omnisdk.segments import consented
 from omnisdk.store._experiments import Exposure, exposures, record_exposure, variant_outcomes
@@ -100,13 +100,13 @@ def test_a_journey_experiment_runs_to_a_decision(tester_for: Callable[..., Journ
 
     result = t.omni.experiment("subject-test", goal="Order Completed", window=timedelta(days=7), control="a",
                                horizon=500)
-    assert (result.decision, result.winner, result.method) == (Decision.WINNER, "b", "sequential")
+    assert (result.decision, result.winner, result.method) == (Conclusion.WINNER, "b", "sequential")
     counts = Counter(variants.values())
     a, b = result.variant("a"), result.variant("b")
     assert (a.exposures, b.exposures) == (counts["a"], counts["b"])
     assert b.conversion_lift is not None and b.conversion_lift.absolute_interval.lower > 0
     assert a.revenue_per_exposed == pytest.approx(30.0 * a.conversions / a.exposures)  # c0's late order is outside
-    assert b.decision is Decision.WINNER
+    assert b.decision is Conclusion.WINNER
 
 
 def test_the_same_customer_gets_the_same_variant_on_every_store_and_version(
@@ -173,7 +173,7 @@ def test_exposures_and_conversions_in_the_store(store_url: str) -> None:
         with pytest.raises(NotFoundError):
             omni.experiment("nobody-saw-this", control="a")
         result = omni.experiment("x", control="a", window=timedelta(days=7))
-        assert result.decision is Decision.KEEP_RUNNING and result.variant("b").exposures == 2
+        assert result.decision is Conclusion.KEEP_RUNNING and result.variant("b").exposures == 2
 
 
 def test_global_control_members_receive_no_marketing_on_any_channel(
