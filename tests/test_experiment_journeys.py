@@ -277,3 +277,26 @@ def test_a_declarative_experiment_node_is_checked(change: dict[str, Any], field:
         from_dict(definition)
     assert caught.value.field == field
 
+
+
+def test_the_experiments_command_lists_results(tester_for: Callable[..., JourneyTester], store_url: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import structlog
+
+    from omnisdk.cli import main
+
+    t = tester_for(with_holdout)
+    sign_up(t, [f"k{i}" for i in range(20)])
+    t.omni.track("k1", "Order Completed", {"revenue": 10.0}, channel="pos")
+    try:
+        assert main(["--store", store_url, "experiments", "--goal", "Order Completed"]) == 0
+        assert main(["--store", store_url, "experiments", "other"]) == 0
+    finally:
+        structlog.reset_defaults()
+    out = capsys.readouterr().out.splitlines()
+    exposed = Counter(e.variant for e in stored_exposures(t, "welcome-holdout").values())
+    assert out[0] == "welcome-holdout: 20 exposed, control none"
+    assert out[2].split()[:2] == ["none", str(exposed["none"])] and out[2].endswith("control")
+    assert out[3].split()[:2] == ["send", str(exposed["send"])] and out[3].endswith("keep running")
+    assert out[4] == "  => keep running (sequential)"
+    assert out[-1] == "no experiment has exposures yet"

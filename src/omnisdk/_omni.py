@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .experiments import ExperimentResult
     from .experiments._results import Method, Metric
     from .reports import Report
+    from .store._experiments import ExperimentOverview
 
 __all__ = ["AsyncOmni", "Omni"]
 
@@ -280,6 +281,13 @@ class Omni(_Base):
                                  horizon=horizon or DEFAULT_HORIZON, equivalence=equivalence,
                                  until=self._core.clock.timestamp())
 
+    def experiments(self) -> list[ExperimentOverview]:
+        """Every experiment with an exposure: its variants, how many were exposed, and when."""
+        from .store._experiments import experiment_overviews
+
+        with self._core.store.transaction(immediate=False) as tx:
+            return experiment_overviews(tx)
+
     def marketing_lift(
         self,
         *,
@@ -482,6 +490,7 @@ class AsyncOmni(_Base):
     attribution = _in_thread(Omni.attribution)
     report = _in_thread(Omni.report)
     experiment = _in_thread(Omni.experiment)
+    experiments = _in_thread(Omni.experiments)
     marketing_lift = _in_thread(Omni.marketing_lift)
     broadcast = _in_thread(Omni.broadcast)
     broadcasts = _in_thread(Omni.broadcasts)
