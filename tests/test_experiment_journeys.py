@@ -186,6 +186,8 @@ def test_global_control_members_receive_no_marketing_on_any_channel(
 
     @journey("welcome", version="1", trigger="Signed Up")
     async def welcome(ctx: JourneyContext) -> None:
+        await ctx.experiment("welcome-test", SHARES)  # marketing: the group is not exposed
+        await ctx.experiment("receipt-test", SHARES, purpose="transactional")  # everyone is
         await ctx.send("email", "welcome", channel="email")
         await ctx.send("waterfall", "welcome", channels=["sms", "email"], data={"again": True})
 
@@ -208,6 +210,8 @@ def test_global_control_members_receive_no_marketing_on_any_channel(
                 assert delivery.status == "skipped"
                 assert [(d.policy, d.reason) for d in delivery.decisions if d.action == "skip"] == [
                     ("global_control", "global control group: no marketing messages")]
+    assert set(stored_exposures(t, "welcome-test")) == set(customers) - held
+    assert set(stored_exposures(t, "receipt-test")) == set(customers)
     assert {cid: len(received[cid]) for cid in sorted(held)[:3]} == dict.fromkeys(sorted(held)[:3], 1)
     for cid in set(customers) - held:
         assert sorted(received[cid]) == [("email", "marketing"), ("email", "marketing"), ("sms", "marketing")]

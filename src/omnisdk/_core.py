@@ -105,7 +105,8 @@ class Core:
         from .journeys import JourneyRuntime, JourneySettings, RunAdmin  # journeys route touchpoints, queue sends
 
         self.journey_settings = JourneySettings.from_config(self.config.raw.get("journeys"))
-        self.journeys = JourneyRuntime(self.store, self.clock, self.journey_settings, sendtime=self.sendtime)
+        self.journeys = JourneyRuntime(self.store, self.clock, self.journey_settings, sendtime=self.sendtime,
+                                       global_control=self.experiment_settings.global_control)
         self.runs = RunAdmin(self.store, self.journeys)
         self.workers.append(self.journeys)
         # The dispatcher runs after the journey runtime, so a step's sends go out in the same round.

@@ -20,7 +20,7 @@ from .._customers import Customer
 from .._errors import JourneyError, NonDeterminismError, ValidationError
 from .._identity import load_customer
 from .._touchpoints import Touchpoint
-from ..experiments._assign import Split
+from ..experiments._assign import GlobalControl, Split
 from ..sendtime import SendTime
 from ..store import Transaction, touchpoint_from_json
 from ..store._experiments import Exposure, record_exposure
@@ -83,6 +83,7 @@ class JourneyContext:
         steps: dict[str, StepRecord],
         sends: Sends,
         sendtime: SendTime | None,
+        global_control: GlobalControl | None = None,
     ) -> None:
         self.run_id = run_id
         self.journey_id = journey_id
@@ -95,6 +96,7 @@ class JourneyContext:
         self.steps = steps
         self._sends = sends
         self._sendtime = sendtime
+        self._global_control = global_control
         self._seen: set[str] = set()
         self._customer: Customer | None = None
 
@@ -268,15 +270,17 @@ class JourneyContext:
 
     async def experiment(
         self, name: str, variants: Mapping[str, float], *, step: str | None = None,
-        holdouts: Collection[str] = (),
+        holdouts: Collection[str] = (), purpose: str = "marketing",
     ) -> str:
         """The customer's variant of experiment `name` (shares adding up to 1), recorded once as an exposure.
 
         The variant is a hash of `name` and the customer id (`experiments.Split`), so every worker,
         replay and journey version agrees; the first exposure stored for the customer wins, so a
         customer keeps their variant even if the shares change later. `holdouts` name variants that
-        get no message: branch on the returned name and send nothing for them. The step is named
-        `step` (default `experiment:<name>`) and memoised like any other.
+        get no message: branch on the returned name and send nothing for them. Members of the global
+        control group get a variant too but are not exposed to a marketing experiment (`purpose`):
+        they receive none of its messages, and counting them would only dilute the difference.
+        The step is named `step` (default `experiment:<name>`) and memoised like any other.
         """
         split = Split(variants, holdouts=holdouts)
         step = f"experiment:{name}" if step is None else step
@@ -285,10 +289,13 @@ class JourneyContext:
         if record is not None:
             return str(record.result["variant"])
         chosen = split.variant(name, self.customer_id)
-        chosen = record_exposure(self._tx, Exposure(experiment=name, customer_id=self.customer_id, variant=chosen,
-                                                    exposed_at=self._now, run_id=self.run_id,
-                                                    journey=self.journey_id))
-        self._record(step, "experiment", args, {"variant": chosen}, done=True)
+        control = self._global_control
+        exposed = purpose != "marketing" or control is None or not control.includes(self.customer_id)
+        if exposed:
+            chosen = record_exposure(self._tx, Exposure(experiment=name, customer_id=self.customer_id,
+                                                        variant=chosen, exposed_at=self._now, run_id=self.run_id,
+                                                        journey=self.journey_id))
+        self._record(step, "experiment", args, {"variant": chosen, "exposed": exposed}, done=True)
         return chosen
 
     async def run(self, step: str, fn: Callable[..., Any], *args: Any) -> Any:

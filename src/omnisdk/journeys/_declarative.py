@@ -100,7 +100,8 @@ def _compile(start: str, nodes: Mapping[str, Mapping[str, Any]]) -> Callable[[Jo
                 following = await ctx.run(node_id, pick)
             elif action == "experiment":
                 variant = await ctx.experiment(spec["experiment"], spec["variants"], step=node_id,
-                                               holdouts=spec.get("holdouts", ()))
+                                               holdouts=spec.get("holdouts", ()),
+                                               purpose=spec.get("purpose", "marketing"))
                 following = (spec.get("branches") or {}).get(variant)  # no branch (a holdout): the run ends
             else:
                 return

@@ -21,7 +21,7 @@ _NODE_KEYS: Final = {
     "wait_for": {"wait_for", "where", "timeout", "next", "on_timeout"},
     "branch": {"branch", "else"},
     "split": {"split"},
-    "experiment": {"experiment", "variants", "branches", "holdouts"},
+    "experiment": {"experiment", "variants", "branches", "holdouts", "purpose"},
     "exit": {"exit"},
 }
 
