@@ -80,3 +80,22 @@ def test_a_json_log_written_after_the_migration_is_read_before_the_rows(store_ur
         [delivery] = omni.deliveries()
     assert [(d.action, d.actor) for d in delivery.decisions] == [
         ("defer", "dispatcher"), ("send", "dispatcher"), ("cancelled", "journey")]
+
+
+def test_a_run_that_ends_first_logs_the_cancel_as_the_journeys(store_url: str, clock: VirtualClock) -> None:
+    from omnisdk.delivery import cancel_run_deliveries, enqueue_delivery
+
+    with Omni(store_url, clock=clock, load_entry_points=False) as omni:
+        omni.identify("c-1", phone="+14155550100")
+        now = clock.timestamp()
+        with omni.store.transaction() as tx:
+            did = enqueue_delivery(tx, key="run-1:nudge", customer_id="c-1", template="hello", channels=["sms"],
+                                   now=now, run_id="run-1", journey="cart", step="nudge")
+            assert enqueue_delivery(tx, key="run-1:nudge", customer_id="c-1", template="hello", channels=["sms"],
+                                    now=now, run_id="run-1") == did  # exactly once
+            assert cancel_run_deliveries(tx, "run-1", reason="goal reached: Order Completed", now=now) == 1
+            assert cancel_run_deliveries(tx, "run-1", reason="again", now=now) == 0  # nothing left to cancel
+        [delivery] = omni.deliveries()
+    assert (delivery.status, delivery.error) == ("cancelled", "goal reached: Order Completed")
+    assert [(d.action, d.actor, d.reason) for d in delivery.decisions] == [
+        ("cancelled", "journey", "goal reached: Order Completed")]

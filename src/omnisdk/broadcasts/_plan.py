@@ -16,9 +16,9 @@ from .._clock import to_datetime
 from .._errors import ValidationError
 from .._touchpoints import MESSAGE_CHANNELS, check_channel, new_id
 from ..segments import Condition, Segment
-from ..segments._dsl import NOW
-from ..store import Dialect, Transaction
+from ..store import Transaction
 from ..store._broadcasts import BroadcastPlan, insert_broadcast
+from ..store._segments import compile_segment
 
 __all__ = ["Broadcast", "Timing", "broadcast_from_plan", "plan_broadcast"]
 
@@ -109,14 +109,6 @@ def _timing(
         seconds = (within or timedelta(hours=24)).total_seconds()
         return Timing(mode="best", send_at=send_at, within=seconds), max(now, send_at)
     return Timing(mode="at", send_at=send_at), max(now, send_at)
-
-
-def compile_segment(condition: Condition, dialect: Dialect) -> tuple[str, list[Any], list[int]]:
-    """The segment's condition as SQL over `customers AS c`, its parameters, and the positions of "now"."""
-    compiled = condition.compile(dialect)
-    params = [None if p is NOW else p for p in compiled.params]
-    now_at = [i for i, p in enumerate(compiled.params) if p is NOW]
-    return compiled.text, params, now_at
 
 
 def plan_broadcast(

@@ -19,12 +19,8 @@ import attrs
 
 from .._errors import ValidationError
 from .._touchpoints import MESSAGE_CHANNELS, check_channel
-from ..store import Dialect
-from ..store._segments import NOT_ENGAGEMENT, NOW, Sql, compile_condition
 
 __all__ = [
-    "NOT_ENGAGEMENT",
-    "NOW",
     "Condition",
     "Measure",
     "consented",
@@ -52,10 +48,6 @@ class Condition:
 
     #: What kind of node this is (the store's compiler reads it).
     node: ClassVar[str] = ""
-
-    def compile(self, dialect: Dialect) -> Sql:
-        """The condition as SQL over `customers AS c` (compiled by the store)."""
-        return compile_condition(self, dialect)
 
     def __and__(self, other: Condition) -> Condition:
         return _Combined("AND", (self, other))

@@ -121,7 +121,7 @@ def insert_broadcast(
         "segment_now, timing, send_at, local_time, local_date, within_seconds, status, start_at, after_customer, "
         "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'scheduled', ?, '', ?, ?)",
         (plan.id, plan.name, plan.template, dumps(list(plan.channels)), plan.purpose, dumps(plan.data),
-         f"c.merged_into IS NULL AND COALESCE({segment_sql}, FALSE)", dumps(list(segment_params)),
+         segment_sql, dumps(list(segment_params)),
          dumps(list(segment_now)), plan.timing, plan.send_at,
          plan.local_time.isoformat() if plan.local_time else None,
          plan.local_date.isoformat() if plan.local_date else None, plan.within, plan.start_at, now, now),
