@@ -190,6 +190,7 @@ def test_global_control_members_receive_no_marketing_on_any_channel(
         await ctx.experiment("receipt-test", SHARES, purpose="transactional")  # everyone is
         await ctx.send("email", "welcome", channel="email")
         await ctx.send("waterfall", "welcome", channels=["sms", "email"], data={"again": True})
+        await ctx.send("account", "receipt", channel="sms", purpose="transactional")
 
     t = tester_for(welcome, config={"experiments": {"global_control": 0.2, "global_control_salt": 2026},
                                     "policies": {"dedupe": "0"}})
@@ -212,9 +213,12 @@ def test_global_control_members_receive_no_marketing_on_any_channel(
                     ("global_control", "global control group: no marketing messages")]
     assert set(stored_exposures(t, "welcome-test")) == set(customers) - held
     assert set(stored_exposures(t, "receipt-test")) == set(customers)
-    assert {cid: len(received[cid]) for cid in sorted(held)[:3]} == dict.fromkeys(sorted(held)[:3], 1)
+    for cid in held:  # the journey's transactional sms, and the app's receipt for three of them
+        expected = [("email", "transactional")] if cid in sorted(held)[:3] else []
+        assert sorted(received[cid]) == [*expected, ("sms", "transactional")]
     for cid in set(customers) - held:
-        assert sorted(received[cid]) == [("email", "marketing"), ("email", "marketing"), ("sms", "marketing")]
+        assert sorted(received[cid]) == [("email", "marketing"), ("email", "marketing"), ("sms", "marketing"),
+                                         ("sms", "transactional")]
 
     rng = random.Random(5)
     for cid in customers:
@@ -224,6 +228,25 @@ def test_global_control_members_receive_no_marketing_on_any_channel(
     assert lift.control == "global control"
     assert (lift.variant("global control").exposures, lift.variant("marketed").exposures) == (len(held), 60 - len(held))
     assert t.omni.marketing_lift(journey="welcome").variant("marketed").exposures == 60 - len(held)
+
+
+def test_async_omni_reads_an_experiment(store_url: str) -> None:
+    import asyncio
+
+    from omnisdk import AsyncOmni
+
+    async def main() -> None:
+        async with AsyncOmni(store_url) as omni:
+            with omni.store.transaction() as tx:
+                for i in range(4):
+                    record_exposure(tx, Exposure(experiment="x", customer_id=f"c{i}", variant="ab"[i % 2],
+                                                 exposed_at=1000.0))
+            await omni.track("c1", "Order Completed", channel="pos", timestamp=1200.0)
+            result = await omni.experiment("x", control="a")
+            assert [(v.name, v.exposures, v.conversions) for v in result.variants] == [("a", 2, 0), ("b", 2, 1)]
+            assert [o.experiment for o in await omni.experiments()] == ["x"]
+
+    asyncio.run(main())
 
 
 def test_global_control_configuration_is_checked(store_url: str) -> None:
