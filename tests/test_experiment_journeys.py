@@ -228,6 +228,10 @@ def test_global_control_members_receive_no_marketing_on_any_channel(
     assert lift.control == "global control"
     assert (lift.variant("global control").exposures, lift.variant("marketed").exposures) == (len(held), 60 - len(held))
     assert t.omni.marketing_lift(journey="welcome").variant("marketed").exposures == 60 - len(held)
+    by_sms = t.omni.marketing_lift(channel="sms")  # the waterfall asked for sms first: everyone
+    assert (by_sms.variant("global control").exposures, by_sms.variant("marketed").exposures) == (len(held),
+                                                                                                60 - len(held))
+    assert t.omni.marketing_lift(channel="push").variant("marketed").exposures == 0
 
 
 def test_async_omni_reads_an_experiment(store_url: str) -> None:

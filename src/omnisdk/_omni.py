@@ -294,17 +294,18 @@ class Omni(_Base):
         goal: str | Collection[str] = "Order Completed",
         window: timedelta = timedelta(days=7),
         journey: str | None = None,
+        channel: str | None = None,
         since: datetime | float | None = None,
         until: datetime | float | None = None,
         metric: Metric = "conversion",
         method: Method = "sequential",
     ) -> ExperimentResult:
-        """What all marketing (or one `journey`'s) earns against the global control group
-        (`[experiments] global_control`): "marketed" against "global control"."""
+        """What all marketing (or one `journey`'s, or the messages meant first for one `channel`) earns
+        against the global control group (`[experiments] global_control`): "marketed" against "global control"."""
         from .experiments._measure import marketing_lift
 
         return marketing_lift(self._core.store, self._core.experiment_settings.global_control, goal=goal,
-                              window=window, since=since, until=until, journey=journey,
+                              window=window, since=since, until=until, journey=journey, channel=channel,
                               metric=metric, method=method)
 
     def report(

@@ -87,20 +87,20 @@ def _arm(customers: Sequence[Reached], with_revenue: bool) -> VariantData:
 def marketing_lift(
     store: SQLStore, control: GlobalControl | None, *, goal: str | Collection[str], window: timedelta,
     since: datetime | float | None = None, until: datetime | float | None = None, journey: str | None = None,
-    metric: Metric = "conversion", method: Method = "sequential", alpha: float = 0.05,
+    channel: str | None = None, metric: Metric = "conversion", method: Method = "sequential", alpha: float = 0.05,
     horizon: int = DEFAULT_HORIZON,
 ) -> ExperimentResult:
     """What marketing earns: customers some marketing message was meant for (queued in [`since`,
-    `until`), of `journey` only when given) outside the global control group against those in it,
-    on `goal` within `window` of the first such message. Both arms are counted alike (an intention
-    to market), since the group's messages are queued and then skipped."""
+    `until`); of `journey` only, or first meant for `channel` only, when given) outside the global
+    control group against those in it, on `goal` within `window` of the first such message. Both arms
+    are counted alike (an intention to market), since the group's messages are queued and then skipped."""
     if control is None:
         raise ValidationError("no global control group is configured ([experiments] global_control)",
                               field="global_control")
     goals, seconds = _goals(goal), _seconds(window)
     with store.transaction(immediate=False) as tx:
         reached = marketing_reach(tx, goal=goals, window=seconds, since=_timestamp(since, "since"),
-                                  until=_timestamp(until, "until"), journey=journey)
+                                  until=_timestamp(until, "until"), journey=journey, channel=channel)
     held = [c for c in reached if control.includes(c.customer_id)]
     marketed = [c for c in reached if not control.includes(c.customer_id)]
     with_revenue = any(c.revenue for c in reached)

@@ -149,19 +149,26 @@ class Reached:
     revenue: float
 
 
+def _first_channel(tx: Transaction) -> str:
+    """SQL for the first channel of a delivery's waterfall (NULL for "the customer's preferred")."""
+    return "(channels ->> 0)" if tx.dialect.name == "postgresql" else "json_extract(channels, '$[0]')"
+
+
 def marketing_reach(
     tx: Transaction, *, goal: Collection[str], window: float, since: float | None = None,
-    until: float | None = None, journey: str | None = None,
+    until: float | None = None, journey: str | None = None, channel: str | None = None,
 ) -> list[Reached]:
-    """Every customer with a marketing delivery queued in [`since`, `until`) (of `journey` only, when
-    given), whether it went out or was skipped, with the `goal` touchpoints on any channel at or after
-    the first such delivery and less than `window` seconds later: what the global control group's lift
-    compares (members have their deliveries skipped, so they are counted alike)."""
+    """Every customer with a marketing delivery queued in [`since`, `until`) (of `journey` only, and
+    meant first for `channel` only, when given), whether it went out or was skipped, with the `goal`
+    touchpoints on any channel at or after the first such delivery and less than `window` seconds
+    later: what the global control group's lift compares (members have their deliveries skipped, so
+    they are counted alike; the channel is the one asked for, which both groups have)."""
     goals = sorted(goal)
     revenue = "COALESCE(" + ", ".join(tx.dialect.json_number("t.properties", p) for p in REVENUE_PROPERTIES) + ", 0)"
     where = ["purpose = 'marketing'"]
     params: list[Any] = []
-    for condition, value in (("created_at >= ?", since), ("created_at < ?", until), ("journey = ?", journey)):
+    for condition, value in (("created_at >= ?", since), ("created_at < ?", until), ("journey = ?", journey),
+                             (f"{_first_channel(tx)} = ?", channel)):
         if value is not None:
             where.append(condition)
             params.append(value)
