@@ -176,6 +176,21 @@ def test_exposures_and_conversions_in_the_store(store_url: str) -> None:
         assert result.decision is Conclusion.KEEP_RUNNING and result.variant("b").exposures == 2
 
 
+def test_a_merge_keeps_one_exposure_per_experiment(store_url: str) -> None:
+    with Omni(store_url) as omni:
+        anon = omni.track({"anonymous_id": "a-1"}, "Product Viewed", channel="web").customer_id
+        omni.identify("c-1", email="c1@example.com")
+        with omni.store.transaction() as tx:
+            for cid, experiment, variant in ((anon, "x", "b"), (anon, "y", "b"), ("c-1", "x", "a")):
+                record_exposure(tx, Exposure(experiment=experiment, customer_id=cid, variant=variant,
+                                             exposed_at=1000.0))
+        omni.identify("c-1", anonymous_id="a-1")  # the anonymous profile merges into c-1
+        assert omni.customer(anon).id == "c-1"
+        with omni.store.transaction() as tx:
+            assert [(e.customer_id, e.variant) for e in exposures(tx, "x")] == [("c-1", "a")]  # the winner's stays
+            assert [(e.customer_id, e.variant) for e in exposures(tx, "y")] == [("c-1", "b")]  # the loser's moves
+
+
 def test_global_control_members_receive_no_marketing_on_any_channel(
     tester_for: Callable[..., JourneyTester],
 ) -> None:

@@ -17,7 +17,7 @@ from ._base import Transaction
 from ._rows import optional_text, text, timestamp
 
 __all__ = ["ExperimentOverview", "Exposure", "Reached", "VariantOutcome", "experiment_overviews", "exposures",
-           "marketing_reach", "record_exposure", "variant_outcomes"]
+           "marketing_reach", "move_exposures", "record_exposure", "variant_outcomes"]
 
 _COLUMNS = "experiment, customer_id, variant, run_id, journey, exposed_at"
 #: Where a goal touchpoint's revenue is read from: the first of these properties that is a number.
@@ -183,3 +183,14 @@ def marketing_reach(
     rows = tx.query(sql, [*params, *goals, float(window)])
     return [Reached(customer_id=text(r[0]), first_at=timestamp(r[1]), conversions=int(r[2]), revenue=float(r[3]))
             for r in rows]
+
+
+def move_exposures(tx: Transaction, winner: str, loser: str) -> None:
+    """A merge: the loser's exposures become the winner's, except to experiments the winner was
+    already exposed to (one exposure per customer: the winner's stays, the loser's goes)."""
+    tx.execute(
+        "UPDATE experiment_exposures SET customer_id = ? WHERE customer_id = ? AND experiment NOT IN ("
+        "SELECT experiment FROM experiment_exposures WHERE customer_id = ?)",
+        (winner, loser, winner),
+    )
+    tx.execute("DELETE FROM experiment_exposures WHERE customer_id = ?", (loser,))
