@@ -153,6 +153,36 @@ def test_a_holdout_variant_is_exposed_and_sent_nothing(tester_for: Callable[...,
     assert all((t.deliveries(cid) == []) == (cid in held) for cid in customers)
 
 
+@journey("bandit", version="1", trigger="Signed Up")
+async def with_bandit(ctx: JourneyContext) -> None:
+    variant = await ctx.experiment("bandit-test", SHARES, allocation="thompson", goal="Order Completed",
+                                   window=timedelta(days=7), control="a", control_floor=0.1)
+    await ctx.send("hello", f"hello-{variant}", channel="email")
+
+
+def test_a_bandit_moves_traffic_to_the_better_variant_and_keeps_the_control_floor(
+    tester_for: Callable[..., JourneyTester],
+) -> None:
+    t = tester_for(with_bandit)
+    first = [f"w1-{i}" for i in range(100)]
+    sign_up(t, first)
+    wave1 = stored_exposures(t, "bandit-test")
+    assert {cid: e.variant for cid, e in wave1.items()} == {cid: Split(SHARES).variant("bandit-test", cid)
+                                                           for cid in first}  # nothing known yet: the shares given
+    rng = random.Random(3)
+    for cid, exposure in wave1.items():
+        if rng.random() < (0.5 if exposure.variant == "b" else 0.05):
+            t.omni.track(cid, "Order Completed", channel="pos")
+    t.advance(hours=2)  # past the hourly refresh
+    second = [f"w2-{i}" for i in range(200)]
+    sign_up(t, second)
+    stored = stored_exposures(t, "bandit-test")
+    wave2 = Counter(stored[cid].variant for cid in second)
+    assert wave2["b"] > 150 and wave2["a"] >= 8  # most traffic to b, control near its 10% floor
+    assert {cid: stored[cid] for cid in first} == wave1  # exposed customers keep their variant
+    assert [d.template for d in t.deliveries("w2-0")] == [f"hello-{stored['w2-0'].variant}"]
+
+
 def test_exposures_and_conversions_in_the_store(store_url: str) -> None:
     with Omni(store_url) as omni:
         omni.track("ada", "Order Completed", {"value": 5.0}, channel="pos", timestamp=900.0)  # before: not counted

@@ -36,6 +36,7 @@ from ..store import DECODE_ERRORS, SQLStore, Transaction, quarantine_row, touchp
 from ..store import _runs as runs_db
 from ..store._identities import merges_after
 from ..store._runs import ACTIVE, ClaimedRun, KnownRun, NewRun, RoutableTouchpoint, RunOutcome, StepRecord
+from ._bandits import BanditShares
 from ._context import JourneyContext, Suspend
 from ._decorator import Journey
 from ._sends import BatchedSends, DirectSends, Sends
@@ -111,6 +112,7 @@ class JourneyRuntime:
         self.sendtime = sendtime
         #: Members are not exposed to marketing experiments (they receive no marketing at all).
         self.global_control = global_control
+        self.bandits = BanditShares()  # the shares of bandit experiments, refreshed hourly
         self.settings = settings or JourneySettings()
         self.batch_size = self.settings.batch_size
         self.route_batch_size = self.settings.route_batch_size
@@ -291,7 +293,7 @@ class JourneyRuntime:
         ctx = JourneyContext(
             tx=tx, run_id=run.id, journey_id=run.journey, version=run.version, customer_id=run.customer_id,
             trigger=decoded or {}, trigger_seq=run.trigger_seq, now=now, steps=steps, sends=sends,
-            sendtime=self.sendtime, global_control=self.global_control,
+            sendtime=self.sendtime, global_control=self.global_control, bandits=self.bandits,
         )
         try:
             await definition.fn(ctx)
