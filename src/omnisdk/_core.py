@@ -81,8 +81,12 @@ class Core:
             record=lambda cid, event, props, channel: self.track(cid, event, props, channel=channel),
             validator=self.validate,
         )
+        from .experiments._settings import ExperimentSettings
+
+        self.experiment_settings = ExperimentSettings.from_config(self.config.raw.get("experiments"))
         self.policy_rules = PolicyRules.from_config(
-            self.config.policies, [args[0] for args in self.plugins.collect("register_policies") if args]
+            self.config.policies, [args[0] for args in self.plugins.collect("register_policies") if args],
+            global_control=self.experiment_settings.global_control,
         )
         from .segments import SegmentWatcher  # watched segments turn entries/exits into touchpoints first
 
@@ -101,7 +105,8 @@ class Core:
         from .journeys import JourneyRuntime, JourneySettings, RunAdmin  # journeys route touchpoints, queue sends
 
         self.journey_settings = JourneySettings.from_config(self.config.raw.get("journeys"))
-        self.journeys = JourneyRuntime(self.store, self.clock, self.journey_settings, sendtime=self.sendtime)
+        self.journeys = JourneyRuntime(self.store, self.clock, self.journey_settings, sendtime=self.sendtime,
+                                       global_control=self.experiment_settings.global_control)
         self.runs = RunAdmin(self.store, self.journeys)
         self.workers.append(self.journeys)
         # The dispatcher runs after the journey runtime, so a step's sends go out in the same round.

@@ -36,6 +36,7 @@ from .store._customers import (
     move_customer_rows,
     write_merged_profile,
 )
+from .store._experiments import move_exposures
 from .store._identities import (
     counts_by_kind,
     counts_of_pair,
@@ -263,6 +264,7 @@ class IdentityResolver:
             w.preferred_channels or lo.preferred_channels), now)
         move_identities(tx, winner, loser)
         move_customer_rows(tx, CUSTOMER_TABLES, winner, loser)
+        move_exposures(tx, winner, loser)  # not a plain move: one exposure per experiment and customer
         mark_merged(tx, winner, loser, now)
         insert_merge(tx, winner, loser, reason, now)
         log.info("profiles_merged", winner=winner, loser=loser, reason=reason)

@@ -38,7 +38,10 @@ from .store import (
 
 if TYPE_CHECKING:
     from .analytics import AttributionResult, Funnel, KPITable
+    from .experiments import ExperimentResult
+    from .experiments._results import Method, Metric
     from .reports import Report
+    from .store._experiments import ExperimentOverview
 
 __all__ = ["AsyncOmni", "Omni"]
 
@@ -254,6 +257,57 @@ class Omni(_Base):
         return attribution(self._core.store, model, order=order, conversion=conversion, lookback=lookback,
                            touches=touches, since=since, until=until, **params)
 
+    def experiment(
+        self,
+        name: str,
+        *,
+        goal: str | Collection[str] = "Order Completed",
+        window: timedelta = timedelta(days=7),
+        control: str,
+        metric: Metric = "conversion",
+        method: Method = "sequential",
+        alpha: float = 0.05,
+        horizon: int | None = None,
+        equivalence: float | None = None,
+    ) -> ExperimentResult:
+        """Experiment `name` so far: per variant exposures, conversions on `goal` (any channel, POS
+        included) within `window` of the exposure, revenue per exposed customer, lifts against `control`
+        with always-valid intervals (`method="fixed"` for a fixed-horizon test), and a decision."""
+        from .experiments import DEFAULT_HORIZON
+        from .experiments._measure import experiment_result
+
+        return experiment_result(self._core.store, name, goal=goal, window=window, control=control,
+                                 metric=metric, method=method, alpha=alpha,
+                                 horizon=horizon or DEFAULT_HORIZON, equivalence=equivalence,
+                                 until=self._core.clock.timestamp())
+
+    def experiments(self) -> list[ExperimentOverview]:
+        """Every experiment with an exposure: its variants, how many were exposed, and when."""
+        from .store._experiments import experiment_overviews
+
+        with self._core.store.transaction(immediate=False) as tx:
+            return experiment_overviews(tx)
+
+    def marketing_lift(
+        self,
+        *,
+        goal: str | Collection[str] = "Order Completed",
+        window: timedelta = timedelta(days=7),
+        journey: str | None = None,
+        channel: str | None = None,
+        since: datetime | float | None = None,
+        until: datetime | float | None = None,
+        metric: Metric = "conversion",
+        method: Method = "sequential",
+    ) -> ExperimentResult:
+        """What all marketing (or one `journey`'s, or the messages meant first for one `channel`) earns
+        against the global control group (`[experiments] global_control`): "marketed" against "global control"."""
+        from .experiments._measure import marketing_lift
+
+        return marketing_lift(self._core.store, self._core.experiment_settings.global_control, goal=goal,
+                              window=window, since=since, until=until, journey=journey, channel=channel,
+                              metric=metric, method=method)
+
     def report(
         self,
         html: str | PathLike[str] | None = None,
@@ -436,6 +490,9 @@ class AsyncOmni(_Base):
     funnel = _in_thread(Omni.funnel)
     attribution = _in_thread(Omni.attribution)
     report = _in_thread(Omni.report)
+    experiment = _in_thread(Omni.experiment)
+    experiments = _in_thread(Omni.experiments)
+    marketing_lift = _in_thread(Omni.marketing_lift)
     broadcast = _in_thread(Omni.broadcast)
     broadcasts = _in_thread(Omni.broadcasts)
     broadcast_status = _in_thread(Omni.broadcast_status)

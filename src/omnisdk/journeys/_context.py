@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -20,10 +20,13 @@ from .._customers import Customer
 from .._errors import JourneyError, NonDeterminismError, ValidationError
 from .._identity import load_customer
 from .._touchpoints import Touchpoint
+from ..experiments._assign import GlobalControl, Split
 from ..sendtime import SendTime
 from ..store import Transaction, touchpoint_from_json
+from ..store._experiments import Exposure, record_exposure
 from ..store._runs import StepRecord
 from ..store._touchpoints import recent_touchpoints, touchpoints_after
+from ._bandits import BanditRule, BanditShares, goals
 from ._sends import Sends, new_message
 
 __all__ = ["JourneyContext", "StepRecord", "Suspend"]
@@ -81,6 +84,8 @@ class JourneyContext:
         steps: dict[str, StepRecord],
         sends: Sends,
         sendtime: SendTime | None,
+        global_control: GlobalControl | None = None,
+        bandits: BanditShares | None = None,
     ) -> None:
         self.run_id = run_id
         self.journey_id = journey_id
@@ -93,6 +98,8 @@ class JourneyContext:
         self.steps = steps
         self._sends = sends
         self._sendtime = sendtime
+        self._global_control = global_control
+        self._bandits = bandits
         self._seen: set[str] = set()
         self._customer: Customer | None = None
 
@@ -263,6 +270,51 @@ class JourneyContext:
             elif where(touchpoint):
                 return touchpoint
         return None
+
+    async def experiment(
+        self, name: str, variants: Mapping[str, float], *, step: str | None = None,
+        holdouts: Collection[str] = (), purpose: str = "marketing",
+        allocation: Literal["fixed", "thompson"] = "fixed", goal: str | Collection[str] = "Order Completed",
+        window: timedelta = timedelta(days=7), control: str | None = None, control_floor: float = 0.1,
+    ) -> str:
+        """The customer's variant of experiment `name` (shares adding up to 1), recorded once as an exposure.
+
+        The variant is a hash of `name` and the customer id (`experiments.Split`), so every worker,
+        replay and journey version agrees; the first exposure stored for the customer wins, so a
+        customer keeps their variant even if the shares change later. `holdouts` name variants that
+        get no message: branch on the returned name and send nothing for them. Members of the global
+        control group get a variant too but are not exposed to a marketing experiment (`purpose`):
+        they receive none of its messages, and counting them would only dilute the difference.
+        `allocation="thompson"` starts from `variants` and then moves traffic to the variant most
+        likely best on `goal` within `window` (Thompson sampling, refreshed hourly), keeping `control`
+        at `control_floor` at least; each customer's variant still holds once exposed.
+        The step is named `step` (default `experiment:<name>`) and memoised like any other.
+        """
+        split = Split(variants, holdouts=holdouts)
+        step = f"experiment:{name}" if step is None else step
+        args = {"experiment": name, "variants": sorted(split.shares)}
+        record = self._replay(step, "experiment", args)
+        if record is not None:
+            return str(record.result["variant"])
+        if allocation == "thompson":
+            if control is None:
+                raise ValidationError("a bandit needs its control variant", field=f"{step}.control")
+            rule = BanditRule(goal=goals(goal), window=_seconds(window, f"{step}.window"), control=control,
+                              control_floor=control_floor)
+            if self._bandits is None:
+                self._bandits = BanditShares()
+            split = Split(self._bandits.shares(self._tx, name, rule, split.shares, self._now), holdouts=holdouts)
+        elif allocation != "fixed":
+            raise ValidationError("expected 'fixed' or 'thompson'", field=f"{step}.allocation", value=allocation)
+        chosen = split.variant(name, self.customer_id)
+        control_group = self._global_control
+        exposed = purpose != "marketing" or control_group is None or not control_group.includes(self.customer_id)
+        if exposed:
+            chosen = record_exposure(self._tx, Exposure(experiment=name, customer_id=self.customer_id,
+                                                        variant=chosen, exposed_at=self._now, run_id=self.run_id,
+                                                        journey=self.journey_id))
+        self._record(step, "experiment", args, {"variant": chosen, "exposed": exposed}, done=True)
+        return chosen
 
     async def run(self, step: str, fn: Callable[..., Any], *args: Any) -> Any:
         """Call `fn(*args)` once per run and remember its (JSON) result; replays return the memo.

@@ -13,11 +13,15 @@ nodes:
   vip:     {branch: [{if: {field: customer.traits.vip, equals: true}, next: call}], else: ab}
   ab:      {split: {coupon: 50, reminder: 50}}
   coupon:  {send: coupon, channels: [sms, email]}
+  subject: {experiment: subject-test, variants: {a: 0.45, b: 0.45, none: 0.1}, holdouts: [none],
+            branches: {a: subject-a, b: subject-b}}   # `none` has no branch: the run ends, no message
   ...
 ```
 
 Node ids are the step names, so a new version may add nodes without disturbing runs in flight.
-Branch and split decisions are memoised steps: a replay takes the branch the run took before.
+Branch, split and experiment decisions are memoised steps: a replay takes the branch the run took
+before. An experiment node assigns the customer's variant (`ctx.experiment`, an exposure recorded
+once) and follows `branches[variant]`; a variant without a branch, such as a holdout, ends the run.
 The graph must be acyclic (a node is a step, and a step runs once per run).
 """
 
@@ -94,6 +98,11 @@ def _compile(start: str, nodes: Mapping[str, Mapping[str, Any]]) -> Callable[[Jo
                     return random.Random(f"{ctx.run_id}:{node_id}").choices(targets, weights)[0]
 
                 following = await ctx.run(node_id, pick)
+            elif action == "experiment":
+                variant = await ctx.experiment(spec["experiment"], spec["variants"], step=node_id,
+                                               holdouts=spec.get("holdouts", ()),
+                                               purpose=spec.get("purpose", "marketing"))
+                following = (spec.get("branches") or {}).get(variant)  # no branch (a holdout): the run ends
             else:
                 return
             node_id = following

@@ -9,10 +9,11 @@ from datetime import timedelta
 from typing import Any, Final
 
 from .._errors import ValidationError
+from ..experiments._assign import Split
 
 __all__ = ["ACTIONS", "OPERATORS", "node_action", "duration", "to_mermaid", "validate"]
 
-ACTIONS: Final = ("send", "sleep", "wait_for", "branch", "split", "exit")
+ACTIONS: Final = ("send", "sleep", "wait_for", "branch", "split", "experiment", "exit")
 OPERATORS: Final = ("equals", "not_equals", "in", "exists", "gt", "gte", "lt", "lte")
 _NODE_KEYS: Final = {
     "send": {"send", "channel", "channels", "data", "purpose", "next"},
@@ -20,6 +21,7 @@ _NODE_KEYS: Final = {
     "wait_for": {"wait_for", "where", "timeout", "next", "on_timeout"},
     "branch": {"branch", "else"},
     "split": {"split"},
+    "experiment": {"experiment", "variants", "branches", "holdouts", "purpose"},
     "exit": {"exit"},
 }
 
@@ -56,7 +58,35 @@ def _edges(spec: Mapping[str, Any], action: str) -> list[tuple[str, str]]:
         return edges + ([("else", spec["else"])] if spec.get("else") else [])
     if action == "split":
         return [(f"{weight}%", target) for target, weight in spec["split"].items()]
+    if action == "experiment":
+        shares = spec.get("variants") or {}
+        return [(f"{variant} {_percent(shares.get(variant))}", target)
+                for variant, target in (spec.get("branches") or {}).items()]
     return [("", spec["next"])] if spec.get("next") else []
+
+
+def _percent(share: Any) -> str:
+    return f"{share * 100:g}%" if isinstance(share, int | float) else "?"
+
+
+def _check_experiment(spec: Mapping[str, Any], field: str) -> None:
+    """A named experiment, shares that add up to 1, and branches only for its variants."""
+    if not isinstance(spec["experiment"], str) or not spec["experiment"]:
+        raise ValidationError("expected the experiment's name", field=f"{field}.experiment", value=spec["experiment"])
+    variants = spec.get("variants")
+    holdouts = spec.get("holdouts", ())
+    try:
+        Split(variants if isinstance(variants, Mapping) else {}, holdouts=holdouts)
+    except ValidationError as exc:
+        raise ValidationError(str(exc).removeprefix(f"{exc.field}: "), field=f"{field}.{exc.field}",
+                              value=variants) from None
+    branches = spec.get("branches", {})
+    if not isinstance(branches, Mapping):
+        raise ValidationError("expected {variant: node}", field=f"{field}.branches", value=branches)
+    unknown = sorted(set(branches) - set(variants or {}))
+    if unknown:
+        raise ValidationError(f"not among the variants: {', '.join(map(repr, unknown))}", field=f"{field}.branches",
+                              value=unknown)
 
 
 def _describe(condition: Mapping[str, Any]) -> str:
@@ -110,6 +140,8 @@ def validate(definition: Mapping[str, Any]) -> tuple[str, dict[str, Mapping[str,
                 isinstance(w, int | float) and w > 0 for w in weights.values()
             ):
                 raise ValidationError("expected {node: weight} with positive weights", field=f"{field}.split")
+        if action == "experiment":
+            _check_experiment(spec, field)
         for label, target in _edges(spec, action):
             if target not in nodes:
                 raise ValidationError(f"{label or 'next'} leads to unknown node {target!r}", field=field, value=target)
@@ -163,6 +195,8 @@ def to_mermaid(definition: Mapping[str, Any]) -> str:
             shape = "{" + _label(f"{node_id}: branch") + "}"
         elif action == "split":
             shape = "{{" + _label(f"{node_id}: random split") + "}}"
+        elif action == "experiment":
+            shape = "{{" + _label(f"{node_id}: experiment {spec['experiment']}") + "}}"
         else:
             shape = "(((" + _label(f"{node_id}: exit") + ")))"
         lines.append(f"    {mid}{shape}")

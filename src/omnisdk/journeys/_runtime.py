@@ -30,11 +30,13 @@ from .._errors import ConfigError, JourneyError, NonDeterminismError, Validation
 from .._identity import register_customer_table
 from .._logging import get_logger
 from ..delivery import cancel_run_deliveries
+from ..experiments._assign import GlobalControl
 from ..sendtime import SendTime
 from ..store import DECODE_ERRORS, SQLStore, Transaction, quarantine_row, touchpoint_json
 from ..store import _runs as runs_db
 from ..store._identities import merges_after
 from ..store._runs import ACTIVE, ClaimedRun, KnownRun, NewRun, RoutableTouchpoint, RunOutcome, StepRecord
+from ._bandits import BanditShares
 from ._context import JourneyContext, Suspend
 from ._decorator import Journey
 from ._sends import BatchedSends, DirectSends, Sends
@@ -98,16 +100,19 @@ class _RedoCarefully(Exception):
 
 
 class JourneyRuntime:
-    """A `Worker` of the core: the store it works in, the clock, and the send-time optimiser that
-    `ctx.send(..., at="best_time")` asks."""
+    """A `Worker` of the core: the store it works in, the clock, the send-time optimiser that
+    `ctx.send(..., at="best_time")` asks, and the global control group `ctx.experiment` leaves out."""
 
     def __init__(
         self, store: SQLStore, clock: Clock, settings: JourneySettings | None = None, *,
-        sendtime: SendTime | None = None,
+        sendtime: SendTime | None = None, global_control: GlobalControl | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.sendtime = sendtime
+        #: Members are not exposed to marketing experiments (they receive no marketing at all).
+        self.global_control = global_control
+        self.bandits = BanditShares()  # the shares of bandit experiments, refreshed hourly
         self.settings = settings or JourneySettings()
         self.batch_size = self.settings.batch_size
         self.route_batch_size = self.settings.route_batch_size
@@ -288,7 +293,7 @@ class JourneyRuntime:
         ctx = JourneyContext(
             tx=tx, run_id=run.id, journey_id=run.journey, version=run.version, customer_id=run.customer_id,
             trigger=decoded or {}, trigger_seq=run.trigger_seq, now=now, steps=steps, sends=sends,
-            sendtime=self.sendtime,
+            sendtime=self.sendtime, global_control=self.global_control, bandits=self.bandits,
         )
         try:
             await definition.fn(ctx)

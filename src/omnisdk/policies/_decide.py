@@ -86,14 +86,14 @@ def decide(
     recent: RecentActivity | None = None,
     rules: PolicyRules | None = None,
 ) -> SendDecision:
-    """Judge one delivery at `now`. Checks on the whole delivery come first (goal reached, duplicate,
-    frequency cap: skip), then each candidate channel in order: available, reachable, consented,
+    """Judge one delivery at `now`. Checks on the whole delivery come first (global control group, goal
+    reached, duplicate, frequency cap: skip), then each candidate channel in order: available, reachable, consented,
     quiet hours (defer, never drop), then plugin policies. The first channel that passes is chosen.
     """
     rules = rules or DEFAULT_RULES
     recent = recent or EMPTY_ACTIVITY
     checks: list[Check] = []
-    for blocker in (_goal_reached, _duplicate, _capped):
+    for blocker in (_global_control, _goal_reached, _duplicate, _capped):
         reason = blocker(request, recent, rules, now)
         if reason:
             checks.append(Check(blocker.__name__.strip("_"), None, False, reason))
@@ -186,6 +186,14 @@ def _run_policy(name: str, policy: Any, context: PolicyContext) -> Verdict | Non
         log.error("policy_bad_verdict", policy=name, verdict=type(verdict).__name__)
         return Verdict(action="skip", reason=f"policy {name} returned {type(verdict).__name__}, not a Verdict")
     return verdict
+
+
+def _global_control(request: SendRequest, recent: RecentActivity, rules: PolicyRules, now: float) -> str | None:
+    """Marketing never reaches the global control group (transactional messages still do)."""
+    control = rules.global_control
+    if control is None or request.purpose != "marketing" or not control.includes(request.customer.id):
+        return None
+    return "global control group: no marketing messages"
 
 
 def _goal_reached(request: SendRequest, recent: RecentActivity, rules: PolicyRules, now: float) -> str | None:

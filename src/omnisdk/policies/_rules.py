@@ -15,6 +15,7 @@ from .._customers import PURPOSES, Customer
 from .._errors import ConfigError
 from .._localtime import wall_instant, zone
 from .._touchpoints import MESSAGE_CHANNELS
+from ..experiments._assign import GlobalControl
 
 __all__ = [
     "ENGAGEMENT_EVENTS",
@@ -177,10 +178,14 @@ class PolicyRules:
     channel_order: tuple[str, ...] = DEFAULT_CHANNEL_ORDER
     engagement_window: float = 30 * 86400.0
     custom: tuple[tuple[str, Policy], ...] = ()
+    #: `[experiments] global_control`: the customers no marketing message reaches (None: nobody).
+    global_control: GlobalControl | None = None
 
     @classmethod
-    def from_config(cls, section: Mapping[str, Any] | None, custom: Sequence[Policy] = ()) -> PolicyRules:
-        """Parse `[policies]`; bad values raise `ConfigError` naming the key (`policies.quiet_hours.start`)."""
+    def from_config(cls, section: Mapping[str, Any] | None, custom: Sequence[Policy] = (), *,
+                    global_control: GlobalControl | None = None) -> PolicyRules:
+        """Parse `[policies]`; bad values raise `ConfigError` naming the key (`policies.quiet_hours.start`).
+        `global_control` comes from `[experiments]` (`experiments.ExperimentSettings`)."""
         section = dict(section or {})
         known = ("quiet_hours", "default_timezone", "frequency_cap", "dedupe", "suppress", "channel_order",
                  "engagement_window")
@@ -213,7 +218,7 @@ class PolicyRules:
         if "engagement_window" in section:
             kwargs["engagement_window"] = parse_duration(section["engagement_window"], "policies.engagement_window")
         kwargs["custom"] = tuple((str(getattr(p, "name", None) or getattr(p, "__name__", repr(p))), p) for p in custom)
-        return cls(**kwargs)
+        return cls(**kwargs, global_control=global_control)
 
     def goals_for(self, template: str, data: Mapping[str, Any]) -> tuple[str, ...]:
         """Events that, once they happen after a send was queued, make it pointless (the customer bought)."""
