@@ -254,7 +254,10 @@ def test_send_time_slots_are_the_starts_of_local_hours(night: tuple[str, int, ti
     def hour(at: int) -> datetime:
         return datetime.fromtimestamp(at, tz).replace(tzinfo=None, minute=0, second=0, fold=0)
 
-    starts, latest = [], hour(now)
+    # The latest hour the clock has shown, counting the hours before `now`: when `now` falls in the
+    # second pass of a fold, the hours it repeats were shown already and are not new.
+    latest = max(hour(at) for at in range(now - 4 * 3600, now + 1, MINUTE))
+    starts = []
     for at in range(now + MINUTE, now + within + 1, MINUTE):
         if hour(at) > latest:
             starts.append(at)
