@@ -18,7 +18,7 @@ from ._identity import IdentityResolver, IdentityRules, Who, load_customer
 from ._logging import get_logger
 from ._plugins import PluginHost
 from ._recorder import Recorder
-from ._touchpoints import CHANNELS, MESSAGE_CHANNELS, Touchpoint, check_channel, new_id
+from ._touchpoints import CHANNELS, MESSAGE_CHANNELS, Touchpoint, check_channel, choose_channels, new_id
 from ._validation import Limits, Validator
 from .store import SQLStore, dumps, open_store
 from .store._consents import insert_consent
@@ -358,13 +358,7 @@ class Core:
         from .delivery import enqueue_delivery
 
         check = self.validate
-        if channel is not None and channels is not None:
-            raise ValidationError("give channel or channels, not both", field="channels")
-        if channels is not None and (isinstance(channels, str) or not isinstance(channels, Sequence)):
-            raise ValidationError("expected a list of channels", field="channels", value=type(channels).__name__)
-        chosen = [check_channel(channel, allowed=MESSAGE_CHANNELS)] if channel is not None else [
-            check_channel(ch, field=f"channels[{i}]", allowed=MESSAGE_CHANNELS) for i, ch in enumerate(channels or ())
-        ]
+        chosen = list(choose_channels(channel, channels))
         if purpose not in PURPOSES:
             raise ValidationError(f"expected one of {', '.join(PURPOSES)}", field="purpose", value=purpose)
         if not isinstance(template, str) or not template:

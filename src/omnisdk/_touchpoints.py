@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -19,6 +19,7 @@ __all__ = [
     "Events",
     "Touchpoint",
     "check_channel",
+    "choose_channels",
     "new_id",
 ]
 
@@ -33,6 +34,22 @@ def check_channel(channel: str, *, field: str = "channel", allowed: tuple[str, .
             f"unknown channel {channel!r}; expected one of {', '.join(allowed)}", field=field, value=channel
         )
     return channel
+
+
+def choose_channels(
+    channel: str | None, channels: Sequence[str] | None, *, single_field: str = "channel"
+) -> tuple[str, ...]:
+    """A send's `channel=` or its `channels=` waterfall (not both), each a message channel; empty
+    when neither is given (the customer's preferred channel). `single_field` names `channel` in errors."""
+    if channel is not None and channels is not None:
+        raise ValidationError("give channel or channels, not both", field="channels")
+    if channel is not None:
+        return (check_channel(channel, field=single_field, allowed=MESSAGE_CHANNELS),)
+    if channels is None:
+        return ()
+    if isinstance(channels, str) or not isinstance(channels, Sequence):
+        raise ValidationError("expected a list of channels", field="channels", value=type(channels).__name__)
+    return tuple(check_channel(ch, field=f"channels[{i}]", allowed=MESSAGE_CHANNELS) for i, ch in enumerate(channels))
 
 
 _random = random.Random()  # ids need uniqueness, not secrecy

@@ -14,7 +14,7 @@ import attrs
 
 from .._clock import to_datetime
 from .._errors import ValidationError
-from .._touchpoints import MESSAGE_CHANNELS, check_channel, new_id
+from .._touchpoints import choose_channels, new_id
 from ..segments import Condition, Segment
 from ..store import Transaction
 from ..store._broadcasts import BroadcastPlan, insert_broadcast
@@ -77,15 +77,6 @@ def broadcast_from_plan(plan: BroadcastPlan) -> Broadcast:
     )
 
 
-def _channels(channel: str | None, channels: Sequence[str] | None) -> tuple[str, ...]:
-    if channel is not None and channels is not None:
-        raise ValidationError("give channel or channels, not both", field="channels")
-    chosen = [channel] if channel is not None else list(channels or ())
-    for i, c in enumerate(chosen):
-        check_channel(c, field=f"channels[{i}]", allowed=MESSAGE_CHANNELS)
-    return tuple(chosen)
-
-
 def _timing(
     at: Any, local_time: Any, send_time: Any, within: Any, now: float
 ) -> tuple[Timing, float]:
@@ -137,7 +128,7 @@ def plan_broadcast(
         raise ValidationError("expected a dict", field="data", value=data)
     if name is not None and (not isinstance(name, str) or not name.strip()):
         raise ValidationError("expected a non-empty string", field="name", value=name)
-    chosen = _channels(channel, channels)
+    chosen = choose_channels(channel, channels, single_field="channels[0]")
     timing, start_at = _timing(at, local_time, send_time, within, now)
     sql, params, now_at = compile_segment(condition, tx.dialect)
     plan = BroadcastPlan(

@@ -11,9 +11,8 @@ from typing import Any
 
 import attrs
 
-from .._errors import NotFoundError
 from ._base import Transaction, dumps
-from ._quarantine import decode_row, decode_rows
+from ._quarantine import decode_found, decode_row, decode_rows
 from ._rows import json_array, json_object, text, timestamp
 
 __all__ = [
@@ -131,12 +130,8 @@ def insert_broadcast(
 # -- progress
 def broadcast_progress(tx: Transaction, broadcast_id: str) -> BroadcastProgress:
     row = tx.one(f"SELECT {_PROGRESS_COLUMNS} FROM broadcasts WHERE id = ?", (broadcast_id,))
-    if row is None:
-        raise NotFoundError(f"no broadcast {broadcast_id!r}")
-    progress = decode_row(tx, "broadcasts", row, _progress)
-    if progress is None:
-        raise NotFoundError(f"broadcast {broadcast_id!r} cannot be read and is quarantined (omnisdk quarantine list)")
-    return progress
+    return decode_found(tx, "broadcasts", row, _progress, missing=f"no broadcast {broadcast_id!r}",
+                        name=f"broadcast {broadcast_id!r}")
 
 
 def list_broadcast_progress(tx: Transaction, *, limit: int) -> list[BroadcastProgress]:

@@ -32,6 +32,7 @@ __all__ = [
     "DECODE_ERRORS",
     "QuarantineRepair",
     "QuarantinedRow",
+    "decode_found",
     "decode_row",
     "decode_rows",
     "drop_quarantined",
@@ -109,6 +110,20 @@ def decode_row(
     except DECODE_ERRORS as exc:
         quarantine_row(tx, table, key(row), exc)
         return None
+
+
+def decode_found(
+    tx: Transaction, table: str, row: Sequence[Any] | None, decode: Callable[[Sequence[Any]], T], *,
+    missing: str, name: str,
+) -> T:
+    """The one row a lookup by id found, decoded; `NotFoundError(missing)` when there was none, and
+    one naming `name` when it could not be read (it is quarantined then)."""
+    if row is None:
+        raise NotFoundError(missing)
+    decoded = decode_row(tx, table, row, decode)
+    if decoded is None:
+        raise NotFoundError(f"{name} cannot be read and is quarantined (omnisdk quarantine list)")
+    return decoded
 
 
 def quarantine_row(tx: Transaction, table: str, key: Sequence[Any], error: BaseException) -> int | None:

@@ -14,6 +14,7 @@ import attrs
 from ._base import Transaction
 from ._quarantine import decode_rows
 from ._rows import text, timestamp
+from ._touchpoints import touchpoints_named
 
 __all__ = ["PastDelivery", "PastEvent", "recent_deliveries", "recent_events"]
 
@@ -61,15 +62,8 @@ def recent_events(
 ) -> dict[str, list[PastEvent]]:
     """The customers' touchpoints named `names` since `since`."""
     found: dict[str, list[PastEvent]] = {}
-    for start in range(0, len(customer_ids), _CHUNK):
-        chunk = customer_ids[start:start + _CHUNK]
-        rows = tx.query(
-            f"SELECT seq, customer_id, name, channel, occurred_at FROM touchpoints WHERE customer_id IN "
-            f"({','.join('?' * len(chunk))}) AND name IN ({','.join('?' * len(names))}) AND occurred_at >= ?",
-            (*chunk, *names, since),
-        )
-        for cid, event in decode_rows(tx, "touchpoints", rows, _past_event):
-            found.setdefault(cid, []).append(event)
+    for cid, event in touchpoints_named(tx, customer_ids, names, since=since, decode=_past_event):
+        found.setdefault(cid, []).append(event)
     return found
 
 
@@ -79,5 +73,5 @@ def _past_delivery(row: Sequence[Any]) -> tuple[str, PastDelivery]:
 
 
 def _past_event(row: Sequence[Any]) -> tuple[str, PastEvent]:
-    _, cid, name, channel, at = row
+    _, cid, channel, name, at = row
     return cid, PastEvent(text(name), text(channel), timestamp(at))

@@ -14,10 +14,10 @@ from typing import Any, Final
 
 import attrs
 
-from .._errors import NotFoundError, StoreError
+from .._errors import StoreError
 from .._touchpoints import CHANNELS, Touchpoint
 from ._base import SQLStore, Transaction, dumps, json_table, loads
-from ._quarantine import decode_row, decode_rows
+from ._quarantine import decode_found, decode_rows
 from ._rows import (
     MAX_TIMESTAMP,
     MIN_TIMESTAMP,
@@ -468,12 +468,8 @@ def list_runs(
 
 def load_run(tx: Transaction, run_id: str) -> RunRecord:
     row = tx.one(f"SELECT {_RUN_COLUMNS} FROM journey_runs WHERE id = ?", (run_id,))
-    if row is None:
-        raise NotFoundError(f"no journey run with id {run_id!r}")
-    record = decode_row(tx, "journey_runs", row, _run_record)
-    if record is None:
-        raise NotFoundError(f"journey run {run_id!r} cannot be read and is quarantined (omnisdk quarantine list)")
-    return record
+    return decode_found(tx, "journey_runs", row, _run_record, missing=f"no journey run with id {run_id!r}",
+                        name=f"journey run {run_id!r}")
 
 
 def set_run_version(tx: Transaction, run_id: str, version: str, now: float) -> None:

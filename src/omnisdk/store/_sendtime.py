@@ -13,11 +13,11 @@ import attrs
 from ._base import Transaction
 from ._quarantine import decode_rows
 from ._rows import MAX_TIMESTAMP, integer, optional_number, text, timestamp
+from ._touchpoints import touchpoints_named
 
 __all__ = ["Engagement", "EngagementGroup", "PriorWeight", "engagement_groups", "engagements", "prior_weights",
            "save_prior"]
 
-_CHUNK = 500
 
 
 @attrs.frozen
@@ -34,16 +34,7 @@ def engagements(
     tx: Transaction, customer_ids: Sequence[str], names: Sequence[str], *, since: float
 ) -> list[Engagement]:
     """The customers' touchpoints named `names` since `since` (an indexed range per customer)."""
-    found: list[Engagement] = []
-    for start in range(0, len(customer_ids), _CHUNK):
-        chunk = customer_ids[start:start + _CHUNK]
-        rows = tx.query(
-            f"SELECT seq, customer_id, channel, name, occurred_at FROM touchpoints WHERE customer_id IN "
-            f"({','.join('?' * len(chunk))}) AND name IN ({','.join('?' * len(names))}) AND occurred_at >= ?",
-            (*chunk, *names, since),
-        )
-        found.extend(decode_rows(tx, "touchpoints", rows, _engagement))
-    return found
+    return touchpoints_named(tx, customer_ids, names, since=since, decode=_engagement)
 
 
 def _engagement(row: Sequence[Any]) -> Engagement:

@@ -5,8 +5,8 @@ and then announces them (`touchpoint_recorded`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from .._touchpoints import Touchpoint
 from ._base import Transaction
@@ -14,7 +14,7 @@ from ._quarantine import decode_row, decode_rows
 from ._rows import TOUCHPOINT_COLUMNS, touchpoint_from_row
 
 __all__ = ["TouchpointRow", "customer_timeline", "insert_touchpoints", "latest_touchpoints", "recent_touchpoints",
-           "touchpoints_after"]
+           "touchpoints_after", "touchpoints_named"]
 
 #: (id, customer_id, channel, name, properties as JSON text, occurred_at, recorded_at)
 TouchpointRow = tuple[str, str, str, str, str, float, float]
@@ -23,6 +23,8 @@ _INSERT = "INSERT INTO touchpoints (id, customer_id, channel, name, properties, 
 _ROW = "(?, ?, ?, ?, ?, ?, ?)"
 #: Rows per statement: 7 parameters each stays far below SQLite's and PostgreSQL's limits.
 _CHUNK = 500
+
+T = TypeVar("T")
 
 
 def insert_touchpoints(tx: Transaction, rows: Sequence[Sequence[Any]], *, skip_existing: bool = True) -> list[str]:
@@ -110,3 +112,21 @@ def touchpoints_after(
         touchpoint = decode_row(tx, "touchpoints", row, touchpoint_from_row)
         if touchpoint is not None:
             yield touchpoint
+
+
+def touchpoints_named(
+    tx: Transaction, customer_ids: Sequence[str], names: Sequence[str], *, since: float,
+    decode: Callable[[Sequence[Any]], T],
+) -> list[T]:
+    """The customers' touchpoints named `names` since `since` (an indexed range per customer), each
+    row `(seq, customer_id, channel, name, occurred_at)` through `decode`; unreadable rows quarantined."""
+    found: list[T] = []
+    for start in range(0, len(customer_ids), _CHUNK):
+        chunk = customer_ids[start:start + _CHUNK]
+        rows = tx.query(
+            f"SELECT seq, customer_id, channel, name, occurred_at FROM touchpoints WHERE customer_id IN "
+            f"({','.join('?' * len(chunk))}) AND name IN ({','.join('?' * len(names))}) AND occurred_at >= ?",
+            (*chunk, *names, since),
+        )
+        found.extend(decode_rows(tx, "touchpoints", rows, decode))
+    return found
