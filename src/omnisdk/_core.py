@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ._clock import Clock, SystemClock, to_datetime
 from ._config import Config, load_config
 from ._customers import PURPOSES, Consent, Customer
-from ._errors import BatchItemError, BatchValidationError, ValidationError, WebhookError
+from ._errors import BatchItemError, BatchValidationError, ConfigError, ValidationError, WebhookError
 from ._identity import IdentityResolver, IdentityRules, Who, load_customer
 from ._logging import get_logger
 from ._plugins import PluginHost
@@ -27,6 +27,7 @@ from .store._deliveries import select_deliveries
 from .store._touchpoints import customer_timeline
 
 if TYPE_CHECKING:
+    from .commerce._predict import ValuePredictor
     from .delivery import Delivery
     from .providers import WebhookResponse
 
@@ -88,6 +89,9 @@ class Core:
             self.config.policies, [args[0] for args in self.plugins.collect("register_policies") if args],
             global_control=self.experiment_settings.global_control,
         )
+        self._predictor: ValuePredictor | None = None
+        if (self.config.raw.get("predictions") or {}).get("every") is not None:
+            self.workers.append(self.predictor)  # rescored before watched segments read the predictions
         from .segments import SegmentWatcher  # watched segments turn entries/exits into touchpoints first
 
         interval = float(self.config.raw.get("analytics", {}).get("segment_interval_seconds", 3600))
@@ -121,6 +125,20 @@ class Core:
         self.workers.append(self.dispatcher)
         self.webhooks = WebhookHandler(store=self.store, clock=self.clock, pool=pool, recorder=self.recorder,
                                        identity=self.identity, settings=self.config.webhooks)
+
+    @property
+    def predictor(self) -> ValuePredictor:
+        """Predicted customer value (`[predictions]`), built on first use: it needs numpy and scipy."""
+        if self._predictor is None:
+            try:
+                from .commerce._predict import PredictionSettings, ValuePredictor
+            except ImportError as exc:
+                raise ConfigError(f"predictions need numpy and scipy: pip install 'omnisdk[commerce]' ({exc})",
+                                  field="predictions") from None
+            settings = PredictionSettings.from_config(self.config.raw.get("predictions"),
+                                                      default_timezone=self.policy_rules.default_timezone)
+            self._predictor = ValuePredictor(self.store, self.clock, settings)
+        return self._predictor
 
     # -- profiles
     def identify(

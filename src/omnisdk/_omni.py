@@ -15,7 +15,7 @@ from ._clock import Clock, to_datetime
 from ._config import Config
 from ._content import Message
 from ._core import Core
-from ._customers import Consent, Customer
+from ._customers import Consent, Customer, Prediction
 from ._errors import NotFoundError
 from ._identity import Who
 from ._touchpoints import Touchpoint
@@ -38,6 +38,8 @@ from .store import (
 
 if TYPE_CHECKING:
     from .analytics import AttributionResult, Funnel, KPITable
+    from .commerce import ValueModel
+    from .commerce._predict import PredictionRun
     from .experiments import ExperimentResult
     from .experiments._results import Method, Metric
     from .reports import Report
@@ -206,6 +208,18 @@ class Omni(_Base):
     ) -> list[Touchpoint]:
         """Touchpoints on every channel, oldest first."""
         return self._core.timeline(customer_id, channels=channels, since=since, limit=limit)
+
+    def predict_value(self, *, refit: bool | None = None, model: ValueModel | None = None) -> PredictionRun:
+        """Score predicted customer value into the store (BG/NBD + Gamma-Gamma on Order Completed from every
+        channel, POS included): only customers who bought since the last run, refitting the models first when
+        `refit`, or when the last fit is older than `[predictions] refit_every` (`refit=None`); `model` scores
+        with given parameters. Segments (`predicted_clv() > 200`) and templates (`customer.churn_risk`) read it."""
+        return self._core.predictor.run(refit=refit, model=model)
+
+    def predictions(self, customer_id: str) -> Prediction | None:
+        """The customer's stored predicted value (expected purchases, probability alive, churn risk,
+        predicted CLV), or None before their first purchase was scored."""
+        return self._core.customer(customer_id).prediction
 
     def kpis(
         self,
@@ -486,6 +500,8 @@ class AsyncOmni(_Base):
 
     customer = _in_thread(Omni.customer)
     timeline = _in_thread(Omni.timeline)
+    predict_value = _in_thread(Omni.predict_value)
+    predictions = _in_thread(Omni.predictions)
     kpis = _in_thread(Omni.kpis)
     funnel = _in_thread(Omni.funnel)
     attribution = _in_thread(Omni.attribution)
