@@ -181,9 +181,11 @@ def test_nothing_to_score_and_bad_settings(omni: Omni, store_url: str) -> None:
     with pytest.raises(ValidationError, match="weeks"):
         omni.predict_value(model=ValueModel(PUBLISHED.purchases, PUBLISHED.spend, unit="days"))
     for section, field in (({"horizon": 3}, "predictions.horizon"), ({"batch_size": 0}, "predictions.batch_size"),
-                           ({"unit": "months"}, "predictions.unit"), ({"timezone": "Mars/Base"}, "predictions.timezone"),
+                           ({"unit": "months"}, "predictions.unit"),
+                           ({"timezone": "Mars/Base"}, "predictions.timezone"),
                            ({"every": "hourly"}, "predictions.every")):
-        with pytest.raises(ConfigError) as caught:  # at start when the worker is on, else at the first run
-            with Omni(store_url, config={"predictions": section}, load_entry_points=False) as bad:
-                bad.predict_value()
+        # refused at start when the worker is on, else at the first run
+        with pytest.raises(ConfigError) as caught, Omni(store_url, config={"predictions": section},
+                                                         load_entry_points=False) as bad:
+            bad.predict_value()
         assert caught.value.field == field

@@ -37,7 +37,6 @@ from .store._customers import (
     write_merged_profile,
 )
 from .store._experiments import move_exposures
-from .store._predictions import merge_predictions
 from .store._identities import (
     counts_by_kind,
     counts_of_pair,
@@ -47,6 +46,7 @@ from .store._identities import (
     insert_user_ids,
     move_identities,
 )
+from .store._predictions import merge_predictions
 
 __all__ = [
     "CUSTOMER_TABLES",
