@@ -189,3 +189,85 @@ def test_nothing_to_score_and_bad_settings(omni: Omni, store_url: str) -> None:
                                                          load_entry_points=False) as bad:
             bad.predict_value()
         assert caught.value.field == field
+
+
+@pytest.fixture
+def scored(store_url: str, clock: VirtualClock) -> Iterator[Omni]:
+    """Twelve customers with one to four purchases, recent or long ago, scored with the published model;
+    all with e-mail consent, and one who never bought."""
+    config = {"channels": {"email": {"provider": "memory"}}}
+    with Omni(store_url, clock=clock, config=config, load_entry_points=False) as omni:
+        for i in range(12):
+            cid = f"c{i:02d}"
+            omni.identify(cid, email=f"{cid}@example.com", traits={"first_name": cid.upper()})
+            omni.consent(cid, channel="email", granted=True)
+            for k in range(1 + i % 4):
+                omni.track(cid, "Order Completed", {"revenue": 15.0 + 12 * i},
+                           channel="pos" if (i + k) % 2 else "web",
+                           timestamp=clock.now() - timedelta(days=7 * (i % 5) * (k + 1) + 30 * (i // 4)))
+        omni.identify("never", email="never@example.com")
+        omni.consent("never", channel="email", granted=True)
+        omni.predict_value(model=PUBLISHED)
+        yield omni
+
+
+def predicted(omni: Omni, field: str) -> dict[str, float]:
+    values = {}
+    for cid in [f"c{i:02d}" for i in range(12)] + ["never"]:
+        prediction = omni.predictions(cid)
+        if prediction is not None:
+            values[cid] = getattr(prediction, field)
+    return values
+
+
+@pytest.mark.parametrize("field", ["predicted_clv", "churn_risk", "expected_purchases", "probability_alive"])
+def test_segment_membership_follows_the_stored_predictions(scored: Omni, field: str) -> None:
+    from omnisdk import segments
+
+    values = predicted(scored, field)
+    assert len(values) == 12 and len(set(values.values())) > 3
+    threshold = sorted(values.values())[5]
+    measure = getattr(segments, field)()
+    assert sorted(scored.segment(measure > threshold).customers()) == sorted(
+        cid for cid, v in values.items() if v > threshold)
+    assert sorted(scored.segment(measure <= threshold).customers()) == sorted(
+        cid for cid, v in values.items() if v <= threshold)  # "never" has no prediction: in neither
+    both = (segments.predicted_clv() > 0) & (measure > threshold)
+    assert scored.segment(both).count() == sum(v > threshold for v in values.values())
+
+
+def test_a_broadcast_to_churn_risk_above_a_threshold_reaches_exactly_those_customers(scored: Omni) -> None:
+    from omnisdk import Email, Message
+    from omnisdk.segments import churn_risk
+
+    risk = predicted(scored, "churn_risk")
+    threshold = sorted(risk.values())[6]
+    at_risk = {cid for cid, v in risk.items() if v > threshold}
+    assert 0 < len(at_risk) < 12
+    scored.templates.add(Message("win-back", email=Email(
+        subject="We miss you, {{ customer.first_name }}",
+        text="Your predicted value: {{ '%.2f' | format(customer.predicted_clv) }}; "
+             "churn risk {{ (customer.churn_risk * 100) | round | int }}%")))
+    scored.broadcast("win-back", churn_risk() > threshold, channel="email", name="win-back")
+    scored.run_until_idle()
+    sent = scored.provider("email").sent  # type: ignore[attr-defined]
+    assert {m.customer_id for m in sent} == at_risk
+    for message in sent:
+        prediction = scored.predictions(message.customer_id)
+        assert prediction is not None
+        assert message.content.text == (f"Your predicted value: {prediction.predicted_clv:.2f}; "
+                                        f"churn risk {round(prediction.churn_risk * 100)}%")
+
+
+def test_templates_read_the_prediction_and_none_before_one(scored: Omni) -> None:
+    from omnisdk import SMS, Message
+
+    message = Message("vip", sms=SMS(text="{% if customer.predicted_clv is none %}welcome{% else %}"
+                                          "CLV {{ customer.predicted_clv | round(1) }} over "
+                                          "{{ customer.prediction.horizon_days | int }} days{% endif %}"))
+    c03 = scored.customer("c03")
+    rendered = scored.templates.render(message, "sms", scored.templates.context(c03))
+    assert c03.prediction is not None
+    assert rendered.text == f"CLV {round(c03.prediction.predicted_clv, 1)} over 365 days"
+    never = scored.templates.render(message, "sms", scored.templates.context(scored.customer("never")))
+    assert never.text == "welcome"
