@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ._clock import Clock, SystemClock, to_datetime
 from ._config import Config, load_config
 from ._customers import PURPOSES, Consent, Customer
-from ._errors import BatchItemError, BatchValidationError, ConfigError, ValidationError, WebhookError
+from ._errors import BatchItemError, BatchValidationError, ConfigError, PluginError, ValidationError, WebhookError
 from ._identity import IdentityResolver, IdentityRules, Who, load_customer
 from ._logging import get_logger
 from ._plugins import PluginHost
@@ -28,6 +28,7 @@ from .store._touchpoints import customer_timeline
 
 if TYPE_CHECKING:
     from .commerce._predict import ValuePredictor
+    from .commerce._stored import Stock, StoredRecommendations
     from .delivery import Delivery
     from .providers import WebhookResponse
 
@@ -90,6 +91,9 @@ class Core:
             global_control=self.experiment_settings.global_control,
         )
         self._predictor: ValuePredictor | None = None
+        self._recommendations: StoredRecommendations | None = None
+        #: Inventory per item and location that recommendations and product blocks check (the catalog's).
+        self.stock: Stock | None = None
         if (self.config.raw.get("predictions") or {}).get("every") is not None:
             self.workers.append(self.predictor)  # rescored before watched segments read the predictions
         from .segments import SegmentWatcher  # watched segments turn entries/exits into touchpoints first
@@ -139,6 +143,28 @@ class Core:
                                                       default_timezone=self.policy_rules.default_timezone)
             self._predictor = ValuePredictor(self.store, self.clock, settings)
         return self._predictor
+
+    @property
+    def recommendations(self) -> StoredRecommendations:
+        """Recommendations from the stored touchpoints (`[recommendations]`, plugins' `register_recommenders`),
+        built on first use: they need numpy and scipy."""
+        if self._recommendations is None:
+            try:
+                from .commerce._stored import BUILT_IN, RecommendationSettings, StoredRecommendations
+            except ImportError as exc:
+                raise ConfigError(f"recommendations need numpy and scipy: pip install 'omnisdk[commerce]' ({exc})",
+                                  field="recommendations") from None
+            plugins: dict[str, Any] = {}
+            for args in self.plugins.collect("register_recommenders"):
+                if len(args) == 2 and isinstance(args[0], str) and args[0] and callable(args[1]):
+                    plugins[args[0]] = args[1]
+                else:
+                    self.plugins.errors.append(PluginError(
+                        f"register_recommenders: expected register(name, build), got {args!r}"))
+            settings = RecommendationSettings.from_config(self.config.raw.get("recommendations"),
+                                                          known=[*BUILT_IN, *plugins])
+            self._recommendations = StoredRecommendations(self.clock, settings, plugins=plugins, stock=self.stock)
+        return self._recommendations
 
     # -- profiles
     def identify(

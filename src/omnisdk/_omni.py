@@ -38,7 +38,7 @@ from .store import (
 
 if TYPE_CHECKING:
     from .analytics import AttributionResult, Funnel, KPITable
-    from .commerce import ValueModel
+    from .commerce import Recommendation, ValueModel
     from .commerce._predict import PredictionRun
     from .experiments import ExperimentResult
     from .experiments._results import Method, Metric
@@ -220,6 +220,19 @@ class Omni(_Base):
         """The customer's stored predicted value (expected purchases, probability alive, churn risk,
         predicted CLV), or None before their first purchase was scored."""
         return self._core.customer(customer_id).prediction
+
+    def recommend(
+        self, customer_id: str, k: int = 4, *, exclude: Iterable[str] = (), location: str | None = None
+    ) -> list[Recommendation]:
+        """Up to `k` products for the customer, best first, from what every customer bought and viewed on
+        any channel (`[recommendations] chain`): never one they bought or in `exclude`, and, with a catalog,
+        never one out of stock (or, given a store `location`, not stocked there, for a pickup message)."""
+        core = self._core
+        customer = core.customer(customer_id)
+        with core.store.transaction(immediate=False) as tx:
+            recommendations = core.recommendations
+            history = recommendations.histories(tx, [customer.id])[customer.id]
+            return recommendations.recommend(tx, history, k, exclude=exclude, location=location)
 
     def kpis(
         self,
@@ -502,6 +515,7 @@ class AsyncOmni(_Base):
     timeline = _in_thread(Omni.timeline)
     predict_value = _in_thread(Omni.predict_value)
     predictions = _in_thread(Omni.predictions)
+    recommend = _in_thread(Omni.recommend)
     kpis = _in_thread(Omni.kpis)
     funnel = _in_thread(Omni.funnel)
     attribution = _in_thread(Omni.attribution)
