@@ -28,9 +28,12 @@ from .store._touchpoints import customer_timeline
 
 if TYPE_CHECKING:
     from .commerce._predict import ValuePredictor
-    from .commerce._stored import Stock, StoredRecommendations
+    from .commerce._shop import CatalogReads
+    from .commerce._stored import StoredRecommendations
     from .delivery import Delivery
+    from .messages import Shop
     from .providers import WebhookResponse
+    from .store import Transaction
 
 __all__ = ["Core", "Who", "Worker"]
 
@@ -92,8 +95,8 @@ class Core:
         )
         self._predictor: ValuePredictor | None = None
         self._recommendations: StoredRecommendations | None = None
-        #: Inventory per item and location that recommendations and product blocks check (the catalog's).
-        self.stock: Stock | None = None
+        #: The catalog's variants and inventory, read by product blocks and the recommenders' stock checks.
+        self.catalog_reads: CatalogReads | None = None
         if (self.config.raw.get("predictions") or {}).get("every") is not None:
             self.workers.append(self.predictor)  # rescored before watched segments read the predictions
         from .segments import SegmentWatcher  # watched segments turn entries/exits into touchpoints first
@@ -124,7 +127,7 @@ class Core:
         pool = ProviderPool(self.config, self.plugins.providers, self.clock, http_timeout=delivery.http_timeout,
                             http_transport=delivery.http_transport)
         self.dispatcher = Dispatcher(store=self.store, clock=self.clock, settings=delivery, pool=pool,
-                                     send_context=SendContext(self.templates, self.policy_rules),
+                                     send_context=SendContext(self.templates, self.policy_rules, self.shop),
                                      recorder=self.recorder)
         self.workers.append(self.dispatcher)
         self.webhooks = WebhookHandler(store=self.store, clock=self.clock, pool=pool, recorder=self.recorder,
@@ -163,8 +166,17 @@ class Core:
                         f"register_recommenders: expected register(name, build), got {args!r}"))
             settings = RecommendationSettings.from_config(self.config.raw.get("recommendations"),
                                                           known=[*BUILT_IN, *plugins])
-            self._recommendations = StoredRecommendations(self.clock, settings, plugins=plugins, stock=self.stock)
+            self._recommendations = StoredRecommendations(self.clock, settings, plugins=plugins,
+                                                          stock=self.catalog_reads)
         return self._recommendations
+
+    def shop(self, tx: Transaction) -> Shop | None:
+        """What `products()` and `recommendations()` in one claim's templates read, bound to its transaction."""
+        try:
+            from .commerce._shop import StoreShop
+        except ImportError:  # no numpy: the templates that ask for products fail with a TemplateError
+            return None
+        return StoreShop(tx, self.catalog_reads, lambda: self.recommendations)
 
     # -- profiles
     def identify(
