@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from ._clock import Clock, to_datetime
 from ._config import Config
-from ._content import Message
+from ._content import Content, Message
 from ._core import Core
 from ._customers import Consent, Customer, Prediction
 from ._errors import NotFoundError
@@ -233,6 +233,20 @@ class Omni(_Base):
             recommendations = core.recommendations
             history = recommendations.histories(tx, [customer.id])[customer.id]
             return recommendations.recommend(tx, history, k, exclude=exclude, location=location)
+
+    def preview(
+        self, template: str | Message, customer_id: str, channel: str, *, data: Mapping[str, Any] | None = None,
+        locale: str | None = None,
+    ) -> Content:
+        """`template` rendered for the customer on `channel` as a delivery would be (recent history, product
+        blocks and recommendations included), without sending anything; links are attributed to "preview"."""
+        core = self._core
+        customer = core.customer(customer_id)
+        history = core.timeline(customer.id, limit=20)
+        with core.store.transaction(immediate=False) as tx:
+            context = core.templates.context(customer, history=tuple(history), data=dict(data or {}), locale=locale,
+                                             journey="preview", step="preview", shop=core.shop(tx))
+            return core.templates.render(template, channel, context)
 
     def kpis(
         self,
@@ -516,6 +530,7 @@ class AsyncOmni(_Base):
     predict_value = _in_thread(Omni.predict_value)
     predictions = _in_thread(Omni.predictions)
     recommend = _in_thread(Omni.recommend)
+    preview = _in_thread(Omni.preview)
     kpis = _in_thread(Omni.kpis)
     funnel = _in_thread(Omni.funnel)
     attribution = _in_thread(Omni.attribution)

@@ -3,6 +3,7 @@ renders on, within that channel's limits; `recommendations(k)` gives the custome
 
     {{ products(recommendations(3)) }}                        an email's HTML: a card per product
     {{ products([event.sku], limit=1) }}                      an SMS: one short line, within `max_chars`
+    {{ products(skus, links=True, max_chars=459) }}           ... with each link (three segments)
     {% for p in products(data.skus) %}{{ p.title }} {{ p.price }}{% endfor %}
 
 Each product has its title, image, price in the customer's locale and currency (CLDR, via Babel), a link
@@ -114,10 +115,14 @@ def _cut(text: str, width: int) -> str:
 class ProductBlock:
     """The products of one `products(...)` call: prints as the channel's block, iterates as `ProductView`s."""
 
-    def __init__(self, views: Sequence[ProductView], channel: str, *, max_chars: int | None = None) -> None:
+    def __init__(self, views: Sequence[ProductView], channel: str, *, max_chars: int | None = None,
+                 links: bool | None = None) -> None:
         self.views = tuple(views)
         self.channel = channel
         self.max_chars = max_chars if max_chars is not None else CHANNEL_LIMITS.get(channel)
+        #: Print each product's link: by default everywhere but in short lines (SMS, push, POS), where a
+        #: tracked link alone is longer than an SMS segment.
+        self.links = links if links is not None else channel not in ("sms", "push", "pos")
 
     def __iter__(self) -> Iterator[ProductView]:
         return iter(self.views)
@@ -134,8 +139,9 @@ class ProductBlock:
 
     def __str__(self) -> str:
         if self.channel in ("sms", "push", "pos"):
-            return self._line(" | " if self.channel == "sms" else " · ", with_url=self.channel == "sms")
-        lines = [f"- {v.title}: {v.price} ({v.availability})" + (f"\n  {v.url}" if v.url else "") for v in self.views]
+            return self._line(" | " if self.channel == "sms" else " · ", with_url=self.links)
+        lines = [f"- {v.title}: {v.price} ({v.availability})" + (f"\n  {v.url}" if v.url and self.links else "")
+                 for v in self.views]
         return self._fit("\n".join(lines))
 
     def _line(self, separator: str, *, with_url: bool) -> str:
@@ -200,13 +206,15 @@ def product_functions(
             raise TemplateError(f"recommendations(): k must be 0 to {MAX_PRODUCTS}, got {k!r}")
         return need_shop().recommendations(customer, k, at)
 
-    def products(skus: Iterable[Any] | str, limit: int = 3, max_chars: int | None = None) -> ProductBlock:
+    def products(
+        skus: Iterable[Any] | str, limit: int = 3, max_chars: int | None = None, links: bool | None = None,
+    ) -> ProductBlock:
         if not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= MAX_PRODUCTS:
             raise TemplateError(f"products(): limit must be 0 to {MAX_PRODUCTS}, got {limit!r}")
         wanted = [skus] if isinstance(skus, str) else [str(s) for s in list(skus)[: MAX_PRODUCTS * 4] if s]
         found = need_shop().products(list(dict.fromkeys(wanted)), customer)[:limit] if limit else []
         views = [_view(item, customer, link, printed) for item in found]
-        return ProductBlock(views, channel, max_chars=max_chars)
+        return ProductBlock(views, channel, max_chars=max_chars, links=links)
 
     return {"products": products, "recommendations": recommendations}
 
