@@ -11,6 +11,9 @@ import pytest
 from omnisdk import SMS, Email, Letter, Message, Omni, PosOffer, Push, Social, VirtualClock
 from omnisdk.messages import format_price
 
+if not hasattr(Omni, "catalog"):  # the catalog lands from the h17-catalog branch; until then these cannot run
+    pytest.skip("omni.catalog is not merged yet", allow_module_level=True)
+
 CATALOG = [
     {"sku": "tee-m", "product_id": "tee", "title": "Organic cotton tee", "price": "25.00", "currency": "USD",
      "url": "https://acme.example/p/tee", "image_url": "https://cdn.acme.example/tee.jpg", "category": "tops",
