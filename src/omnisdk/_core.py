@@ -6,7 +6,7 @@ hot paths); journeys and deliveries run as async `tick()`s so HTTP sends overlap
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -378,6 +378,21 @@ class Core:
                 raise ValidationError("already used for another message", field="idempotency_key",
                                       value=idempotency_key)
             return found
+
+    def assign(self, experiment: str, who: Who, variants: Mapping[str, float], *, holdouts: Collection[str] = (),
+               purpose: str = "marketing") -> str:
+        """The customer's variant of `experiment`, exposed once: the same assignment and exposure as
+        `ctx.experiment`, for an app's own code (a web page choosing its banner, say)."""
+        from .experiments._assign import Split
+        from .experiments._exposure import expose
+
+        split = Split(variants, holdouts=holdouts)
+        now = self.clock.timestamp()
+        with self.store.transaction() as tx:
+            cid = self.identity.resolve_who(tx, who, now)
+            variant, _ = expose(tx, split, experiment, cid, now=now,
+                                global_control=self.experiment_settings.global_control, purpose=purpose)
+        return variant
 
     # -- deliveries and inbound webhooks
     def deliveries(

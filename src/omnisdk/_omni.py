@@ -257,6 +257,13 @@ class Omni(_Base):
         return attribution(self._core.store, model, order=order, conversion=conversion, lookback=lookback,
                            touches=touches, since=since, until=until, **params)
 
+    def assign(self, experiment: str, who: Who, variants: Mapping[str, float], *, holdouts: Collection[str] = (),
+               purpose: str = "marketing") -> str:
+        """The customer's variant of `experiment` (shares adding up to 1), recorded once as an exposure:
+        the same hash, exposure and global-control rule as `ctx.experiment`, for the app's own code. The
+        first exposure stored wins, so a later call (or journey) with other shares keeps the variant."""
+        return self._core.assign(experiment, who, variants, holdouts=holdouts, purpose=purpose)
+
     def experiment(
         self,
         name: str,
@@ -269,17 +276,24 @@ class Omni(_Base):
         alpha: float = 0.05,
         horizon: int | None = None,
         equivalence: float | None = None,
+        until: datetime | float | None = None,
+        previous: ExperimentResult | None = None,
+        cuped: bool = False,
+        pre_period: timedelta = timedelta(days=30),
     ) -> ExperimentResult:
-        """Experiment `name` so far: per variant exposures, conversions on `goal` (any channel, POS
-        included) within `window` of the exposure, revenue per exposed customer, lifts against `control`
-        with always-valid intervals (`method="fixed"` for a fixed-horizon test), and a decision."""
+        """Experiment `name` so far (or as of `until`): per variant exposures, conversions on `goal` (any
+        channel, POS included) within `window` of the exposure, revenue per exposed customer, lifts against
+        `control` with always-valid intervals (`method="fixed"` for a fixed-horizon test), and a decision.
+        Pass the last look's result as `previous` to carry the sequential test on; `cuped=True` takes out of
+        revenue what each customer's revenue in the `pre_period` before exposure predicted."""
         from .experiments import DEFAULT_HORIZON
         from .experiments._measure import experiment_result
 
         return experiment_result(self._core.store, name, goal=goal, window=window, control=control,
                                  metric=metric, method=method, alpha=alpha,
                                  horizon=horizon or DEFAULT_HORIZON, equivalence=equivalence,
-                                 until=self._core.clock.timestamp())
+                                 until=self._core.clock.timestamp() if until is None else until,
+                                 previous=previous, cuped=cuped, pre_period=pre_period)
 
     def experiments(self) -> list[ExperimentOverview]:
         """Every experiment with an exposure: its variants, how many were exposed, and when."""
@@ -490,6 +504,7 @@ class AsyncOmni(_Base):
     funnel = _in_thread(Omni.funnel)
     attribution = _in_thread(Omni.attribution)
     report = _in_thread(Omni.report)
+    assign = _in_thread(Omni.assign)
     experiment = _in_thread(Omni.experiment)
     experiments = _in_thread(Omni.experiments)
     marketing_lift = _in_thread(Omni.marketing_lift)
