@@ -283,23 +283,31 @@ def mark_sent(tx: Transaction, column: str, pairs: Sequence[tuple[str, str]], no
                    (now, customer_id, sku))
 
 
+#: A view not followed by a cart or purchase of the SKU, not answered yet, and the customer's last
+#: view (the browsing session is over once its last view is older than the window).
+_UNANSWERED: Final = (
+    "(carted_at IS NULL OR carted_at < viewed_at) AND (purchased_at IS NULL OR purchased_at < viewed_at) "
+    "AND (browse_sent_at IS NULL OR browse_sent_at < viewed_at) AND NOT EXISTS (SELECT 1 FROM catalog_interest "
+    "AS later WHERE later.customer_id = i.customer_id AND later.viewed_at > ?)")
+
+
 def viewed_not_carted(tx: Transaction, *, viewed_from: float, viewed_until: float, limit: int) -> list[Interest]:
     """Views in [viewed_from, viewed_until] not followed by a cart or a purchase of the SKU, not yet
     answered by a browse-abandonment trigger; oldest view first."""
     rows = tx.query(
-        "SELECT customer_id, sku, viewed_at, carted_at FROM catalog_interest WHERE viewed_at >= ? AND viewed_at <= ? "
-        "AND (carted_at IS NULL OR carted_at < viewed_at) AND (purchased_at IS NULL OR purchased_at < viewed_at) "
-        "AND (browse_sent_at IS NULL OR browse_sent_at < viewed_at) ORDER BY viewed_at, customer_id LIMIT ?",
-        (viewed_from, viewed_until, limit))
+        "SELECT customer_id, sku, viewed_at, carted_at FROM catalog_interest AS i WHERE viewed_at >= ? "
+        f"AND viewed_at <= ? AND {_UNANSWERED} ORDER BY viewed_at, customer_id LIMIT ?",
+        (viewed_from, viewed_until, viewed_until, limit))
     return [Interest(str(r[0]), str(r[1]), r[2], r[3]) for r in rows]
 
 
 def next_browse_due(tx: Transaction, *, viewed_from: float) -> float | None:
-    """The earliest view since `viewed_from` a browse-abandonment trigger has not answered (or None)."""
+    """The earliest last view of a customer since `viewed_from` that no browse-abandonment trigger answered."""
     value = tx.scalar(
-        "SELECT MIN(viewed_at) FROM catalog_interest WHERE viewed_at >= ? AND (carted_at IS NULL OR "
-        "carted_at < viewed_at) AND (purchased_at IS NULL OR purchased_at < viewed_at) AND "
-        "(browse_sent_at IS NULL OR browse_sent_at < viewed_at)", (viewed_from,))
+        "SELECT MAX(viewed_at) FROM catalog_interest WHERE viewed_at >= ? GROUP BY customer_id HAVING SUM(CASE WHEN "
+        "(carted_at IS NULL OR carted_at < viewed_at) AND (purchased_at IS NULL OR purchased_at < viewed_at) AND "
+        "(browse_sent_at IS NULL OR browse_sent_at < viewed_at) THEN 1 ELSE 0 END) > 0 ORDER BY 1 LIMIT 1",
+        (viewed_from,))
     return None if value is None else float(value)
 
 
