@@ -93,6 +93,13 @@ class Core:
         interval = float(self.config.raw.get("analytics", {}).get("segment_interval_seconds", 3600))
         self.segments = SegmentWatcher(self.store, self.clock, self.recorder, interval=interval)
         self.workers.append(self.segments)
+        from .commerce import Catalog  # catalog triggers record their events before journeys route them
+        from .commerce._triggers import CatalogWatcher
+
+        self.catalog_watcher = CatalogWatcher(self.store, self.clock, self.recorder)
+        self.recorder.observe(self.catalog_watcher.observe)  # views, carts and purchases, as they are stored
+        self.workers.append(self.catalog_watcher)
+        self.catalog = Catalog(self.store, self.clock, self.identity, self.catalog_watcher)
         from .broadcasts import BroadcastSettings, BroadcastWorker  # broadcasts queue pages before journeys run
         from .sendtime import SendTime, SendTimeSettings
 
@@ -120,7 +127,7 @@ class Core:
                                      recorder=self.recorder)
         self.workers.append(self.dispatcher)
         self.webhooks = WebhookHandler(store=self.store, clock=self.clock, pool=pool, recorder=self.recorder,
-                                       identity=self.identity, settings=self.config.webhooks)
+                                       identity=self.identity, settings=self.config.webhooks, catalog=self.catalog)
 
     # -- profiles
     def identify(

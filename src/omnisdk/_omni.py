@@ -21,6 +21,7 @@ from ._identity import Who
 from ._touchpoints import Touchpoint
 from .broadcasts import Broadcast, BroadcastStatus
 from .broadcasts._admin import BroadcastAdmin
+from .commerce import AsyncCatalog, Catalog
 from .delivery import Delivery
 from .journeys import Journey, JourneyRun
 from .messages import Templates
@@ -84,6 +85,7 @@ class _Base:
         """Register journeys (or new versions of them); the version registered last starts new runs."""
         for journey in journeys:
             self._core.journeys.register(journey)
+            self._core.catalog_watcher.watch_events(journey.trigger)  # a catalog trigger turns itself on
 
     def provider(self, channel: str, name: str | None = None) -> Provider:
         """The configured provider instance for a channel (its primary, or the one called `name`,
@@ -123,6 +125,12 @@ class Omni(_Base):
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
         return self._loop.run_until_complete(coro)
+
+    @property
+    def catalog(self) -> Catalog:
+        """Products, variants and stock per location: `upsert_many`, `variant`, `set_inventory`,
+        `available`, `subscribe`, and `watch` for the catalog triggers (see docs/catalog.md)."""
+        return self._core.catalog
 
     def identify(
         self,
@@ -488,6 +496,11 @@ def _in_thread(method: Callable[Concatenate[Any, P], T]) -> Callable[Concatenate
 
 class AsyncOmni(_Base):
     """The same API as `Omni`, with async methods, for asyncio apps and workers."""
+
+    @property
+    def catalog(self) -> AsyncCatalog:
+        """Like `Omni.catalog`, with awaitable methods."""
+        return AsyncCatalog(self._core.catalog)
 
     identify = _in_thread(Omni.identify)
     consent = _in_thread(Omni.consent)
