@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from ._clock import Clock, to_datetime
 from ._config import Config
-from ._content import Message
+from ._content import Content, Message
 from ._core import Core
-from ._customers import Consent, Customer
+from ._customers import Consent, Customer, Prediction
 from ._errors import NotFoundError
 from ._identity import Who
 from ._touchpoints import Touchpoint
@@ -39,6 +39,8 @@ from .store import (
 
 if TYPE_CHECKING:
     from .analytics import AttributionResult, Funnel, KPITable
+    from .commerce import Recommendation, ValueModel
+    from .commerce._predict import PredictionRun
     from .experiments import ExperimentResult
     from .experiments._results import Method, Metric
     from .reports import Report
@@ -214,6 +216,45 @@ class Omni(_Base):
     ) -> list[Touchpoint]:
         """Touchpoints on every channel, oldest first."""
         return self._core.timeline(customer_id, channels=channels, since=since, limit=limit)
+
+    def predict_value(self, *, refit: bool | None = None, model: ValueModel | None = None) -> PredictionRun:
+        """Score predicted customer value into the store (BG/NBD + Gamma-Gamma on Order Completed from every
+        channel, POS included): only customers who bought since the last run, refitting the models first when
+        `refit`, or when the last fit is older than `[predictions] refit_every` (`refit=None`); `model` scores
+        with given parameters. Segments (`predicted_clv() > 200`) and templates (`customer.churn_risk`) read it."""
+        return self._core.predictor.run(refit=refit, model=model)
+
+    def predictions(self, customer_id: str) -> Prediction | None:
+        """The customer's stored predicted value (expected purchases, probability alive, churn risk,
+        predicted CLV), or None before their first purchase was scored."""
+        return self._core.customer(customer_id).prediction
+
+    def recommend(
+        self, customer_id: str, k: int = 4, *, exclude: Iterable[str] = (), location: str | None = None
+    ) -> list[Recommendation]:
+        """Up to `k` products for the customer, best first, from what every customer bought and viewed on
+        any channel (`[recommendations] chain`): never one they bought or in `exclude`, and, with a catalog,
+        never one out of stock (or, given a store `location`, not stocked there, for a pickup message)."""
+        core = self._core
+        customer = core.customer(customer_id)
+        with core.store.transaction(immediate=False) as tx:
+            recommendations = core.recommendations
+            history = recommendations.histories(tx, [customer.id])[customer.id]
+            return recommendations.recommend(tx, history, k, exclude=exclude, location=location)
+
+    def preview(
+        self, template: str | Message, customer_id: str, channel: str, *, data: Mapping[str, Any] | None = None,
+        locale: str | None = None,
+    ) -> Content:
+        """`template` rendered for the customer on `channel` as a delivery would be (recent history, product
+        blocks and recommendations included), without sending anything; links are attributed to "preview"."""
+        core = self._core
+        customer = core.customer(customer_id)
+        history = core.timeline(customer.id, limit=20)
+        with core.store.transaction(immediate=False) as tx:
+            context = core.templates.context(customer, history=tuple(history), data=dict(data or {}), locale=locale,
+                                             journey="preview", step="preview", shop=core.shop(tx))
+            return core.templates.render(template, channel, context)
 
     def kpis(
         self,
@@ -513,6 +554,10 @@ class AsyncOmni(_Base):
 
     customer = _in_thread(Omni.customer)
     timeline = _in_thread(Omni.timeline)
+    predict_value = _in_thread(Omni.predict_value)
+    predictions = _in_thread(Omni.predictions)
+    recommend = _in_thread(Omni.recommend)
+    preview = _in_thread(Omni.preview)
     kpis = _in_thread(Omni.kpis)
     funnel = _in_thread(Omni.funnel)
     attribution = _in_thread(Omni.attribution)
