@@ -113,7 +113,7 @@ def _route(ctx: PageContext, request: Request) -> Callable[[], Page] | None:
         case ("journeys",):
             return lambda: journeys_page(ctx)
         case ("outbox",):
-            return lambda: outbox_page(ctx)
+            return lambda: outbox_page(ctx, request.arg("hours"))
         case ("quarantine",):
             return lambda: quarantine_page(ctx)
         case ("experiments",):

@@ -12,8 +12,8 @@ from ._html import Safe, ago, button_form, e, link, path_part, table, when
 
 __all__ = ["journeys_page", "outbox_page", "overview_page", "quarantine_page"]
 
-#: Provider health looks at the deliveries updated in the last day.
-HEALTH_WINDOW = 86400.0
+#: Provider health looks at the deliveries updated in the last day, unless the page asks for more hours.
+HEALTH_HOURS = 24.0
 _FAILED_SHOWN = 100
 #: Statuses that count against a provider: it refused or lost the message.
 _ERRORS = ("failed",)
@@ -65,12 +65,16 @@ def journeys_page(ctx: PageContext) -> tuple[str, Safe]:
     return "Journeys", Safe(body)
 
 
-def outbox_page(ctx: PageContext) -> tuple[str, Safe]:
+def outbox_page(ctx: PageContext, hours: str = "") -> tuple[str, Safe]:
     omni, now = ctx.omni, ctx.omni.clock.timestamp()
+    try:
+        window = min(max(float(hours), 0.1), 24.0 * 366) if hours else HEALTH_HOURS
+    except ValueError:
+        window = HEALTH_HOURS
     with omni.store.transaction(immediate=False) as tx:
         statuses = outbox_status(tx, now)
         oldest = outbox_ids(tx, now, 50)
-        providers = provider_counts(tx, now - HEALTH_WINDOW)
+        providers = provider_counts(tx, now - window * 3600)
     status_rows = [(s.status, s.count, s.in_doubt if s.status == "sending" else "-",
                     ago(now - s.oldest_due_at) if s.oldest_due_at is not None and s.oldest_due_at <= now else "-")
                    for s in statuses]
@@ -88,16 +92,17 @@ def outbox_page(ctx: PageContext) -> tuple[str, Safe]:
         rates.append(rate)
         health_rows.append((label, ", ".join(f"{s} {n}" for s, n in sorted(p.statuses.items())), p.retries,
                             f"{rate:.1%}" if done else "-"))
-    chart = bar_chart("Error rate per provider, last 24 h", labels, {"error rate": rates},
+    span = f"last {window:g} h"
+    chart = bar_chart(f"Error rate per provider, {span}", labels, {"error rate": rates},
                       value_format=lambda v: f"{v:.1%}") if labels else ""
     status_table = table(["status", "deliveries", "in doubt", "oldest overdue by"], status_rows, numeric=[1, 2],
                          empty="The outbox is empty.")
     waiting_table = table(["customer", "template", "status", "channel", "attempts", "due", "overdue by"],
                           waiting_rows, empty="Nothing is overdue.")
     health_table = table(["provider", "deliveries by status", "retries", "error rate"], health_rows, numeric=[2, 3],
-                         empty="No provider activity in the last 24 hours.")
+                         empty=f"No provider activity in the {span}.")
     body = (f"<h2>Pending deliveries</h2>{status_table}<h2>Waiting longest</h2>{waiting_table}"
-            f"<h2>Provider health (last 24 h)</h2>{chart}{health_table}")
+            f"<h2>Provider health ({e(span)})</h2>{chart}{health_table}")
     return "Outbox and providers", Safe(body)
 
 
