@@ -6,7 +6,7 @@ hot paths); journeys and deliveries run as async `tick()`s so HTTP sends overlap
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -104,6 +104,13 @@ class Core:
         interval = float(self.config.raw.get("analytics", {}).get("segment_interval_seconds", 3600))
         self.segments = SegmentWatcher(self.store, self.clock, self.recorder, interval=interval)
         self.workers.append(self.segments)
+        from .commerce import Catalog  # catalog triggers record their events before journeys route them
+        from .commerce._triggers import CatalogWatcher
+
+        self.catalog_watcher = CatalogWatcher(self.store, self.clock, self.recorder)
+        self.recorder.observe(self.catalog_watcher.observe)  # views, carts and purchases, as they are stored
+        self.workers.append(self.catalog_watcher)
+        self.catalog = Catalog(self.store, self.clock, self.identity, self.catalog_watcher)
         from .broadcasts import BroadcastSettings, BroadcastWorker  # broadcasts queue pages before journeys run
         from .sendtime import SendTime, SendTimeSettings
 
@@ -131,7 +138,7 @@ class Core:
                                      recorder=self.recorder)
         self.workers.append(self.dispatcher)
         self.webhooks = WebhookHandler(store=self.store, clock=self.clock, pool=pool, recorder=self.recorder,
-                                       identity=self.identity, settings=self.config.webhooks)
+                                       identity=self.identity, settings=self.config.webhooks, catalog=self.catalog)
 
     @property
     def predictor(self) -> ValuePredictor:
@@ -434,6 +441,21 @@ class Core:
                 raise ValidationError("already used for another message", field="idempotency_key",
                                       value=idempotency_key)
             return found
+
+    def assign(self, experiment: str, who: Who, variants: Mapping[str, float], *, holdouts: Collection[str] = (),
+               purpose: str = "marketing") -> str:
+        """The customer's variant of `experiment`, exposed once: the same assignment and exposure as
+        `ctx.experiment`, for an app's own code (a web page choosing its banner, say)."""
+        from .experiments._assign import Split
+        from .experiments._exposure import expose
+
+        split = Split(variants, holdouts=holdouts)
+        now = self.clock.timestamp()
+        with self.store.transaction() as tx:
+            cid = self.identity.resolve_who(tx, who, now)
+            variant, _ = expose(tx, split, experiment, cid, now=now,
+                                global_control=self.experiment_settings.global_control, purpose=purpose)
+        return variant
 
     # -- deliveries and inbound webhooks
     def deliveries(
