@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .._clock import VirtualClock
-from .._omni import Omni
 from .._errors import OmniError
+from .._omni import Omni
 from ..segments import churn_risk, did, did_not, predicted_clv
 from ..store._analytics import count_by, merge_count, runs_exited_by, sent_since, touchpoints_by_channel
 from ._progress import Progress
