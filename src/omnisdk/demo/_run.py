@@ -106,7 +106,7 @@ def _past_orders(rng: random.Random, cid: str, i: int) -> tuple[list[dict[str, A
         return [], False
     rate, drop = rng.gammavariate(0.6, 1 / 25), rng.betavariate(0.7, 2.0)  # orders a day; chance to stop
     spend = rng.gammavariate(4.0, 12.0)  # the customer's usual basket
-    day, orders = rng.uniform(0, 120), []
+    day, orders = rng.uniform(0, 120), list[dict[str, Any]]()
     while day < 365:
         product = rng.choice(PRODUCTS)
         orders.append({"who": cid, "event": "Order Completed", "channel": rng.choice(["web", "pos"]),
