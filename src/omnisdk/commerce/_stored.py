@@ -199,7 +199,7 @@ class StoredRecommendations:
                     built.append(recommender)
             chain = Fallback(built)  # type: ignore[arg-type]  # mypy reads the tuple converter as generic
             self._model = (now, chain, data.categories)
-            log.info("recommendations_built", orders=len(data.orders), items=len(data.categories))
+            log.info("recommendations_built", orders=len(data.orders), categorised_items=len(data.categories))
         return self._model[1]
 
     def invalidate(self) -> None:

@@ -45,6 +45,7 @@ def run_demo(store: str | None = None, customers: int = 2000, seed: int = 7, rep
     with demo_providers() as providers, Omni(url, config=providers.config, clock=clock) as omni:
         for message in MESSAGES:
             omni.templates.add(message)
+        _import_catalog(omni, providers.square.location_id)
         omni.register(*JOURNEYS)
         omni.watch_segment("lapsed", did("Order Completed") & did_not("Order Completed", within=timedelta(days=30)))
         people, lapsed = _sign_up(omni, rng, customers, clock)
@@ -54,6 +55,25 @@ def run_demo(store: str | None = None, customers: int = 2000, seed: int = 7, rep
         if report:
             _write_report(omni, report)
     return 0
+
+
+CATEGORIES = ["tents", "footwear", "jackets", "kitchen", "packs"]
+NAMES = {"tents": "tent", "footwear": "trail shoe", "jackets": "rain jacket", "kitchen": "camp mug", "packs": "daypack"}
+SOLD_OUT = PRODUCTS[::9]  # sku-1, sku-10, ...: restocked half-way through the month
+
+
+def _import_catalog(omni: Omni, store: str) -> None:
+    """The shop's 40 products with stock online and at the SoHo store (a Square location), a few sold out."""
+    rows = []
+    for i, sku in enumerate(PRODUCTS):
+        category = CATEGORIES[i % len(CATEGORIES)]
+        stock = {"online": 0, store: 0} if sku in SOLD_OUT else {"online": 5 + (i * 7) % 40, store: (i * 3) % 6}
+        rows.append({"sku": sku, "product_id": sku, "title": f"{NAMES[category].title()} no. {i + 1}",
+                     "price": f"{PRICES[sku]:.2f}", "currency": "USD", "category": category,
+                     "url": f"https://acme.example/p/{sku}", "image_url": f"https://cdn.acme.example/{sku}.jpg",
+                     "inventory": stock})
+    result = omni.catalog.upsert_many(rows)
+    print(f"Catalog: {result.inserted} variants, {result.inventory} stock levels, {len(SOLD_OUT)} sold out")
 
 
 def _fresh(url: str) -> None:
@@ -149,6 +169,10 @@ def _simulate(omni: Omni, rng: random.Random, people: list[str], clock: VirtualC
             due = omni.next_due()  # like an app's scheduler: wake the runtime only when work is due
             if due is not None and due <= clock.now():
                 omni.run_until_idle()
+        if day == DAYS // 2:  # the sold-out products come back: their waiting viewers hear first
+            for sku in SOLD_OUT:
+                omni.catalog.set_inventory(sku, "online", 3)
+            stats["products restocked"] += len(SOLD_OUT)
         _engage(omni, rng, providers, clock, stats)
         progress.advance()
     clock.set(START + timedelta(days=DAYS))
