@@ -74,7 +74,7 @@ class Core:
         #: The one path every touchpoint and delivery change is stored and announced through.
         self.recorder = Recorder(self.plugins)
         from .messages import Templates
-        from .policies import PolicyRules
+        from .policies import Addresses, PolicyRules
 
         self.templates = Templates.from_config(
             self.config, plugins=self.plugins, store=self.store,
@@ -87,6 +87,7 @@ class Core:
         self.policy_rules = PolicyRules.from_config(
             self.config.policies, [args[0] for args in self.plugins.collect("register_policies") if args],
             global_control=self.experiment_settings.global_control,
+            addresses=Addresses.of(kinds),  # which identity kinds reach each channel, the plugins' too
         )
         from .segments import SegmentWatcher  # watched segments turn entries/exits into touchpoints first
 
