@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
+# The headless-Chromium fixtures (`chromium`, `page`, `page_without_js`, `serve_asgi`) for every test module.
+from browser import chromium, page, page_without_js, serve_asgi  # noqa: F401
 from omnisdk import Omni, VirtualClock
 
 POSTGRES_URL = os.environ.get("OMNISDK_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
