@@ -97,7 +97,9 @@ class Core:
         self._predictor: ValuePredictor | None = None
         self._recommendations: StoredRecommendations | None = None
         #: The catalog's variants and inventory, read by product blocks and the recommenders' stock checks.
-        self.catalog_reads: CatalogReads | None = None
+        from .commerce._shop import StoreCatalog
+
+        self.catalog_reads: CatalogReads | None = StoreCatalog()
         if (self.config.raw.get("predictions") or {}).get("every") is not None:
             self.workers.append(self.predictor)  # rescored before watched segments read the predictions
         from .segments import SegmentWatcher  # watched segments turn entries/exits into touchpoints first

@@ -71,7 +71,7 @@ async def read_request(scope: Scope, receive: Receive) -> Request | None:
         jar: SimpleCookie = SimpleCookie()
         try:
             jar.load(headers["cookie"])
-        except Exception:  # noqa: BLE001 - a malformed cookie header is no cookie, not an error page
+        except Exception:
             jar = SimpleCookie()
         cookies = {name: morsel.value for name, morsel in jar.items()}
     form: dict[str, str] = {}
