@@ -50,3 +50,9 @@ def touchpoint_recorded(touchpoint: Any, omni: Any) -> None:
 @hookspec
 def delivery_updated(delivery: Any, omni: Any) -> None:
     """Called after a delivery changes status."""
+
+
+@hookspec
+def forget_requested(request: Any, omni: Any) -> None:
+    """Called once a customer's data is erased (`omni.forget`), to forward the request to providers that
+    hold copies (`request` is an `omnisdk.privacy.ForgetNotice`); a raise is recorded and retried."""
