@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from browser import axe_violations
 from dashboard_scenario import Scenario, build
-
 from omnisdk import Omni
 from omnisdk.ui import SESSION_COOKIE, create_dashboard
 

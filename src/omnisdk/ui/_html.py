@@ -79,7 +79,8 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, caption: str
     cap = f"<caption>{e(caption)}</caption>" if caption else ""
     name = caption or "table of " + ", ".join(columns)
     # a scrolling box is reachable by keyboard and named (axe: scrollable-region-focusable)
-    return Safe(f'<div class="scroll" tabindex="0" role="region" aria-label="{e(name)}"><table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>')
+    return Safe(f'<div class="scroll" tabindex="0" role="region" aria-label="{e(name)}"><table>{cap}'
+                f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
 
 
 def button_form(action: str, label: str, csrf: str, *, name: str) -> Safe:
