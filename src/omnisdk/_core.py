@@ -6,14 +6,14 @@ hot paths); journeys and deliveries run as async `tick()`s so HTTP sends overlap
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._clock import Clock, SystemClock, to_datetime
 from ._config import Config, load_config
 from ._customers import PURPOSES, Consent, Customer
-from ._errors import BatchItemError, BatchValidationError, ValidationError, WebhookError
+from ._errors import BatchItemError, BatchValidationError, ConfigError, PluginError, ValidationError, WebhookError
 from ._identity import IdentityResolver, IdentityRules, Who, load_customer
 from ._logging import get_logger
 from ._plugins import PluginHost
@@ -27,8 +27,13 @@ from .store._deliveries import select_deliveries
 from .store._touchpoints import customer_timeline
 
 if TYPE_CHECKING:
+    from .commerce._predict import ValuePredictor
+    from .commerce._shop import CatalogReads
+    from .commerce._stored import StoredRecommendations
     from .delivery import Delivery
+    from .messages import Shop
     from .providers import WebhookResponse
+    from .store import Transaction
 
 __all__ = ["Core", "Who", "Worker"]
 
@@ -88,11 +93,24 @@ class Core:
             self.config.policies, [args[0] for args in self.plugins.collect("register_policies") if args],
             global_control=self.experiment_settings.global_control,
         )
+        self._predictor: ValuePredictor | None = None
+        self._recommendations: StoredRecommendations | None = None
+        #: The catalog's variants and inventory, read by product blocks and the recommenders' stock checks.
+        self.catalog_reads: CatalogReads | None = None
+        if (self.config.raw.get("predictions") or {}).get("every") is not None:
+            self.workers.append(self.predictor)  # rescored before watched segments read the predictions
         from .segments import SegmentWatcher  # watched segments turn entries/exits into touchpoints first
 
         interval = float(self.config.raw.get("analytics", {}).get("segment_interval_seconds", 3600))
         self.segments = SegmentWatcher(self.store, self.clock, self.recorder, interval=interval)
         self.workers.append(self.segments)
+        from .commerce import Catalog  # catalog triggers record their events before journeys route them
+        from .commerce._triggers import CatalogWatcher
+
+        self.catalog_watcher = CatalogWatcher(self.store, self.clock, self.recorder)
+        self.recorder.observe(self.catalog_watcher.observe)  # views, carts and purchases, as they are stored
+        self.workers.append(self.catalog_watcher)
+        self.catalog = Catalog(self.store, self.clock, self.identity, self.catalog_watcher)
         from .broadcasts import BroadcastSettings, BroadcastWorker  # broadcasts queue pages before journeys run
         from .sendtime import SendTime, SendTimeSettings
 
@@ -116,11 +134,56 @@ class Core:
         pool = ProviderPool(self.config, self.plugins.providers, self.clock, http_timeout=delivery.http_timeout,
                             http_transport=delivery.http_transport)
         self.dispatcher = Dispatcher(store=self.store, clock=self.clock, settings=delivery, pool=pool,
-                                     send_context=SendContext(self.templates, self.policy_rules),
+                                     send_context=SendContext(self.templates, self.policy_rules, self.shop),
                                      recorder=self.recorder)
         self.workers.append(self.dispatcher)
         self.webhooks = WebhookHandler(store=self.store, clock=self.clock, pool=pool, recorder=self.recorder,
-                                       identity=self.identity, settings=self.config.webhooks)
+                                       identity=self.identity, settings=self.config.webhooks, catalog=self.catalog)
+
+    @property
+    def predictor(self) -> ValuePredictor:
+        """Predicted customer value (`[predictions]`), built on first use: it needs numpy and scipy."""
+        if self._predictor is None:
+            try:
+                from .commerce._predict import PredictionSettings, ValuePredictor
+            except ImportError as exc:
+                raise ConfigError(f"predictions need numpy and scipy: pip install 'omnisdk[commerce]' ({exc})",
+                                  field="predictions") from None
+            settings = PredictionSettings.from_config(self.config.raw.get("predictions"),
+                                                      default_timezone=self.policy_rules.default_timezone)
+            self._predictor = ValuePredictor(self.store, self.clock, settings)
+        return self._predictor
+
+    @property
+    def recommendations(self) -> StoredRecommendations:
+        """Recommendations from the stored touchpoints (`[recommendations]`, plugins' `register_recommenders`),
+        built on first use: they need numpy and scipy."""
+        if self._recommendations is None:
+            try:
+                from .commerce._stored import BUILT_IN, RecommendationSettings, StoredRecommendations
+            except ImportError as exc:
+                raise ConfigError(f"recommendations need numpy and scipy: pip install 'omnisdk[commerce]' ({exc})",
+                                  field="recommendations") from None
+            plugins: dict[str, Any] = {}
+            for args in self.plugins.collect("register_recommenders"):
+                if len(args) == 2 and isinstance(args[0], str) and args[0] and callable(args[1]):
+                    plugins[args[0]] = args[1]
+                else:
+                    self.plugins.errors.append(PluginError(
+                        f"register_recommenders: expected register(name, build), got {args!r}"))
+            settings = RecommendationSettings.from_config(self.config.raw.get("recommendations"),
+                                                          known=[*BUILT_IN, *plugins])
+            self._recommendations = StoredRecommendations(self.clock, settings, plugins=plugins,
+                                                          stock=self.catalog_reads)
+        return self._recommendations
+
+    def shop(self, tx: Transaction) -> Shop | None:
+        """What `products()` and `recommendations()` in one claim's templates read, bound to its transaction."""
+        try:
+            from .commerce._shop import StoreShop
+        except ImportError:  # no numpy: the templates that ask for products fail with a TemplateError
+            return None
+        return StoreShop(tx, self.catalog_reads, lambda: self.recommendations)
 
     # -- profiles
     def identify(
@@ -378,6 +441,21 @@ class Core:
                 raise ValidationError("already used for another message", field="idempotency_key",
                                       value=idempotency_key)
             return found
+
+    def assign(self, experiment: str, who: Who, variants: Mapping[str, float], *, holdouts: Collection[str] = (),
+               purpose: str = "marketing") -> str:
+        """The customer's variant of `experiment`, exposed once: the same assignment and exposure as
+        `ctx.experiment`, for an app's own code (a web page choosing its banner, say)."""
+        from .experiments._assign import Split
+        from .experiments._exposure import expose
+
+        split = Split(variants, holdouts=holdouts)
+        now = self.clock.timestamp()
+        with self.store.transaction() as tx:
+            cid = self.identity.resolve_who(tx, who, now)
+            variant, _ = expose(tx, split, experiment, cid, now=now,
+                                global_control=self.experiment_settings.global_control, purpose=purpose)
+        return variant
 
     # -- deliveries and inbound webhooks
     def deliveries(

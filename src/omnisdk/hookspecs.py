@@ -36,6 +36,12 @@ def register_policies(register: Any) -> None:
 
 
 @hookspec
+def register_recommenders(register: Any) -> None:
+    """Register product recommenders: `register(name, build)`, `build(TrainingData) -> Recommender`
+    (`omnisdk.commerce`); `[recommendations] chain` names the ones to use, in order."""
+
+
+@hookspec
 def touchpoint_recorded(touchpoint: Any, omni: Any) -> None:
     """Called after a touchpoint is stored (on the thread that stored it)."""
 

@@ -14,6 +14,7 @@ from .._customers import Customer, Identity
 from .._errors import NotFoundError
 from ._base import Transaction, dumps
 from ._consents import consents_of
+from ._predictions import PredictionRow, predictions_of
 from ._quarantine import DECODE_ERRORS, decode_row, decode_rows, quarantine_row
 from ._rows import json_array, json_object, optional_object, optional_text, text, timestamp, timezone
 
@@ -205,6 +206,7 @@ def load_customers(tx: Transaction, customer_ids: Iterable[str]) -> dict[str, Cu
     found = list(dict.fromkeys(at for at in survivor.values() if at in rows))
     identities: dict[str, list[Identity]] = {}
     consents: dict[str, list[Any]] = {}
+    predictions: dict[str, PredictionRow] = {}
     for chunk in _chunks(found):
         marks = ",".join("?" * len(chunk))
         identity_rows = tx.query(
@@ -214,11 +216,13 @@ def load_customers(tx: Transaction, customer_ids: Iterable[str]) -> dict[str, Cu
         for cid, identity in decode_rows(tx, "identities", identity_rows, _identity, key=lambda r: (r[1], r[2])):
             identities.setdefault(cid, []).append(identity)
         consents.update(consents_of(tx, chunk))
+        predictions.update(predictions_of(tx, chunk))
     profiles = {
         cid: Customer(
             id=cid, identities=tuple(identities.get(cid, ())), traits=row[1], timezone=row[2],
             locale=row[3], address=row[4], preferred_channels=row[5],
             consents=tuple(consents.get(cid, ())), created_at=row[6], updated_at=row[7],
+            prediction=predictions[cid].prediction() if cid in predictions else None,
         )
         for cid in found
         for row in (rows[cid],)
