@@ -282,7 +282,7 @@ class Core:
                                   field="who")
 
     # -- privacy
-    def forget(self, who: Who, *, requested_by: str, reason: str = "") -> ForgetRequest:
+    def forget(self, who: Who, *, requested_by: str = "app", reason: str = "") -> ForgetRequest:
         return self.forgetter.forget(who, requested_by=requested_by, reason=reason)
 
     def export(self, who: Who) -> dict[str, Any]:
