@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from dashboard_scenario import HOSTILE, Scenario, build
 
+from dashboard_scenario import HOSTILE, Scenario, build
 from omnisdk.errors import ConfigError
 from omnisdk.ui import SESSION_COOKIE, check_exposure, create_dashboard
 

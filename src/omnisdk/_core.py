@@ -88,7 +88,7 @@ class Core:
         #: The one path every touchpoint and delivery change is stored and announced through.
         self.recorder = Recorder(self.plugins)
         from .messages import Templates
-        from .policies import PolicyRules
+        from .policies import Addresses, PolicyRules
 
         self.templates = Templates.from_config(
             self.config, plugins=self.plugins, store=self.store,
@@ -101,11 +101,14 @@ class Core:
         self.policy_rules = PolicyRules.from_config(
             self.config.policies, [args[0] for args in self.plugins.collect("register_policies") if args],
             global_control=self.experiment_settings.global_control,
+            addresses=Addresses.of(kinds),  # which identity kinds reach each channel, the plugins' too
         )
         self._predictor: ValuePredictor | None = None
         self._recommendations: StoredRecommendations | None = None
         #: The catalog's variants and inventory, read by product blocks and the recommenders' stock checks.
-        self.catalog_reads: CatalogReads | None = None
+        from .commerce._shop import StoreCatalog
+
+        self.catalog_reads: CatalogReads | None = StoreCatalog()
         if (self.config.raw.get("predictions") or {}).get("every") is not None:
             self.workers.append(self.predictor)  # rescored before watched segments read the predictions
         from .segments import SegmentWatcher  # watched segments turn entries/exits into touchpoints first

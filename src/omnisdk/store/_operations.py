@@ -91,8 +91,9 @@ def provider_counts(tx: Transaction, since: float) -> list[ProviderCounts]:
         found[key].statuses[str(status)] = int(n)
     retries: dict[tuple[str | None, str], int] = {
         (None if c is None else str(c), str(p)): int(n) for c, p, n in tx.query(
-            "SELECT d.channel, d.provider, COUNT(*) FROM delivery_decisions x JOIN deliveries d ON d.id = x.delivery_id "
-            "WHERE x.outcome = 'retry' AND x.at >= ? AND d.provider IS NOT NULL GROUP BY d.channel, d.provider",
+            "SELECT d.channel, d.provider, COUNT(*) FROM delivery_decisions x "
+            "JOIN deliveries d ON d.id = x.delivery_id WHERE x.outcome = 'retry' AND x.at >= ? "
+            "AND d.provider IS NOT NULL GROUP BY d.channel, d.provider",
             (since,))
     }
     for key, n in retries.items():

@@ -77,7 +77,10 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, caption: str
         return Safe(f'<p class="note">{e(empty)}</p>')
     head = "".join(f'<th scope="col">{e(c)}</th>' for c in columns)
     cap = f"<caption>{e(caption)}</caption>" if caption else ""
-    return Safe(f'<div class="scroll"><table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>')
+    name = caption or "table of " + ", ".join(columns)
+    # a scrolling box is reachable by keyboard and named (axe: scrollable-region-focusable)
+    return Safe(f'<div class="scroll" tabindex="0" role="region" aria-label="{e(name)}"><table>{cap}'
+                f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
 
 
 def button_form(action: str, label: str, csrf: str, *, name: str) -> Safe:

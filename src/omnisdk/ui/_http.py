@@ -71,7 +71,7 @@ async def read_request(scope: Scope, receive: Receive) -> Request | None:
         jar: SimpleCookie = SimpleCookie()
         try:
             jar.load(headers["cookie"])
-        except Exception:  # noqa: BLE001 - a malformed cookie header is no cookie, not an error page
+        except Exception:
             jar = SimpleCookie()
         cookies = {name: morsel.value for name, morsel in jar.items()}
     form: dict[str, str] = {}
@@ -91,7 +91,8 @@ async def read_request(scope: Scope, receive: Receive) -> Request | None:
                 break
         form = _first(parse_qs(b"".join(chunks).decode("utf-8", "replace")))
     query = _first(parse_qs(scope.get("query_string", b"").decode("latin-1")))
-    return Request(method=method, path=path, root=root, segments=segments, query=query, headers=headers, cookies=cookies, form=form)
+    return Request(method=method, path=path, root=root, segments=segments, query=query, headers=headers,
+                   cookies=cookies, form=form)
 
 
 #: Every page: no framing by other sites, no inline script, no fetching from elsewhere, no caching.
@@ -100,7 +101,8 @@ SECURITY_HEADERS = {
                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
-    "referrer-policy": "no-referrer",
+    # not "no-referrer": browsers would then send `Origin: null` with our own forms
+    "referrer-policy": "same-origin",
     "cache-control": "no-store",
 }
 

@@ -38,10 +38,11 @@ def experiment_page(ctx: PageContext, name: str, control: str, goal: str) -> tup
     options = "".join(f'<option{" selected" if v == control else ""}>{e(v)}</option>' for v in overview.variants)
     form = (f'<form method="get" action="{e(ctx.url("/experiments/" + path_part(name)))}">'
             f'<label for="control">Control</label> <select id="control" name="control">{options}</select> '
-            f'<label for="goal">Goal event</label> <input id="goal" name="goal" value="{e(goal or "Order Completed")}"> '
+            '<label for="goal">Goal event</label> '
+            f'<input id="goal" name="goal" value="{e(goal or "Order Completed")}"> '
             '<button type="submit">Show</button></form>')
     summary = (f'<p>Decision: <b>{e(result.decision)}</b>{" · winner: " + e(result.winner) if result.winner else ""}'
-               f" · {e(result.method)} test at α = {result.alpha:g}</p>")
+               f" · {e(result.method)} test at alpha = {result.alpha:g}</p>")
     lifts = table(["variant", "exposures", "conversions", "rate", "lift vs control", "decision"], rows,
                   numeric=[1, 2, 3, 4])
     return f"Experiment {name}", Safe(form + summary + chart + lifts)
