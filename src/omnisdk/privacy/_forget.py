@@ -196,6 +196,8 @@ class Forgetter:
         if table in _WAITS_FOR_WORKERS and in_flight(tx, subject["ids"], now):
             return attrs.evolve(request, due_at=now + self.settings.retry_seconds, updated_at=now), False
         after = request.progress.get(table)
+        if table == "deliveries" and after is None:  # anything queued since the request (by a run then in flight)
+            cancel_customer_work(tx, subject["ids"], reason=_WHY, now=now)
         rows = linked_rows(tx, table, ids, after, self.settings.batch_size)
         if not rows:
             progress = {k: v for k, v in request.progress.items() if k != table}
