@@ -7,6 +7,7 @@ which names the field at fault, so a bad row is refused with a reason and the ot
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
@@ -24,6 +25,7 @@ ONLINE: Final = "online"
 #: Larger counts are refused as a mistake (a price or a barcode in the quantity column).
 MAX_QUANTITY: Final = 10**12
 _MAX_TEXT: Final = 2048
+_MAX_ATTRIBUTES: Final = 64 * 1024
 _VARIANT_FIELDS: Final = frozenset({"sku", "product_id", "title", "price", "currency", "url", "image_url", "category",
                                     "brand", "attributes", "inventory"})
 
@@ -101,9 +103,17 @@ def _text(value: Any, field: str, *, required: bool = True) -> str | None:
     value = value.strip()
     if required and not value:
         raise ValidationError("is required", field=field)
-    if len(value) > _MAX_TEXT or "\x00" in value:
-        raise ValidationError(f"expected at most {_MAX_TEXT} characters without NUL", field=field)
+    if len(value) > _MAX_TEXT or "\x00" in value or not _encodable(value):
+        raise ValidationError(f"expected at most {_MAX_TEXT} characters of UTF-8 text without NUL", field=field)
     return value or None
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no database can store it
+        return False
+    return True
 
 
 def check_sku(value: Any, field: str = "sku") -> str:
@@ -167,6 +177,14 @@ def _attributes(value: Any, field: str = "attributes") -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise ValidationError("expected a mapping of names to values", field=field, value=type(value).__name__)
+    try:
+        encoded = json.dumps(dict(value), allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        raise ValidationError("expected JSON values (text, numbers, true/false, null, lists, objects)",
+                              field=field) from None
+    if "\x00" in encoded or "\\u0000" in encoded or len(encoded) > _MAX_ATTRIBUTES or not _encodable(encoded):
+        raise ValidationError(f"expected at most {_MAX_ATTRIBUTES} characters of JSON in UTF-8 without NUL",
+                              field=field)
     return dict(value)
 
 
