@@ -26,6 +26,7 @@ ONLINE: Final = "online"
 MAX_QUANTITY: Final = 10**12
 _MAX_TEXT: Final = 2048
 _MAX_ATTRIBUTES: Final = 64 * 1024
+_encode_json = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode
 _VARIANT_FIELDS: Final = frozenset({"sku", "product_id", "title", "price", "currency", "url", "image_url", "category",
                                     "brand", "attributes", "inventory"})
 
@@ -94,6 +95,9 @@ class CatalogUpsert:
 
 
 def _text(value: Any, field: str, *, required: bool = True) -> str | None:
+    if type(value) is str and 0 < len(value) <= _MAX_TEXT and value.isascii() and value.isprintable() \
+            and not value[0].isspace() and not value[-1].isspace():
+        return value  # the common case, decided without stripping or encoding
     if value is None or value == "":
         if required:
             raise ValidationError("is required", field=field)
@@ -177,8 +181,10 @@ def _attributes(value: Any, field: str = "attributes") -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise ValidationError("expected a mapping of names to values", field=field, value=type(value).__name__)
+    if not value:
+        return {}
     try:
-        encoded = json.dumps(dict(value), allow_nan=False, ensure_ascii=False)
+        encoded = _encode_json(dict(value))
     except (TypeError, ValueError, RecursionError):
         raise ValidationError("expected JSON values (text, numbers, true/false, null, lists, objects)",
                               field=field) from None
@@ -195,8 +201,8 @@ def variant_from(item: Any) -> Variant:
         item = attrs.asdict(item, recurse=False)
     if not isinstance(item, Mapping):
         raise ValidationError(f"expected a Variant, a Product or a mapping, got {type(item).__name__}", field="")
-    unknown = sorted(str(k) for k in item if k not in _VARIANT_FIELDS)
-    if unknown:
+    if not item.keys() <= _VARIANT_FIELDS:
+        unknown = sorted(str(k) for k in item if k not in _VARIANT_FIELDS)
         raise ValidationError(f"unknown field(s) {', '.join(unknown)}; put extra data under attributes",
                               field=unknown[0])
     sku = check_sku(item.get("sku"))
