@@ -4,8 +4,6 @@ a typed error naming the row, never an untyped exception. A fixed budget, for CI
 from __future__ import annotations
 
 import io
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from omnisdk import Omni, OmniError, VirtualClock
+from omnisdk import Omni, OmniError
 from omnisdk.cli._catalog import read_rows
 from omnisdk.commerce import CatalogValidationError
 
@@ -33,20 +31,9 @@ fields = st.sampled_from(["sku", "product_id", "title", "price", "currency", "ur
 bad_row = st.dictionaries(fields, json_like, max_size=6) | json_like
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def omni(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Omni]:
-    if request.param == "sqlite":
-        url, schema = f"sqlite:///{tmp_path_factory.mktemp('fuzz')}/omni.db", None
-    else:
-        schema = "omni_fuzz_" + uuid.uuid4().hex[:12]
-        url = f"{request.getfixturevalue('postgres_url')}?schema={schema}"
-    with Omni(url, clock=VirtualClock()) as client:
-        yield client
-    if schema is not None:
-        import psycopg
-
-        with psycopg.connect(request.getfixturevalue("postgres_url"), autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+@pytest.fixture(scope="module")
+def omni(module_omni: Omni) -> Omni:
+    return module_omni
 
 
 @BUDGET
