@@ -3,7 +3,6 @@ quiet hours avoided when choosing, per-channel learning, and `ctx.send(at="best_
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,9 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from omnisdk import Email, JourneyContext, JourneyError, Message, Omni, ValidationError, VirtualClock, journey
-from omnisdk.policies import PolicyRules
-from omnisdk.sendtime import SendTime, active_send_time, candidate_times, choose, posterior, shares
+from omnisdk import Email, JourneyContext, Message, Omni, ValidationError, VirtualClock, journey
+from omnisdk.sendtime import candidate_times, choose, posterior, shares
 
 NY = ZoneInfo("America/New_York")  # the clock starts at 2026-01-05 12:00 UTC = 07:00 in New York
 DAY = timedelta(days=1)
@@ -215,12 +213,3 @@ def test_choose_prefers_the_earliest_of_equals_and_the_end_of_quiet_hours_when_a
     assert choose(now, 24 * 3600, utc, peaked, quiet) == datetime(2026, 1, 6, 9, tzinfo=UTC).timestamp()
 
 
-def test_leaving_the_active_optimiser_from_another_context_is_quiet() -> None:
-    """What the garbage collector does to a worker loop abandoned unfinished (a cancelled task on
-    a closed event loop): it used to raise inside `finally`, an unraisable-exception warning."""
-    manager = SendTime(None, VirtualClock(), PolicyRules()).active()  # type: ignore[arg-type]
-    contextvars.copy_context().run(manager.__enter__)
-
-    assert manager.__exit__(None, None, None) is False
-    with pytest.raises(JourneyError):
-        active_send_time()

@@ -6,7 +6,7 @@ Learned from opens, clicks and replies per channel and from purchases on any cha
 
 from ._choose import candidate_times, choose, posterior, shares
 from ._learn import PURCHASE, SIGNALS, local_zone
-from ._model import EngagementHours, SendTime, SendTimeSettings, active_send_time
+from ._model import EngagementHours, SendTime, SendTimeSettings
 
 __all__ = [
     "PURCHASE",
@@ -14,7 +14,6 @@ __all__ = [
     "EngagementHours",
     "SendTime",
     "SendTimeSettings",
-    "active_send_time",
     "candidate_times",
     "choose",
     "local_zone",

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
-from contextvars import ContextVar
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
 
 from .._clock import Clock, to_datetime
-from .._errors import ConfigError, JourneyError, ValidationError
+from .._errors import ConfigError, ValidationError
 from .._identity import load_customer
 from .._touchpoints import MESSAGE_CHANNELS, check_channel
 from ..policies import PolicyRules, QuietHours
@@ -21,10 +19,9 @@ from ..store._sendtime import prior_weights, save_prior
 from ._choose import choose, posterior, shares
 from ._learn import ALL, PURCHASES, Counts, load_habits, local_zone, population_counts
 
-__all__ = ["EngagementHours", "SendTime", "SendTimeSettings", "active_send_time"]
+__all__ = ["EngagementHours", "SendTime", "SendTimeSettings"]
 
 DAY = 86400.0
-_ACTIVE: ContextVar[SendTime | None] = ContextVar("omnisdk_send_time", default=None)
 
 
 @attrs.frozen(kw_only=True)
@@ -193,28 +190,6 @@ class SendTime:
         with self.store.transaction() as tx:
             cid = load_customer(tx, customer_id).id
             return self.engagement_hours(tx, cid, channel=channel, now=self.clock.timestamp())
-
-    # -- journeys: `ctx.send(..., at="best_time")` runs inside the client's worker loop
-    @contextmanager
-    def active(self) -> Iterator[None]:
-        """Make this the optimiser journey steps use while the client's workers run."""
-        token = _ACTIVE.set(self)
-        try:
-            yield
-        finally:
-            # A worker loop abandoned unfinished (its task cancelled, the event loop closed) is
-            # closed later by the garbage collector, in another context: there is nothing of ours
-            # to restore there, and raising would only be an unraisable-exception warning.
-            with suppress(ValueError):
-                _ACTIVE.reset(token)
-
-
-def active_send_time() -> SendTime:
-    """The optimiser of the client whose workers are running now."""
-    found = _ACTIVE.get()
-    if found is None:
-        raise JourneyError("at='best_time' needs a client's worker loop (run_until_idle or run_worker)")
-    return found
 
 
 def _check_channel(channel: str | None) -> None:
