@@ -26,9 +26,11 @@ import httpx
 
 import omnisdk
 from omnisdk.providers import (
+    Accepted,
     InDoubt,
     NotSent,
     Outcome,
+    PermanentError,
     Reconciliation,
     StillUnknown,
     absent,
@@ -147,7 +149,7 @@ def _encode_form(pairs: list[tuple[str, str]]) -> bytes:
     ]).encode("ascii")
 
 
-def _checked(message: omnisdk.Outgoing) -> omnisdk.SMS | omnisdk.PermanentError:
+def _checked(message: omnisdk.Outgoing) -> omnisdk.SMS | PermanentError:
     """`check_outgoing`, minus the numbering-plan lookup for a number the core took from the profile
     (validated when it was recorded; Twilio's own error 21211 still catches one that went dead)."""
     if message.from_profile and isinstance(message.content, omnisdk.SMS) and _E164.match(message.to):
@@ -225,7 +227,7 @@ class TwilioSMS(omnisdk.Provider):
 
     async def _send_one(self, message: omnisdk.Outgoing) -> Outcome:
         content = _checked(message)
-        if isinstance(content, omnisdk.PermanentError):
+        if isinstance(content, PermanentError):
             return content
         try:
             response = await self.http.post(
@@ -241,7 +243,7 @@ class TwilioSMS(omnisdk.Provider):
             details = segment_details(content.text)
             if self.config.rcs:
                 details["rcs"] = True
-            return omnisdk.Accepted(provider_message_id=body["sid"], details=details)
+            return Accepted(provider_message_id=body["sid"], details=details)
         code = body.get("code")
         reason = f"twilio {response.status_code}" + (f" error {code}: {body.get('message', '')}" if code else "")
         outcome = http_error_outcome(
@@ -250,7 +252,7 @@ class TwilioSMS(omnisdk.Provider):
             retry_after=retry_after_seconds(response.headers.get("Retry-After"), self.clock.timestamp()),
             code=str(code) if code is not None else None,
         )
-        if isinstance(outcome, omnisdk.PermanentError) and code in DEAD_NUMBER_CODES:
+        if isinstance(outcome, PermanentError) and code in DEAD_NUMBER_CODES:
             return attrs.evolve(outcome, forget_address=True)
         return outcome
 
@@ -261,7 +263,7 @@ class TwilioSMS(omnisdk.Provider):
         """Twilio has no idempotency key and no field of ours it echoes: look for a message to the same
         number, from the same sender, with the same body, created since the attempt (less the skew)."""
         content = _checked(item.outgoing)
-        if isinstance(content, omnisdk.PermanentError):
+        if isinstance(content, PermanentError):
             return NotSent(reason=f"never sendable: {content.reason}")
         now = self.clock.now()
         since, _ = lookup_window(item, now, skew=self.config.clock_skew)
@@ -292,7 +294,7 @@ class TwilioSMS(omnisdk.Provider):
             if url is not None:
                 return StillUnknown(reason=f"more than {LOOKUP_PAGES} pages of messages to this number")
         if matches:
-            return omnisdk.Accepted(provider_message_id=min(matches)[1], details=segment_details(content.text))
+            return Accepted(provider_message_id=min(matches)[1], details=segment_details(content.text))
         return absent(item, now, lag=self.config.reconcile_lag, where="twilio's Message list")
 
     def _same(self, found: Any, text: str) -> bool:
