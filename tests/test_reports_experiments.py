@@ -206,3 +206,20 @@ def test_a_long_experiment_is_looked_at_every_few_days(omni: Omni, clock: Any) -
     assert len(series.looks) <= 367
     gaps = {(later.at - earlier.at).days for earlier, later in zip(series.looks, series.looks[1:-1], strict=False)}
     assert gaps == {3}  # 800 days in at most 366 looks
+
+
+def _one_of(variant: str, experiment: str) -> str:
+    """A customer id the hash puts in `variant`."""
+    return next(cid for cid in (f"p{i}" for i in range(100)) if Split(SHARES).variant(experiment, cid) == variant)
+
+
+def test_looks_before_a_variant_was_exposed_have_no_point(omni: Omni, clock: Any, tmp_path: Path) -> None:
+    omni.assign("late", _one_of("a", "late"), SHARES)
+    clock.advance(timedelta(days=2))
+    omni.assign("late", _one_of("b", "late"), SHARES)
+    clock.advance(timedelta(days=1))
+    report = omni.report(html=tmp_path / "r.html")
+    [series] = report.experiments
+    assert len(series.looks) == 4 and series.looks[0].sequential.variant("b").exposures == 0
+    points = _page(tmp_path / "r.html").points["late"]
+    assert [p["at"] for p in points] == [look.at.isoformat() for look in series.looks[2:]]  # from b's first look

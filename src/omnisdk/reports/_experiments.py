@@ -84,9 +84,9 @@ def _series(store: SQLStore, overview: ExperimentOverview, *, goal: Sequence[str
         if at < overview.first_exposed_at:
             continue
         previous = experiment_result(store, overview.experiment, goal=goal, window=window, control=control,
-                                     horizon=horizon, until=at, previous=previous)
+                                     horizon=horizon, until=at, previous=previous, variants=overview.variants)
         fixed = experiment_result(store, overview.experiment, goal=goal, window=window, control=control,
-                                  horizon=horizon, until=at, method="fixed")
+                                  horizon=horizon, until=at, method="fixed", variants=overview.variants)
         looks.append(ExperimentLook(at=to_datetime(at), sequential=previous, fixed=fixed))
     last = looks[-1].sequential
     return ExperimentSeries(name=overview.experiment, control=control, exposures=overview.exposures,

@@ -78,8 +78,11 @@ def _charts(report: ReportData, key: str) -> str:
 
 
 def _lift(result: ExperimentResult, variant: str) -> Lift | None:
+    """The variant's lift at this look; None until both it and control have someone exposed."""
     found = [v for v in result.variants if v.name == variant]
-    return found[0].conversion_lift if found else None
+    if not found or not (found[0].exposures and result.variants[0].exposures):
+        return None
+    return found[0].conversion_lift
 
 
 def _experiment_chart(series: ExperimentSeries) -> str:
@@ -91,7 +94,7 @@ def _experiment_chart(series: ExperimentSeries) -> str:
         for look in series.looks:
             sequential, fixed = _lift(look.sequential, variant.name), _lift(look.fixed, variant.name)
             if sequential is None:
-                continue  # not exposed yet at this look
+                continue  # nobody exposed to it (or to control) yet at this look
             points.append(IntervalPoint(
                 look.at, sequential.absolute, sequential.absolute_interval.lower, sequential.absolute_interval.upper,
                 fixed.absolute_interval.lower if fixed else None, fixed.absolute_interval.upper if fixed else None))
