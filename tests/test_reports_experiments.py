@@ -87,15 +87,19 @@ def tester(store_url: str) -> Iterator[JourneyTester]:
     t.close()
 
 
+def _sign_up(t: JourneyTester, customers: list[str]) -> None:
+    for cid in customers:
+        t.omni.identify(cid, email=f"{cid}@example.com")
+        t.omni.consent(cid, channel="email", granted=True)
+    t.omni.track_many([(cid, "Signed Up", {}) for cid in customers])
+
+
 def _run_four_days(t: JourneyTester) -> None:
     """150 sign-ups a day for four days; b's subject line sells far better (45% against 8%)."""
     rng = random.Random(4)
     for day in range(4):
         customers = [f"d{day}-{i}" for i in range(150)]
-        for cid in customers:
-            t.omni.identify(cid, email=f"{cid}@example.com")
-            t.omni.consent(cid, channel="email", granted=True)
-        t.omni.track_many([(cid, "Signed Up", {}) for cid in customers])
+        _sign_up(t, customers)
         t.advance(hours=2)
         for cid in customers:
             if rng.random() < (0.45 if Split(SHARES).variant("subject-test", cid) == "b" else 0.08):
@@ -177,10 +181,7 @@ def test_the_report_shows_marketing_against_the_global_control_group(store_url: 
         for name in ("hello-a", "hello-b"):
             t.omni.templates.add(Message(name, email=Email(subject=name, text=name)))
         customers = [f"m{i}" for i in range(80)]
-        for cid in customers:
-            t.omni.identify(cid, email=f"{cid}@example.com")
-            t.omni.consent(cid, channel="email", granted=True)
-        t.omni.track_many([(cid, "Signed Up", {}) for cid in customers])
+        _sign_up(t, customers)
         t.advance(hours=1)
         for cid in customers[::3]:
             t.omni.track(cid, "Order Completed", {"revenue": 10.0}, channel="web")
