@@ -74,7 +74,7 @@ def pages(omni: Omni) -> list[str]:
     email = omni.customer(skipped.customer_id).email or skipped.customer_id
     return ["/", f"/customers?q={email}", f"/customers/{skipped.customer_id}",
             f"/customers/{skipped.customer_id}/deliveries/{skipped.id}", "/journeys", "/outbox", "/quarantine",
-            "/experiments", "/kpis", "/readyz"]
+            "/experiments", "/kpis", "/kpis?by=journey&days=7", "/readyz"]
 
 
 def report(label: str, url: str, n: int) -> None:
