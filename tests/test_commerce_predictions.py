@@ -271,3 +271,12 @@ def test_templates_read_the_prediction_and_none_before_one(scored: Omni) -> None
     assert rendered.text == f"CLV {round(c03.prediction.predicted_clv, 1)} over 365 days"
     never = scored.templates.render(message, "sms", scored.templates.context(scored.customer("never")))
     assert never.text == "welcome"
+
+
+def test_a_fit_without_finite_predictions_is_refused_and_nothing_is_stored(shop: Omni) -> None:
+    degenerate = ValueModel(BetaGeo(2.0, 19.0, 58728.0, 5369022.0), GammaGamma(4.5, 7.9, 80.0))  # a, b runaway
+    with pytest.raises(ValidationError, match="no finite prediction"):
+        shop.predict_value(model=degenerate)
+    assert shop.predictions("ann") is None
+    with pytest.raises(ValidationError, match="no fitted model"):
+        shop.predict_value(refit=False)  # the refused fit was not stored

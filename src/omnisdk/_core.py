@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ._clock import Clock, SystemClock, to_datetime
 from ._config import Config, load_config
 from ._customers import PURPOSES, Consent, Customer
-from ._errors import BatchItemError, BatchValidationError, ConfigError, PluginError, ValidationError, WebhookError
+from ._errors import (
+    BatchItemError,
+    BatchValidationError,
+    ConfigError,
+    PluginError,
+    SuppressedError,
+    ValidationError,
+    WebhookError,
+)
 from ._identity import IdentityResolver, IdentityRules, Who, load_customer
 from ._logging import get_logger
 from ._plugins import PluginHost
@@ -34,6 +42,7 @@ if TYPE_CHECKING:
     from .messages import Shop
     from .providers import WebhookResponse
     from .store import Transaction
+    from .store._forget import ForgetRequest
 
 __all__ = ["Core", "Who", "Worker"]
 
@@ -79,7 +88,7 @@ class Core:
         #: The one path every touchpoint and delivery change is stored and announced through.
         self.recorder = Recorder(self.plugins)
         from .messages import Templates
-        from .policies import PolicyRules
+        from .policies import Addresses, PolicyRules
 
         self.templates = Templates.from_config(
             self.config, plugins=self.plugins, store=self.store,
@@ -92,11 +101,14 @@ class Core:
         self.policy_rules = PolicyRules.from_config(
             self.config.policies, [args[0] for args in self.plugins.collect("register_policies") if args],
             global_control=self.experiment_settings.global_control,
+            addresses=Addresses.of(kinds),  # which identity kinds reach each channel, the plugins' too
         )
         self._predictor: ValuePredictor | None = None
         self._recommendations: StoredRecommendations | None = None
         #: The catalog's variants and inventory, read by product blocks and the recommenders' stock checks.
-        self.catalog_reads: CatalogReads | None = None
+        from .commerce._shop import StoreCatalog
+
+        self.catalog_reads: CatalogReads | None = StoreCatalog()
         if (self.config.raw.get("predictions") or {}).get("every") is not None:
             self.workers.append(self.predictor)  # rescored before watched segments read the predictions
         from .segments import SegmentWatcher  # watched segments turn entries/exits into touchpoints first
@@ -139,6 +151,19 @@ class Core:
         self.workers.append(self.dispatcher)
         self.webhooks = WebhookHandler(store=self.store, clock=self.clock, pool=pool, recorder=self.recorder,
                                        identity=self.identity, settings=self.config.webhooks, catalog=self.catalog)
+        # Erasures after the dispatcher: a delivery it was sending has settled before the erasure goes on.
+        from .privacy import Forgetter, PrivacySettings, RetentionSettings, RetentionWorker
+        from .store._links import signing_key
+
+        self.privacy_settings = PrivacySettings.from_config(self.config.raw.get("privacy"))
+        configured = self.privacy_settings.suppression_key
+        self.suppression_key = configured.encode() if configured else signing_key(self.store, "privacy")
+        self.forgetter = Forgetter(self.store, self.clock, self.identity, self.plugins, self.privacy_settings,
+                                   self.suppression_key)
+        self.workers.append(self.forgetter)
+        self.retention = RetentionWorker(self.store, self.clock,
+                                         RetentionSettings.from_config(self.config.raw.get("retention")))
+        self.workers.append(self.retention)
 
     @property
     def predictor(self) -> ValuePredictor:
@@ -244,8 +269,40 @@ class Core:
         now = self.clock.timestamp()
         with self.store.transaction() as tx:
             cid = self.identity.resolve_checked(tx, explicit, pairs, now)
+            if granted and purpose == "marketing":
+                self._refuse_suppressed(tx, cid, channel)
             insert_consent(tx, cid, channel, purpose, granted, source, now)
         return Consent(channel=channel, purpose=purpose, granted=granted, source=source, recorded_at=to_datetime(now))
+
+    def _refuse_suppressed(self, tx: Transaction, customer_id: str, channel: str) -> None:
+        from .privacy._guard import suppressed_for
+
+        found = suppressed_for(tx, self.suppression_key, customer_id, channel, self.policy_rules.addresses)
+        if found:
+            kinds = ", ".join(sorted({s.kind for s in found}))
+            raise SuppressedError(f"the {kinds} of this customer was erased at its owner's request; a marketing "
+                                  "opt-in needs omni.lift_suppression first (the customer asking, not an import)",
+                                  field="who")
+
+    # -- privacy
+    def forget(self, who: Who, *, requested_by: str = "app", reason: str = "") -> ForgetRequest:
+        return self.forgetter.forget(who, requested_by=requested_by, reason=reason)
+
+    def export(self, who: Who) -> dict[str, Any]:
+        from .privacy import export_customer
+
+        return export_customer(self.store, self.clock, self.identity, self.suppression_key, who)
+
+    def lift_suppression(self, who: Who, *, requested_by: str) -> int:
+        from .privacy._forget import find_customer
+        from .privacy._guard import lift
+
+        if not isinstance(requested_by, str) or not requested_by.strip():
+            raise ValidationError("expected who asked", field="requested_by")
+        with self.store.transaction() as tx:
+            lifted = lift(tx, self.suppression_key, find_customer(tx, self.identity, who))
+        log.info("suppression_lifted", requested_by=requested_by.strip(), suppressions=lifted)
+        return lifted
 
     def customer(self, customer_id: str) -> Customer:
         self.validate.customer_id(customer_id)

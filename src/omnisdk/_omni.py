@@ -43,8 +43,10 @@ if TYPE_CHECKING:
     from .commerce._predict import PredictionRun
     from .experiments import ExperimentResult
     from .experiments._results import Method, Metric
+    from .privacy import RetentionStatus
     from .reports import Report
     from .store._experiments import ExperimentOverview
+    from .store._forget import ForgetRequest
 
 __all__ = ["AsyncOmni", "Omni"]
 
@@ -474,6 +476,38 @@ class Omni(_Base):
         """Move a run (active or failed) to another registered version of its journey."""
         return self._core.runs.migrate(run_id, version, now=self._core.clock.timestamp())
 
+    def forget(self, who: Who, *, requested_by: str = "app", reason: str = "") -> ForgetRequest:
+        """Erase a customer (right to erasure): their profile, identifiers, consents and memberships are
+        deleted; touchpoints, deliveries, runs and exposures kept for the aggregates, anonymised (a
+        tombstone id, no content, addresses or provider ids); queued messages and active runs cancelled.
+        A keyed hash of each identifier stays, so they are not re-subscribed. Batched and resumable:
+        the returned request is `done`, or finished by the worker (a delivery in flight, a plugin to retry).
+        `requested_by` and `reason` are recorded with the request (say who asked: a name, a ticket)."""
+        return self._core.forget(who, requested_by=requested_by, reason=reason)
+
+    def forget_requests(self, *, limit: int = 100) -> list[ForgetRequest]:
+        """Erasure requests, newest first: when, by whom, status, rows removed per table (never who)."""
+        from .store._forget import list_requests
+
+        with self._core.store.transaction(immediate=False) as tx:
+            return list_requests(tx, limit)
+
+    def export(self, who: Who) -> dict[str, Any]:
+        """Everything held about a customer as one JSON-ready document (right of access and portability;
+        its format is in docs/privacy.md): profile, identities, consents with evidence, touchpoints,
+        deliveries with content and decisions, runs and steps, experiment exposures, predictions,
+        and whether they are suppressed."""
+        return self._core.export(who)
+
+    def lift_suppression(self, who: Who, *, requested_by: str) -> int:
+        """Drop the suppression of a forgotten customer's identifiers who came back and opts in themselves
+        (never for an import); how many suppressions went."""
+        return self._core.lift_suppression(who, requested_by=requested_by)
+
+    def retention(self) -> list[RetentionStatus]:
+        """Each `[retention]` rule: its period, the rows past it now, when it last ran and what it removed."""
+        return self._core.retention.status()
+
     def quarantine(self, *, table: str | None = None, limit: int | None = 100) -> list[QuarantinedRow]:
         """Rows the store holds but no read could decode, oldest first: moved aside so the runner goes on."""
         return list_quarantined(self._core.store, table=table, limit=limit)
@@ -588,6 +622,11 @@ class AsyncOmni(_Base):
     retry_run = _in_thread(Omni.retry_run)
     migrate_run = _in_thread(Omni.migrate_run)
     deliveries = _in_thread(Omni.deliveries)
+    forget = _in_thread(Omni.forget)
+    forget_requests = _in_thread(Omni.forget_requests)
+    export = _in_thread(Omni.export)
+    lift_suppression = _in_thread(Omni.lift_suppression)
+    retention = _in_thread(Omni.retention)
     quarantine = _in_thread(Omni.quarantine)
     repair_quarantined = _in_thread(Omni.repair_quarantined)
     drop_quarantined = _in_thread(Omni.drop_quarantined)

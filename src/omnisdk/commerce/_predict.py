@@ -11,6 +11,7 @@ the next run scores the same customers again (an upsert).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -80,7 +81,7 @@ class PredictionSettings:
                 raise ConfigError("expected an event name", field="predictions.event")
             kwargs["event"] = section["event"]
         if "unit" in section:
-            if section["unit"] not in _DAYS_PER:
+            if not isinstance(section["unit"], str) or section["unit"] not in _DAYS_PER:
                 raise ConfigError("expected 'days' or 'weeks'", field="predictions.unit")
             kwargs["unit"] = section["unit"]
         try:
@@ -109,6 +110,15 @@ class PredictionRun:
     refit: bool
     rescored: int
     scored_at: datetime
+
+
+def _check_finite(model: ValueModel, summaries: Mapping[str, PurchaseSummary]) -> None:
+    """Refuse a fit whose predictions are not numbers (a degenerate optimum, e.g. a and b in the tens of
+    thousands when almost nobody drops out), before it is stored: the last good model stays in use."""
+    for cid, value in model.predict(summaries).items():
+        if not all(math.isfinite(x) for x in attrs.astuple(value)):
+            raise ValidationError(f"the fitted model gives no finite prediction (customer {cid!r}): "
+                                  f"{model_params(model)}; too little data to fit, or pass model=", field="model")
 
 
 def model_params(model: ValueModel) -> dict[str, Any]:
@@ -175,6 +185,7 @@ class ValuePredictor:
             given = model or ValueModel.fit(summaries.values(), periods=settings.horizon_months,
                                             period=settings.period, discount_rate=settings.discount_rate)
             current = self._horizon(given.purchases, given.spend)
+            _check_finite(current, summaries)
             model_id = self._save_model(current, now, len(summaries))
             rescored = self._score(current, model_id, summaries, now)
         else:
@@ -234,11 +245,16 @@ class ValuePredictor:
     def _rows(self, model: ValueModel, model_id: int, summaries: Mapping[str, PurchaseSummary],
               now: float) -> list[PredictionRow]:
         horizon = self.settings.horizon_days
-        return [
+        rows = [
             PredictionRow(cid, v.expected_purchases, v.probability_alive, v.churn_risk, v.expected_order_value,
                           v.predicted_clv, horizon, now, model_id)
             for cid, v in model.predict(summaries).items()
         ]
+        for row in rows:  # never store a NaN a segment would silently leave out
+            if not all(math.isfinite(x) for x in attrs.astuple(row)[1:6]):
+                raise ValidationError(f"the model gives no finite prediction for customer {row.customer_id!r} "
+                                      f"({model_params(model)})", field="model")
+        return rows
 
     # -- the worker
     def next_due(self) -> float | None:

@@ -5,16 +5,19 @@ the claimed batch, so a broadcast's thousand renders of the same products cost o
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._customers import Customer
 from ..messages import Stocked
 from ..messages._products import ProductLike
 from ..store import Transaction
+from ..store._catalog import inventory_of, variants_by_sku
 from ..store._recommendations import recent_interactions
-from ._stored import StoredRecommendations
 
-__all__ = ["CatalogReads", "StoreShop", "nearest_store"]
+if TYPE_CHECKING:  # recommendations need numpy; product blocks do not
+    from ._stored import StoredRecommendations
+
+__all__ = ["CatalogReads", "StoreCatalog", "StoreShop", "nearest_store"]
 
 #: The profile trait naming the customer's own store (a location id of the catalog's inventory).
 STORE_TRAIT = "store_location"
@@ -26,6 +29,16 @@ class CatalogReads(Protocol):
     def variants(self, tx: Transaction, skus: Sequence[str]) -> Mapping[str, ProductLike]: ...
 
     def stock(self, tx: Transaction, items: Sequence[str]) -> Mapping[str, Mapping[str, int]]: ...
+
+
+class StoreCatalog:
+    """`CatalogReads` over the catalog's tables (`omni.catalog` writes them)."""
+
+    def variants(self, tx: Transaction, skus: Sequence[str]) -> Mapping[str, ProductLike]:
+        return variants_by_sku(tx, list(skus))
+
+    def stock(self, tx: Transaction, items: Sequence[str]) -> Mapping[str, Mapping[str, int]]:
+        return inventory_of(tx, list(items))
 
 
 def nearest_store(traits: Mapping[str, Any], pos_orders: Sequence[Mapping[str, Any]]) -> str | None:

@@ -9,7 +9,8 @@ a recommender (a collaborative-filtering model, a vendor's API) with the `regist
 
 The model is rebuilt from the store every `rebuild_every` seconds, when first needed after that, inside
 the caller's transaction. Exclusions: what the customer bought, the items given, and with a `Stock`
-(the catalog's inventory) what is out of stock, or not stocked at the pickup store.
+(the catalog's inventory) what is out of stock (items whose stock the catalog does not count are
+kept), or not stocked at the pickup store.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from .._logging import get_logger
 from ..store import Transaction
 from ..store._recommendations import interactions, recent_interactions
 from ._cooccurrence import CoOccurrence, ItemToItem
-from ._recommend import Exclusions, Fallback, History, Popular, RecentlyViewed, Recommendation, Recommender, in_stock
+from ._recommend import Exclusions, Fallback, History, Popular, RecentlyViewed, Recommendation, Recommender
 
 __all__ = ["BUILT_IN", "RecommendationSettings", "Stock", "StoredRecommendations", "TrainingData", "items_of"]
 
@@ -198,7 +199,7 @@ class StoredRecommendations:
                     built.append(recommender)
             chain = Fallback(built)  # type: ignore[arg-type]  # mypy reads the tuple converter as generic
             self._model = (now, chain, data.categories)
-            log.info("recommendations_built", orders=len(data.orders), items=len(data.categories))
+            log.info("recommendations_built", orders=len(data.orders), categorised_items=len(data.categories))
         return self._model[1]
 
     def invalidate(self) -> None:
@@ -235,8 +236,16 @@ class StoredRecommendations:
                 raise ValidationError("store stock needs a catalog", field="location", value=location)
             return model.recommend(history, k, exclude=rule)
         candidates = model.recommend(history, 4 * k + 8, exclude=rule)  # then one stock query for them all
-        available = in_stock(self.stock.stock(tx, [c.item for c in candidates]), location)
-        return [c for c in candidates if c.item in available][:k]
+        levels = self.stock.stock(tx, [c.item for c in candidates])
+        return [c for c in candidates if _stocked(levels.get(c.item), location)][:k]
+
+
+def _stocked(levels: Mapping[str, int] | None, location: str | None) -> bool:
+    """In stock: anywhere, when the catalog tracks the item's stock (an item it has no count for is not
+    ruled out); at `location` (a pickup store), only with units counted there."""
+    if location is not None:
+        return levels is not None and levels.get(location, 0) > 0
+    return levels is None or not levels or any(n > 0 for n in levels.values())
 
 
 def _groups(items: Sequence[str], categories: Mapping[str, str]) -> list[str]:

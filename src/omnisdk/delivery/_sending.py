@@ -18,7 +18,7 @@ from .._content import Message
 from .._customers import Customer
 from .._touchpoints import Events, Touchpoint
 from ..messages import Links, RenderContext, Shop, Templates, render
-from ..policies import PolicyRules, address_for
+from ..policies import PolicyRules
 from ..providers import Outgoing
 from ..store import Transaction
 from ..store._runs import run_triggers
@@ -183,7 +183,7 @@ class SendContext:
         history: Sequence[Any], template: str, journey: str | None, step: str | None, run_id: str | None,
     ) -> Outgoing | None:
         """The provider's view of one message; None when the customer has no address on `channel`."""
-        to = address_for(customer, channel)
+        to = self.rules.addresses.address_for(customer, channel)
         if to is None:
             return None
         fields: dict[str, Any] = {"delivery_id": delivery_id, "template": template, "journey": journey,

@@ -40,12 +40,23 @@ _SPACES = re.compile(r"[\u00a0\u202f\u2007\u2009]")  # CLDR's no-break spaces wo
 class ProductLike(Protocol):
     """What a block reads of a catalog variant (`omnisdk.commerce.Variant`)."""
 
-    sku: str
-    title: str
-    price: Decimal
-    currency: str
-    url: str | None
-    image_url: str | None
+    @property
+    def sku(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def price(self) -> Decimal: ...
+
+    @property
+    def currency(self) -> str: ...
+
+    @property
+    def url(self) -> str | None: ...
+
+    @property
+    def image_url(self) -> str | None: ...
 
 
 @attrs.frozen

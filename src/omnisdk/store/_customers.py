@@ -253,18 +253,20 @@ def profile_fingerprints(
     rows = tx.query(
         f"SELECT 0, id, timezone, merged_into, 0, 0 FROM customers WHERE id IN ({marks}) "
         f"UNION ALL SELECT 1, customer_id, kind, value, 0, 0 FROM identities WHERE customer_id IN ({marks}) "
-        f"UNION ALL SELECT 2, customer_id, channel, purpose, granted, id FROM consents WHERE customer_id IN ({marks}) "
-        "ORDER BY 1, 2, 6",
+        f"UNION ALL SELECT 2, customer_id, channel, purpose, granted, id FROM consents WHERE customer_id IN ({marks})",
         (*customer_ids, *customer_ids, *customer_ids),
     )
     found: dict[str, tuple[Any, Any]] = {}
     identities: dict[str, set[tuple[str, str]]] = {}
-    consents: dict[str, list[tuple[str, str, bool]]] = {}
-    for table, cid, first, second, granted, _ in rows:
+    ledger: dict[str, list[tuple[int, str, str, bool]]] = {}
+    for table, cid, first, second, granted, entry_id in rows:
         if table == 0:
             found[cid] = (first, second)
         elif table == 1:
             identities.setdefault(cid, set()).add((first, second))
         else:
-            consents.setdefault(cid, []).append((first, second, bool(granted)))
+            ledger.setdefault(cid, []).append((entry_id, first, second, bool(granted)))
+    # Ledger order sorted here: an ORDER BY over the whole union sorts every identity row as well
+    # (a fifth of the query's time), and most customers have few consent entries.
+    consents = {cid: [entry[1:] for entry in sorted(entries)] for cid, entries in ledger.items()}
     return found, identities, consents
