@@ -237,3 +237,15 @@ def test_replenishment_follows_each_customers_own_rhythm(tester: Any) -> None:
     assert triggers(t, "cy", Events.REPLENISHMENT_DUE)[0]["sku"] == "boots-42"
     assert t.statuses("ada") == ["exited"]
     assert triggers(t, "bob", Events.REPLENISHMENT_DUE) == []
+
+
+def test_a_visitor_who_signs_in_later_is_notified_on_the_merged_profile(tester: Any) -> None:
+    t = tester(back_in_stock)
+    restock(t, 0)
+    t.emit({"anonymous_id": "web-7f3a"}, Events.PRODUCT_VIEWED, {"sku": "boots-42"})  # sold out: waits
+    t.identify("ada", anonymous_id="web-7f3a", email="ada@example.com")
+
+    restock(t, 1)
+
+    assert started(t, "back-in-stock") == ["ada"]
+    assert triggers(t, "ada", Events.BACK_IN_STOCK)[0]["subscribed_by"] == "viewed"
