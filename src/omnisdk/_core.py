@@ -277,7 +277,7 @@ class Core:
     def _refuse_suppressed(self, tx: Transaction, customer_id: str, channel: str) -> None:
         from .privacy._guard import suppressed_for
 
-        found = suppressed_for(tx, self.suppression_key, customer_id, channel)
+        found = suppressed_for(tx, self.suppression_key, customer_id, channel, self.policy_rules.addresses)
         if found:
             kinds = ", ".join(sorted({s.kind for s in found}))
             raise SuppressedError(f"the {kinds} of this customer was erased at its owner's request; a marketing "
@@ -285,7 +285,7 @@ class Core:
                                   field="who")
 
     # -- privacy
-    def forget(self, who: Who, *, requested_by: str, reason: str = "") -> ForgetRequest:
+    def forget(self, who: Who, *, requested_by: str = "app", reason: str = "") -> ForgetRequest:
         return self.forgetter.forget(who, requested_by=requested_by, reason=reason)
 
     def export(self, who: Who) -> dict[str, Any]:

@@ -476,12 +476,13 @@ class Omni(_Base):
         """Move a run (active or failed) to another registered version of its journey."""
         return self._core.runs.migrate(run_id, version, now=self._core.clock.timestamp())
 
-    def forget(self, who: Who, *, requested_by: str, reason: str = "") -> ForgetRequest:
+    def forget(self, who: Who, *, requested_by: str = "app", reason: str = "") -> ForgetRequest:
         """Erase a customer (right to erasure): their profile, identifiers, consents and memberships are
         deleted; touchpoints, deliveries, runs and exposures kept for the aggregates, anonymised (a
         tombstone id, no content, addresses or provider ids); queued messages and active runs cancelled.
         A keyed hash of each identifier stays, so they are not re-subscribed. Batched and resumable:
-        the returned request is `done`, or finished by the worker (a delivery in flight, a plugin to retry)."""
+        the returned request is `done`, or finished by the worker (a delivery in flight, a plugin to retry).
+        `requested_by` and `reason` are recorded with the request (say who asked: a name, a ticket)."""
         return self._core.forget(who, requested_by=requested_by, reason=reason)
 
     def forget_requests(self, *, limit: int = 100) -> list[ForgetRequest]:

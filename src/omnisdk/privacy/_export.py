@@ -2,7 +2,8 @@
 
 The document's shape (`FORMAT`, version 1, documented in docs/privacy.md): the profile as
 `omni.customer` gives it, then `tables`, one list of rows per table the privacy registry links to
-customers (every stored column, JSON columns decoded, times in epoch seconds), and whether the
+customers (every stored column, JSON columns decoded, times in epoch seconds), the quarantined rows
+that mention them (`quarantine`), and whether the
 customer's identifiers are suppressed. Tables are found through the registry, so a table added to
 it is exported without a change here.
 """
@@ -21,7 +22,7 @@ from ..store import SQLStore
 from ..store._forget import customer_family, decoded_rows, suppressions_of, table_exists
 from ..store._privacy import REGISTRY
 from ._forget import find_customer, postal_digest_value
-from ._suppression import digest
+from ._suppression import Scrubber, digest
 
 __all__ = ["FORMAT", "VERSION", "export_customer"]
 
@@ -51,6 +52,9 @@ def export_customer(store: SQLStore, clock: Clock, identity: IdentityResolver, k
         tables = {table: decoded_rows(tx, table, ids) for table, rule in REGISTRY.items()
                   if rule.link is not None and table_exists(tx, table)}
         pairs = [(str(r["kind"]), str(r["value"])) for r in tables.get("identities", [])]
+        mentions = Scrubber([*ids, *(value for _, value in pairs)])
+        tables["quarantine"] = [row for row in decoded_rows(tx, "quarantine", ids)
+                                if mentions.mentions(f"{row['row_key']} {row['row_values']}")]
         postal = postal_digest_value(profile.get("address"))
         if postal:
             pairs.append(("postal_address", postal))

@@ -29,6 +29,7 @@ from ..store._customers import customer_links, follow_merges
 from ..store._decisions import LogEntry, append_decisions
 from ..store._forget import (
     ForgetRequest,
+    cancel_customer_work,
     customer_family,
     delete_rows,
     due_requests,
@@ -131,6 +132,7 @@ class Forgetter:
             insert_suppressions(tx, [(digest(self.key, kind, value), kind, request_id, now)
                                      for kind, value in subject["identifiers"]])
             insert_request(tx, request_id, requested_by=requested_by.strip(), reason=reason, subject=subject, now=now)
+            cancel_customer_work(tx, subject["ids"], reason=_WHY, now=now)
         log.info("forget_requested", request_id=request_id, requested_by=requested_by.strip())
         return self.advance(request_id)
 
@@ -194,6 +196,8 @@ class Forgetter:
         if table in _WAITS_FOR_WORKERS and in_flight(tx, subject["ids"], now):
             return attrs.evolve(request, due_at=now + self.settings.retry_seconds, updated_at=now), False
         after = request.progress.get(table)
+        if table == "deliveries" and after is None:  # anything queued since the request (by a run then in flight)
+            cancel_customer_work(tx, subject["ids"], reason=_WHY, now=now)
         rows = linked_rows(tx, table, ids, after, self.settings.batch_size)
         if not rows:
             progress = {k: v for k, v in request.progress.items() if k != table}

@@ -18,11 +18,12 @@ from ._base import Transaction, dumps
 from ._quarantine import decode_rows
 from ._rows import json_object, optional_text, text
 
-__all__ = ["CatalogChange", "Interest", "InterestUpdate", "Reorder", "category_purchases", "changes_due",
-           "clear_carts", "inventory_of", "mark_handled", "mark_notified", "mark_sent", "next_reorder_due",
-           "notify_candidates", "record_changes", "record_interest", "reorders_due", "set_reorder_due",
-           "subscribe", "unsubscribe_purchased", "variants_by_sku", "variants_of_product", "viewed_not_carted",
-           "write_inventory", "write_variants", "known_skus", "interested_in", "purchase_history"]
+__all__ = ["CHUNK", "CatalogChange", "Interest", "InterestUpdate", "Reorder", "category_purchases", "changes_due",
+           "clear_carts", "customers_who_bought", "has_unhandled", "interested_in", "inventory_of", "known_skus",
+           "mark_handled", "mark_notified", "mark_sent", "merged_into", "next_browse_due", "next_reorder_due",
+           "notify_candidates", "purchase_history", "record_changes", "record_interest", "reorders_due",
+           "set_reorder_due", "subscribe", "unsubscribe_purchased", "variants_by_sku", "variants_of_product",
+           "viewed_not_carted", "write_inventory", "write_variants"]
 
 _VARIANT_COLUMNS: Final = "sku, product_id, title, price, currency, url, image_url, category, brand, attributes"
 #: Rows per statement: 11 parameters each stays below SQLite's 32766 and PostgreSQL's 65535.
@@ -187,20 +188,19 @@ def notify_candidates(tx: Transaction, sku: str, location: str, limit: int) -> l
 
 
 def mark_notified(tx: Transaction, sku: str, keys: Sequence[tuple[str, str]], now: float) -> None:
-    for customer_id, location in keys:
-        tx.execute("UPDATE catalog_subscriptions SET notified_at = ? WHERE customer_id = ? AND sku = ? "
-                   "AND location = ?", (now, customer_id, sku, location))
+    """The (customer_id, location) subscriptions to `sku` were included in a restock's quota."""
+    for location in sorted({where for _, where in keys}):
+        customers = [c for c, where in keys if where == location]
+        for start in range(0, len(customers), CHUNK):
+            chunk = customers[start:start + CHUNK]
+            tx.execute(f"UPDATE catalog_subscriptions SET notified_at = ? WHERE sku = ? AND location = ? "
+                       f"AND customer_id IN ({_in(chunk)})", (now, sku, location, *chunk))
 
 
 def unsubscribe_purchased(tx: Transaction, pairs: Sequence[tuple[str, str]]) -> None:
     """A customer who bought the SKU waits for it no longer."""
     for customer_id, sku in pairs:
         tx.execute("DELETE FROM catalog_subscriptions WHERE customer_id = ? AND sku = ?", (customer_id, sku))
-
-
-def waiting_count(tx: Transaction, sku: str) -> int:
-    return int(tx.scalar("SELECT COUNT(*) FROM catalog_subscriptions WHERE sku = ? AND notified_at IS NULL",
-                         (sku,)) or 0)
 
 
 # -- interest
@@ -277,10 +277,14 @@ def interested_in(
 
 
 def mark_sent(tx: Transaction, column: str, pairs: Sequence[tuple[str, str]], now: float) -> None:
+    """A trigger (`column`: price_sent_at, low_stock_sent_at, browse_sent_at) fired for these (customer, SKU)."""
     assert column in ("price_sent_at", "low_stock_sent_at", "browse_sent_at")
-    for customer_id, sku in pairs:
-        tx.execute(f"UPDATE catalog_interest SET {column} = ? WHERE customer_id = ? AND sku = ?",
-                   (now, customer_id, sku))
+    for sku in sorted({sku for _, sku in pairs}):
+        customers = [c for c, s in pairs if s == sku]
+        for start in range(0, len(customers), CHUNK):
+            chunk = customers[start:start + CHUNK]
+            tx.execute(f"UPDATE catalog_interest SET {column} = ? WHERE sku = ? AND customer_id IN ({_in(chunk)})",
+                       (now, sku, *chunk))
 
 
 #: A view not followed by a cart or purchase of the SKU, not answered yet, and the customer's last

@@ -14,11 +14,13 @@ from typing import Any
 import attrs
 
 from ._base import Transaction, dumps, loads
+from ._decisions import LogEntry, append_decisions
 from ._privacy import REGISTRY, TableRule
 
 __all__ = [
     "ForgetRequest",
     "Suppression",
+    "cancel_customer_work",
     "customer_family",
     "decoded_rows",
     "delete_rows",
@@ -239,3 +241,21 @@ def decoded_rows(tx: Transaction, table: str, ids: Sequence[str]) -> list[dict[s
         if len(batch) < 1000:
             return rows
         after = [batch[-1][k] for k in REGISTRY[table].key]
+
+
+def cancel_customer_work(tx: Transaction, ids: Sequence[str], *, reason: str, now: float) -> tuple[list[str], int]:
+    """Cancel the customer's queued messages and active runs, at once: (the delivery ids, how many runs).
+
+    A message a worker has claimed but not started sending stays unsent (`mark_sending` only takes
+    rows still queued); one it is sending already is left to it, and the erasure waits for its outcome."""
+    marks = ", ".join("?" * len(ids))
+    cancelled = [str(r[0]) for r in tx.query(
+        f"UPDATE deliveries SET status = 'cancelled', error = ?, updated_at = ? WHERE customer_id IN ({marks}) "
+        "AND status IN ('queued', 'deferred') RETURNING id", (reason, now, *ids))]
+    append_decisions(tx, [LogEntry(delivery_id=did, at=now, outcome="cancelled", channel=None, reason=reason,
+                                   actor="app") for did in cancelled])
+    runs = tx.execute(
+        f"UPDATE journey_runs SET status = 'cancelled', active_key = NULL, due_at = NULL, reason = ?, ended_at = ?, "
+        f"updated_at = ? WHERE customer_id IN ({marks}) AND status IN ('running', 'waiting') "
+        "AND (lease_owner IS NULL OR due_at <= ?)", (reason, now, now, *ids, now))
+    return cancelled, runs

@@ -70,8 +70,10 @@ _OWN = "customer_id IN ({ids})"
 _OF_DELIVERIES = "delivery_id IN (SELECT id FROM deliveries WHERE customer_id IN ({ids}))"
 _OF_RUNS = "run_id IN (SELECT id FROM journey_runs WHERE customer_id IN ({ids}))"
 
-#: In the order an erasure walks them: rows that point at a parent come before the parent, so a
-#: crash between tables leaves nothing the next pass cannot find again.
+#: In the order an erasure walks them. Rows found through a parent (decisions through deliveries,
+#: steps through runs) match the tombstone too, so the order between them does not matter for a
+#: resumed pass; runs come before deliveries, so no run of the customer's is left to queue a message
+#: once deliveries are done.
 REGISTRY: Final[Mapping[str, TableRule]] = {
     "delivery_decisions": TableRule(P, "anonymise", ("seq",), _cols(
         seq=A, delivery_id=S, at=A, actor=A, outcome=A, channel=A, policy=A, reason=(P, "scrub"), until=A,
@@ -80,6 +82,11 @@ REGISTRY: Final[Mapping[str, TableRule]] = {
     "journey_steps": TableRule(P, "anonymise", ("run_id", "step"), _cols(
         run_id=S, step=A, kind=A, args=(P, "empty"), result=(P, "memo"), done=A, recorded_at=A),
         "step memos may hold anything a journey computed; the step names and counts stay", link=_OF_RUNS),
+    "journey_runs": TableRule(P, "anonymise", ("id",), _cols(
+        id=A, journey=A, version=A, customer_id=(S, "tombstone"), active_key=(S, "null"), status=(A, "cancel"),
+        trigger=(P, "null"), trigger_seq=A, step=A, wait_event=A, due_at=A, lease_owner=A, attempts=A,
+        reason=(P, "scrub"), created_at=A, updated_at=A, ended_at=A),
+        "kept for journey counts; active runs cancelled, the trigger touchpoint removed", link=_OWN),
     "touchpoints": TableRule(P, "anonymise", ("seq",), _cols(
         seq=A, id=(S, "hash"), customer_id=(S, "tombstone"), channel=A, name=A, properties=(P, "properties"),
         occurred_at=A, recorded_at=A, routed=A),
@@ -94,11 +101,6 @@ REGISTRY: Final[Mapping[str, TableRule]] = {
         created_at=A, updated_at=A, attempted_at=A, sent_content=(P, "null"), lookups=A),
         "kept for the delivery KPIs (sent, delivered, cost); the rendered content, address and provider id "
         "removed; queued ones cancelled", link=_OWN),
-    "journey_runs": TableRule(P, "anonymise", ("id",), _cols(
-        id=A, journey=A, version=A, customer_id=(S, "tombstone"), active_key=(S, "null"), status=(A, "cancel"),
-        trigger=(P, "null"), trigger_seq=A, step=A, wait_event=A, due_at=A, lease_owner=A, attempts=A,
-        reason=(P, "scrub"), created_at=A, updated_at=A, ended_at=A),
-        "kept for journey counts; active runs cancelled, the trigger touchpoint removed", link=_OWN),
     "experiment_exposures": TableRule(S, "anonymise", ("experiment", "customer_id"), _cols(
         experiment=A, customer_id=(S, "tombstone"), variant=A, run_id=A, journey=A, exposed_at=A),
         "kept so experiment results still add up, pointing at the tombstone", link=_OWN),
