@@ -7,6 +7,7 @@ which names the field at fault, so a bad row is refused with a reason and the ot
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
@@ -24,6 +25,8 @@ ONLINE: Final = "online"
 #: Larger counts are refused as a mistake (a price or a barcode in the quantity column).
 MAX_QUANTITY: Final = 10**12
 _MAX_TEXT: Final = 2048
+_MAX_ATTRIBUTES: Final = 64 * 1024
+_encode_json = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode
 _VARIANT_FIELDS: Final = frozenset({"sku", "product_id", "title", "price", "currency", "url", "image_url", "category",
                                     "brand", "attributes", "inventory"})
 
@@ -92,6 +95,9 @@ class CatalogUpsert:
 
 
 def _text(value: Any, field: str, *, required: bool = True) -> str | None:
+    if type(value) is str and 0 < len(value) <= _MAX_TEXT and value.isascii() and value.isprintable() \
+            and not value[0].isspace() and not value[-1].isspace():
+        return value  # the common case, decided without stripping or encoding
     if value is None or value == "":
         if required:
             raise ValidationError("is required", field=field)
@@ -101,9 +107,17 @@ def _text(value: Any, field: str, *, required: bool = True) -> str | None:
     value = value.strip()
     if required and not value:
         raise ValidationError("is required", field=field)
-    if len(value) > _MAX_TEXT or "\x00" in value:
-        raise ValidationError(f"expected at most {_MAX_TEXT} characters without NUL", field=field)
+    if len(value) > _MAX_TEXT or "\x00" in value or not _encodable(value):
+        raise ValidationError(f"expected at most {_MAX_TEXT} characters of UTF-8 text without NUL", field=field)
     return value or None
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no database can store it
+        return False
+    return True
 
 
 def check_sku(value: Any, field: str = "sku") -> str:
@@ -167,6 +181,16 @@ def _attributes(value: Any, field: str = "attributes") -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise ValidationError("expected a mapping of names to values", field=field, value=type(value).__name__)
+    if not value:
+        return {}
+    try:
+        encoded = _encode_json(dict(value))
+    except (TypeError, ValueError, RecursionError):
+        raise ValidationError("expected JSON values (text, numbers, true/false, null, lists, objects)",
+                              field=field) from None
+    if "\x00" in encoded or "\\u0000" in encoded or len(encoded) > _MAX_ATTRIBUTES or not _encodable(encoded):
+        raise ValidationError(f"expected at most {_MAX_ATTRIBUTES} characters of JSON in UTF-8 without NUL",
+                              field=field)
     return dict(value)
 
 
@@ -177,8 +201,8 @@ def variant_from(item: Any) -> Variant:
         item = attrs.asdict(item, recurse=False)
     if not isinstance(item, Mapping):
         raise ValidationError(f"expected a Variant, a Product or a mapping, got {type(item).__name__}", field="")
-    unknown = sorted(str(k) for k in item if k not in _VARIANT_FIELDS)
-    if unknown:
+    if not item.keys() <= _VARIANT_FIELDS:
+        unknown = sorted(str(k) for k in item if k not in _VARIANT_FIELDS)
         raise ValidationError(f"unknown field(s) {', '.join(unknown)}; put extra data under attributes",
                               field=unknown[0])
     sku = check_sku(item.get("sku"))

@@ -81,7 +81,7 @@ class PredictionSettings:
                 raise ConfigError("expected an event name", field="predictions.event")
             kwargs["event"] = section["event"]
         if "unit" in section:
-            if section["unit"] not in _DAYS_PER:
+            if not isinstance(section["unit"], str) or section["unit"] not in _DAYS_PER:
                 raise ConfigError("expected 'days' or 'weeks'", field="predictions.unit")
             kwargs["unit"] = section["unit"]
         try:

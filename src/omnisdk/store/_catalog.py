@@ -18,11 +18,12 @@ from ._base import Transaction, dumps
 from ._quarantine import decode_rows
 from ._rows import json_object, optional_text, text
 
-__all__ = ["CatalogChange", "Interest", "InterestUpdate", "Reorder", "category_purchases", "changes_due",
-           "clear_carts", "inventory_of", "mark_handled", "mark_notified", "mark_sent", "next_reorder_due",
-           "notify_candidates", "record_changes", "record_interest", "reorders_due", "set_reorder_due",
-           "subscribe", "unsubscribe_purchased", "variants_by_sku", "variants_of_product", "viewed_not_carted",
-           "write_inventory", "write_variants", "known_skus", "interested_in", "purchase_history"]
+__all__ = ["CHUNK", "CatalogChange", "Interest", "InterestUpdate", "Reorder", "category_purchases", "changes_due",
+           "clear_carts", "customers_who_bought", "has_unhandled", "interested_in", "inventory_of", "known_skus",
+           "mark_handled", "mark_notified", "mark_sent", "merged_into", "next_browse_due", "next_reorder_due",
+           "notify_candidates", "purchase_history", "record_changes", "record_interest", "reorders_due",
+           "set_reorder_due", "subscribe", "unsubscribe_purchased", "variants_by_sku", "variants_of_product",
+           "viewed_not_carted", "write_inventory", "write_variants"]
 
 _VARIANT_COLUMNS: Final = "sku, product_id, title, price, currency, url, image_url, category, brand, attributes"
 #: Rows per statement: 11 parameters each stays below SQLite's 32766 and PostgreSQL's 65535.
@@ -69,9 +70,13 @@ def variants_of_product(tx: Transaction, product_id: str) -> list[Variant]:
 
 
 def known_skus(tx: Transaction, skus: Sequence[str]) -> set[str]:
-    if not skus:
-        return set()
-    return {str(r[0]) for r in tx.query(f"SELECT sku FROM catalog_variants WHERE sku IN ({_in(skus)})", skus)}
+    """Those of `skus` the catalog has."""
+    found: set[str] = set()
+    for start in range(0, len(skus), CHUNK):
+        chunk = skus[start:start + CHUNK]
+        found.update(str(r[0]) for r in tx.query(f"SELECT sku FROM catalog_variants WHERE sku IN ({_in(chunk)})",
+                                                 chunk))
+    return found
 
 
 def write_variants(tx: Transaction, variants: Sequence[Variant], now: float) -> None:
@@ -187,20 +192,19 @@ def notify_candidates(tx: Transaction, sku: str, location: str, limit: int) -> l
 
 
 def mark_notified(tx: Transaction, sku: str, keys: Sequence[tuple[str, str]], now: float) -> None:
-    for customer_id, location in keys:
-        tx.execute("UPDATE catalog_subscriptions SET notified_at = ? WHERE customer_id = ? AND sku = ? "
-                   "AND location = ?", (now, customer_id, sku, location))
+    """The (customer_id, location) subscriptions to `sku` were included in a restock's quota."""
+    for location in sorted({where for _, where in keys}):
+        customers = [c for c, where in keys if where == location]
+        for start in range(0, len(customers), CHUNK):
+            chunk = customers[start:start + CHUNK]
+            tx.execute(f"UPDATE catalog_subscriptions SET notified_at = ? WHERE sku = ? AND location = ? "
+                       f"AND customer_id IN ({_in(chunk)})", (now, sku, location, *chunk))
 
 
 def unsubscribe_purchased(tx: Transaction, pairs: Sequence[tuple[str, str]]) -> None:
     """A customer who bought the SKU waits for it no longer."""
     for customer_id, sku in pairs:
         tx.execute("DELETE FROM catalog_subscriptions WHERE customer_id = ? AND sku = ?", (customer_id, sku))
-
-
-def waiting_count(tx: Transaction, sku: str) -> int:
-    return int(tx.scalar("SELECT COUNT(*) FROM catalog_subscriptions WHERE sku = ? AND notified_at IS NULL",
-                         (sku,)) or 0)
 
 
 # -- interest
@@ -277,10 +281,14 @@ def interested_in(
 
 
 def mark_sent(tx: Transaction, column: str, pairs: Sequence[tuple[str, str]], now: float) -> None:
+    """A trigger (`column`: price_sent_at, low_stock_sent_at, browse_sent_at) fired for these (customer, SKU)."""
     assert column in ("price_sent_at", "low_stock_sent_at", "browse_sent_at")
-    for customer_id, sku in pairs:
-        tx.execute(f"UPDATE catalog_interest SET {column} = ? WHERE customer_id = ? AND sku = ?",
-                   (now, customer_id, sku))
+    for sku in sorted({sku for _, sku in pairs}):
+        customers = [c for c, s in pairs if s == sku]
+        for start in range(0, len(customers), CHUNK):
+            chunk = customers[start:start + CHUNK]
+            tx.execute(f"UPDATE catalog_interest SET {column} = ? WHERE sku = ? AND customer_id IN ({_in(chunk)})",
+                       (now, sku, *chunk))
 
 
 #: A view not followed by a cart or purchase of the SKU, not answered yet, and the customer's last
@@ -313,11 +321,13 @@ def next_browse_due(tx: Transaction, *, viewed_from: float) -> float | None:
 
 def customers_who_bought(tx: Transaction, customer_ids: Sequence[str], since: float) -> set[str]:
     """Of `customer_ids`, those with any purchase since `since` (browse abandonment leaves buyers alone)."""
-    if not customer_ids:
-        return set()
-    rows = tx.query(f"SELECT DISTINCT customer_id FROM catalog_interest WHERE customer_id IN ({_in(customer_ids)}) "
-                    "AND purchased_at >= ?", (*customer_ids, since))
-    return {str(r[0]) for r in rows}
+    found: set[str] = set()
+    for start in range(0, len(customer_ids), CHUNK):
+        chunk = customer_ids[start:start + CHUNK]
+        found.update(str(r[0]) for r in tx.query(
+            f"SELECT DISTINCT customer_id FROM catalog_interest WHERE customer_id IN ({_in(chunk)}) "
+            "AND purchased_at >= ?", (*chunk, since)))
+    return found
 
 
 # -- replenishment
@@ -372,8 +382,9 @@ def next_reorder_due(tx: Transaction) -> float | None:
 
 def merged_into(tx: Transaction, customer_ids: Sequence[str]) -> Mapping[str, str]:
     """Where each of `customer_ids` that merged into another profile lives now (one step per call)."""
-    if not customer_ids:
-        return {}
-    rows = tx.query(f"SELECT id, merged_into FROM customers WHERE id IN ({_in(customer_ids)}) "
-                    "AND merged_into IS NOT NULL", customer_ids)
-    return {str(r[0]): str(r[1]) for r in rows}
+    found: dict[str, str] = {}
+    for start in range(0, len(customer_ids), CHUNK):
+        chunk = customer_ids[start:start + CHUNK]
+        found.update((str(r[0]), str(r[1])) for r in tx.query(
+            f"SELECT id, merged_into FROM customers WHERE id IN ({_in(chunk)}) AND merged_into IS NOT NULL", chunk))
+    return found
