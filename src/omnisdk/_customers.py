@@ -8,6 +8,8 @@ from typing import Any, Final, Literal
 
 import attrs
 
+from ._topics import Preference
+
 __all__ = [
     "DEVICE_KINDS",
     "IDENTITY_KINDS",
@@ -74,6 +76,8 @@ class Customer:
     address: Mapping[str, Any] | None = None
     preferred_channels: Sequence[str] = ()
     consents: Sequence[Consent] = ()
+    #: The preference ledger (topics per channel), oldest entry first.
+    preferences: Sequence[Preference] = ()
     created_at: datetime | None = None
     updated_at: datetime | None = None
 

@@ -14,6 +14,7 @@ from .._customers import Customer, Identity
 from .._errors import NotFoundError
 from ._base import Transaction, dumps
 from ._consents import consents_of
+from ._preferences import preferences_of
 from ._quarantine import DECODE_ERRORS, decode_row, decode_rows, quarantine_row
 from ._rows import json_array, json_object, optional_object, optional_text, text, timestamp, timezone
 
@@ -205,6 +206,7 @@ def load_customers(tx: Transaction, customer_ids: Iterable[str]) -> dict[str, Cu
     found = list(dict.fromkeys(at for at in survivor.values() if at in rows))
     identities: dict[str, list[Identity]] = {}
     consents: dict[str, list[Any]] = {}
+    preferences: dict[str, list[Any]] = {}
     for chunk in _chunks(found):
         marks = ",".join("?" * len(chunk))
         identity_rows = tx.query(
@@ -214,11 +216,13 @@ def load_customers(tx: Transaction, customer_ids: Iterable[str]) -> dict[str, Cu
         for cid, identity in decode_rows(tx, "identities", identity_rows, _identity, key=lambda r: (r[1], r[2])):
             identities.setdefault(cid, []).append(identity)
         consents.update(consents_of(tx, chunk))
+        preferences.update(preferences_of(tx, chunk))
     profiles = {
         cid: Customer(
             id=cid, identities=tuple(identities.get(cid, ())), traits=row[1], timezone=row[2],
             locale=row[3], address=row[4], preferred_channels=row[5],
-            consents=tuple(consents.get(cid, ())), created_at=row[6], updated_at=row[7],
+            consents=tuple(consents.get(cid, ())), preferences=tuple(preferences.get(cid, ())),
+            created_at=row[6], updated_at=row[7],
         )
         for cid in found
         for row in (rows[cid],)
@@ -244,14 +248,16 @@ def profile_fingerprints(
     tx: Transaction, customer_ids: Sequence[str]
 ) -> tuple[dict[str, tuple[Any, Any]], dict[str, set[tuple[str, str]]], dict[str, list[tuple[str, str, bool]]]]:
     """What a send's decision depends on, per customer, in one query: (timezone, merged_into), the
-    identities (kind, value), and the consent entries (channel, purpose, granted) in ledger order."""
+    identities (kind, value), and the consent entries (channel, purpose, granted) in ledger order,
+    followed by the preference entries as ("topic:<topic>", channel, subscribed)."""
     marks = ",".join("?" * len(customer_ids))
     rows = tx.query(
         f"SELECT 0, id, timezone, merged_into, 0, 0 FROM customers WHERE id IN ({marks}) "
         f"UNION ALL SELECT 1, customer_id, kind, value, 0, 0 FROM identities WHERE customer_id IN ({marks}) "
         f"UNION ALL SELECT 2, customer_id, channel, purpose, granted, id FROM consents WHERE customer_id IN ({marks}) "
-        "ORDER BY 1, 2, 6",
-        (*customer_ids, *customer_ids, *customer_ids),
+        f"UNION ALL SELECT 3, customer_id, channel, topic, subscribed, id FROM preferences "
+        f"WHERE customer_id IN ({marks}) ORDER BY 1, 2, 6",
+        (*customer_ids, *customer_ids, *customer_ids, *customer_ids),
     )
     found: dict[str, tuple[Any, Any]] = {}
     identities: dict[str, set[tuple[str, str]]] = {}
@@ -261,6 +267,8 @@ def profile_fingerprints(
             found[cid] = (first, second)
         elif table == 1:
             identities.setdefault(cid, set()).add((first, second))
-        else:
+        elif table == 2:
             consents.setdefault(cid, []).append((first, second, bool(granted)))
+        else:
+            consents.setdefault(cid, []).append((first, f"topic:{second}", bool(granted)))
     return found, identities, consents

@@ -241,4 +241,7 @@ TABLES: Final[Mapping[str, TableSpec]] = {
     "sendtime_prior": TableSpec(("channel", "hour"), {
         "channel": text, "hour": integer, "weight": optional_number, "computed_at": timestamp}),
     "signing_keys": TableSpec(("name",), {"name": text, "secret": text, "created_at": timestamp}),
+    "preferences": TableSpec(("id",), {
+        "customer_id": text, "topic": text, "channel": text, "subscribed": integer, "source": text,
+        "evidence": optional_text, "recorded_at": timestamp}),
 }
