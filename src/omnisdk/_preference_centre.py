@@ -92,8 +92,7 @@ _STYLE: Final = (
     "p.help{color:#4a4a4a}"
 )
 _HEADERS: Final = {"content-type": "text/html; charset=utf-8", "cache-control": "no-store",
-                   "referrer-policy": "no-referrer", "x-frame-options": "DENY",
-                   "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"}
+                   "referrer-policy": "no-referrer", "x-frame-options": "DENY"}
 
 
 def _language(locale: str | None) -> str:

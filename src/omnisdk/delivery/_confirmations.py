@@ -88,7 +88,7 @@ class DoubleOptIn:
         insert_opt_in(tx, request)
         data = {"opt_in_id": request.id}
         if channel == "email":
-            data["confirm_url"] = confirm_url(customer_id, channel, request.id, request.expires_at)
+            data["confirm_url"] = confirm_url(customer_id, channel, request.id, expires_at=request.expires_at)
         enqueue_delivery(tx, key=f"optin:{request.id}", customer_id=customer_id, template=self.templates[channel],
                          channels=[channel], now=now, purpose="transactional", data=data)
         return request
