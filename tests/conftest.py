@@ -35,6 +35,24 @@ def postgres_url() -> str:
     return POSTGRES_URL
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def module_omni(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Omni]:
+    """One client per store for a whole module (fuzz tests: Hypothesis calls each test many times)."""
+    if request.param == "sqlite":
+        url, schema = f"sqlite:///{tmp_path_factory.mktemp('fuzz')}/omni.db", None
+    else:
+        postgres = request.getfixturevalue("postgres_url")
+        schema = "omni_fuzz_" + uuid.uuid4().hex[:12]
+        url = f"{postgres}?schema={schema}"
+    with Omni(url, clock=VirtualClock()) as client:
+        yield client
+    if schema is not None:
+        import psycopg
+
+        with psycopg.connect(request.getfixturevalue("postgres_url"), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
 @pytest.fixture
 def pg_schema_url(postgres_url: str) -> Iterator[str]:
     """A PostgreSQL store URL with a fresh schema, dropped afterwards."""

@@ -27,6 +27,12 @@ class Recorder:
 
     def __init__(self, plugins: PluginHost) -> None:
         self.plugins = plugins
+        #: Called with each batch's new rows inside the transaction that stores them (the catalog's
+        #: record of views, carts and purchases): what they write commits or rolls back with the rows.
+        self.observers: list[Callable[[Transaction, Sequence[Sequence[Any]]], None]] = []
+
+    def observe(self, observer: Callable[[Transaction, Sequence[Sequence[Any]]], None]) -> None:
+        self.observers.append(observer)
 
     @property
     def _omni(self) -> Any:
@@ -41,6 +47,8 @@ class Recorder:
         recorded_at) in `tx`; announce each new one after `tx` commits (a row already stored is not
         announced again). Returns how many were new."""
         new = insert_touchpoints(tx, rows, skip_existing=skip_existing)
+        if new and self.observers:
+            self._observe(tx, rows, new)
         if new and self.listening():
             fresh = set(new)
             announced = []
@@ -50,6 +58,16 @@ class Recorder:
                     announced.append(touchpoint_from_row((None, *row[:6])))
             tx.after_commit(lambda: self.announce_touchpoints(announced))
         return len(new)
+
+    def _observe(self, tx: Transaction, rows: Sequence[Sequence[Any]], new: Sequence[str]) -> None:
+        fresh = set(new)
+        stored = []
+        for row in rows:
+            if row[0] in fresh:
+                fresh.discard(row[0])
+                stored.append(row)
+        for observer in self.observers:
+            observer(tx, stored)
 
     def announce_touchpoints(self, touchpoints: Sequence[Touchpoint]) -> None:
         self._announce("touchpoint_recorded", "touchpoint", touchpoints)

@@ -10,6 +10,7 @@ Routes (relative to the mount point):
     confirmation form instead of unsubscribing, because mail scanners fetch every link they see;
   * `GET|POST /preferences/{token}` and `/confirm/{token}` → the preference centre and double
     opt-in confirmation pages (`omnisdk._preference_centre`).
+  * `GET /healthz` (liveness) and `GET /readyz` (store reachable, migrations current), JSON.
 Store work runs in a worker thread, so the app's event loop keeps serving.
 
 Whatever bytes arrive, the answer is a 4xx (or the redirect): a malformed request head is 400,
@@ -34,6 +35,7 @@ from ._omni import AsyncOmni, Omni
 from ._preference_centre import PreferenceCentre
 from ._touchpoints import Events, Touchpoint
 from ._validation import Validator
+from .health import with_health
 from .messages import Templates
 from .providers import WebhookResponse
 
@@ -134,13 +136,14 @@ class Routes:
 
 
 def create_app(omni: Omni | AsyncOmni) -> ASGIApp:
-    """The ASGI app for an `Omni` or `AsyncOmni`."""
+    """The ASGI app for an `Omni` or `AsyncOmni`, with `/healthz` and `/readyz` (`omnisdk.health`)."""
     core = omni._core
     centre = PreferenceCentre(links=core.templates.links, ledger=core.preference_ledger, topics=core.topics,
                               clock=core.clock, customer=core.customer, confirm=core.confirm_opt_in)
-    return routes_app(Routes(validator=core.validate, templates=core.templates, ledger=core,
-                             max_body_bytes=core.webhooks.max_body_bytes,
-                             public_url=core.config.webhooks.get("public_url"), centre=centre))
+    return with_health(routes_app(Routes(validator=core.validate, templates=core.templates, ledger=core,
+                                         max_body_bytes=core.webhooks.max_body_bytes,
+                                         public_url=core.config.webhooks.get("public_url"), centre=centre)),
+                       core.store, core.clock)
 
 
 def routes_app(routes: Routes) -> ASGIApp:
