@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dispatch_providers import Script, TestProviders
+from dispatch_providers import Script, TestProviders, signed
 from omnisdk import (
     SMS,
     ConfigError,
@@ -312,3 +312,47 @@ def test_a_missing_confirmation_template_is_refused_before_anything_is_stored(st
             omni.consent("c-3", channel="email", granted=True)
         assert omni.deliveries(customer_id="c-3") == []
         assert omni.customer("c-3").consents == ()
+
+
+def test_sms_double_opt_in_is_granted_by_a_yes_reply_within_its_window(store_url: str, clock: VirtualClock) -> None:
+    """A signup journey asks for SMS marketing; consent comes only with the YES reply (through the
+    inbound webhook), which answers the prompt for `webhooks.double_opt_in_window_seconds` only."""
+    script = Script()
+    config = {"channels": {"sms": {"provider": "scripted", "script": script}}, "topics": TOPICS,
+              "consent": {"double_opt_in": {"sms": True}}, "webhooks": {"double_opt_in_window_seconds": 3600}}
+    with Omni(store_url, config=config, clock=clock, plugins=[TestProviders()], load_entry_points=False) as omni:
+        omni.templates.add(Message("confirm-sms", sms=SMS(text="Reply YES to get our texts")))
+        omni.templates.add(NEWS)
+
+        @journey("sms-signup", trigger="Signed Up")
+        async def signup(ctx: Any) -> None:
+            await ctx.sleep("a-day", timedelta(days=1))
+            await ctx.send("hello", "news", channel="sms", topic="newsletter")
+
+        omni.register(signup)
+        for cid, phone in (("c-yes", "+14155550101"), ("c-late", "+14155550102")):
+            omni.identify(cid, phone=phone, timezone="UTC")
+            assert omni.consent(cid, channel="sms", granted=True, source="signup-form").granted is False  # asked
+            omni.track(cid, "Signed Up")
+        omni.run_until_idle()
+        assert sorted(script.to()) == ["+14155550101", "+14155550102"]  # the two prompts, transactional
+        assert not omni.customer("c-yes").has_consent("sms")
+
+        def reply(phone: str, event_id: str) -> None:
+            headers, body = signed([{"event": "Message Replied", "id": event_id, "message_id": f"SM-{event_id}",
+                                     "who": {"phone": phone}, "properties": {"keyword": "YES"}}])
+            assert omni.handle_webhook("scripted", "POST", "https://shop.example/hooks", headers, body).status == 204
+
+        clock.advance(minutes=10)
+        reply("+14155550101", "r1")
+        clock.advance(hours=2)  # past the window: this YES answers nothing
+        reply("+14155550102", "r2")
+        consent = omni.customer("c-yes").consent_for("sms")
+        assert consent is not None and consent.granted and consent.source == "webhook:scripted:YES"
+        assert str(consent.evidence).startswith("SM-r1 answering ")
+        assert not omni.customer("c-late").has_consent("sms")
+
+        clock.advance(days=1)
+        omni.run_until_idle()
+        hello = {d.customer_id: d.status for d in omni.deliveries() if d.template == "news"}
+        assert hello == {"c-yes": "sent", "c-late": "skipped"}
