@@ -38,9 +38,13 @@ def chromium_path() -> str:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """One browser per test session; each test gets its own context (cookies, storage) through `page`."""
+    """One browser per test module; each test gets its own context (cookies, storage) through `page`.
+
+    Not per session: Playwright's sync API keeps an asyncio loop running on the main thread while
+    it is started, so every later test that calls `asyncio.run` (or a sync `Omni`'s worker) would
+    fail with "another loop is running". Stopped at the end of the module, the loop is gone."""
     from playwright.sync_api import sync_playwright
 
     executable = chromium_path()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -9,6 +10,10 @@ import attrs
 
 from ._errors import ValidationError
 from ._touchpoints import MESSAGE_CHANNELS
+
+#: Template blocks that make a message promotional: product recommendations and offers.
+_BLOCK = re.compile(r"\{[{%](.*?)[%}]\}", re.DOTALL)
+_PROMOTIONAL = re.compile(r"\b(recommend\w*|offers?|coupons?)\b")
 
 __all__ = [
     "Content",
@@ -122,6 +127,8 @@ class Message:
     renditions: Mapping[str, Content]
     locales: Mapping[str, Message]
     data: Mapping[str, Any]
+    #: Promotional content (offers, recommendations): never sent as a transactional message.
+    marketing: bool
 
     def __init__(
         self,
@@ -135,6 +142,7 @@ class Message:
         pos: PosOffer | None = None,
         locales: Mapping[str, Message] | None = None,
         data: Mapping[str, Any] | None = None,
+        marketing: bool = False,
     ) -> None:
         if not id or not isinstance(id, str):
             raise ValidationError("a message needs a non-empty string id", field="id", value=id)
@@ -157,6 +165,26 @@ class Message:
         object.__setattr__(self, "renditions", renditions)
         object.__setattr__(self, "locales", dict(locales or {}))
         object.__setattr__(self, "data", dict(data or {}))
+        if not isinstance(marketing, bool):
+            raise ValidationError("expected True or False", field=f"{id}.marketing", value=marketing)
+        object.__setattr__(self, "marketing", marketing)
+
+    @property
+    def carries_marketing(self) -> str | None:
+        """Why this message is promotional (flagged `marketing`, a POS offer, a block of
+        recommendations), or None: such a message never goes out as a transactional one."""
+        variants = (self, *self.locales.values())
+        if any(v.marketing for v in variants):
+            return "it is flagged marketing=True"
+        if any("pos" in v.renditions for v in variants):
+            return "it has a POS offer rendition"
+        for variant in variants:
+            for content in variant.renditions.values():
+                for field in content.template_fields:
+                    source = getattr(content, field, None)
+                    if isinstance(source, str) and any(_PROMOTIONAL.search(b) for b in _BLOCK.findall(source)):
+                        return f"its {content.channel} {field} has a recommendations/offer block"
+        return None
 
     @property
     def channels(self) -> tuple[str, ...]:

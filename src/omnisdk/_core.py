@@ -26,6 +26,7 @@ from ._identity import IdentityResolver, IdentityRules, Who, load_customer
 from ._logging import get_logger
 from ._plugins import PluginHost
 from ._recorder import Recorder
+from ._topics import Topics
 from ._touchpoints import CHANNELS, MESSAGE_CHANNELS, Touchpoint, check_channel, choose_channels, new_id
 from ._validation import Limits, Validator
 from .store import SQLStore, dumps, open_store
@@ -87,20 +88,31 @@ class Core:
         self.workers: list[Worker] = []
         #: The one path every touchpoint and delivery change is stored and announced through.
         self.recorder = Recorder(self.plugins)
+        from ._preferences import PreferenceLedger
+        from .delivery._confirmations import DoubleOptIn
         from .messages import Templates
-        from .policies import Addresses, PolicyRules
+        from .policies import Addresses, PolicyRules, parse_duration
 
+        #: `[topics]`: what sends are about; customers choose them per channel (`omni.set_preferences`).
+        self.topics = Topics.from_config(self.config.raw.get("topics"))
+        self.preference_ledger = PreferenceLedger(self.store, self.clock, self.identity, self.topics, self.validate)
+        self.double_opt_in = DoubleOptIn.from_config(self.config.raw.get("consent"))
+        preference_settings = self.config.raw.get("preferences") or {}
+        if not isinstance(preference_settings, Mapping) or any(k != "link_expiry" for k in preference_settings):
+            raise ConfigError("expected a table with link_expiry", field="preferences")
+        ttl = preference_settings.get("link_expiry")
         self.templates = Templates.from_config(
             self.config, plugins=self.plugins, store=self.store,
             record=lambda cid, event, props, channel: self.track(cid, event, props, channel=channel),
-            validator=self.validate,
+            validator=self.validate, clock=self.clock.timestamp,
+            preference_ttl=None if ttl is None else parse_duration(ttl, "preferences.link_expiry"),
         )
         from .experiments._settings import ExperimentSettings
 
         self.experiment_settings = ExperimentSettings.from_config(self.config.raw.get("experiments"))
         self.policy_rules = PolicyRules.from_config(
             self.config.policies, [args[0] for args in self.plugins.collect("register_policies") if args],
-            global_control=self.experiment_settings.global_control,
+            global_control=self.experiment_settings.global_control, topics=self.topics,
             addresses=Addresses.of(kinds),  # which identity kinds reach each channel, the plugins' too
         )
         self._predictor: ValuePredictor | None = None
@@ -137,7 +149,8 @@ class Core:
 
         self.journey_settings = JourneySettings.from_config(self.config.raw.get("journeys"))
         self.journeys = JourneyRuntime(self.store, self.clock, self.journey_settings, sendtime=self.sendtime,
-                                       global_control=self.experiment_settings.global_control)
+                                       global_control=self.experiment_settings.global_control,
+                                       check_send=self.check_send)
         self.runs = RunAdmin(self.store, self.journeys)
         self.workers.append(self.journeys)
         # The dispatcher runs after the journey runtime, so a step's sends go out in the same round.
@@ -150,8 +163,13 @@ class Core:
                                      send_context=SendContext(self.templates, self.policy_rules, self.shop),
                                      recorder=self.recorder)
         self.workers.append(self.dispatcher)
+        webhook_settings = dict(self.config.webhooks)
+        if "sms" in self.double_opt_in.channels:  # a YES answers the double opt-in prompt
+            prompts = webhook_settings.get("double_opt_in_templates", [])
+            if isinstance(prompts, list | tuple):
+                webhook_settings["double_opt_in_templates"] = [*prompts, self.double_opt_in.templates["sms"]]
         self.webhooks = WebhookHandler(store=self.store, clock=self.clock, pool=pool, recorder=self.recorder,
-                                       identity=self.identity, settings=self.config.webhooks, catalog=self.catalog)
+                                       identity=self.identity, settings=webhook_settings, catalog=self.catalog)
         # Erasures after the dispatcher: a delivery it was sending has settled before the erasure goes on.
         from .privacy import Forgetter, PrivacySettings, RetentionSettings, RetentionWorker
         from .store._links import signing_key
@@ -268,12 +286,52 @@ class Core:
         self.validate.source(source)
         explicit, pairs = self.identity.who(who)
         now = self.clock.timestamp()
+        double = self.double_opt_in.applies(channel, purpose, granted)
+        if double:
+            self.templates.get(self.double_opt_in.templates[channel])  # the confirmation must be sendable
         with self.store.transaction() as tx:
             cid = self.identity.resolve_checked(tx, explicit, pairs, now)
             if granted and purpose == "marketing":
                 self._refuse_suppressed(tx, cid, channel)
+            if double:
+                request = self.double_opt_in.request(tx, cid, channel, source=source, now=now,
+                                                     confirm_url=self.templates.links.confirmation_url)
+                return Consent(channel=channel, purpose=purpose, granted=False, source=source,
+                               recorded_at=to_datetime(now), evidence=f"pending confirmation {request.id}")
             insert_consent(tx, cid, channel, purpose, granted, source, now)
         return Consent(channel=channel, purpose=purpose, granted=granted, source=source, recorded_at=to_datetime(now))
+
+    def confirm_opt_in(self, token: str, *, evidence: str) -> str:
+        """Confirm a double opt-in from its signed link (`WebhookError` 403 forged, 410 expired); the customer id."""
+        now = self.clock.timestamp()
+        link = self.templates.links.resolve_preferences(token, now=now, confirmation=True)
+        if link.request_id is None:
+            raise WebhookError("not a confirmation link", status=403)
+        with self.store.transaction() as tx:
+            self.double_opt_in.confirm(tx, link.request_id, link.customer_id, evidence=evidence, now=now)
+        return link.customer_id
+
+    # -- topics
+    def check_send(self, template: str, purpose: str, topic: Any, data: Mapping[str, Any] | None,
+                   field: str = "topic") -> dict[str, Any]:
+        """A send's topic and content checked at the door; its data with the topic in it.
+
+        Unknown topic, a marketing send without one (when topics are configured), a topic whose purpose
+        is not the send's, or a transactional send of promotional content: `ValidationError`."""
+        if purpose not in PURPOSES:
+            raise ValidationError(f"expected one of {', '.join(PURPOSES)}", field="purpose", value=purpose)
+        found = self.topics.check(topic, purpose, field)
+        if purpose == "transactional" and isinstance(template, str) and template in self.templates:
+            why = self.templates.get(template).carries_marketing
+            if why:
+                raise ValidationError(f"template {template!r} is marketing content ({why}): it cannot be sent "
+                                      "as transactional", field="template", value=template)
+        merged = dict(data or {})
+        if found is not None:
+            if merged.get("topic", found.name) != found.name:
+                raise ValidationError("data.topic differs from the send's topic", field="data.topic")
+            merged["topic"] = found.name
+        return merged
 
     def _refuse_suppressed(self, tx: Transaction, customer_id: str, channel: str) -> None:
         from .privacy._guard import suppressed_for
@@ -472,6 +530,7 @@ class Core:
         data: Mapping[str, Any] | None = None,
         purpose: str = "marketing",
         idempotency_key: str | None = None,
+        topic: str | None = None,
     ) -> Delivery:
         """Queue one message outside a journey, in the outbox journey sends use: the dispatcher applies the same
         policies and sends it exactly once. The same `idempotency_key` again returns the first delivery."""
@@ -485,6 +544,7 @@ class Core:
             raise ValidationError("expected a template name", field="template", value=template)
         self.templates.get(template)  # an unknown template is the caller's error now, not a skipped delivery later
         check.properties(data, "data")
+        data = self.check_send(template, purpose, topic, data)
         key = "send:" + (new_id() if idempotency_key is None else check.text(
             idempotency_key, "idempotency_key", limit="max_id_length", what="an idempotency key (a non-empty string)"))
         now = self.clock.timestamp()

@@ -8,6 +8,8 @@ from typing import Any, Final, Literal
 
 import attrs
 
+from ._topics import Preference
+
 __all__ = [
     "DEVICE_KINDS",
     "IDENTITY_KINDS",
@@ -91,6 +93,8 @@ class Customer:
     address: Mapping[str, Any] | None = None
     preferred_channels: Sequence[str] = ()
     consents: Sequence[Consent] = ()
+    #: The preference ledger (topics per channel), oldest entry first.
+    preferences: Sequence[Preference] = ()
     created_at: datetime | None = None
     updated_at: datetime | None = None
     #: The latest predicted value (None until `omni.predict_value` scored a purchase of theirs).

@@ -64,7 +64,7 @@ log = get_logger("omnisdk.identity")
 Who = str | Mapping[str, Any]
 
 #: Tables whose `customer_id` follows a merge. Modules that keep per-customer rows add theirs.
-CUSTOMER_TABLES: list[str] = ["touchpoints", "consents"]
+CUSTOMER_TABLES: list[str] = ["touchpoints", "consents", "preferences", "opt_in_requests"]
 
 
 def register_customer_table(table: str) -> None:

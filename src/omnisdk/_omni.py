@@ -18,6 +18,7 @@ from ._core import Core
 from ._customers import Consent, Customer, Prediction
 from ._errors import NotFoundError
 from ._identity import Who
+from ._topics import Preferences
 from ._touchpoints import Touchpoint
 from .broadcasts import Broadcast, BroadcastStatus
 from .broadcasts._admin import BroadcastAdmin
@@ -193,6 +194,7 @@ class Omni(_Base):
         data: Mapping[str, Any] | None = None,
         purpose: str = "marketing",
         idempotency_key: str | None = None,
+        topic: str | None = None,
     ) -> Delivery:
         """Queue one message outside a journey (an order confirmation from the app's own code).
 
@@ -200,9 +202,21 @@ class Omni(_Base):
         preferred channel. Consent, quiet hours, caps and suppression apply as to journey sends, and the
         worker sends it exactly once; `purpose="transactional"` needs no marketing consent (a revocation
         still counts). The same `idempotency_key` again is a no-op that returns the first delivery.
+        `topic` names what it is about (`[topics]`; a marketing send must name one when topics are
+        configured): the customer's choices for that topic and channel apply.
         """
         return self._core.send(who, template, channel=channel, channels=channels, data=data, purpose=purpose,
-                               idempotency_key=idempotency_key)
+                               idempotency_key=idempotency_key, topic=topic)
+
+    def preferences(self, who: Who) -> Preferences:
+        """The customer's topic choices: per configured topic and channel, whether it is sent, and the ledger."""
+        return self._core.preference_ledger.preferences(who)
+
+    def set_preferences(self, who: Who, choices: Mapping[str, Mapping[str, bool]], *, source: str = "api",
+                        evidence: str | None = None) -> Preferences:
+        """Record `{topic: {channel: subscribed}}` in the preference ledger, with `source` and `evidence`
+        kept like consent's (`"*"` is every marketing topic, `"all"` every channel)."""
+        return self._core.preference_ledger.set_preferences(who, choices, source=source, evidence=evidence)
 
     def customer(self, customer_id: str) -> Customer:
         """The unified profile (a merged-away id leads to the profile it merged into)."""
@@ -409,10 +423,15 @@ class Omni(_Base):
         purpose: str = "marketing",
         data: Mapping[str, Any] | None = None,
         name: str | None = None,
+        topic: str | None = None,
     ) -> Broadcast:
         """Send one message to everyone in a segment: now, `at` a time, at `local_time` in each
         customer's zone, or at each one's best time (`send_time="best"`, within `within`, 24 h by
-        default). Stored at once; the worker queues it page by page through the usual policies."""
+        default). Stored at once; the worker queues it page by page through the usual policies,
+        the recipients' choices for `topic` included."""
+        template_id = self._core.templates.add(template).id if isinstance(template, Message) else template
+        if not (data is not None and not isinstance(data, Mapping)):
+            data = self._core.check_send(template_id, purpose, topic, data)
         return self._broadcasts.create(
             template, segment, at=at, local_time=local_time, send_time=send_time, within=within, channel=channel,
             channels=channels, purpose=purpose, data=data, name=name,
@@ -583,6 +602,8 @@ class AsyncOmni(_Base):
     consent = _in_thread(Omni.consent)
     track = _in_thread(Omni.track)
     send = _in_thread(Omni.send)
+    preferences = _in_thread(Omni.preferences)
+    set_preferences = _in_thread(Omni.set_preferences)
 
     async def track_many(self, items: Iterable[Any]) -> int:
         """Like `Omni.track_many`; the items are gathered on the caller's thread, then stored in another."""

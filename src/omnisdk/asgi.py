@@ -5,8 +5,11 @@
 Routes (relative to the mount point):
   * `POST /webhooks/{provider}` (any method: Meta verifies with GET) → `omni.handle_webhook`;
   * `GET /c/{token}`  → records "Link Clicked" and redirects (302) to the signed destination;
-  * `POST /u/{token}` → RFC 8058 one-click unsubscribe; `GET /u/{token}` shows a confirmation
-    form instead of unsubscribing, because mail scanners fetch every link they see;
+  * `POST /u/{token}` → RFC 8058 one-click unsubscribe (from the message's topic on that channel,
+    or all marketing on the channel for a message without a topic); `GET /u/{token}` shows a
+    confirmation form instead of unsubscribing, because mail scanners fetch every link they see;
+  * `GET|POST /preferences/{token}` and `/confirm/{token}` → the preference centre and double
+    opt-in confirmation pages (`omnisdk._preference_centre`).
   * `GET /healthz` (liveness) and `GET /readyz` (store reachable, migrations current), JSON.
 Store work runs in a worker thread, so the app's event loop keeps serving.
 
@@ -29,6 +32,7 @@ from ._customers import Consent
 from ._errors import ValidationError, WebhookError
 from ._logging import get_logger
 from ._omni import AsyncOmni, Omni
+from ._preference_centre import PreferenceCentre
 from ._touchpoints import Events, Touchpoint
 from ._validation import Validator
 from .health import with_health
@@ -127,14 +131,19 @@ class Routes:
     max_body_bytes: int
     #: `webhooks.public_url`: where the app is reachable from outside (signatures cover it).
     public_url: str | None = None
+    #: The preference centre's pages; None serves none.
+    centre: PreferenceCentre | None = None
 
 
 def create_app(omni: Omni | AsyncOmni) -> ASGIApp:
     """The ASGI app for an `Omni` or `AsyncOmni`, with `/healthz` and `/readyz` (`omnisdk.health`)."""
     core = omni._core
+    centre = PreferenceCentre(links=core.templates.links, ledger=core.preference_ledger, topics=core.topics,
+                              clock=core.clock, customer=core.customer, confirm=core.confirm_opt_in)
     return with_health(routes_app(Routes(validator=core.validate, templates=core.templates, ledger=core,
                                          max_body_bytes=core.webhooks.max_body_bytes,
-                                         public_url=core.config.webhooks.get("public_url"))), core.store, core.clock)
+                                         public_url=core.config.webhooks.get("public_url"), centre=centre)),
+                       core.store, core.clock)
 
 
 def routes_app(routes: Routes) -> ASGIApp:
@@ -176,12 +185,23 @@ def routes_app(routes: Routes) -> ASGIApp:
         if len(parts) == 2 and parts[0] == "u" and method == "POST":
             if await _read_body(receive, limit) is None:
                 return _text(413, f"body larger than {limit} bytes (webhooks.max_body_bytes)")
-            return await asyncio.to_thread(_unsubscribe, templates, routes.ledger, parts[1])
+            return await asyncio.to_thread(_unsubscribe, templates, routes.ledger, parts[1], routes.centre)
         if len(parts) == 2 and parts[0] == "u" and method == "GET":
             templates.resolve_unsubscribe(parts[1])  # a forged token gets its 400, not a form
             page = _CONFIRM.format(action=escape(scope.get("root_path", "") + f"/u/{quote(parts[1])}"))
             return WebhookResponse(status=200, headers={"content-type": "text/html; charset=utf-8"},
                                    body=page.encode())
+        if routes.centre is not None and len(parts) == 2 and parts[0] in ("preferences", "confirm"):
+            body = await _read_body(receive, limit) if method == "POST" else b""
+            if body is None:
+                return _text(413, f"body larger than {limit} bytes (webhooks.max_body_bytes)")
+            client = scope.get("client")
+            answer = await asyncio.to_thread(
+                routes.centre.handle, method, parts, path=scope.get("root_path", "") + local,
+                query=query.decode("latin-1"), headers=dict(pairs), body=body,
+                client=str(client[0]) if client else None)
+            if answer is not None:
+                return answer
         return _text(404, "not found")
 
     return app
@@ -208,14 +228,21 @@ def _click(templates: Templates, token: str) -> WebhookResponse:
     return WebhookResponse(status=302, headers={"location": _ascii_url(url), "cache-control": "no-store"})
 
 
-def _unsubscribe(templates: Templates, ledger: Ledger, token: str) -> WebhookResponse:
-    """Revoke consent for the token's channel and purpose, and record the "Unsubscribed" touchpoint."""
+def _unsubscribe(templates: Templates, ledger: Ledger, token: str, centre: PreferenceCentre | None = None
+                 ) -> WebhookResponse:
+    """Leave the message's topic on its channel (a message without a topic: revoke consent for the
+    token's channel and purpose), and record the "Unsubscribed" touchpoint."""
     try:
         unsubscribe = templates.resolve_unsubscribe(token)
     except WebhookError as exc:
         return _text(exc.status, str(exc))
-    ledger.consent(unsubscribe.customer_id, channel=unsubscribe.channel, granted=False, purpose=unsubscribe.purpose,
-                   source="one-click unsubscribe")
+    topic = unsubscribe.topic if centre is not None and unsubscribe.topic in centre.topics.by_name else None
+    if centre is not None and topic is not None:
+        centre.ledger.store_choices(unsubscribe.customer_id, [(topic, unsubscribe.channel, False)],
+                                    source="one-click unsubscribe", evidence="RFC 8058 one-click POST")
+    else:
+        ledger.consent(unsubscribe.customer_id, channel=unsubscribe.channel, granted=False,
+                       purpose=unsubscribe.purpose, source="one-click unsubscribe")
     ledger.track(unsubscribe.customer_id, Events.UNSUBSCRIBED, {**unsubscribe.properties,
                  "purpose": unsubscribe.purpose, "source": "one-click"}, channel=unsubscribe.channel)
     log.info("unsubscribed", channel=unsubscribe.channel, purpose=unsubscribe.purpose)

@@ -174,7 +174,7 @@ class Claimer:
         outgoing = self.context.outgoing(
             delivery_id=row.id, key=row.idempotency_key, customer=customer, channel=channel, content=content,
             purpose=row.purpose, history=history, template=row.template, journey=row.journey, step=row.step,
-            run_id=row.run_id,
+            run_id=row.run_id, topic=row.data.get("topic"),
         )
         if outgoing is None:
             _settle(writes, row, now, "failed", entry(row.id, now, "failed", channel, f"no {channel} address"),

@@ -115,8 +115,9 @@ class Claimed(Held):
 
     def past(self) -> PastDelivery:
         """This send as the policies count it until its outcome is recorded (caps, dedupe)."""
+        topic = self.request.data.get("topic")
         return PastDelivery(self.id, self.template, self.channel, self.purpose, self.claimed_at, self.run_id,
-                            self.step)
+                            self.step, topic if isinstance(topic, str) else None)
 
 
 @attrs.define(eq=False, kw_only=True)

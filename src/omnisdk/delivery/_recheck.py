@@ -75,7 +75,8 @@ def stop_revoked(
 
 
 def _changed_profiles(tx: Transaction, items: Sequence[Claimed]) -> set[str]:
-    """Customers whose consents, identities, time zone or merge changed since their items were claimed.
+    """Customers whose consents, topic choices, identities, time zone or merge changed since their items
+    were claimed.
 
     One query for the burst reads just those columns and compares them with the profiles the claim
     loaded; only the changed ones are loaded again (most bursts: none), which costs less than
@@ -86,7 +87,9 @@ def _changed_profiles(tx: Transaction, items: Sequence[Claimed]) -> set[str]:
     for cid, customer in claimed.items():
         if (cid not in found or found[cid] != (customer.timezone, None)
                 or identities.get(cid, set()) != {(i.kind, i.value) for i in customer.identities}
-                or consents.get(cid, []) != [(c.channel, c.purpose, c.granted) for c in customer.consents]):
+                or consents.get(cid, []) != [*((c.channel, c.purpose, c.granted) for c in customer.consents),
+                                             *((p.channel, f"topic:{p.topic}", p.subscribed)
+                                               for p in customer.preferences)]):
             changed.add(cid)
     return changed
 

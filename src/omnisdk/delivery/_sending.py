@@ -181,6 +181,7 @@ class SendContext:
     def outgoing(
         self, *, delivery_id: str, key: str, customer: Customer, channel: str, content: Any, purpose: str,
         history: Sequence[Any], template: str, journey: str | None, step: str | None, run_id: str | None,
+        topic: Any = None,
     ) -> Outgoing | None:
         """The provider's view of one message; None when the customer has no address on `channel`."""
         to = self.rules.addresses.address_for(customer, channel)
@@ -188,6 +189,8 @@ class SendContext:
             return None
         fields: dict[str, Any] = {"delivery_id": delivery_id, "template": template, "journey": journey,
                                   "step": step, "run_id": run_id}
+        if isinstance(topic, str):
+            fields["topic"] = topic  # the one-click unsubscribe then leaves this topic
         metadata = _Metadata(fields, self.links, customer.id, channel)
         last_inbound = self.last_inbound(history, channel) if channel == "social" else None
         return Outgoing(

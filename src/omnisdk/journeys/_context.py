@@ -29,7 +29,10 @@ from ..store._touchpoints import recent_touchpoints, touchpoints_after
 from ._bandits import BanditRule, BanditShares, goals
 from ._sends import Sends, new_message
 
-__all__ = ["JourneyContext", "StepRecord", "Suspend"]
+__all__ = ["JourneyContext", "SendCheck", "StepRecord", "Suspend"]
+
+#: Checks a send's (template, purpose, topic, data, field) and returns its data with the topic in it.
+SendCheck = Callable[[str, str, Any, Mapping[str, Any] | None, str], dict[str, Any]]
 
 #: A `where` filter: property values to match, or a predicate on the touchpoint.
 Where = Mapping[str, Any] | Callable[[Touchpoint], bool]
@@ -86,7 +89,9 @@ class JourneyContext:
         sendtime: SendTime | None,
         global_control: GlobalControl | None = None,
         bandits: BanditShares | None = None,
+        check_send: SendCheck | None = None,
     ) -> None:
+        self._check_send = check_send
         self.run_id = run_id
         self.journey_id = journey_id
         self.version = version
@@ -164,13 +169,17 @@ class JourneyContext:
         purpose: str = "marketing",
         at: datetime | Literal["best_time"] | None = None,
         within: timedelta | None = None,
+        topic: str | None = None,
     ) -> str:
         """Queue a message (in this step's transaction) and return the delivery id.
 
         `channels` is a waterfall: the first reachable, consented one is used; neither means the
         customer's preferred channel. `at` defers the send; `at="best_time"` picks the customer's
-        most engaged hour within `within` (24 hours by default), outside quiet hours.
+        most engaged hour within `within` (24 hours by default), outside quiet hours. `topic` names
+        what it is about (`[topics]`): the customer's choices for it apply.
         """
+        if self._check_send is not None:
+            data = self._check_send(template, purpose, topic, data, f"{step}.topic")
         if channel is not None and channels is not None:
             raise ValidationError("give channel or channels, not both", field=f"{step}.channels")
         if not isinstance(template, str) or not template:

@@ -79,7 +79,8 @@ def _compile(start: str, nodes: Mapping[str, Mapping[str, Any]]) -> Callable[[Jo
             following: Any = spec.get("next")
             if action == "send":
                 await ctx.send(node_id, spec["send"], channel=spec.get("channel"), channels=spec.get("channels"),
-                               data=spec.get("data"), purpose=spec.get("purpose", "marketing"))
+                               data=spec.get("data"), purpose=spec.get("purpose", "marketing"),
+                               topic=spec.get("topic"))
             elif action == "sleep":
                 await ctx.sleep(node_id, duration(spec["sleep"], node_id))
             elif action == "wait_for":

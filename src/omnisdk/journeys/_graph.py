@@ -16,7 +16,7 @@ __all__ = ["ACTIONS", "OPERATORS", "node_action", "duration", "to_mermaid", "val
 ACTIONS: Final = ("send", "sleep", "wait_for", "branch", "split", "experiment", "exit")
 OPERATORS: Final = ("equals", "not_equals", "in", "exists", "gt", "gte", "lt", "lte")
 _NODE_KEYS: Final = {
-    "send": {"send", "channel", "channels", "data", "purpose", "next"},
+    "send": {"send", "channel", "channels", "data", "purpose", "topic", "next"},
     "sleep": {"sleep", "next"},
     "wait_for": {"wait_for", "where", "timeout", "next", "on_timeout"},
     "branch": {"branch", "else"},

@@ -37,7 +37,7 @@ from ..store import _runs as runs_db
 from ..store._identities import merges_after
 from ..store._runs import ACTIVE, ClaimedRun, KnownRun, NewRun, RoutableTouchpoint, RunOutcome, StepRecord
 from ._bandits import BanditShares
-from ._context import JourneyContext, Suspend
+from ._context import JourneyContext, SendCheck, Suspend
 from ._decorator import Journey
 from ._sends import BatchedSends, DirectSends, Sends
 
@@ -106,8 +106,12 @@ class JourneyRuntime:
     def __init__(
         self, store: SQLStore, clock: Clock, settings: JourneySettings | None = None, *,
         sendtime: SendTime | None = None, global_control: GlobalControl | None = None,
+        check_send: SendCheck | None = None,
     ) -> None:
         self.store = store
+        #: Checks a send's topic and content (the core's `check_send`): at registration for declarative
+        #: journeys, at `ctx.send` for code.
+        self.check_send = check_send
         self.clock = clock
         self.sendtime = sendtime
         #: Members are not exposed to marketing experiments (they receive no marketing at all).
@@ -130,6 +134,11 @@ class JourneyRuntime:
         if not isinstance(journey, Journey):
             raise ValidationError("expected a journey (from @journey, omnisdk.journeys.from_dict or from_yaml)",
                                   field="journey", value=journey)
+        if self.check_send is not None and journey.graph is not None:
+            for node_id, spec in (journey.graph.get("nodes") or {}).items():
+                if isinstance(spec, Mapping) and "send" in spec:
+                    self.check_send(spec["send"], spec.get("purpose", "marketing"), spec.get("topic"), spec.get("data"),
+                                    f"{journey.id}.nodes.{node_id}.topic")
         self.journeys.setdefault(journey.id, {})[journey.version] = journey
         self.current[journey.id] = journey
         self._triggers = {}
@@ -294,6 +303,7 @@ class JourneyRuntime:
             tx=tx, run_id=run.id, journey_id=run.journey, version=run.version, customer_id=run.customer_id,
             trigger=decoded or {}, trigger_seq=run.trigger_seq, now=now, steps=steps, sends=sends,
             sendtime=self.sendtime, global_control=self.global_control, bandits=self.bandits,
+            check_send=self.check_send,
         )
         try:
             await definition.fn(ctx)

@@ -12,6 +12,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -23,7 +24,7 @@ from .._touchpoints import Events
 from ..store import SQLStore
 from ..store._links import signing_key
 
-__all__ = ["Click", "LinkSettings", "Links", "Unsubscribe", "stored_signing_key"]
+__all__ = ["Click", "LinkSettings", "Links", "PreferenceLink", "Unsubscribe", "stored_signing_key"]
 
 DEFAULT_UTM: Final = {
     "utm_source": "omnisdk",
@@ -34,10 +35,13 @@ DEFAULT_UTM: Final = {
 #: Where previews point when no public URL is configured (the ASGI app on a local dev server).
 DEFAULT_BASE_URL: Final = "http://localhost:8000/omnisdk"
 _SIGNATURE_BYTES = 16
-_CLICK, _UNSUBSCRIBE = "c", "u"
+_CLICK, _UNSUBSCRIBE, _PREFERENCES, _CONFIRM = "c", "u", "p", "o"
+_KINDS: Final = {_CLICK: "click", _UNSUBSCRIBE: "unsubscribe", _PREFERENCES: "preferences", _CONFIRM: "confirmation"}
 #: Token payload keys, short to keep links short (SMS segments cost money).
 _FIELDS: Final = {"customer_id": "i", "channel": "h", "template": "t", "delivery_id": "d", "journey": "j",
-                  "step": "s", "run_id": "r"}
+                  "step": "s", "run_id": "r", "topic": "o"}
+#: How long a preference-centre link works (`[preferences] link_expiry`).
+PREFERENCE_LINK_TTL: Final = 60 * 86400.0
 
 
 @attrs.frozen(kw_only=True)
@@ -50,9 +54,12 @@ class LinkSettings:
     utm: Mapping[str, str] = attrs.field(factory=lambda: dict(DEFAULT_UTM))
     #: Rewrite every http(s) `href` of email HTML, and a push's `url`, into tracked links.
     track: bool = True
+    #: Seconds a signed preference-centre link works after the message was rendered.
+    preference_ttl: float = PREFERENCE_LINK_TTL
 
     @classmethod
-    def from_config(cls, templates: Mapping[str, Any], webhooks: Mapping[str, Any]) -> LinkSettings:
+    def from_config(cls, templates: Mapping[str, Any], webhooks: Mapping[str, Any],
+                    preference_ttl: float = PREFERENCE_LINK_TTL) -> LinkSettings:
         links = templates.get("links", {})
         if not isinstance(links, Mapping):
             raise ConfigError("must be a table", field="templates.links")
@@ -70,7 +77,8 @@ class LinkSettings:
                 known = ", ".join("{" + name + "}" for name in placeholders)
                 raise ConfigError(f"unknown placeholder in {pattern!r}; known: {known}",
                                   field=f"templates.links.utm.{key}") from None
-        return cls(base_url=base.rstrip("/"), utm=dict(utm), track=bool(links.get("track", True)))
+        return cls(base_url=base.rstrip("/"), utm=dict(utm), track=bool(links.get("track", True)),
+                   preference_ttl=preference_ttl)
 
 
 @attrs.frozen(kw_only=True)
@@ -92,6 +100,20 @@ class Unsubscribe:
     channel: str
     purpose: str
     properties: Mapping[str, Any]
+    #: The topic of the message it came in: one-click then leaves that topic on that channel.
+    topic: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PreferenceLink:
+    """A verified preference-centre (or double opt-in confirmation) link: whose, from which channel, until when."""
+
+    customer_id: str
+    channel: str
+    expires_at: float
+    topic: str | None = None
+    #: The double opt-in request a confirmation link confirms.
+    request_id: str | None = None
 
 
 def stored_signing_key(store: SQLStore, name: str = "links") -> bytes:
@@ -102,8 +124,11 @@ def stored_signing_key(store: SQLStore, name: str = "links") -> bytes:
 class Links:
     """Builds tracked and unsubscribe links, and verifies their tokens when they come back."""
 
-    def __init__(self, settings: LinkSettings, key: bytes | Callable[[], bytes]) -> None:
+    def __init__(self, settings: LinkSettings, key: bytes | Callable[[], bytes],
+                 clock: Callable[[], float] | None = None) -> None:
         self.settings = settings
+        #: The time preference links are signed at (the client's clock: virtual in tests).
+        self.clock: Callable[[], float] = clock or time.time
         self._key_source = key
         self._key: bytes | None = key if isinstance(key, bytes) else None
 
@@ -145,6 +170,18 @@ class Links:
         """The one-click unsubscribe link (RFC 8058) for this customer and channel."""
         return f"{self.settings.base_url}/u/{self._sign(_UNSUBSCRIBE, attribution, {'p': purpose})}"
 
+    def preferences_url(self, attribution: Mapping[str, str | None], *, expires_at: float | None = None) -> str:
+        """The customer's preference centre (`{base_url}/preferences/{token}`), signed, expiring."""
+        until = self.clock() + self.settings.preference_ttl if expires_at is None else expires_at
+        wanted = {k: attribution.get(k) for k in ("customer_id", "channel", "topic")}
+        return f"{self.settings.base_url}/preferences/{self._sign(_PREFERENCES, wanted, {'x': int(until)})}"
+
+    def confirmation_url(self, customer_id: str, channel: str, request_id: str, *, expires_at: float) -> str:
+        """A double opt-in confirmation link (`{base_url}/confirm/{token}`), signed, expiring with its request."""
+        token = self._sign(_CONFIRM, {"customer_id": customer_id, "channel": channel},
+                           {"q": request_id, "x": int(expires_at)})
+        return f"{self.settings.base_url}/confirm/{token}"
+
     def is_tracked(self, url: str) -> bool:
         return url.startswith(self.settings.base_url + "/")
 
@@ -163,8 +200,24 @@ class Links:
     def resolve_unsubscribe(self, token: str) -> Unsubscribe:
         """Verify an unsubscribe token; raises `WebhookError` (400) when it is malformed or not ours."""
         payload = self._verify(_UNSUBSCRIBE, token)
+        topic = payload.get("o")
         return Unsubscribe(customer_id=payload["i"], channel=payload["h"], purpose=str(payload.get("p", "marketing")),
-                           properties=_properties(payload, None))
+                           properties=_properties(payload, None), topic=topic if isinstance(topic, str) else None)
+
+    def resolve_preferences(self, token: str, *, now: float, confirmation: bool = False) -> PreferenceLink:
+        """Verify a preference (or confirmation) token; `WebhookError` 403 when forged, 410 when expired."""
+        try:
+            payload = self._verify(_CONFIRM if confirmation else _PREFERENCES, token)
+        except WebhookError as exc:
+            raise WebhookError(str(exc), status=403) from None
+        until, topic, request = payload.get("x"), payload.get("o"), payload.get("q")
+        if not isinstance(until, int) or isinstance(until, bool):
+            raise WebhookError("link token has no expiry", status=403)
+        if until <= now:
+            raise WebhookError("this link has expired", status=410)
+        return PreferenceLink(customer_id=str(payload["i"]), channel=str(payload["h"]), expires_at=float(until),
+                              topic=topic if isinstance(topic, str) else None,
+                              request_id=request if isinstance(request, str) else None)
 
     # -- tokens
     def _sign(self, kind: str, attribution: Mapping[str, str | None], extra: Mapping[str, Any]) -> str:
@@ -189,8 +242,7 @@ class Links:
         except (binascii.Error, ValueError):
             raise WebhookError("malformed link token", status=400) from None
         if not isinstance(payload, dict) or payload.get("k") != kind or not payload.get("i") or not payload.get("h"):
-            raise WebhookError("link token is not a " + ("click" if kind == _CLICK else "unsubscribe") + " token",
-                               status=400)
+            raise WebhookError(f"link token is not a {_KINDS[kind]} token", status=400)
         return payload
 
 

@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from .._config import Config
 from .._content import Content, Message
 from .._customers import Customer
@@ -44,6 +46,7 @@ class Templates:
     def from_config(
         cls, config: Config, *, plugins: PluginHost | None = None, store: SQLStore | None = None,
         record: RecordTouchpoint | None = None, validator: Validator | None = None,
+        clock: Callable[[], float] | None = None, preference_ttl: float | None = None,
     ) -> Templates:
         """The client's registry: `[brand]`, `[templates]` (folder, links, budget), plugin filters, and the
         link-signing key (`webhooks.signing_key`, else one generated once and kept in the store)."""
@@ -57,7 +60,10 @@ class Templates:
             key = stored_signing_key(store)  # now, not inside a later transaction: the store does not nest them
         else:
             raise ConfigError("set a signing key for tracked links, or give a store", field="webhooks.signing_key")
-        links = Links(LinkSettings.from_config(config.templates, config.webhooks), key)
+        settings = LinkSettings.from_config(config.templates, config.webhooks)
+        if preference_ttl is not None:
+            settings = attrs.evolve(settings, preference_ttl=preference_ttl)
+        links = Links(settings, key, clock=clock)
         filters = _plugin_filters(plugins) if plugins is not None else {}
         renderer = Renderer(brand=BrandKit.from_config(config.brand), filters=filters, links=links,
                             budget=TemplateBudget.from_config(config.templates))

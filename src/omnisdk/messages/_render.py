@@ -53,6 +53,8 @@ class RenderContext:
     journey: str | None = None
     step: str | None = None
     run_id: str | None = None
+    #: The send's topic: it rides in unsubscribe and preference links (one-click leaves that topic).
+    topic: str | None = None
     #: Overrides the customer's locale (previews).
     locale: str | None = None
     renderer: Renderer | None = None
@@ -121,7 +123,7 @@ class Renderer:
         attribution = {
             "customer_id": context.customer.id, "channel": channel, "template": message.id,
             "delivery_id": context.delivery_id, "journey": context.journey, "step": context.step,
-            "run_id": context.run_id,
+            "run_id": context.run_id, "topic": context.topic or _data_topic(context.data),
         }
         variables = self._variables(message, variant, channel, context, attribution)
         rendered: dict[str, Any] = {}
@@ -170,6 +172,7 @@ class Renderer:
                                            printed=channel == "direct_mail"))
         if self.links is not None:
             variables["unsubscribe_url"] = _Unsubscribe(self.links, attribution)
+            variables["preferences_url"] = _Unsubscribe(self.links, attribution, preferences=True)
         return variables
 
     def _track(self, text: str, html: bool, field: str, channel: str, attribution: Mapping[str, str | None]) -> str:
@@ -190,19 +193,26 @@ class Renderer:
         return text
 
 
+def _data_topic(data: Mapping[str, Any]) -> str | None:
+    topic = data.get("topic")
+    return topic if isinstance(topic, str) else None
+
+
 class _Unsubscribe:
-    """The unsubscribe link, signed only if a template prints it: most templates never do."""
+    """The unsubscribe (or preference-centre) link, signed only if a template prints it: most never do."""
 
-    __slots__ = ("_attribution", "_links", "_text")
+    __slots__ = ("_attribution", "_links", "_preferences", "_text")
 
-    def __init__(self, links: Links, attribution: Mapping[str, str | None]) -> None:
+    def __init__(self, links: Links, attribution: Mapping[str, str | None], *, preferences: bool = False) -> None:
         self._links = links
         self._attribution = attribution
+        self._preferences = preferences
         self._text: str | None = None
 
     def __str__(self) -> str:
         if self._text is None:
-            self._text = self._links.unsubscribe_url(self._attribution)
+            self._text = (self._links.preferences_url(self._attribution) if self._preferences
+                          else self._links.unsubscribe_url(self._attribution))
         return self._text
 
     def __html__(self) -> str:

@@ -92,7 +92,7 @@ def decide(
     rules = rules or DEFAULT_RULES
     recent = recent or EMPTY_ACTIVITY
     checks: list[Check] = []
-    for blocker in (_global_control, _goal_reached, _duplicate, _capped):
+    for blocker in (_global_control, _goal_reached, _duplicate, _capped, _topic_frequency):
         reason = blocker(request, recent, rules, now)
         if reason:
             checks.append(Check(blocker.__name__.strip("_"), None, False, reason))
@@ -130,7 +130,7 @@ def decide_many(
         later[cid] -= 1
         if decision.action == "send" and later[cid]:
             sent = PastDelivery(request.delivery_id or "", request.template, decision.channel, request.purpose, now,
-                                request.run_id, request.step)
+                                request.run_id, request.step, _topic_of(request))
             activity[cid] = activity.get(cid, EMPTY_ACTIVITY).with_delivery(sent)
         decisions.append(decision)
     return decisions
@@ -146,6 +146,12 @@ def _judge_channel(request: SendRequest, channel: str, rules: PolicyRules, now: 
     if not customer.has_consent(channel, purpose):
         return _fail(checks, "consent", channel, f"no {purpose} consent on {channel}")
     checks.append(Check("consent", channel, True, f"{purpose} consent on {channel}"))
+    topic = _topic_of(request)
+    if topic is not None and rules.topics:
+        refused = _topic_choice(customer, topic, channel, rules)
+        if refused is not None:
+            return _fail(checks, refused[0], channel, refused[1])
+        checks.append(Check("topic", channel, True, f"{topic} on {channel}"))
     quiet = rules.quiet_hours
     if quiet is not None and quiet.applies(purpose, channel):
         tz_name = _timezone_name(customer, rules)
@@ -225,6 +231,38 @@ def _capped(request: SendRequest, recent: RecentActivity, rules: PolicyRules, no
         )
         if count >= cap.limit:
             return f"frequency cap {cap.text} for {request.purpose} reached ({count} sent on all channels)"
+    return None
+
+
+def _topic_of(request: SendRequest) -> str | None:
+    topic = request.data.get("topic") if isinstance(request.data, Mapping) else None
+    return topic if isinstance(topic, str) else None
+
+
+def _topic_choice(customer: Customer, topic: str, channel: str, rules: PolicyRules) -> tuple[str, str] | None:
+    """(policy, reason) when the customer's choices for `topic` keep it off `channel`; transactional
+    topics are always sent (on their channels)."""
+    found = rules.topics.get(topic)
+    if found is None:
+        return None
+    if channel not in found.channels:
+        return "topic_channel", f"topic_channel: {topic} is not sent on {channel}"
+    if not rules.topics.subscribed(customer.preferences, topic, channel):
+        why = "opted out" if found.default == "opt-out" else "not opted in"
+        return "topic_opt_out", f"skipped: topic_opt_out: {topic} on {channel} ({why})"
+    return None
+
+
+def _topic_frequency(request: SendRequest, recent: RecentActivity, rules: PolicyRules, now: float) -> str | None:
+    """A topic with `frequency = "weekly"` goes out at most once per week per customer, on all channels."""
+    topic = _topic_of(request)
+    found = rules.topics.get(topic) if topic is not None and rules.topics else None
+    if found is None or not found.frequency:
+        return None
+    since = now - found.frequency
+    for past in recent.deliveries:
+        if past.topic == topic and past.at >= since and not _same_send(past, request):
+            return f"topic_frequency: {topic} is sent {found.frequency_text} at most (last on {past.channel})"
     return None
 
 

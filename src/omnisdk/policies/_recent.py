@@ -44,6 +44,9 @@ def load_recent(
         return {}
     deliveries: dict[str, list[PastDelivery]] = {}
     window = rules.window_for({r.purpose for r in requests})
+    topic_windows = rules.topics.windows
+    if topic_windows:
+        window = max([window, *(topic_windows.get(str(r.data.get("topic")), 0.0) for r in requests)])
     if window > 0:
         deliveries = recent_deliveries(tx, customer_ids, since=now - window)
     names: set[str] = set()

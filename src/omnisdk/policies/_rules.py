@@ -14,6 +14,7 @@ import attrs
 from .._customers import PURPOSES, Customer
 from .._errors import ConfigError
 from .._localtime import wall_instant, zone
+from .._topics import Topics
 from .._touchpoints import MESSAGE_CHANNELS
 from ..experiments._assign import GlobalControl
 from ._addresses import CORE_ADDRESSES, Addresses
@@ -183,11 +184,13 @@ class PolicyRules:
     global_control: GlobalControl | None = None
     #: Which identity kinds address each channel (the client's plugins add theirs): "reachable?".
     addresses: Addresses = attrs.field(default=CORE_ADDRESSES, eq=False)
+    #: `[topics]`: what sends are about, and the customers' choices per topic and channel apply.
+    topics: Topics = attrs.field(factory=Topics)
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any] | None, custom: Sequence[Policy] = (), *,
                     global_control: GlobalControl | None = None,
-                    addresses: Addresses = CORE_ADDRESSES) -> PolicyRules:
+                    addresses: Addresses = CORE_ADDRESSES, topics: Topics | None = None) -> PolicyRules:
         """Parse `[policies]`; bad values raise `ConfigError` naming the key (`policies.quiet_hours.start`).
         `global_control` comes from `[experiments]` (`experiments.ExperimentSettings`), `addresses`
         from the client's identity kinds."""
@@ -223,7 +226,7 @@ class PolicyRules:
         if "engagement_window" in section:
             kwargs["engagement_window"] = parse_duration(section["engagement_window"], "policies.engagement_window")
         kwargs["custom"] = tuple((str(getattr(p, "name", None) or getattr(p, "__name__", repr(p))), p) for p in custom)
-        return cls(**kwargs, global_control=global_control, addresses=addresses)
+        return cls(**kwargs, global_control=global_control, addresses=addresses, topics=topics or Topics())
 
     def goals_for(self, template: str, data: Mapping[str, Any]) -> tuple[str, ...]:
         """Events that, once they happen after a send was queued, make it pointless (the customer bought)."""

@@ -15,6 +15,7 @@ from .._errors import NotFoundError
 from ._base import Transaction, dumps
 from ._consents import consents_of
 from ._predictions import PredictionRow, predictions_of
+from ._preferences import preferences_of
 from ._quarantine import DECODE_ERRORS, decode_row, decode_rows, quarantine_row
 from ._rows import json_array, json_object, optional_object, optional_text, text, timestamp, timezone
 
@@ -206,6 +207,7 @@ def load_customers(tx: Transaction, customer_ids: Iterable[str]) -> dict[str, Cu
     found = list(dict.fromkeys(at for at in survivor.values() if at in rows))
     identities: dict[str, list[Identity]] = {}
     consents: dict[str, list[Any]] = {}
+    preferences: dict[str, list[Any]] = {}
     predictions: dict[str, PredictionRow] = {}
     for chunk in _chunks(found):
         marks = ",".join("?" * len(chunk))
@@ -216,12 +218,14 @@ def load_customers(tx: Transaction, customer_ids: Iterable[str]) -> dict[str, Cu
         for cid, identity in decode_rows(tx, "identities", identity_rows, _identity, key=lambda r: (r[1], r[2])):
             identities.setdefault(cid, []).append(identity)
         consents.update(consents_of(tx, chunk))
+        preferences.update(preferences_of(tx, chunk))
         predictions.update(predictions_of(tx, chunk))
     profiles = {
         cid: Customer(
             id=cid, identities=tuple(identities.get(cid, ())), traits=row[1], timezone=row[2],
             locale=row[3], address=row[4], preferred_channels=row[5],
-            consents=tuple(consents.get(cid, ())), created_at=row[6], updated_at=row[7],
+            consents=tuple(consents.get(cid, ())), preferences=tuple(preferences.get(cid, ())),
+            created_at=row[6], updated_at=row[7],
             prediction=predictions[cid].prediction() if cid in predictions else None,
         )
         for cid in found
@@ -248,25 +252,30 @@ def profile_fingerprints(
     tx: Transaction, customer_ids: Sequence[str]
 ) -> tuple[dict[str, tuple[Any, Any]], dict[str, set[tuple[str, str]]], dict[str, list[tuple[str, str, bool]]]]:
     """What a send's decision depends on, per customer, in one query: (timezone, merged_into), the
-    identities (kind, value), and the consent entries (channel, purpose, granted) in ledger order."""
+    identities (kind, value), and the consent entries (channel, purpose, granted) in ledger order,
+    followed by the preference entries as ("topic:<topic>", channel, subscribed)."""
     marks = ",".join("?" * len(customer_ids))
     rows = tx.query(
         f"SELECT 0, id, timezone, merged_into, 0, 0 FROM customers WHERE id IN ({marks}) "
         f"UNION ALL SELECT 1, customer_id, kind, value, 0, 0 FROM identities WHERE customer_id IN ({marks}) "
-        f"UNION ALL SELECT 2, customer_id, channel, purpose, granted, id FROM consents WHERE customer_id IN ({marks})",
-        (*customer_ids, *customer_ids, *customer_ids),
+        f"UNION ALL SELECT 2, customer_id, channel, purpose, granted, id FROM consents WHERE customer_id IN ({marks}) "
+        f"UNION ALL SELECT 3, customer_id, channel, topic, subscribed, id FROM preferences "
+        f"WHERE customer_id IN ({marks})",
+        (*customer_ids, *customer_ids, *customer_ids, *customer_ids),
     )
     found: dict[str, tuple[Any, Any]] = {}
     identities: dict[str, set[tuple[str, str]]] = {}
-    ledger: dict[str, list[tuple[int, str, str, bool]]] = {}
+    ledger: dict[str, list[tuple[int, int, str, str, bool]]] = {}
     for table, cid, first, second, granted, entry_id in rows:
         if table == 0:
             found[cid] = (first, second)
         elif table == 1:
             identities.setdefault(cid, set()).add((first, second))
-        else:
-            ledger.setdefault(cid, []).append((entry_id, first, second, bool(granted)))
+        elif table == 2:
+            ledger.setdefault(cid, []).append((table, entry_id, first, second, bool(granted)))
+        else:  # the preference ledger after the consent ledger, its topics marked
+            ledger.setdefault(cid, []).append((table, entry_id, first, f"topic:{second}", bool(granted)))
     # Ledger order sorted here: an ORDER BY over the whole union sorts every identity row as well
     # (a fifth of the query's time), and most customers have few consent entries.
-    consents = {cid: [entry[1:] for entry in sorted(entries)] for cid, entries in ledger.items()}
+    consents = {cid: [entry[2:] for entry in sorted(entries)] for cid, entries in ledger.items()}
     return found, identities, consents

@@ -113,6 +113,13 @@ REGISTRY: Final[Mapping[str, TableRule]] = {
     "consents": TableRule(P, "delete", ("id",), _cols(
         id=A, customer_id=S, channel=A, purpose=A, granted=A, source=P, recorded_at=A, evidence=P),
         "the ledger goes with the profile: the suppression record keeps them unsubscribed", link=_OWN),
+    "preferences": TableRule(P, "delete", ("id",), _cols(
+        id=A, customer_id=S, topic=A, channel=A, subscribed=A, source=P, evidence=P, recorded_at=A),
+        "the topic choices go with the profile, evidence (IP, user agent) included", link=_OWN),
+    "opt_in_requests": TableRule(P, "delete", ("id",), _cols(
+        id=S, customer_id=S, channel=A, purpose=A, source=P, status=A, requested_at=A, expires_at=A,
+        confirmed_at=A, evidence=P, delivery_id=S),
+        "double opt-in requests and their confirmation evidence are the person's", link=_OWN),
     "catalog_subscriptions": TableRule(S, "delete", ("customer_id", "sku", "location"), _cols(
         customer_id=S, sku=A, location=A, source=A, created_at=A, notified_at=A),
         "back-in-stock requests are the person's", link=_OWN),

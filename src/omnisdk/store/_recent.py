@@ -31,6 +31,8 @@ class PastDelivery:
     at: float
     run_id: str | None = None
     step: str | None = None
+    #: The send's topic (`data.topic`), for per-topic frequency preferences.
+    topic: str | None = None
 
 
 @attrs.frozen
@@ -44,10 +46,11 @@ def recent_deliveries(tx: Transaction, customer_ids: Sequence[str], *, since: fl
     """Deliveries sending, sent or delivered to the customers since `since`, counted from when they
     were sent (`sent_at`, else their last update while sending)."""
     found: dict[str, list[PastDelivery]] = {}
+    topic = "json_extract(data, '$.topic')" if tx.dialect.name == "sqlite" else "(data ->> 'topic')"
     for start in range(0, len(customer_ids), _CHUNK):
         chunk = customer_ids[start:start + _CHUNK]
         rows = tx.query(
-            f"SELECT customer_id, id, template, channel, purpose, COALESCE(sent_at, updated_at), run_id, step "
+            f"SELECT customer_id, id, template, channel, purpose, COALESCE(sent_at, updated_at), run_id, step, {topic} "
             f"FROM deliveries WHERE customer_id IN ({','.join('?' * len(chunk))}) "
             f"AND status IN ('sending', 'sent', 'delivered') AND COALESCE(sent_at, updated_at) >= ?",
             (*chunk, since),
@@ -68,8 +71,9 @@ def recent_events(
 
 
 def _past_delivery(row: Sequence[Any]) -> tuple[str, PastDelivery]:
-    cid, did, template, channel, purpose, at, run_id, step = row
-    return cid, PastDelivery(did, text(template), channel, text(purpose), timestamp(at), run_id, step)
+    cid, did, template, channel, purpose, at, run_id, step, topic = row
+    return cid, PastDelivery(did, text(template), channel, text(purpose), timestamp(at), run_id, step,
+                             topic if isinstance(topic, str) else None)
 
 
 def _past_event(row: Sequence[Any]) -> tuple[str, PastEvent]:

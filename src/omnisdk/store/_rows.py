@@ -245,4 +245,7 @@ TABLES: Final[Mapping[str, TableSpec]] = {
         "sku": text, "product_id": text, "title": text, "price": text, "currency": text, "url": optional_text,
         "image_url": optional_text, "category": optional_text, "brand": optional_text, "attributes": json_object,
         "updated_at": timestamp}),
+    "preferences": TableSpec(("id",), {
+        "customer_id": text, "topic": text, "channel": text, "subscribed": integer, "source": text,
+        "evidence": optional_text, "recorded_at": timestamp}),
 }
