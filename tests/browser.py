@@ -38,9 +38,12 @@ def chromium_path() -> str:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """One browser per test session; each test gets its own context (cookies, storage) through `page`."""
+    """One browser per test module; each test gets its own context (cookies, storage) through `page`.
+
+    Not per session: Playwright's sync API keeps an event loop running in the main thread while it is
+    open, and every later test that runs a loop there (`asyncio.run`, `Omni`) would fail."""
     from playwright.sync_api import sync_playwright
 
     executable = chromium_path()
