@@ -141,3 +141,19 @@ def test_doctor_findings_are_json_safe_plain_text(tmp_path: Path) -> None:
     findings = diagnose(f"sqlite:///{tmp_path}/x.db", None)
     assert json.dumps([[f.level, f.area, f.message] for f in findings])
     assert {f.area for f in findings} == {"config", "store"}
+
+
+def test_sendgrid_keys_are_checked_by_their_scopes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from omnisdk.testing.imitations import SendGridImitation
+
+    store = f"sqlite:///{tmp_path}/x.db"
+    with SendGridImitation() as sendgrid:
+        def config(key: str) -> str:
+            return toml(tmp_path, f'[channels.email]\nprovider = "sendgrid"\nbase_url = "{sendgrid.base_url}"\n'
+                                  f'from = "Acme <hello@acme.example>"\napi_key = "{key}"\n')
+
+        code, out = doctor(capsys, "--store", store, "--config", config("SG.wrong"))
+        assert code == 1 and "SendGrid refused the API key (401)" in out
+        code, out = doctor(capsys, "--store", store, "--config", config(sendgrid.api_key))
+        assert "email/sendgrid: credentials present and well-formed" in out, out
+        assert any(r.path == "/v3/scopes" for r in sendgrid.requests)

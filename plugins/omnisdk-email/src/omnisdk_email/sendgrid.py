@@ -98,6 +98,22 @@ class SendGridEmail(omnisdk.Provider):
 
     config: Config
 
+    async def check_credentials(self) -> Sequence[str]:
+        """List the API key's scopes (GET /v3/scopes): a wrong key is a 401, a key without mail.send cannot send."""
+        try:
+            response = await self.http.get(f"{self.config.base_url.rstrip('/')}/v3/scopes",
+                                           headers={"Authorization": f"Bearer {self.config.api_key}"})
+        except httpx.TransportError as exc:
+            return [f"SendGrid at {self.config.base_url} could not be reached ({type(exc).__name__})"]
+        if response.status_code in (401, 403):
+            return [f"SendGrid refused the API key ({response.status_code}): check channels.email.api_key"]
+        if response.status_code != 200:
+            return [f"SendGrid answered the scopes lookup with HTTP {response.status_code}"]
+        scopes = response_object(response).get("scopes")
+        if not isinstance(scopes, list) or "mail.send" not in scopes:
+            return ["the SendGrid API key lacks the mail.send scope, so it cannot send"]
+        return []
+
     async def send(self, batch: Sequence[omnisdk.Outgoing]) -> Sequence[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(batch)
         groups: dict[tuple[Any, ...], list[tuple[int, omnisdk.Outgoing, omnisdk.Email]]] = {}

@@ -63,6 +63,11 @@ class SendGridImitation(Imitation):
         response.headers["X-RateLimit-Reset"] = str(int(time.time()) + retry_after)
         return response
 
+    @route("GET", "/v3/scopes")
+    def scopes(self, call: Call) -> web.StreamResponse:
+        """The API key's scopes (what `omnisdk doctor` asks to check the key)."""
+        return web.json_response({"scopes": ["mail.send", "user.webhooks.event.settings.read"]})
+
     @route("POST", "/v3/mail/send", check="post /v3/mail/send")
     def send(self, call: Call) -> web.StreamResponse:
         mail = call.json
