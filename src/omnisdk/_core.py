@@ -28,6 +28,7 @@ from .store._touchpoints import customer_timeline
 
 if TYPE_CHECKING:
     from .delivery import Delivery
+    from .events import EventPage
     from .providers import WebhookResponse
 
 __all__ = ["Core", "Who", "Worker"]
@@ -121,6 +122,11 @@ class Core:
         self.workers.append(self.dispatcher)
         self.webhooks = WebhookHandler(store=self.store, clock=self.clock, pool=pool, recorder=self.recorder,
                                        identity=self.identity, settings=self.config.webhooks)
+        from .events import EventWebhooks, endpoints_from_config  # last: it pushes what this round recorded
+
+        self.event_webhooks = EventWebhooks(self.store, self.clock,
+                                            endpoints_from_config(self.config.raw.get("event_webhooks")))
+        self.workers.append(self.event_webhooks)
 
     # -- profiles
     def identify(
@@ -379,6 +385,13 @@ class Core:
                                       value=idempotency_key)
             return found
 
+    # -- the outbound event stream
+    def events(self, *, after: str | int | None = None, limit: int = 100,
+               kinds: Sequence[str] | None = None) -> EventPage:
+        from .events._stream import page_of_events
+
+        return page_of_events(self.store, after=after, limit=limit, kinds=kinds)
+
     # -- deliveries and inbound webhooks
     def deliveries(
         self,
@@ -415,6 +428,7 @@ class Core:
     async def aclose(self) -> None:
         """Close what lives on the event loop (provider connections), then the store."""
         await self.dispatcher.aclose()
+        await self.event_webhooks.aclose()
         self.close()
 
     def close(self) -> None:

@@ -175,7 +175,7 @@ class WebhookHandler:
                     updated.append(delivery_id)
             self.recorder.touchpoints(tx, touchpoints)
             if updated:
-                self.recorder.deliveries(tx, lambda: self.load(updated))
+                self.recorder.deliveries(tx, updated, lambda: self.load(updated))
 
     def _first_time(self, tx: Transaction, provider: str, nonce: str, digest: str, now: float) -> bool:
         """Remember the request's nonce; False for an identical repeat, `_Replayed` for a reused nonce."""
