@@ -6,24 +6,25 @@ hot paths); journeys and deliveries run as async `tick()`s so HTTP sends overlap
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._clock import Clock, SystemClock, to_datetime
 from ._config import Config, load_config
 from ._customers import PURPOSES, Consent, Customer
-from ._errors import BatchItemError, BatchValidationError, ValidationError, WebhookError
+from ._errors import BatchItemError, BatchValidationError, ConfigError, ValidationError, WebhookError
 from ._identity import IdentityResolver, IdentityRules, Who, load_customer
 from ._logging import get_logger
 from ._plugins import PluginHost
 from ._recorder import Recorder
+from ._telemetry import NO_TELEMETRY, Telemetry
 from ._touchpoints import CHANNELS, MESSAGE_CHANNELS, Touchpoint, check_channel, choose_channels, new_id
 from ._validation import Limits, Validator
-from .store import SQLStore, dumps, open_store
+from .store import SQLStore, Transaction, dumps, open_store
 from .store._consents import insert_consent
 from .store._customers import read_traits, update_profile
-from .store._deliveries import select_deliveries
+from .store._deliveries import select_deliveries, set_traceparent
 from .store._touchpoints import customer_timeline
 
 if TYPE_CHECKING:
@@ -57,8 +58,12 @@ class Core:
         plugins: Iterable[Any] = (),
         load_entry_points: bool = True,
         facade: Any = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.config: Config = load_config(config)
+        #: Where spans and metrics go: `NO_TELEMETRY` (nothing, opentelemetry never imported) unless
+        #: given one or `[telemetry] enabled = true` asks for OpenTelemetry's global providers.
+        self.telemetry: Telemetry = telemetry if telemetry is not None else _telemetry_from(self.config.raw)
         self.validate = Validator(Limits.from_config(self.config.limits))
         self.clock: Clock = clock or SystemClock()
         self.plugins = PluginHost(plugins, load_entry_points=load_entry_points)
@@ -73,7 +78,7 @@ class Core:
         self.store: SQLStore = store if isinstance(store, SQLStore) else open_store(store)
         self.workers: list[Worker] = []
         #: The one path every touchpoint and delivery change is stored and announced through.
-        self.recorder = Recorder(self.plugins)
+        self.recorder = Recorder(self.plugins, self.telemetry)
         from .messages import Templates
         from .policies import PolicyRules
 
@@ -118,7 +123,7 @@ class Core:
                             http_transport=delivery.http_transport)
         self.dispatcher = Dispatcher(store=self.store, clock=self.clock, settings=delivery, pool=pool,
                                      send_context=SendContext(self.templates, self.policy_rules),
-                                     recorder=self.recorder)
+                                     recorder=self.recorder, telemetry=self.telemetry)
         self.workers.append(self.dispatcher)
         self.webhooks = WebhookHandler(store=self.store, clock=self.clock, pool=pool, recorder=self.recorder,
                                        identity=self.identity, settings=self.config.webhooks)
@@ -127,6 +132,8 @@ class Core:
         self.event_webhooks = EventWebhooks(self.store, self.clock,
                                             endpoints_from_config(self.config.raw.get("event_webhooks")))
         self.workers.append(self.event_webhooks)
+        if self.telemetry.enabled:
+            self._observe_gauges()
 
     # -- profiles
     def identify(
@@ -160,8 +167,9 @@ class Core:
         if customer_id is None and not pairs:
             raise ValidationError("identify needs a customer id or at least one identifier", field="customer_id")
         now = self.clock.timestamp()
-        with self.store.transaction() as tx:
+        with self.telemetry.span("omnisdk.identify") as span, self.store.transaction() as tx:
             cid = self.identity.resolve(tx, customer_id, pairs, now)
+            self.telemetry.annotate(span, {"omnisdk.customer_id": cid})
             traits_json = None
             if traits:
                 current = read_traits(tx, cid)
@@ -230,9 +238,12 @@ class Core:
         when = check.timestamp(timestamp, "timestamp", now)
         tp_id = new_id() if id is None else check.touchpoint_id(id)
         explicit, pairs = self.identity.who(who)
-        with self.store.transaction() as tx:
+        with self.telemetry.span("omnisdk.track", {"omnisdk.event": event, "omnisdk.channel": channel,
+                                                   "omnisdk.touchpoint_id": tp_id}) as span, \
+                self.store.transaction() as tx:
             cid = self.identity.resolve_checked(tx, explicit, pairs, now)
             self.recorder.touchpoints(tx, [(tp_id, cid, channel, event, props, when, now)])
+            self.telemetry.annotate(span, {"omnisdk.customer_id": cid})
         return Touchpoint(
             id=tp_id,
             customer_id=cid,
@@ -374,10 +385,16 @@ class Core:
         key = "send:" + (new_id() if idempotency_key is None else check.text(
             idempotency_key, "idempotency_key", limit="max_id_length", what="an idempotency key (a non-empty string)"))
         now = self.clock.timestamp()
-        with self.store.transaction() as tx:
+        with self.telemetry.span("omnisdk.send", {"omnisdk.template": template}) as span, \
+                self.store.transaction() as tx:
             cid = self.identity.resolve_who(tx, who, now)
             delivery_id = enqueue_delivery(tx, key=key, customer_id=cid, template=template, channels=chosen, now=now,
                                            purpose=purpose, data=data)
+            if span is not None:  # the worker's spans for this delivery join this trace
+                self.telemetry.annotate(span, {"omnisdk.customer_id": cid, "omnisdk.delivery_id": delivery_id})
+                traceparent = self.telemetry.traceparent(span)
+                if traceparent:
+                    set_traceparent(tx, delivery_id, traceparent)
             [found] = select_deliveries(tx, ids=[delivery_id])
             if (found.customer_id, found.template, list(found.channels), found.purpose) != (
                     cid, template, chosen, purpose):
@@ -425,6 +442,24 @@ class Core:
             return WebhookResponse.text(exc.status, str(exc))
         return self.webhooks.handle(provider, method, url, headers, body)
 
+    def _observe_gauges(self) -> None:
+        """Outbox depth and age, due runs and quarantined rows, read from the store at each collection."""
+        from .store._gauges import due_runs, outbox_age, outbox_depth, quarantined_rows
+
+        def read(query: Callable[[Transaction], Any]) -> Any:
+            with self.store.transaction(immediate=False) as tx:
+                return query(tx)
+
+        t = self.telemetry
+        t.gauge("omnisdk.outbox.depth", "{delivery}", "Deliveries queued, deferred or sending, by status",
+                lambda: [(n, {"omnisdk.status": s}) for s, n in read(outbox_depth).items()])
+        t.gauge("omnisdk.outbox.age", "s", "How long the oldest due delivery has waited past its due time",
+                lambda: [(read(lambda tx: outbox_age(tx, self.clock.timestamp())), {})])
+        t.gauge("omnisdk.runs.due", "{run}", "Journey runs due now",
+                lambda: [(read(lambda tx: due_runs(tx, self.clock.timestamp())), {})])
+        t.gauge("omnisdk.quarantined", "{row}", "Rows set aside as unreadable, by table",
+                lambda: [(n, {"omnisdk.table": table}) for table, n in read(quarantined_rows).items()])
+
     async def aclose(self) -> None:
         """Close what lives on the event loop (provider connections), then the store."""
         await self.dispatcher.aclose()
@@ -434,6 +469,21 @@ class Core:
     def close(self) -> None:
         if self._owns_store:
             self.store.close()
+
+
+def _telemetry_from(raw: Mapping[str, Any]) -> Telemetry:
+    """`[telemetry] enabled = true`: OpenTelemetry's global providers (needs `omnisdk[otel]`)."""
+    section = raw.get("telemetry") or {}
+    enabled = section.get("enabled", False) if isinstance(section, Mapping) else section
+    if not isinstance(enabled, bool):
+        raise ConfigError("expected true or false", field="telemetry.enabled")
+    if not enabled:
+        return NO_TELEMETRY
+    try:
+        from .otel import OpenTelemetry
+    except ImportError as exc:
+        raise ConfigError("needs OpenTelemetry: pip install 'omnisdk[otel]'", field="telemetry.enabled") from exc
+    return OpenTelemetry()
 
 
 def _who_key(who: Any) -> str:

@@ -18,6 +18,7 @@ from ._core import Core
 from ._customers import Consent, Customer
 from ._errors import NotFoundError
 from ._identity import Who
+from ._telemetry import Telemetry
 from ._touchpoints import Touchpoint
 from .broadcasts import Broadcast, BroadcastStatus
 from .broadcasts._admin import BroadcastAdmin
@@ -59,8 +60,9 @@ class _Base:
         *,
         plugins: Iterable[Any] = (),
         load_entry_points: bool = True,
+        telemetry: Telemetry | None = None,
     ) -> None:
-        self._core = Core(store, config, clock, plugins, load_entry_points, facade=self)
+        self._core = Core(store, config, clock, plugins, load_entry_points, facade=self, telemetry=telemetry)
         self._broadcasts = BroadcastAdmin(self._core.store, self._core.clock, self._core.templates)
 
     @property

@@ -8,11 +8,13 @@ changes go the same way through `Recorder.deliveries` and `delivery_updated`."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._logging import get_logger
 from ._plugins import PluginHost
+from ._telemetry import NO_TELEMETRY, Telemetry
 from ._touchpoints import Touchpoint
 from .store import Transaction, touchpoint_from_row
 from .store._events import stage_deliveries, stage_touchpoints
@@ -26,8 +28,9 @@ log = get_logger("omnisdk")
 class Recorder:
     """Stores touchpoints, then tells plugins; a plugin's failure is logged, never raised."""
 
-    def __init__(self, plugins: PluginHost) -> None:
+    def __init__(self, plugins: PluginHost, telemetry: Telemetry = NO_TELEMETRY) -> None:
         self.plugins = plugins
+        self.telemetry = telemetry
 
     @property
     def _omni(self) -> Any:
@@ -51,6 +54,9 @@ class Recorder:
                 fresh.discard(row[0])
                 stored.append(row)
         stage_touchpoints(tx, stored)  # the event stream (store/_events.py), in this same transaction
+        if self.telemetry.enabled:
+            for channel, n in Counter(row[2] for row in stored).items():
+                self.telemetry.count("omnisdk.touchpoints", n, {"omnisdk.channel": channel})
         if self.listening():
             announced = [touchpoint_from_row((None, *row[:6])) for row in stored]
             tx.after_commit(lambda: self.announce_touchpoints(announced))

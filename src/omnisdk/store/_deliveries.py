@@ -48,6 +48,8 @@ __all__ = [
     "next_due",
     "select_deliveries",
     "set_event_status",
+    "set_traceparent",
+    "traceparents",
     "take_in_doubt",
 ]
 
@@ -621,3 +623,22 @@ def cancel_broadcast_deliveries(tx: Transaction, broadcast_id: str, now: float) 
     append_decisions(tx, [LogEntry(delivery_id=did, at=now, outcome="cancelled", channel=None,
                                    reason="broadcast cancelled", actor="broadcast") for did in cancelled])
     return cancelled
+
+
+# -- trace context (migration 0020), written and read only when telemetry is on
+
+
+def set_traceparent(tx: Transaction, delivery_id: str, traceparent: str) -> None:
+    """Keep the W3C trace context of whoever queued the delivery (its first queuing wins)."""
+    tx.execute("UPDATE deliveries SET traceparent = ? WHERE id = ? AND traceparent IS NULL", (traceparent, delivery_id))
+
+
+def traceparents(tx: Transaction, ids: Sequence[str]) -> dict[str, str]:
+    """The stored trace context of those of `ids` that have one."""
+    found: dict[str, str] = {}
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        found.update((str(did), str(tp)) for did, tp in tx.query(
+            f"SELECT id, traceparent FROM deliveries WHERE id IN ({','.join('?' * len(chunk))}) "
+            "AND traceparent IS NOT NULL", chunk))
+    return found
