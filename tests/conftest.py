@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
+# The headless-Chromium fixtures (`chromium`, `page`, `page_without_js`, `serve_asgi`) for every test module.
+from browser import chromium, page, page_without_js, serve_asgi  # noqa: F401
 from omnisdk import Omni, VirtualClock
 
 POSTGRES_URL = os.environ.get("OMNISDK_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
@@ -31,6 +33,24 @@ def postgres_url() -> str:
             pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required in CI: {problem}")
         pytest.skip(f"PostgreSQL at {POSTGRES_URL} not reachable ({problem}); set OMNISDK_TEST_POSTGRES")
     return POSTGRES_URL
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def module_omni(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Omni]:
+    """One client per store for a whole module (fuzz tests: Hypothesis calls each test many times)."""
+    if request.param == "sqlite":
+        url, schema = f"sqlite:///{tmp_path_factory.mktemp('fuzz')}/omni.db", None
+    else:
+        postgres = request.getfixturevalue("postgres_url")
+        schema = "omni_fuzz_" + uuid.uuid4().hex[:12]
+        url = f"{postgres}?schema={schema}"
+    with Omni(url, clock=VirtualClock()) as client:
+        yield client
+    if schema is not None:
+        import psycopg
+
+        with psycopg.connect(request.getfixturevalue("postgres_url"), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture

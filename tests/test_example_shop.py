@@ -292,3 +292,28 @@ def test_the_worker_runs_in_the_lifespan_and_stops_with_the_app(tmp_path: Path) 
         assert worker.done() and isinstance(worker.result(), int)
 
     asyncio.run(main())
+
+
+def test_the_welcome_email_shows_best_sellers_from_the_catalog(store_url: str) -> None:
+    """The shop imports its products into omnisdk's catalog at start; the welcome e-mail's product block
+    shows what others bought most, with price, picture, tracked link and stock."""
+
+    async def scenario(browser: httpx.AsyncClient, omni: AsyncOmni, clock: VirtualClock) -> None:
+        assert (await omni.catalog.variant("sku-tent")) is not None  # imported by the lifespan
+        for i, (product, quantity) in enumerate([("sku-mug", 1), ("sku-mug", 2), ("sku-boots", 1)]):
+            buyer = await omni.identify(f"buyer-{i}", email=f"buyer{i}@example.com")
+            await omni.track(buyer.id, "Order Completed", {"order_id": f"old-{i}", "revenue": 14.0 * quantity,
+                             "products": [{"product_id": product, "quantity": quantity}]}, channel="pos")
+        await browser.post("/signup", json=ADA)
+        await omni.run_until_idle()
+        [welcome] = sent(omni, "email")
+        text, html = welcome.content.text or "", welcome.content.html or ""
+        assert "- Enamel mug: $14.00 (In stock online)" in text and "- Trail boots: $129.00" in text
+        assert "Two-person tent" not in text  # nobody bought it: not a best seller
+        assert html.count('class="omni-product"') == 2 and "/static/sku-mug.jpg" in html
+        [mug_link] = [line.strip() for line in text.splitlines()[text.splitlines().index(
+            "- Enamel mug: $14.00 (In stock online)") + 1:][:1]]
+        clicked = await browser.get(local_path(mug_link))
+        assert (clicked.status_code, urlsplit(clicked.headers["location"]).path) == (302, "/products/sku-mug")
+
+    run(store_url, scenario)

@@ -3,8 +3,6 @@ result, never an untyped exception, and never half of a call stored. A fixed bud
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -12,7 +10,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from omnisdk import BatchValidationError, Omni, OmniError, VirtualClock
+from omnisdk import BatchValidationError, Omni, OmniError
 from omnisdk._customers import IDENTITY_KINDS
 from omnisdk._touchpoints import CHANNELS
 
@@ -20,22 +18,9 @@ BUDGET = settings(max_examples=150, deadline=None, derandomize=True)
 TABLES = ("customers", "identities", "touchpoints", "consents")
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def omni(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Omni]:
-    """One client per store for the whole module (Hypothesis calls each test many times)."""
-    if request.param == "sqlite":
-        url, schema = f"sqlite:///{tmp_path_factory.mktemp('fuzz')}/omni.db", None
-    else:
-        postgres = request.getfixturevalue("postgres_url")
-        schema = "omni_fuzz_" + uuid.uuid4().hex[:12]
-        url = f"{postgres}?schema={schema}"
-    with Omni(url, clock=VirtualClock()) as client:
-        yield client
-    if schema is not None:
-        import psycopg
-
-        with psycopg.connect(request.getfixturevalue("postgres_url"), autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+@pytest.fixture(scope="module")
+def omni(module_omni: Omni) -> Omni:
+    return module_omni
 
 
 def counts(omni: Omni) -> dict[str, int]:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+import omnisdk
 from omnisdk import Omni, PluginError, ValidationError, VirtualClock, hookimpl
 
 
@@ -22,6 +23,20 @@ class Loyalty:
             return digits
 
         register("acme_card", card, unique=True)
+
+
+class Chat:
+    """A chat app's user handle: the social channel's address (its provider sends to it)."""
+
+    @hookimpl
+    def register_identity_kinds(self, register: Any) -> None:
+        register("chat_handle", lambda value: value.lstrip("@").lower(), addresses="social")
+
+
+class Misaddressed:
+    @hookimpl
+    def register_identity_kinds(self, register: Any) -> None:
+        register("fax_number", addresses="fax")
 
 
 class Broken:
@@ -84,3 +99,28 @@ def test_vendor_kinds_come_from_their_plugins(store_url: str) -> None:
         assert profile.identifier("whatsapp_id") == "14155550100"
         with pytest.raises(ValidationError, match="unknown identifier kind 'shoe_size'"):
             shop.track({"shoe_size": "42"}, "Order Completed")
+
+
+HELLO = omnisdk.Message("hello", social=omnisdk.Social(text="Your order is ready"))
+
+
+@pytest.mark.parametrize("plugins", [[Chat(), Misaddressed()], []], ids=["declared", "undeclared"])
+def test_a_plugin_kind_that_addresses_a_channel_is_where_its_sends_go(store_url: str, plugins: list[Any]) -> None:
+    with Omni(store_url, clock=VirtualClock(), plugins=plugins, load_entry_points=False,
+              config={"channels": {"social": {"provider": "memory"}}}) as omni:
+        omni.templates.add(HELLO)
+        if plugins:
+            omni.identify("c-1", chat_handle="@Ada")
+        else:
+            omni.identify("c-1", email="ada@example.com")
+        queued = omni.send("c-1", "hello", channel="social", purpose="transactional")
+        omni.run_until_idle()
+        delivery = next(d for d in omni.deliveries() if d.id == queued.id)
+        sent = omni.provider("social").sent  # type: ignore[attr-defined]
+        errors = [str(e) for e in omni.plugin_errors]
+    if plugins:
+        assert (delivery.status, [m.to for m in sent]) == ("sent", ["ada"])
+        assert any("'fax_number': addresses must be one of the channels" in e for e in errors)
+    else:
+        assert (delivery.status, sent) == ("skipped", [])
+        assert "no social address" in delivery.decisions[-1].reason

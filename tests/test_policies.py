@@ -8,8 +8,10 @@ import pytest
 
 import omnisdk
 from omnisdk import ConfigError, Consent, Customer, Identity, Omni
+from omnisdk._identifiers import IdentityKind, IdentityKinds
 from omnisdk.delivery import enqueue_delivery
 from omnisdk.policies import (
+    Addresses,
     PastDelivery,
     PastEvent,
     PolicyContext,
@@ -52,18 +54,35 @@ def test_address_for_every_channel() -> None:
         id="c1",
         identities=(Identity("email", "a@example.com"), Identity("phone", "+14155550100"),
                     Identity("apns_token", "old"), Identity("webpush_endpoint", "https://push.example/ep"),
-                    Identity("whatsapp_id", "14155550100"), Identity("square_customer_id", "SQ9")),
+                    Identity("loyalty_id", "L7"), Identity("whatsapp_id", "14155550100"),
+                    Identity("square_customer_id", "SQ9")),
         address={"line1": "1 Main St", "city": "Springfield", "postal_code": "01101", "country": "US"},
     )
     assert address_for(customer, "email") == "a@example.com"
     assert address_for(customer, "sms") == "+14155550100"
     assert address_for(customer, "push") == "https://push.example/ep"  # the latest device wins
     assert address_for(customer, "push", kinds=("apns_token",)) == "old"
-    assert address_for(customer, "social") == "14155550100"
-    assert address_for(customer, "pos") == "SQ9"
+    # Vendor kinds address nothing until their plugin says which channel they reach.
+    assert address_for(customer, "social") is None
+    assert address_for(customer, "pos") == "L7"
     assert address_for(customer, "direct_mail") == "1 Main St, Springfield, 01101, US"
     assert address_for(Customer(id="c2", address={"line1": "1 Main St"}), "direct_mail") is None
     assert address_for(Customer(id="c3"), "email") is None
+    declared = IdentityKinds([IdentityKind("whatsapp_id", device=True, addresses="social"),
+                              IdentityKind("square_customer_id", addresses="pos"),
+                              IdentityKind("shoe_size")])
+    addresses = Addresses.of(declared)
+    assert addresses.address_for(customer, "social") == "14155550100"
+    assert addresses.address_for(customer, "pos") == "SQ9"  # added after the loyalty id: the latest wins
+    assert addresses.address_for(customer, "email") == "a@example.com"
+    assert addresses.kinds("pos") == ("pos_customer_id", "loyalty_id", "square_customer_id")
+    assert addresses.kinds("direct_mail") == ()
+    with pytest.raises(ValueError, match="addresses must be one of the channels"):
+        IdentityKinds([IdentityKind("fax_number", addresses="fax")])
+    with pytest.raises(ValueError, match="addresses must be one of the channels"):
+        IdentityKinds([IdentityKind("postcode", addresses="direct_mail")])
+    with pytest.raises(omnisdk.UnknownChannelError):
+        addresses.address_for(customer, "fax")
     with pytest.raises(omnisdk.UnknownChannelError):
         address_for(customer, "fax")
 

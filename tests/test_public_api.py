@@ -192,6 +192,9 @@ def test_the_design_contract_runs_as_written(store_url: str) -> None:
         stop = threading.Event()
         stop.set()
         assert omni.run_worker(stop) >= 0
+        assert omni.export("c-42")["customer_id"] == "c-42"  # "omni.forget("c-42"); omni.export("c-42")"
+        assert omni.forget("c-42").status == "done"
+        assert omni.forget_requests()[0].requested_by == "app"
 
     for method in ("track", "identify", "consent", "track_many", "send", "run_until_idle", "customer", "timeline",
                    "deliveries", "handle_webhook"):

@@ -11,6 +11,7 @@ warning: code written against them keeps working. docs/architecture.md says why 
 """
 
 import importlib as _importlib
+import sys as _sys
 import typing as _typing
 
 from ._clock import Clock, SystemClock, VirtualClock
@@ -119,4 +120,7 @@ def __getattr__(name: str) -> object:
     home = _ELSEWHERE.get(name)
     if home is None:
         raise AttributeError(f"module 'omnisdk' has no attribute {name!r}")
-    return getattr(_importlib.import_module(f"{__name__}.{home}"), name)
+    # Read from the loaded module when it is (a plugin reads `omnisdk.Accepted` per message, and
+    # `import_module` takes the import lock each time); imported the first time.
+    module = _sys.modules.get(f"{__name__}.{home}") or _importlib.import_module(f"{__name__}.{home}")
+    return getattr(module, name)

@@ -6,14 +6,22 @@ hot paths); journeys and deliveries run as async `tick()`s so HTTP sends overlap
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._clock import Clock, SystemClock, to_datetime
 from ._config import Config, load_config
 from ._customers import PURPOSES, Consent, Customer
-from ._errors import BatchItemError, BatchValidationError, ConfigError, ValidationError, WebhookError
+from ._errors import (
+    BatchItemError,
+    BatchValidationError,
+    ConfigError,
+    PluginError,
+    SuppressedError,
+    ValidationError,
+    WebhookError,
+)
 from ._identity import IdentityResolver, IdentityRules, Who, load_customer
 from ._logging import get_logger
 from ._plugins import PluginHost
@@ -28,9 +36,14 @@ from .store._deliveries import select_deliveries, set_traceparent
 from .store._touchpoints import customer_timeline
 
 if TYPE_CHECKING:
+    from .commerce._predict import ValuePredictor
+    from .commerce._shop import CatalogReads
+    from .commerce._stored import StoredRecommendations
     from .delivery import Delivery
     from .events import EventPage
+    from .messages import Shop
     from .providers import WebhookResponse
+    from .store._forget import ForgetRequest
 
 __all__ = ["Core", "Who", "Worker"]
 
@@ -80,7 +93,7 @@ class Core:
         #: The one path every touchpoint and delivery change is stored and announced through.
         self.recorder = Recorder(self.plugins, self.telemetry)
         from .messages import Templates
-        from .policies import PolicyRules
+        from .policies import Addresses, PolicyRules
 
         self.templates = Templates.from_config(
             self.config, plugins=self.plugins, store=self.store,
@@ -93,12 +106,28 @@ class Core:
         self.policy_rules = PolicyRules.from_config(
             self.config.policies, [args[0] for args in self.plugins.collect("register_policies") if args],
             global_control=self.experiment_settings.global_control,
+            addresses=Addresses.of(kinds),  # which identity kinds reach each channel, the plugins' too
         )
+        self._predictor: ValuePredictor | None = None
+        self._recommendations: StoredRecommendations | None = None
+        #: The catalog's variants and inventory, read by product blocks and the recommenders' stock checks.
+        from .commerce._shop import StoreCatalog
+
+        self.catalog_reads: CatalogReads | None = StoreCatalog()
+        if (self.config.raw.get("predictions") or {}).get("every") is not None:
+            self.workers.append(self.predictor)  # rescored before watched segments read the predictions
         from .segments import SegmentWatcher  # watched segments turn entries/exits into touchpoints first
 
         interval = float(self.config.raw.get("analytics", {}).get("segment_interval_seconds", 3600))
         self.segments = SegmentWatcher(self.store, self.clock, self.recorder, interval=interval)
         self.workers.append(self.segments)
+        from .commerce import Catalog  # catalog triggers record their events before journeys route them
+        from .commerce._triggers import CatalogWatcher
+
+        self.catalog_watcher = CatalogWatcher(self.store, self.clock, self.recorder)
+        self.recorder.observe(self.catalog_watcher.observe)  # views, carts and purchases, as they are stored
+        self.workers.append(self.catalog_watcher)
+        self.catalog = Catalog(self.store, self.clock, self.identity, self.catalog_watcher)
         from .broadcasts import BroadcastSettings, BroadcastWorker  # broadcasts queue pages before journeys run
         from .sendtime import SendTime, SendTimeSettings
 
@@ -122,11 +151,24 @@ class Core:
         pool = ProviderPool(self.config, self.plugins.providers, self.clock, http_timeout=delivery.http_timeout,
                             http_transport=delivery.http_transport)
         self.dispatcher = Dispatcher(store=self.store, clock=self.clock, settings=delivery, pool=pool,
-                                     send_context=SendContext(self.templates, self.policy_rules),
+                                     send_context=SendContext(self.templates, self.policy_rules, self.shop),
                                      recorder=self.recorder, telemetry=self.telemetry)
         self.workers.append(self.dispatcher)
         self.webhooks = WebhookHandler(store=self.store, clock=self.clock, pool=pool, recorder=self.recorder,
-                                       identity=self.identity, settings=self.config.webhooks)
+                                       identity=self.identity, settings=self.config.webhooks, catalog=self.catalog)
+        # Erasures after the dispatcher: a delivery it was sending has settled before the erasure goes on.
+        from .privacy import Forgetter, PrivacySettings, RetentionSettings, RetentionWorker
+        from .store._links import signing_key
+
+        self.privacy_settings = PrivacySettings.from_config(self.config.raw.get("privacy"))
+        configured = self.privacy_settings.suppression_key
+        self.suppression_key = configured.encode() if configured else signing_key(self.store, "privacy")
+        self.forgetter = Forgetter(self.store, self.clock, self.identity, self.plugins, self.privacy_settings,
+                                   self.suppression_key)
+        self.workers.append(self.forgetter)
+        self.retention = RetentionWorker(self.store, self.clock,
+                                         RetentionSettings.from_config(self.config.raw.get("retention")))
+        self.workers.append(self.retention)
         from .events import EventWebhooks, endpoints_from_config  # last: it pushes what this round recorded
 
         self.event_webhooks = EventWebhooks(self.store, self.clock,
@@ -134,6 +176,51 @@ class Core:
         self.workers.append(self.event_webhooks)
         if self.telemetry.enabled:
             self._observe_gauges()
+
+    @property
+    def predictor(self) -> ValuePredictor:
+        """Predicted customer value (`[predictions]`), built on first use: it needs numpy and scipy."""
+        if self._predictor is None:
+            try:
+                from .commerce._predict import PredictionSettings, ValuePredictor
+            except ImportError as exc:
+                raise ConfigError(f"predictions need numpy and scipy: pip install 'omnisdk[commerce]' ({exc})",
+                                  field="predictions") from None
+            settings = PredictionSettings.from_config(self.config.raw.get("predictions"),
+                                                      default_timezone=self.policy_rules.default_timezone)
+            self._predictor = ValuePredictor(self.store, self.clock, settings)
+        return self._predictor
+
+    @property
+    def recommendations(self) -> StoredRecommendations:
+        """Recommendations from the stored touchpoints (`[recommendations]`, plugins' `register_recommenders`),
+        built on first use: they need numpy and scipy."""
+        if self._recommendations is None:
+            try:
+                from .commerce._stored import BUILT_IN, RecommendationSettings, StoredRecommendations
+            except ImportError as exc:
+                raise ConfigError(f"recommendations need numpy and scipy: pip install 'omnisdk[commerce]' ({exc})",
+                                  field="recommendations") from None
+            plugins: dict[str, Any] = {}
+            for args in self.plugins.collect("register_recommenders"):
+                if len(args) == 2 and isinstance(args[0], str) and args[0] and callable(args[1]):
+                    plugins[args[0]] = args[1]
+                else:
+                    self.plugins.errors.append(PluginError(
+                        f"register_recommenders: expected register(name, build), got {args!r}"))
+            settings = RecommendationSettings.from_config(self.config.raw.get("recommendations"),
+                                                          known=[*BUILT_IN, *plugins])
+            self._recommendations = StoredRecommendations(self.clock, settings, plugins=plugins,
+                                                          stock=self.catalog_reads)
+        return self._recommendations
+
+    def shop(self, tx: Transaction) -> Shop | None:
+        """What `products()` and `recommendations()` in one claim's templates read, bound to its transaction."""
+        try:
+            from .commerce._shop import StoreShop
+        except ImportError:  # no numpy: the templates that ask for products fail with a TemplateError
+            return None
+        return StoreShop(tx, self.catalog_reads, lambda: self.recommendations)
 
     # -- profiles
     def identify(
@@ -195,8 +282,40 @@ class Core:
         now = self.clock.timestamp()
         with self.store.transaction() as tx:
             cid = self.identity.resolve_checked(tx, explicit, pairs, now)
+            if granted and purpose == "marketing":
+                self._refuse_suppressed(tx, cid, channel)
             insert_consent(tx, cid, channel, purpose, granted, source, now)
         return Consent(channel=channel, purpose=purpose, granted=granted, source=source, recorded_at=to_datetime(now))
+
+    def _refuse_suppressed(self, tx: Transaction, customer_id: str, channel: str) -> None:
+        from .privacy._guard import suppressed_for
+
+        found = suppressed_for(tx, self.suppression_key, customer_id, channel, self.policy_rules.addresses)
+        if found:
+            kinds = ", ".join(sorted({s.kind for s in found}))
+            raise SuppressedError(f"the {kinds} of this customer was erased at its owner's request; a marketing "
+                                  "opt-in needs omni.lift_suppression first (the customer asking, not an import)",
+                                  field="who")
+
+    # -- privacy
+    def forget(self, who: Who, *, requested_by: str = "app", reason: str = "") -> ForgetRequest:
+        return self.forgetter.forget(who, requested_by=requested_by, reason=reason)
+
+    def export(self, who: Who) -> dict[str, Any]:
+        from .privacy import export_customer
+
+        return export_customer(self.store, self.clock, self.identity, self.suppression_key, who)
+
+    def lift_suppression(self, who: Who, *, requested_by: str) -> int:
+        from .privacy._forget import find_customer
+        from .privacy._guard import lift
+
+        if not isinstance(requested_by, str) or not requested_by.strip():
+            raise ValidationError("expected who asked", field="requested_by")
+        with self.store.transaction() as tx:
+            lifted = lift(tx, self.suppression_key, find_customer(tx, self.identity, who))
+        log.info("suppression_lifted", requested_by=requested_by.strip(), suppressions=lifted)
+        return lifted
 
     def customer(self, customer_id: str) -> Customer:
         self.validate.customer_id(customer_id)
@@ -408,6 +527,21 @@ class Core:
         from .events._stream import page_of_events
 
         return page_of_events(self.store, after=after, limit=limit, kinds=kinds)
+
+    def assign(self, experiment: str, who: Who, variants: Mapping[str, float], *, holdouts: Collection[str] = (),
+               purpose: str = "marketing") -> str:
+        """The customer's variant of `experiment`, exposed once: the same assignment and exposure as
+        `ctx.experiment`, for an app's own code (a web page choosing its banner, say)."""
+        from .experiments._assign import Split
+        from .experiments._exposure import expose
+
+        split = Split(variants, holdouts=holdouts)
+        now = self.clock.timestamp()
+        with self.store.transaction() as tx:
+            cid = self.identity.resolve_who(tx, who, now)
+            variant, _ = expose(tx, split, experiment, cid, now=now,
+                                global_control=self.experiment_settings.global_control, purpose=purpose)
+        return variant
 
     # -- deliveries and inbound webhooks
     def deliveries(

@@ -17,6 +17,7 @@ __all__ = [
     "Customer",
     "Identity",
     "Merge",
+    "Prediction",
 ]
 
 #: Identifier kinds the core knows, in priority order (used when two profiles must be merged).
@@ -63,6 +64,22 @@ class Merge:
 
 
 @attrs.frozen(kw_only=True)
+class Prediction:
+    """The customer's predicted value, as last scored (`omni.predict_value`): purchases expected over the
+    next `horizon_days`, the probability they are still a customer (`churn_risk` is its complement), the
+    expected order value and the discounted CLV over the horizon. `stale` after a merge, until rescored."""
+
+    expected_purchases: float
+    probability_alive: float
+    churn_risk: float
+    expected_order_value: float
+    predicted_clv: float
+    horizon_days: float
+    scored_at: datetime
+    stale: bool = False
+
+
+@attrs.frozen(kw_only=True)
 class Customer:
     """A unified profile. Read-only: change it through `Omni.identify` and `Omni.consent`."""
 
@@ -76,6 +93,8 @@ class Customer:
     consents: Sequence[Consent] = ()
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    #: The latest predicted value (None until `omni.predict_value` scored a purchase of theirs).
+    prediction: Prediction | None = None
 
     def identifiers(self, kind: str) -> list[str]:
         return [i.value for i in self.identities if i.kind == kind]
@@ -95,6 +114,22 @@ class Customer:
     @property
     def first_name(self) -> Any:
         return self.traits.get("first_name")
+
+    @property
+    def predicted_clv(self) -> float | None:
+        return None if self.prediction is None else self.prediction.predicted_clv
+
+    @property
+    def churn_risk(self) -> float | None:
+        return None if self.prediction is None else self.prediction.churn_risk
+
+    @property
+    def expected_purchases(self) -> float | None:
+        return None if self.prediction is None else self.prediction.expected_purchases
+
+    @property
+    def probability_alive(self) -> float | None:
+        return None if self.prediction is None else self.prediction.probability_alive
 
     def consent_for(self, channel: str, purpose: str = "marketing") -> Consent | None:
         """The customer's current consent entry for a channel and purpose (an "all" entry counts too)."""

@@ -5,7 +5,8 @@ OmniError
 ├── ValidationError             bad input from the caller (`.field`, `.value`)
 │   ├── BatchValidationError    some items of a batch were refused, the others stored (`.errors`, `.recorded`)
 │   ├── InvalidIdentifierError  an email, phone or other identifier that cannot be used
-│   └── UnknownChannelError     a channel name omnisdk does not know
+│   ├── UnknownChannelError     a channel name omnisdk does not know
+│   └── SuppressedError         a consent for an address erased at its owner's request (`omni.forget`)
 ├── NotFoundError               a customer, template, journey or run that does not exist
 ├── PluginError                 a plugin failed to load or registered something invalid
 ├── StoreError                  the store cannot be opened or migrated
@@ -38,6 +39,7 @@ __all__ = [
     "PluginError",
     "ProviderError",
     "StoreError",
+    "SuppressedError",
     "TemplateBudgetExceeded",
     "TemplateError",
     "UnknownChannelError",
@@ -105,6 +107,12 @@ class InvalidIdentifierError(ValidationError):
 
 class UnknownChannelError(ValidationError):
     """A channel name that is not one of omnisdk's channels."""
+
+
+class SuppressedError(ValidationError):
+    """A marketing consent for an identifier whose owner asked to be forgotten: the suppression record
+    refuses it (an old list imported again must not re-subscribe them); `omni.lift_suppression` is for
+    a customer who comes back and opts in themselves."""
 
 
 class NotFoundError(OmniError, LookupError):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
 import attrs
@@ -12,9 +12,11 @@ from email_validator import EmailNotValidError, validate_email
 
 from ._customers import DEVICE_KINDS, PERSON_KINDS
 from ._errors import InvalidIdentifierError, ValidationError
+from ._touchpoints import MESSAGE_CHANNELS
 
 __all__ = [
     "BLOCKED_VALUES",
+    "CORE_ADDRESS_KINDS",
     "IdentityKind",
     "IdentityKinds",
     "normalize_email",
@@ -61,6 +63,20 @@ def normalize_phone(value: str, *, region: str | None = None, field: str = "phon
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
+#: The core's kinds that address each channel: what a provider of the channel is handed as `Outgoing.to`.
+#: A plugin adds its vendor's kinds (`register(kind, addresses="social")`); direct mail is addressed by
+#: the postal address, never by an identity.
+CORE_ADDRESS_KINDS: Final[Mapping[str, tuple[str, ...]]] = {
+    "email": ("email",),
+    "sms": ("phone",),
+    "push": ("fcm_token", "apns_token", "webpush_endpoint", "push_token"),
+    "social": (),
+    "pos": ("pos_customer_id", "loyalty_id"),
+}
+#: Channels an identity kind may address.
+_ADDRESSABLE: Final = tuple(c for c in MESSAGE_CHANNELS if c != "direct_mail")
+
+
 #: What a plugin's normaliser gets (the value stripped, junk already dropped) and gives back.
 Normalizer = Callable[[str], str]
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -71,13 +87,15 @@ class IdentityKind:
     """An identifier kind a plugin declares: `normalize` gives the canonical value (raising
     `ValueError` for one that is not valid), `unique` allows one per profile (a second one is
     a different person, so profiles that would share it are not merged), `device` ranks it with
-    the device tokens rather than the person identifiers when profiles merge."""
+    the device tokens rather than the person identifiers when profiles merge, and `addresses` names
+    the channel whose address it is, if any (a messaging app's user id addresses `social`)."""
 
     name: str
     normalize: Normalizer | None = None
     unique: bool = False
     device: bool = False
     plugin: str = ""
+    addresses: str | None = None
 
 
 class IdentityKinds:
@@ -95,6 +113,9 @@ class IdentityKinds:
             raise ValueError(f"identifier kind {kind.name!r} is one of the core's")
         if kind.normalize is not None and not callable(kind.normalize):
             raise ValueError(f"identifier kind {kind.name!r}: normalize must be callable")
+        if kind.addresses is not None and kind.addresses not in _ADDRESSABLE:
+            raise ValueError(f"identifier kind {kind.name!r}: addresses must be one of the channels "
+                             f"{', '.join(_ADDRESSABLE)}, not {kind.addresses!r}")
         known = self._declared.get(kind.name)
         if known is not None and known != kind:
             raise ValueError(f"identifier kind {kind.name!r} is already declared by {known.plugin or 'another plugin'}")
@@ -106,6 +127,14 @@ class IdentityKinds:
         declared = list(self._declared.values())
         return (*PERSON_KINDS, *(k.name for k in declared if not k.device), *DEVICE_KINDS,
                 *(k.name for k in declared if k.device), "anonymous_id")
+
+    def addresses(self) -> dict[str, tuple[str, ...]]:
+        """Channel → the identity kinds that address it: the core's, then the declared ones."""
+        table = {channel: list(kinds) for channel, kinds in CORE_ADDRESS_KINDS.items()}
+        for kind in self._declared.values():
+            if kind.addresses is not None:
+                table[kind.addresses].append(kind.name)
+        return {channel: tuple(kinds) for channel, kinds in table.items()}
 
     def unique(self) -> tuple[str, ...]:
         """Declared kinds allowed once per profile."""

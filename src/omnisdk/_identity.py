@@ -46,6 +46,7 @@ from .store._identities import (
     insert_user_ids,
     move_identities,
 )
+from .store._predictions import merge_predictions
 
 __all__ = [
     "CUSTOMER_TABLES",
@@ -265,6 +266,7 @@ class IdentityResolver:
         move_identities(tx, winner, loser)
         move_customer_rows(tx, CUSTOMER_TABLES, winner, loser)
         move_exposures(tx, winner, loser)  # not a plain move: one exposure per experiment and customer
+        merge_predictions(tx, winner, loser)  # nor this: one prediction, rescored on both profiles' purchases
         mark_merged(tx, winner, loser, now)
         insert_merge(tx, winner, loser, reason, now)
         log.info("profiles_merged", winner=winner, loser=loser, reason=reason)

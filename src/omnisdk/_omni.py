@@ -13,15 +13,16 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from ._clock import Clock, to_datetime
 from ._config import Config
-from ._content import Message
+from ._content import Content, Message
 from ._core import Core
-from ._customers import Consent, Customer
+from ._customers import Consent, Customer, Prediction
 from ._errors import NotFoundError
 from ._identity import Who
 from ._telemetry import Telemetry
 from ._touchpoints import Touchpoint
 from .broadcasts import Broadcast, BroadcastStatus
 from .broadcasts._admin import BroadcastAdmin
+from .commerce import AsyncCatalog, Catalog
 from .delivery import Delivery
 from .events import EventPage
 from .journeys import Journey, JourneyRun
@@ -40,10 +41,14 @@ from .store import (
 
 if TYPE_CHECKING:
     from .analytics import AttributionResult, Funnel, KPITable
+    from .commerce import Recommendation, ValueModel
+    from .commerce._predict import PredictionRun
     from .experiments import ExperimentResult
     from .experiments._results import Method, Metric
+    from .privacy import RetentionStatus
     from .reports import Report
     from .store._experiments import ExperimentOverview
+    from .store._forget import ForgetRequest
 
 __all__ = ["AsyncOmni", "Omni"]
 
@@ -87,6 +92,7 @@ class _Base:
         """Register journeys (or new versions of them); the version registered last starts new runs."""
         for journey in journeys:
             self._core.journeys.register(journey)
+            self._core.catalog_watcher.watch_events(journey.trigger)  # a catalog trigger turns itself on
 
     def provider(self, channel: str, name: str | None = None) -> Provider:
         """The configured provider instance for a channel (its primary, or the one called `name`,
@@ -126,6 +132,12 @@ class Omni(_Base):
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
         return self._loop.run_until_complete(coro)
+
+    @property
+    def catalog(self) -> Catalog:
+        """Products, variants and stock per location: `upsert_many`, `variant`, `set_inventory`,
+        `available`, `subscribe`, and `watch` for the catalog triggers (see docs/catalog.md)."""
+        return self._core.catalog
 
     def identify(
         self,
@@ -210,6 +222,45 @@ class Omni(_Base):
         """Touchpoints on every channel, oldest first."""
         return self._core.timeline(customer_id, channels=channels, since=since, limit=limit)
 
+    def predict_value(self, *, refit: bool | None = None, model: ValueModel | None = None) -> PredictionRun:
+        """Score predicted customer value into the store (BG/NBD + Gamma-Gamma on Order Completed from every
+        channel, POS included): only customers who bought since the last run, refitting the models first when
+        `refit`, or when the last fit is older than `[predictions] refit_every` (`refit=None`); `model` scores
+        with given parameters. Segments (`predicted_clv() > 200`) and templates (`customer.churn_risk`) read it."""
+        return self._core.predictor.run(refit=refit, model=model)
+
+    def predictions(self, customer_id: str) -> Prediction | None:
+        """The customer's stored predicted value (expected purchases, probability alive, churn risk,
+        predicted CLV), or None before their first purchase was scored."""
+        return self._core.customer(customer_id).prediction
+
+    def recommend(
+        self, customer_id: str, k: int = 4, *, exclude: Iterable[str] = (), location: str | None = None
+    ) -> list[Recommendation]:
+        """Up to `k` products for the customer, best first, from what every customer bought and viewed on
+        any channel (`[recommendations] chain`): never one they bought or in `exclude`, and, with a catalog,
+        never one out of stock (or, given a store `location`, not stocked there, for a pickup message)."""
+        core = self._core
+        customer = core.customer(customer_id)
+        with core.store.transaction(immediate=False) as tx:
+            recommendations = core.recommendations
+            history = recommendations.histories(tx, [customer.id])[customer.id]
+            return recommendations.recommend(tx, history, k, exclude=exclude, location=location)
+
+    def preview(
+        self, template: str | Message, customer_id: str, channel: str, *, data: Mapping[str, Any] | None = None,
+        locale: str | None = None,
+    ) -> Content:
+        """`template` rendered for the customer on `channel` as a delivery would be (recent history, product
+        blocks and recommendations included), without sending anything; links are attributed to "preview"."""
+        core = self._core
+        customer = core.customer(customer_id)
+        history = core.timeline(customer.id, limit=20)
+        with core.store.transaction(immediate=False) as tx:
+            context = core.templates.context(customer, history=tuple(history), data=dict(data or {}), locale=locale,
+                                             journey="preview", step="preview", shop=core.shop(tx))
+            return core.templates.render(template, channel, context)
+
     def kpis(
         self,
         by: str | Sequence[str] | None = "channel",
@@ -260,6 +311,13 @@ class Omni(_Base):
         return attribution(self._core.store, model, order=order, conversion=conversion, lookback=lookback,
                            touches=touches, since=since, until=until, **params)
 
+    def assign(self, experiment: str, who: Who, variants: Mapping[str, float], *, holdouts: Collection[str] = (),
+               purpose: str = "marketing") -> str:
+        """The customer's variant of `experiment` (shares adding up to 1), recorded once as an exposure:
+        the same hash, exposure and global-control rule as `ctx.experiment`, for the app's own code. The
+        first exposure stored wins, so a later call (or journey) with other shares keeps the variant."""
+        return self._core.assign(experiment, who, variants, holdouts=holdouts, purpose=purpose)
+
     def experiment(
         self,
         name: str,
@@ -272,17 +330,24 @@ class Omni(_Base):
         alpha: float = 0.05,
         horizon: int | None = None,
         equivalence: float | None = None,
+        until: datetime | float | None = None,
+        previous: ExperimentResult | None = None,
+        cuped: bool = False,
+        pre_period: timedelta = timedelta(days=30),
     ) -> ExperimentResult:
-        """Experiment `name` so far: per variant exposures, conversions on `goal` (any channel, POS
-        included) within `window` of the exposure, revenue per exposed customer, lifts against `control`
-        with always-valid intervals (`method="fixed"` for a fixed-horizon test), and a decision."""
+        """Experiment `name` so far (or as of `until`): per variant exposures, conversions on `goal` (any
+        channel, POS included) within `window` of the exposure, revenue per exposed customer, lifts against
+        `control` with always-valid intervals (`method="fixed"` for a fixed-horizon test), and a decision.
+        Pass the last look's result as `previous` to carry the sequential test on; `cuped=True` takes out of
+        revenue what each customer's revenue in the `pre_period` before exposure predicted."""
         from .experiments import DEFAULT_HORIZON
         from .experiments._measure import experiment_result
 
         return experiment_result(self._core.store, name, goal=goal, window=window, control=control,
                                  metric=metric, method=method, alpha=alpha,
                                  horizon=horizon or DEFAULT_HORIZON, equivalence=equivalence,
-                                 until=self._core.clock.timestamp())
+                                 until=self._core.clock.timestamp() if until is None else until,
+                                 previous=previous, cuped=cuped, pre_period=pre_period)
 
     def experiments(self) -> list[ExperimentOverview]:
         """Every experiment with an exposure: its variants, how many were exposed, and when."""
@@ -414,6 +479,38 @@ class Omni(_Base):
         """Move a run (active or failed) to another registered version of its journey."""
         return self._core.runs.migrate(run_id, version, now=self._core.clock.timestamp())
 
+    def forget(self, who: Who, *, requested_by: str = "app", reason: str = "") -> ForgetRequest:
+        """Erase a customer (right to erasure): their profile, identifiers, consents and memberships are
+        deleted; touchpoints, deliveries, runs and exposures kept for the aggregates, anonymised (a
+        tombstone id, no content, addresses or provider ids); queued messages and active runs cancelled.
+        A keyed hash of each identifier stays, so they are not re-subscribed. Batched and resumable:
+        the returned request is `done`, or finished by the worker (a delivery in flight, a plugin to retry).
+        `requested_by` and `reason` are recorded with the request (say who asked: a name, a ticket)."""
+        return self._core.forget(who, requested_by=requested_by, reason=reason)
+
+    def forget_requests(self, *, limit: int = 100) -> list[ForgetRequest]:
+        """Erasure requests, newest first: when, by whom, status, rows removed per table (never who)."""
+        from .store._forget import list_requests
+
+        with self._core.store.transaction(immediate=False) as tx:
+            return list_requests(tx, limit)
+
+    def export(self, who: Who) -> dict[str, Any]:
+        """Everything held about a customer as one JSON-ready document (right of access and portability;
+        its format is in docs/privacy.md): profile, identities, consents with evidence, touchpoints,
+        deliveries with content and decisions, runs and steps, experiment exposures, predictions,
+        and whether they are suppressed."""
+        return self._core.export(who)
+
+    def lift_suppression(self, who: Who, *, requested_by: str) -> int:
+        """Drop the suppression of a forgotten customer's identifiers who came back and opts in themselves
+        (never for an import); how many suppressions went."""
+        return self._core.lift_suppression(who, requested_by=requested_by)
+
+    def retention(self) -> list[RetentionStatus]:
+        """Each `[retention]` rule: its period, the rows past it now, when it last ran and what it removed."""
+        return self._core.retention.status()
+
     def quarantine(self, *, table: str | None = None, limit: int | None = 100) -> list[QuarantinedRow]:
         """Rows the store holds but no read could decode, oldest first: moved aside so the runner goes on."""
         return list_quarantined(self._core.store, table=table, limit=limit)
@@ -486,6 +583,11 @@ def _in_thread(method: Callable[Concatenate[Any, P], T]) -> Callable[Concatenate
 class AsyncOmni(_Base):
     """The same API as `Omni`, with async methods, for asyncio apps and workers."""
 
+    @property
+    def catalog(self) -> AsyncCatalog:
+        """Like `Omni.catalog`, with awaitable methods."""
+        return AsyncCatalog(self._core.catalog)
+
     identify = _in_thread(Omni.identify)
     consent = _in_thread(Omni.consent)
     track = _in_thread(Omni.track)
@@ -497,10 +599,15 @@ class AsyncOmni(_Base):
 
     customer = _in_thread(Omni.customer)
     timeline = _in_thread(Omni.timeline)
+    predict_value = _in_thread(Omni.predict_value)
+    predictions = _in_thread(Omni.predictions)
+    recommend = _in_thread(Omni.recommend)
+    preview = _in_thread(Omni.preview)
     kpis = _in_thread(Omni.kpis)
     funnel = _in_thread(Omni.funnel)
     attribution = _in_thread(Omni.attribution)
     report = _in_thread(Omni.report)
+    assign = _in_thread(Omni.assign)
     experiment = _in_thread(Omni.experiment)
     experiments = _in_thread(Omni.experiments)
     marketing_lift = _in_thread(Omni.marketing_lift)
@@ -526,6 +633,11 @@ class AsyncOmni(_Base):
     retry_run = _in_thread(Omni.retry_run)
     migrate_run = _in_thread(Omni.migrate_run)
     deliveries = _in_thread(Omni.deliveries)
+    forget = _in_thread(Omni.forget)
+    forget_requests = _in_thread(Omni.forget_requests)
+    export = _in_thread(Omni.export)
+    lift_suppression = _in_thread(Omni.lift_suppression)
+    retention = _in_thread(Omni.retention)
     quarantine = _in_thread(Omni.quarantine)
     repair_quarantined = _in_thread(Omni.repair_quarantined)
     drop_quarantined = _in_thread(Omni.drop_quarantined)

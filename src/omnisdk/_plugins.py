@@ -144,10 +144,11 @@ class PluginHost:
 
     def _collect_identity_kinds(self) -> None:
         def kwargs_for(plugin: str) -> dict[str, Any]:
-            def register(kind: str, normalize: Any = None, *, unique: bool = False, device: bool = False) -> None:
+            def register(kind: str, normalize: Any = None, *, unique: bool = False, device: bool = False,
+                         addresses: str | None = None) -> None:
                 try:
                     self.identity_kinds.add(IdentityKind(kind, normalize, unique=bool(unique), device=bool(device),
-                                                         plugin=plugin))
+                                                         plugin=plugin, addresses=addresses))
                 except ValueError as exc:
                     raise PluginError(str(exc), plugin=plugin) from None
 

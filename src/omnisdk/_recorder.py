@@ -31,6 +31,12 @@ class Recorder:
     def __init__(self, plugins: PluginHost, telemetry: Telemetry = NO_TELEMETRY) -> None:
         self.plugins = plugins
         self.telemetry = telemetry
+        #: Called with each batch's new rows inside the transaction that stores them (the catalog's
+        #: record of views, carts and purchases): what they write commits or rolls back with the rows.
+        self.observers: list[Callable[[Transaction, Sequence[Sequence[Any]]], None]] = []
+
+    def observe(self, observer: Callable[[Transaction, Sequence[Sequence[Any]]], None]) -> None:
+        self.observers.append(observer)
 
     @property
     def _omni(self) -> Any:
@@ -53,6 +59,8 @@ class Recorder:
             if row[0] in fresh:
                 fresh.discard(row[0])
                 stored.append(row)
+        for observer in self.observers:
+            observer(tx, stored)
         stage_touchpoints(tx, stored)  # the event stream (store/_events.py), in this same transaction
         if self.telemetry.enabled:
             for channel, n in Counter(row[2] for row in stored).items():

@@ -90,6 +90,12 @@ class Events:
     ORDER_SHIPPED = "Order Shipped"
     ORDER_DELIVERED = "Order Delivered"
     LOYALTY_ACCOUNT_UPDATED = "Loyalty Account Updated"
+    # catalog triggers, recorded by the catalog watcher (omni.catalog.watch)
+    BACK_IN_STOCK = "Back in Stock"
+    PRICE_DROPPED = "Price Dropped"
+    BROWSE_ABANDONED = "Browse Abandoned"
+    LOW_STOCK_IN_CART = "Low Stock in Cart"
+    REPLENISHMENT_DUE = "Replenishment Due"
     # messages, recorded by the core and by provider webhooks
     MESSAGE_SENT = "Message Sent"
     MESSAGE_DELIVERED = "Message Delivered"

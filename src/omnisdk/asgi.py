@@ -6,7 +6,8 @@ Routes (relative to the mount point):
   * `POST /webhooks/{provider}` (any method: Meta verifies with GET) → `omni.handle_webhook`;
   * `GET /c/{token}`  → records "Link Clicked" and redirects (302) to the signed destination;
   * `POST /u/{token}` → RFC 8058 one-click unsubscribe; `GET /u/{token}` shows a confirmation
-    form instead of unsubscribing, because mail scanners fetch every link they see.
+    form instead of unsubscribing, because mail scanners fetch every link they see;
+  * `GET /healthz` (liveness) and `GET /readyz` (store reachable, migrations current), JSON.
 Store work runs in a worker thread, so the app's event loop keeps serving.
 
 Whatever bytes arrive, the answer is a 4xx (or the redirect): a malformed request head is 400,
@@ -30,6 +31,7 @@ from ._logging import get_logger
 from ._omni import AsyncOmni, Omni
 from ._touchpoints import Events, Touchpoint
 from ._validation import Validator
+from .health import with_health
 from .messages import Templates
 from .providers import WebhookResponse
 
@@ -128,11 +130,11 @@ class Routes:
 
 
 def create_app(omni: Omni | AsyncOmni) -> ASGIApp:
-    """The ASGI app for an `Omni` or `AsyncOmni`."""
+    """The ASGI app for an `Omni` or `AsyncOmni`, with `/healthz` and `/readyz` (`omnisdk.health`)."""
     core = omni._core
-    return routes_app(Routes(validator=core.validate, templates=core.templates, ledger=core,
-                             max_body_bytes=core.webhooks.max_body_bytes,
-                             public_url=core.config.webhooks.get("public_url")))
+    return with_health(routes_app(Routes(validator=core.validate, templates=core.templates, ledger=core,
+                                         max_body_bytes=core.webhooks.max_body_bytes,
+                                         public_url=core.config.webhooks.get("public_url"))), core.store, core.clock)
 
 
 def routes_app(routes: Routes) -> ASGIApp:

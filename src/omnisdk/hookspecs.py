@@ -20,9 +20,10 @@ def register_providers(register: Any) -> None:
 @hookspec
 def register_identity_kinds(register: Any) -> None:
     """Declare identifier kinds the plugin's vendor brings (a POS's customer id, a messaging app's user
-    id): `register(kind, normalize=None, *, unique=False, device=False)`. `normalize(value)` returns
-    the canonical value or raises ValueError; `unique` allows one per profile; `device` ranks the kind
-    with push tokens rather than with person identifiers when profiles merge."""
+    id): `register(kind, normalize=None, *, unique=False, device=False, addresses=None)`. `normalize(value)`
+    returns the canonical value or raises ValueError; `unique` allows one per profile; `device` ranks the
+    kind with push tokens rather than with person identifiers when profiles merge; `addresses` names the
+    channel whose address it is (`"social"`, `"pos"`), so that channel's providers are sent to it."""
 
 
 @hookspec
@@ -36,6 +37,12 @@ def register_policies(register: Any) -> None:
 
 
 @hookspec
+def register_recommenders(register: Any) -> None:
+    """Register product recommenders: `register(name, build)`, `build(TrainingData) -> Recommender`
+    (`omnisdk.commerce`); `[recommendations] chain` names the ones to use, in order."""
+
+
+@hookspec
 def touchpoint_recorded(touchpoint: Any, omni: Any) -> None:
     """Called after a touchpoint is stored (on the thread that stored it)."""
 
@@ -43,3 +50,9 @@ def touchpoint_recorded(touchpoint: Any, omni: Any) -> None:
 @hookspec
 def delivery_updated(delivery: Any, omni: Any) -> None:
     """Called after a delivery changes status."""
+
+
+@hookspec
+def forget_requested(request: Any, omni: Any) -> None:
+    """Called once a customer's data is erased (`omni.forget`), to forward the request to providers that
+    hold copies (`request` is an `omnisdk.privacy.ForgetNotice`); a raise is recorded and retried."""

@@ -31,6 +31,7 @@ from ._content import Content
 from ._customers import Customer
 from ._errors import ProviderError, WebhookError
 from ._logging import get_logger
+from ._products import InventoryLevel, Variant
 from ._secrets import SECRET
 from ._signatures import fresh_timestamp, signatures_match, unique_pairs, webhook_json
 
@@ -38,6 +39,7 @@ __all__ = [
     "Accepted",
     "Capabilities",
     "InDoubt",
+    "InventoryLevel",
     "NotSent",
     "Outcome",
     "Outgoing",
@@ -47,6 +49,7 @@ __all__ = [
     "Reconciliation",
     "RetryableError",
     "StillUnknown",
+    "Variant",
     "WebhookError",
     "WebhookEvent",
     "WebhookRequest",
@@ -358,8 +361,12 @@ class WebhookEvent:
 
 @attrs.frozen(kw_only=True)
 class WebhookResult:
+    """What a verified webhook said: touchpoints to record, catalog updates (a shop's or a POS's
+    variants and stock levels, stored in the same transaction), and the answer to give."""
+
     events: Sequence[WebhookEvent] = ()
     response: WebhookResponse = attrs.field(factory=WebhookResponse)
+    catalog: Sequence[Variant | InventoryLevel] = ()
 
 
 class Provider:

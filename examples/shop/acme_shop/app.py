@@ -35,7 +35,7 @@ import omnisdk
 import omnisdk.asgi
 from omnisdk import Events
 
-from .catalog import PRODUCTS, Product
+from .catalog import PRODUCTS, Product, catalog_rows
 from .cookies import CookieSigner
 from .marketing import create_omni
 from .records import Cart, Order, Records
@@ -112,6 +112,9 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     several web processes, run `python -m acme_shop.worker` instead (see the README)."""
     shop: Shop = app.state.shop
     stop = asyncio.Event()
+    # what we sell, for the product blocks in our messages (a real shop imports its database, or lets its
+    # Shopify/Square webhooks keep it current)
+    await shop.omni.catalog.upsert_many(catalog_rows(str(shop.omni.config.brand.get("url", ""))))
     if shop.run_worker:
         shop.worker = asyncio.create_task(shop.omni.run_worker(stop))
     try:

@@ -6,13 +6,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import _demo, _experiments, _journeys, _plugins, _quarantine, _render, _report
+from . import _catalog, _demo, _experiments, _journeys, _plugins, _privacy, _quarantine, _render, _report, _ui
 
 __all__ = ["main"]
 
 #: The subcommands, imported (not named by strings), so the import-layer checks see them; each module
 #: defines `add_parser(subparsers)`, which sets `func`.
-COMMAND_MODULES = (_demo, _experiments, _journeys, _plugins, _quarantine, _render, _report)
+COMMAND_MODULES = (_catalog, _demo, _experiments, _journeys, _plugins, _privacy, _quarantine, _render, _report, _ui)
 
 
 def build_parser() -> argparse.ArgumentParser:

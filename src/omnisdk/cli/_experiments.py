@@ -11,10 +11,6 @@ from ._command import Subparsers
 
 __all__ = ["add_parser"]
 
-#: Variant names taken as the control when `--control` is not given, in this order of preference.
-CONTROL_NAMES = ("control", "holdout", "none")
-
-
 def add_parser(sub: Subparsers) -> None:
     parser = sub.add_parser("experiments", help="list experiments with their results (always-valid by default)")
     parser.add_argument("names", nargs="*", metavar="NAME", help="only these experiments")
@@ -37,6 +33,7 @@ def _percent(value: float | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from .._omni import Omni
+    from ..experiments._measure import default_control
 
     if not args.window_days > 0:
         raise ValidationError("expected a positive number of days", field="--window-days", value=args.window_days)
@@ -46,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
             print("no experiment has exposures yet")
             return 0
         for overview in overviews:
-            control = args.control or next((v for v in CONTROL_NAMES if v in overview.variants), overview.variants[0])
+            control = args.control or default_control(overview.variants)
             print(f"{overview.experiment}: {overview.exposures} exposed, control {control}")
             if len(overview.variants) < 2:
                 print("  only one variant exposed so far\n")

@@ -22,6 +22,7 @@ from .._errors import OmniError
 from .._identity import load_customers
 from .._recorder import Recorder
 from .._touchpoints import Touchpoint
+from ..messages import Shop
 from ..policies import SendDecision, SendRequest, decide_many, load_recent
 from ..store import SQLStore, Transaction
 from ..store._decisions import LogEntry, decision_counts
@@ -98,10 +99,11 @@ class Claimer:
         # Tries and retries so far, on rows sent before (a row never leased has no channel yet).
         counts = decision_counts(tx, [p[0].id for p in pending if p[0].channel is not None], ("send", "retry"))
         logged: dict[SendDecision, str] = {}  # a decision's checks (JSON): rows decided alike share them
+        shop = self.context.shop(tx) if self.context.shop is not None else None  # reads only when a template asks
         claimed = []
         for (row, customer, message, request), decision in zip(pending, decisions, strict=True):
             item = self._decided(writes, row, customer, message, request, decision, history.get(customer.id, ()),
-                                 triggers.get(row.run_id or ""), counts.get(row.id, Counter()), now, logged)
+                                 triggers.get(row.run_id or ""), counts.get(row.id, Counter()), now, logged, shop)
             if item is not None:
                 claimed.append(item)
         if self.tracing is not None:
@@ -148,7 +150,7 @@ class Claimer:
     def _decided(
         self, writes: Writes, row: DueRow, customer: Customer, message: Message, request: SendRequest,
         decision: SendDecision, history: Sequence[Touchpoint], trigger: Touchpoint | None,
-        counts: Counter[tuple[str, str | None]], now: float, logged: dict[SendDecision, str],
+        counts: Counter[tuple[str, str | None]], now: float, logged: dict[SendDecision, str], shop: Shop | None,
     ) -> Claimed | None:
         """Act on the policies' decision: settle a skip or defer, or render and lease a send."""
         if decision.action == "skip":
@@ -172,7 +174,7 @@ class Claimer:
         try:
             content = self.context.render(
                 message, channel, customer, history=history, data=row.data, trigger=trigger,
-                delivery_id=row.id, journey=row.journey, step=row.step, run_id=row.run_id,
+                delivery_id=row.id, journey=row.journey, step=row.step, run_id=row.run_id, shop=shop,
             )
         except OmniError as exc:
             _settle(writes, row, now, "failed", entry(row.id, now, "failed", channel, str(exc)), channel=channel)

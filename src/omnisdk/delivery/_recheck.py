@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import attrs
 
 from .._identity import load_customers
-from ..policies import PolicyRules, SendDecision, address_for, decide_many, load_recent
+from ..policies import PolicyRules, SendDecision, decide_many, load_recent
 from ..store import Transaction
 from ..store._customers import profile_fingerprints
 from ..store._deliveries import HELD_TO_SEND, Change
@@ -65,7 +65,7 @@ def stop_revoked(
     for i, decision in zip(ordered, decisions, strict=True):
         item = judged[i]
         if decision.action == "send" and decision.channel == item.channel:
-            if address_for(requests[i].customer, item.channel) == item.outgoing.to:
+            if rules.addresses.address_for(requests[i].customer, item.channel) == item.outgoing.to:
                 continue
             decision = SendDecision(action="send", channel=item.channel, reason=f"the {item.channel} address changed")
         status = {"skip": "skipped", "defer": "deferred"}.get(decision.action, "queued")

@@ -6,7 +6,7 @@ stays fast; the rules themselves live in `omnisdk.policies` and `omnisdk.message
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import jinja2
@@ -17,8 +17,8 @@ from jinja2.tests import TESTS
 from .._content import Message
 from .._customers import Customer
 from .._touchpoints import Events, Touchpoint
-from ..messages import Links, RenderContext, Templates, render
-from ..policies import PolicyRules, address_for
+from ..messages import Links, RenderContext, Shop, Templates, render
+from ..policies import PolicyRules
 from ..providers import Outgoing
 from ..store import Transaction
 from ..store._runs import run_triggers
@@ -102,8 +102,11 @@ class _Metadata(Mapping[str, Any]):
 class SendContext:
     """What the dispatcher needs from the rest of the core to build messages."""
 
-    def __init__(self, templates: Templates, rules: PolicyRules) -> None:
+    def __init__(self, templates: Templates, rules: PolicyRules,
+                 shop: Callable[[Transaction], Shop | None] | None = None) -> None:
         self.templates = templates
+        #: The catalog and recommendations for one claim's templates, bound to its transaction.
+        self.shop = shop
         #: The client's policy rules (built by the core from `[policies]` and plugin policies).
         self.rules = rules
         self._reads: dict[tuple[str, str], tuple[Message, frozenset[str]]] = {}
@@ -166,11 +169,12 @@ class SendContext:
     def render(
         self, message: Any, channel: str, customer: Customer, *, history: Sequence[Any], data: Mapping[str, Any],
         delivery_id: str, journey: str | None, step: str | None, run_id: str | None, trigger: Any = None,
+        shop: Shop | None = None,
     ) -> Any:
         """The rendition for `channel` in the customer's locale (`TemplateError` fails only this delivery)."""
         context = RenderContext(
             customer=customer, trigger=trigger, history=tuple(history), data=dict(data), delivery_id=delivery_id,
-            journey=journey, step=step, run_id=run_id, renderer=self.renderer,
+            journey=journey, step=step, run_id=run_id, renderer=self.renderer, shop=shop,
         )
         return render(message, channel, context)
 
@@ -179,7 +183,7 @@ class SendContext:
         history: Sequence[Any], template: str, journey: str | None, step: str | None, run_id: str | None,
     ) -> Outgoing | None:
         """The provider's view of one message; None when the customer has no address on `channel`."""
-        to = address_for(customer, channel)
+        to = self.rules.addresses.address_for(customer, channel)
         if to is None:
             return None
         fields: dict[str, Any] = {"delivery_id": delivery_id, "template": template, "journey": journey,

@@ -22,8 +22,10 @@ from .._clock import Clock
 from .._errors import ConfigError, ValidationError, WebhookError
 from .._identity import IdentityResolver
 from .._logging import get_logger
+from .._products import InventoryLevel, Variant, check_location, check_quantity, check_sku, variant_from
 from .._recorder import Recorder
 from .._touchpoints import CHANNELS, Events, new_id
+from ..commerce import Catalog
 from ..providers import WebhookEvent, WebhookRequest, WebhookResponse, WebhookResult
 from ..store import SQLStore, Transaction, dumps
 from ..store._deliveries import EventDelivery, find_event_delivery, set_event_status
@@ -98,9 +100,11 @@ class WebhookHandler:
 
     def __init__(
         self, *, store: SQLStore, clock: Clock, pool: ProviderPool, recorder: Recorder, identity: IdentityResolver,
-        settings: Mapping[str, Any],
+        settings: Mapping[str, Any], catalog: Catalog | None = None,
     ) -> None:
         self.store = store
+        #: Where the catalog updates of a shop's or a POS's webhooks (stock, variants) are stored.
+        self.catalog = catalog
         self.clock = clock
         self.pool = pool
         self.recorder = recorder
@@ -147,19 +151,20 @@ class WebhookHandler:
         if nonce is None:  # the body is what the signature covers: the same body elsewhere is a replay
             nonce = f"body:{hashlib.sha256(request.body).hexdigest()}" if request.body else f"request:{digest}"
         try:
-            self._record(configured.name, result.events, nonce, digest)
+            self._record(configured.name, result.events, nonce, digest, result.catalog)
         except _Replayed:
             log.warning("webhook_rejected", provider=provider, status=409, reason="replayed nonce")
             return _response(409, "this request's nonce was already used by another request (replay)")
         return result.response
 
-    def _record(self, provider: str, events: Any, nonce: str, digest: str) -> None:
+    def _record(self, provider: str, events: Any, nonce: str, digest: str, catalog: Any = ()) -> None:
         """Every new event of one verified request, in one transaction; its touchpoints and delivery
         changes announced once it commits."""
         now = self.clock.timestamp()
         with self.store.transaction() as tx:
             if not self._first_time(tx, provider, nonce, digest, now):
                 return  # the provider retried an identical request: already recorded
+            self._catalog_updates(tx, provider, catalog, now)
             touchpoints: list[tuple[Any, ...]] = []
             updated: list[str] = []
             for event in events:
@@ -176,6 +181,30 @@ class WebhookHandler:
             self.recorder.touchpoints(tx, touchpoints)
             if updated:
                 self.recorder.deliveries(tx, updated, lambda: self.load(updated))
+
+    def _catalog_updates(self, tx: Transaction, provider: str, updates: Any, now: float) -> None:
+        """Store a webhook's variants (fields it leaves empty keep their values) and stock levels; an
+        update a plugin built from odd data is logged and left out, the others stored."""
+        if self.catalog is None or not updates:
+            return
+        variants: dict[str, Variant] = {}
+        levels: dict[tuple[str, str], InventoryLevel] = {}
+        for update in updates:
+            try:
+                if isinstance(update, InventoryLevel):
+                    level = InventoryLevel(sku=check_sku(update.sku), location=check_location(update.location),
+                                           quantity=check_quantity(update.quantity))
+                    levels[(level.sku, level.location)] = level
+                elif isinstance(update, Variant):
+                    variants[update.sku] = variant_from(update)
+                else:
+                    raise ValidationError("expected a Variant or an InventoryLevel", field="catalog")
+            except ValidationError as exc:
+                log.error("webhook_bad_catalog_update", provider=provider, kind=type(update).__name__,
+                          reason=str(exc))
+        source = f"webhook:{provider}"
+        self.catalog.write_variants(tx, list(variants.values()), source=source, now=now, merge=True)
+        self.catalog.write_levels(tx, list(levels.values()), source=source, now=now)
 
     def _first_time(self, tx: Transaction, provider: str, nonce: str, digest: str, now: float) -> bool:
         """Remember the request's nonce; False for an identical repeat, `_Replayed` for a reused nonce."""

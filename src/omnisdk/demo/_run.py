@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from .._clock import VirtualClock
+from .._errors import OmniError
 from .._omni import Omni
-from ..segments import did, did_not
+from ..segments import churn_risk, did, did_not, predicted_clv
 from ..store._analytics import count_by, merge_count, runs_exited_by, sent_since, touchpoints_by_channel
 from ._progress import Progress
 from ._providers import DemoProviders, demo_providers
@@ -29,6 +30,7 @@ __all__ = ["run_demo"]
 FIRST_NAMES = ["Ada", "Grace", "Alan", "Linus", "Hedy", "Katherine", "Tim", "Margaret", "Dennis", "Barbara"]
 ZONES = ["America/New_York", "America/Chicago", "America/Los_Angeles", "Europe/London", "Europe/Paris"]
 PRODUCTS = [f"sku-{i}" for i in range(1, 41)]
+PRICES = {sku: float(12 + (i * 37) % 110) for i, sku in enumerate(PRODUCTS)}
 START = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
 DAYS = 30
 
@@ -36,21 +38,42 @@ DAYS = 30
 def run_demo(store: str | None = None, customers: int = 2000, seed: int = 7, report: str | None = None) -> int:
     started = time.perf_counter()
     rng = random.Random(seed)
-    clock = VirtualClock(START - timedelta(days=90))
+    clock = VirtualClock(START - timedelta(days=365))
     url = store or "sqlite:///.omnisdk/demo.db"
     _fresh(url)
     print(f"omnisdk demo: {customers:,} customers, {DAYS} virtual days, store {url}")
     with demo_providers() as providers, Omni(url, config=providers.config, clock=clock) as omni:
         for message in MESSAGES:
             omni.templates.add(message)
+        _import_catalog(omni, providers.square.location_id)
         omni.register(*JOURNEYS)
         omni.watch_segment("lapsed", did("Order Completed") & did_not("Order Completed", within=timedelta(days=30)))
-        people = _sign_up(omni, rng, customers, clock)
-        stats = _simulate(omni, rng, people, clock, providers)
+        people, lapsed = _sign_up(omni, rng, customers, clock)
+        stats = _simulate(omni, rng, [p for p in people if p not in lapsed], clock, providers)
         _summary(omni, providers, stats, time.perf_counter() - started)
+        _predicted_value(omni)
         if report:
             _write_report(omni, report)
     return 0
+
+
+CATEGORIES = ["tents", "footwear", "jackets", "kitchen", "packs"]
+NAMES = {"tents": "tent", "footwear": "trail shoe", "jackets": "rain jacket", "kitchen": "camp mug", "packs": "daypack"}
+SOLD_OUT = PRODUCTS[::9]  # sku-1, sku-10, ...: restocked half-way through the month
+
+
+def _import_catalog(omni: Omni, store: str) -> None:
+    """The shop's 40 products with stock online and at the SoHo store (a Square location), a few sold out."""
+    rows = []
+    for i, sku in enumerate(PRODUCTS):
+        category = CATEGORIES[i % len(CATEGORIES)]
+        stock = {"online": 0, store: 0} if sku in SOLD_OUT else {"online": 5 + (i * 7) % 40, store: (i * 3) % 6}
+        rows.append({"sku": sku, "product_id": sku, "title": f"{NAMES[category].title()} no. {i + 1}",
+                     "price": f"{PRICES[sku]:.2f}", "currency": "USD", "category": category,
+                     "url": f"https://acme.example/p/{sku}", "image_url": f"https://cdn.acme.example/{sku}.jpg",
+                     "inventory": stock})
+    result = omni.catalog.upsert_many(rows)
+    print(f"Catalog: {result.inserted} variants, {result.inventory} stock levels, {len(SOLD_OUT)} sold out")
 
 
 def _fresh(url: str) -> None:
@@ -60,11 +83,13 @@ def _fresh(url: str) -> None:
             Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-def _sign_up(omni: Omni, rng: random.Random, n: int, clock: VirtualClock) -> list[str]:
-    """Profiles, stitched from an anonymous web visit; a third bought months ago (some will lapse)."""
+def _sign_up(omni: Omni, rng: random.Random, n: int, clock: VirtualClock) -> tuple[list[str], set[str]]:
+    """Profiles, stitched from an anonymous web visit; almost half bought in the past year, and of those some
+    have lapsed (returned with the profiles: they stay away this month unless a win-back brings them)."""
     progress = Progress("customers and their history", n)
     people = []
     history = []
+    lapsed: set[str] = set()
     for i in range(n):
         cid = f"cust-{i:05d}"
         name = FIRST_NAMES[i % len(FIRST_NAMES)]
@@ -81,17 +106,37 @@ def _sign_up(omni: Omni, rng: random.Random, n: int, clock: VirtualClock) -> lis
         for channel, share in (("email", 0.85), ("sms", 0.55), ("push", 0.7), ("direct_mail", 0.5)):
             if rng.random() < share:
                 omni.consent(cid, channel=channel, granted=True, source="signup-form")
-        if rng.random() < 0.35:
-            when = START - timedelta(days=rng.uniform(35, 80))
-            history.append({"who": cid, "event": "Order Completed", "channel": rng.choice(["web", "pos"]),
-                            "properties": {"order_id": f"old-{i}", "revenue": 35.0}, "timestamp": when})
+        orders, dropped = _past_orders(rng, cid, i)
+        history += orders
+        if dropped:
+            lapsed.add(cid)
         people.append(cid)
         progress.advance()
     omni.track_many(history)
     clock.set(START)
     omni.run_until_idle()  # the lapsed segment's first evaluation, before the month starts
     progress.finish()
-    return people
+    return people, lapsed
+
+
+def _past_orders(rng: random.Random, cid: str, i: int) -> tuple[list[dict[str, Any]], bool]:
+    """A year of orders before the month, as BG/NBD pictures a customer base: each buys at their own rate
+    while active, and after each order may stop for good (those have lapsed: they do not shop this month)."""
+    if rng.random() >= 0.45:
+        return [], False
+    rate, drop = rng.gammavariate(0.6, 1 / 25), rng.betavariate(0.7, 2.0)  # orders a day; chance to stop
+    spend = rng.gammavariate(4.0, 12.0)  # the customer's usual basket
+    day, orders = rng.uniform(0, 120), list[dict[str, Any]]()
+    while day < 365:
+        product = rng.choice(PRODUCTS)
+        orders.append({"who": cid, "event": "Order Completed", "channel": rng.choice(["web", "pos"]),
+                       "properties": {"order_id": f"old-{i}-{len(orders)}", "product_id": product,
+                                      "revenue": round(spend * rng.uniform(0.6, 1.6), 2)},
+                       "timestamp": START - timedelta(days=365 - day)})
+        if rng.random() < drop:
+            return orders, True
+        day += rng.expovariate(rate)
+    return orders, False
 
 
 def _simulate(omni: Omni, rng: random.Random, people: list[str], clock: VirtualClock,
@@ -113,7 +158,8 @@ def _simulate(omni: Omni, rng: random.Random, people: list[str], clock: VirtualC
                                "properties": {"product_id": product}})
             if rng.random() < 0.45:
                 plan[hour].append({"who": cid, "event": "Product Added", "channel": channel,
-                                   "properties": {"product_id": product, "price": 40.0, "cart_id": f"k-{cid}"}})
+                                   "properties": {"product_id": product, "price": PRICES[product],
+                                                  "cart_id": f"k-{cid}"}})
                 carts[cid] = product
         for hour in range(24):
             clock.set(START + timedelta(days=day, hours=hour))
@@ -123,6 +169,10 @@ def _simulate(omni: Omni, rng: random.Random, people: list[str], clock: VirtualC
             due = omni.next_due()  # like an app's scheduler: wake the runtime only when work is due
             if due is not None and due <= clock.now():
                 omni.run_until_idle()
+        if day == DAYS // 2:  # the sold-out products come back: their waiting viewers hear first
+            for sku in SOLD_OUT:
+                omni.catalog.set_inventory(sku, "online", 3)
+            stats["products restocked"] += len(SOLD_OUT)
         _engage(omni, rng, providers, clock, stats)
         progress.advance()
     clock.set(START + timedelta(days=DAYS))
@@ -143,7 +193,7 @@ def _buy(omni: Omni, rng: random.Random, carts: dict[str, str], clock: VirtualCl
             email = omni.customer(cid).email
             payment = {"id": f"pay-{order_id}", "status": "COMPLETED", "order_id": order_id,
                        "buyer_email_address": email, "location_id": providers.square.location_id,
-                       "amount_money": {"amount": 4000, "currency": "USD"},
+                       "amount_money": {"amount": round(PRICES[product] * 100), "currency": "USD"},
                        "updated_at": clock.now().isoformat().replace("+00:00", "Z")}
             url, headers, body = providers.square_payment(payment, f"evt-{order_id}")
             if omni.handle_webhook("square", "POST", url, headers, body).status == 200:
@@ -153,9 +203,9 @@ def _buy(omni: Omni, rng: random.Random, carts: dict[str, str], clock: VirtualCl
                 stats["pickups"] += 1
         else:
             channel = rng.choice(["web", "app"])
-            omni.track(cid, "Checkout Started", {"cart_id": f"k-{cid}", "revenue": 40.0}, channel=channel)
-            omni.track(cid, "Order Completed", {"order_id": order_id, "revenue": 40.0, "product_id": product},
-                       channel=channel)
+            omni.track(cid, "Checkout Started", {"cart_id": f"k-{cid}", "revenue": PRICES[product]}, channel=channel)
+            omni.track(cid, "Order Completed", {"order_id": order_id, "revenue": PRICES[product],
+                                                "product_id": product}, channel=channel)
             stats["online purchases"] += 1
 
 
@@ -213,6 +263,24 @@ def _summary(omni: Omni, providers: DemoProviders, stats: Counter[str], elapsed:
     violations = sum(len(p.violations) for p in providers.imitations())
     print(f"Requests that broke a provider's API contract: {violations}")
     print(f"\nDone in {elapsed:.1f} s.")
+
+
+def _predicted_value(omni: Omni) -> None:
+    """BG/NBD + Gamma-Gamma on every purchase, online and in store, and who the win-back offer is for."""
+    try:
+        run = omni.predict_value()
+    except OmniError as exc:  # e.g. too few repeat buyers for the fit to converge
+        print(f"\nPredicted customer value: not fitted ({exc})")
+        return
+    if run.model is None:
+        return
+    bg, gg = run.model.purchases, run.model.spend
+    print(f"\nPredicted customer value ({run.rescored:,} customers scored; BG/NBD r={bg.r:.3f} alpha={bg.alpha:.2f} "
+          f"a={bg.a:.3f} b={bg.b:.3f}, Gamma-Gamma p={gg.p:.2f} q={gg.q:.2f} gamma={gg.gamma:.2f})")
+    for label, condition in (("likely to churn (churn_risk > 0.7)", churn_risk() > 0.7),
+                             ("worth a coupon (predicted_clv > 100)", predicted_clv() > 100),
+                             ("both", (churn_risk() > 0.7) & (predicted_clv() > 100))):
+        print(f"  {label:<40} {omni.segment(condition).count():>7,}")
 
 
 def _table(title: str, rows: Sequence[tuple[Any, ...]]) -> None:

@@ -1,10 +1,11 @@
-"""What the demo store sends: its messages and its four journeys, written as an app would write them."""
+"""What the demo store sends: its messages and its journeys, written as an app would write them."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from .._content import SMS, Email, Message, Postcard, Push
+from .._touchpoints import Events
 from ..journeys import JourneyContext, journey
 
 __all__ = ["JOURNEYS", "MESSAGES"]
@@ -53,6 +54,24 @@ MESSAGES = [
         email=Email(subject="We miss you, {{ customer.first_name }}",
                     text="Here is 15% off your next visit: WELCOME15. " + SIGN_OFF),
         sms=SMS(text="Acme misses you: 15% off with WELCOME15, online or in store. Reply STOP to opt out."),
+    ),
+    Message(
+        "back-in-stock",
+        push=Push(title="Back in stock: {{ event.title }}", body="{{ products([event.sku], limit=1) }}",
+                  url="{{ event.url }}"),
+        email=Email(subject="{{ event.title }} is back",
+                    html="<p>Hi {{ customer.first_name }}, it is back:</p>{{ products([event.sku], limit=1) }}"
+                         "<p>" + SIGN_OFF + "</p>",
+                    text="It is back: {{ products([event.sku], limit=1) }}\n" + SIGN_OFF),
+        sms=SMS(text="Acme: back in stock: {{ products([event.sku], limit=1) }}. Reply STOP to opt out."),
+    ),
+    Message(
+        "browse-abandonment",  # the demo's recommendations block: what they looked at, then what goes with it
+        email=Email(subject="Still thinking about {{ event.title }}?",
+                    html="<p>Hi {{ customer.first_name }}, you were looking at:</p>{{ products(event.skus, limit=2) }}"
+                         "<h2>You may also like</h2>{{ products(recommendations(3)) }}<p>" + SIGN_OFF + "</p>",
+                    text="You were looking at:\n{{ products(event.skus, limit=2) }}\n\nYou may also like:\n"
+                         "{{ products(recommendations(3)) }}\n" + SIGN_OFF),
     ),
     Message(
         "winback-postcard",
@@ -104,4 +123,21 @@ async def win_back(ctx: JourneyContext) -> None:
     await ctx.send("postcard", "winback-postcard", channel="direct_mail")
 
 
-JOURNEYS = [welcome, cart_abandonment, pickup, win_back]
+@journey("back-in-stock", version="1", trigger=Events.BACK_IN_STOCK, exit_on=[Events.ORDER_COMPLETED],
+         reentry="always")
+async def back_in_stock(ctx: JourneyContext) -> None:
+    """The catalog's trigger chose who (first come, first served, as many as units came back)."""
+    await ctx.send("notice", "back-in-stock", channels=["push", "sms", "email"])
+
+
+@journey("browse-abandonment", version="1", trigger=Events.BROWSE_ABANDONED, exit_on=[Events.ORDER_COMPLETED],
+         reentry="after_exit")
+async def browse_abandonment(ctx: JourneyContext) -> None:
+    """Viewed, neither carted nor bought within the hour: one e-mail the next morning with what they looked
+    at and what goes with it; buying anywhere first (the POS too) ends it."""
+    if await ctx.wait_for("bought", Events.ORDER_COMPLETED, timeout=timedelta(hours=12)):
+        return
+    await ctx.send("reminder", "browse-abandonment", channel="email")
+
+
+JOURNEYS = [welcome, cart_abandonment, pickup, win_back, back_in_stock, browse_abandonment]

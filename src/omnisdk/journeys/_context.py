@@ -21,9 +21,9 @@ from .._errors import JourneyError, NonDeterminismError, ValidationError
 from .._identity import load_customer
 from .._touchpoints import Touchpoint
 from ..experiments._assign import GlobalControl, Split
+from ..experiments._exposure import expose
 from ..sendtime import SendTime
 from ..store import Transaction, touchpoint_from_json
-from ..store._experiments import Exposure, record_exposure
 from ..store._runs import StepRecord
 from ..store._touchpoints import recent_touchpoints, touchpoints_after
 from ._bandits import BanditRule, BanditShares, goals
@@ -306,13 +306,9 @@ class JourneyContext:
             split = Split(self._bandits.shares(self._tx, name, rule, split.shares, self._now), holdouts=holdouts)
         elif allocation != "fixed":
             raise ValidationError("expected 'fixed' or 'thompson'", field=f"{step}.allocation", value=allocation)
-        chosen = split.variant(name, self.customer_id)
-        control_group = self._global_control
-        exposed = purpose != "marketing" or control_group is None or not control_group.includes(self.customer_id)
-        if exposed:
-            chosen = record_exposure(self._tx, Exposure(experiment=name, customer_id=self.customer_id,
-                                                        variant=chosen, exposed_at=self._now, run_id=self.run_id,
-                                                        journey=self.journey_id))
+        chosen, exposed = expose(self._tx, split, name, self.customer_id, now=self._now,
+                                 global_control=self._global_control, purpose=purpose, run_id=self.run_id,
+                                 journey=self.journey_id)
         self._record(step, "experiment", args, {"variant": chosen, "exposed": exposed}, done=True)
         return chosen
 

@@ -12,6 +12,7 @@ from ._brand import BrandKit
 from ._budget import TemplateBudget
 from ._files import load_message_file, message_from_dict
 from ._links import Click, Links, LinkSettings, Unsubscribe
+from ._products import ProductBlock, ProductView, Shop, Stocked, format_price
 from ._registry import Templates
 from ._render import RenderContext, Renderer, render
 
@@ -27,13 +28,18 @@ __all__ = [
     "Message",
     "PosOffer",
     "Postcard",
+    "ProductBlock",
+    "ProductView",
     "Push",
     "RenderContext",
     "Renderer",
+    "Shop",
     "Social",
+    "Stocked",
     "TemplateBudget",
     "Templates",
     "Unsubscribe",
+    "format_price",
     "load_message_file",
     "message_from_dict",
     "render",

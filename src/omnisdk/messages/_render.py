@@ -25,6 +25,7 @@ from .._touchpoints import Touchpoint
 from ._brand import BrandKit
 from ._budget import METER, Meter, TemplateBudget, checked_range, precheck_call, static_check
 from ._links import Links, LinkSettings
+from ._products import Shop, product_functions
 
 __all__ = ["RenderContext", "Renderer", "render"]
 
@@ -55,6 +56,8 @@ class RenderContext:
     #: Overrides the customer's locale (previews).
     locale: str | None = None
     renderer: Renderer | None = None
+    #: The catalog and recommendations `products()` and `recommendations()` read (None: they fail).
+    shop: Shop | None = None
 
     @property
     def brand(self) -> BrandKit:
@@ -163,6 +166,8 @@ class Renderer:
                          "run_id": context.run_id, "template": message.id},
             "link": link,
         }
+        variables.update(product_functions(context.shop, context.customer, channel, link,
+                                           printed=channel == "direct_mail"))
         if self.links is not None:
             variables["unsubscribe_url"] = _Unsubscribe(self.links, attribution)
         return variables

@@ -8,7 +8,7 @@ The dispatcher, for a batch of due deliveries::
     decisions = decide_many(requests, now=now, recent=recent, rules=rules)
 """
 
-from ._addresses import ADDRESS_KINDS, address_for, format_postal_address
+from ._addresses import CORE_ADDRESSES, Addresses, address_for, format_postal_address
 from ._decide import Check, SendDecision, SendRequest, decide, decide_many
 from ._recent import PastDelivery, PastEvent, RecentActivity, load_recent
 from ._rules import (
@@ -23,8 +23,9 @@ from ._rules import (
 )
 
 __all__ = [
-    "ADDRESS_KINDS",
+    "CORE_ADDRESSES",
     "ENGAGEMENT_EVENTS",
+    "Addresses",
     "Check",
     "SendDecision",
     "FrequencyCap",

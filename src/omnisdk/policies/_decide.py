@@ -17,7 +17,6 @@ import attrs
 from .._customers import Customer
 from .._localtime import is_repeated, zone
 from .._logging import get_logger
-from ._addresses import address_for
 from ._recent import EMPTY_ACTIVITY, PastDelivery, RecentActivity
 from ._rules import ENGAGEMENT_EVENTS, PolicyContext, PolicyRules, Verdict
 
@@ -142,7 +141,7 @@ def _judge_channel(request: SendRequest, channel: str, rules: PolicyRules, now: 
     customer, purpose = request.customer, request.purpose
     if request.available is not None and channel not in request.available:
         return _fail(checks, "available", channel, f"{request.template!r} cannot go out on {channel}")
-    if address_for(customer, channel) is None:
+    if rules.addresses.address_for(customer, channel) is None:
         return _fail(checks, "reachable", channel, f"no {channel} address")
     if not customer.has_consent(channel, purpose):
         return _fail(checks, "consent", channel, f"no {purpose} consent on {channel}")

@@ -16,6 +16,7 @@ from .._errors import ConfigError
 from .._localtime import wall_instant, zone
 from .._touchpoints import MESSAGE_CHANNELS
 from ..experiments._assign import GlobalControl
+from ._addresses import CORE_ADDRESSES, Addresses
 
 __all__ = [
     "ENGAGEMENT_EVENTS",
@@ -180,12 +181,16 @@ class PolicyRules:
     custom: tuple[tuple[str, Policy], ...] = ()
     #: `[experiments] global_control`: the customers no marketing message reaches (None: nobody).
     global_control: GlobalControl | None = None
+    #: Which identity kinds address each channel (the client's plugins add theirs): "reachable?".
+    addresses: Addresses = attrs.field(default=CORE_ADDRESSES, eq=False)
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any] | None, custom: Sequence[Policy] = (), *,
-                    global_control: GlobalControl | None = None) -> PolicyRules:
+                    global_control: GlobalControl | None = None,
+                    addresses: Addresses = CORE_ADDRESSES) -> PolicyRules:
         """Parse `[policies]`; bad values raise `ConfigError` naming the key (`policies.quiet_hours.start`).
-        `global_control` comes from `[experiments]` (`experiments.ExperimentSettings`)."""
+        `global_control` comes from `[experiments]` (`experiments.ExperimentSettings`), `addresses`
+        from the client's identity kinds."""
         section = dict(section or {})
         known = ("quiet_hours", "default_timezone", "frequency_cap", "dedupe", "suppress", "channel_order",
                  "engagement_window")
@@ -218,7 +223,7 @@ class PolicyRules:
         if "engagement_window" in section:
             kwargs["engagement_window"] = parse_duration(section["engagement_window"], "policies.engagement_window")
         kwargs["custom"] = tuple((str(getattr(p, "name", None) or getattr(p, "__name__", repr(p))), p) for p in custom)
-        return cls(**kwargs, global_control=global_control)
+        return cls(**kwargs, global_control=global_control, addresses=addresses)
 
     def goals_for(self, template: str, data: Mapping[str, Any]) -> tuple[str, ...]:
         """Events that, once they happen after a send was queued, make it pointless (the customer bought)."""

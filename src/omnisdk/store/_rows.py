@@ -241,4 +241,8 @@ TABLES: Final[Mapping[str, TableSpec]] = {
     "sendtime_prior": TableSpec(("channel", "hour"), {
         "channel": text, "hour": integer, "weight": optional_number, "computed_at": timestamp}),
     "signing_keys": TableSpec(("name",), {"name": text, "secret": text, "created_at": timestamp}),
+    "catalog_variants": TableSpec(("sku",), {
+        "sku": text, "product_id": text, "title": text, "price": text, "currency": text, "url": optional_text,
+        "image_url": optional_text, "category": optional_text, "brand": optional_text, "attributes": json_object,
+        "updated_at": timestamp}),
 }

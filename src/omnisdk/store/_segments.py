@@ -98,7 +98,13 @@ def _measure(measure: Any, dialect: Dialect, numeric: bool) -> Sql:
             f"(SELECT t.channel FROM touchpoints t WHERE {text} ORDER BY t.occurred_at DESC, t.seq DESC LIMIT 1)",
             tuple(params),
         )
+    if node == "prediction" and measure.name in _PREDICTED:
+        return Sql(f"(SELECT p.{measure.name} FROM predictions p WHERE p.customer_id = c.id)")
     raise TypeError(f"not a segment measure: {measure!r}")
+
+
+#: The columns of `predictions` a segment can compare (store/_predictions.py writes them).
+_PREDICTED: Final = frozenset({"predicted_clv", "churn_risk", "probability_alive", "expected_purchases"})
 
 
 def _window(event: str, within: Any, where: Mapping[str, Any] | None, dialect: Dialect) -> Sql:

@@ -66,5 +66,15 @@ class SQLiteStore(SQLStore):
     def _table_exists_sql(self) -> str:
         return "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 
+    def reclaim(self) -> None:
+        """VACUUM rewrites the file from its live rows only (deleted rows linger in free pages and in
+        cells an update moved), then the WAL, which holds older page images, is checkpointed and
+        truncated."""
+        if self.path == ":memory:":
+            return
+        with self._lock:
+            self._conn.execute("VACUUM")
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def _close(self) -> None:
         self._conn.close()

@@ -22,8 +22,9 @@ def register_providers(register: Any) -> None:
 
 @omnisdk.hookimpl
 def register_identity_kinds(register: Any) -> None:
-    """The POS systems' own customer ids, matched like the core's `pos_customer_id`."""
-    register("square_customer_id")
+    """The POS systems' own customer ids, matched like the core's `pos_customer_id`; Square's is where
+    the Square provider sends POS offers."""
+    register("square_customer_id", addresses="pos")
     register("shopify_customer_id")
 
 

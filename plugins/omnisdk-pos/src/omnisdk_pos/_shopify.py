@@ -7,6 +7,9 @@
 | `orders/cancelled` | Order Cancelled |
 | `fulfillments/*`, shipment_status ready_for_pickup / picked_up | Order Ready for Pickup / Order Picked Up |
 
+Product and inventory topics (`products/update`, `inventory_levels/update`) update `omni.catalog`
+instead (`_shopify_catalog`).
+
 An order whose `source_name` is "pos" happened in a store (channel `pos`); any other is `web`.
 """
 
@@ -16,11 +19,22 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import attrs
+import httpx
 
 import omnisdk
-from omnisdk import Events, PermanentError, Provider, WebhookError, WebhookEvent, WebhookRequest, WebhookResult
+from omnisdk import (
+    Events,
+    PermanentError,
+    Provider,
+    ProviderError,
+    WebhookError,
+    WebhookEvent,
+    WebhookRequest,
+    WebhookResult,
+)
 from omnisdk.providers import Outcome, Outgoing
 
+from ._shopify_catalog import CATALOG_TOPICS, ShopifyAdmin, ShopifyCatalog
 from ._webhook_util import as_id, as_list, as_mapping, check_hmac_sha256, decimal_amount, json_body, timestamp
 
 __all__ = ["ShopifyPOS"]
@@ -64,12 +78,38 @@ class ShopifyPOS(Provider):
     class Config:
         #: The app's client secret, or the secret shown under Settings → Notifications for admin-made webhooks.
         webhook_secret: str = omnisdk.secret()
+        #: The Admin API token (read_inventory, read_products): inventory webhooks name items, not SKUs.
+        access_token: str = omnisdk.secret(default="")
+        #: The shop, e.g. "acme.myshopify.com": the Admin API's host and the products' links.
+        shop_domain: str = ""
+        #: The Admin API's address; empty: https://{shop_domain}.
+        base_url: str = ""
+        api_version: str = "2025-07"
+        #: The shop's currency (product webhooks carry prices without one).
+        currency: str = "USD"
+        #: Catalog location names by Shopify location id (e.g. {"655441491": "online"}); others keep their id.
+        locations: dict[str, str] = attrs.field(factory=dict)
+        lookup_timeout: float = 5.0
 
     config: Config
+
+    def __init__(self, config: Any, *, http: httpx.AsyncClient, clock: Any = None) -> None:
+        super().__init__(config, http=http, clock=clock)
+        shop = f"https://{self.config.shop_domain}" if self.config.shop_domain else ""
+        base = self.config.base_url or shop
+        admin = ShopifyAdmin(base, self.config.access_token, self.config.api_version, self.config.lookup_timeout) \
+            if self.config.access_token and base else None
+        self._admin = admin
+        self._catalog = ShopifyCatalog(admin, shop_url=shop, currency=self.config.currency,
+                                       locations=self.config.locations)
 
     async def send(self, batch: Sequence[Outgoing]) -> Sequence[Outcome]:
         reason = "the shopify pos provider only receives webhooks; send in-store offers with provider = \"square\""
         return [PermanentError(reason=reason, code="not_supported") for _ in batch]
+
+    async def aclose(self) -> None:
+        if self._admin is not None:
+            self._admin.close()
 
     def verify_webhook(self, request: WebhookRequest) -> None:
         check_hmac_sha256(self.config.webhook_secret, request.body, request.header(SIGNATURE_HEADER),
@@ -78,6 +118,11 @@ class ShopifyPOS(Provider):
     def parse_webhook(self, request: WebhookRequest) -> WebhookResult:
         topic = request.header("X-Shopify-Topic") or ""
         payload = json_body(request.body, "Shopify")
+        if topic in CATALOG_TOPICS:
+            try:
+                return WebhookResult(catalog=self._catalog.parse(topic, payload))
+            except ProviderError as exc:  # Shopify retries a webhook that did not get a 2xx
+                raise WebhookError(f"cannot look up the inventory item: {exc}", status=503) from None
         if as_id(payload.get("id")) is None:  # an id of another type (a list, a float) identifies nothing
             return WebhookResult()
         if topic.startswith("fulfillments/"):

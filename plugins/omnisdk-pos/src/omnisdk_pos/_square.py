@@ -39,8 +39,9 @@ from omnisdk.providers import Outcome, http_error_outcome, retry_after_seconds, 
 
 from ._inventory import Inventory
 from ._square_api import SquareAPI, square_error
+from ._square_catalog import CATALOG_EVENTS, SquareCatalog
 from ._square_webhooks import SquareEvents, verify_square_signature
-from ._webhook_util import as_id, as_list, as_mapping
+from ._webhook_util import as_id, as_list, as_mapping, json_body
 
 __all__ = ["SquarePOS"]
 
@@ -107,6 +108,8 @@ class SquarePOS(Provider):
         reward_tiers: dict[str, str] = attrs.field(factory=dict)
         #: How long an inventory count is reused by templates.
         inventory_cache_seconds: float = attrs.field(default=60.0, validator=_positive)
+        #: A catalog.version.updated notification re-reads the variations changed this long before it.
+        catalog_sync_seconds: float = attrs.field(default=3600.0, validator=_positive)
         #: Timeout of the blocking lookups (orders for webhooks, inventory for templates).
         lookup_timeout: float = attrs.field(default=5.0, validator=_positive)
 
@@ -119,6 +122,7 @@ class SquarePOS(Provider):
         self.inventory = Inventory(self.api, self.config.locations, ttl=self.config.inventory_cache_seconds,
                                    clock=self.clock)
         self._events = SquareEvents(self.api.retrieve_order, self.config.locations)
+        self._catalog = SquareCatalog(self.api, sync_window=self.config.catalog_sync_seconds)
         self._tier_points: dict[str, int] = {}
 
     # -- outbound offers
@@ -210,11 +214,14 @@ class SquarePOS(Provider):
         verify_square_signature(request, self.config.signature_key, self.config.notification_url)
 
     def parse_webhook(self, request: WebhookRequest) -> WebhookResult:
+        payload = json_body(request.body, "Square")
         try:
+            if payload.get("type") in CATALOG_EVENTS:
+                return WebhookResult(catalog=self._catalog.parse(payload))
             return WebhookResult(events=self._events.parse(request.body))
         except ProviderError as exc:
             # Square retries a notification that did not get a 2xx: nothing is recorded meanwhile.
-            raise WebhookError(f"cannot look up the order: {exc}", status=503) from None
+            raise WebhookError(f"cannot look up the order or catalog: {exc}", status=503) from None
 
     async def aclose(self) -> None:
         self.api.close()

@@ -75,5 +75,27 @@ class SquareAPI:
             found[location] = quantity
         return found
 
+    def catalog_objects(self, object_ids: Sequence[str]) -> tuple[list[Any], list[Any]]:
+        """BatchRetrieveCatalogObjects with their items: (objects, related objects)."""
+        found = self._call("POST", "/v2/catalog/batch-retrieve",
+                           {"object_ids": list(object_ids), "include_related_objects": True})
+        return as_list(found.get("objects")), as_list(found.get("related_objects"))
+
+    def variations_changed_since(self, begin_time: str) -> tuple[list[Any], list[Any]]:
+        """SearchCatalogObjects: item variations changed at or after `begin_time`, every page, with their items."""
+        objects: list[Any] = []
+        related: list[Any] = []
+        body: dict[str, Any] = {"object_types": ["ITEM_VARIATION"], "begin_time": begin_time,
+                                "include_related_objects": True}
+        for _ in range(1000):  # a cursor that never ends is Square's bug, not a reason to loop forever
+            found = self._call("POST", "/v2/catalog/search", body)
+            objects += as_list(found.get("objects"))
+            related += as_list(found.get("related_objects"))
+            cursor = found.get("cursor")
+            if not isinstance(cursor, str) or not cursor:
+                break
+            body["cursor"] = cursor
+        return objects, related
+
     def close(self) -> None:
         self._client.close()

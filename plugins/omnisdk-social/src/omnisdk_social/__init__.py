@@ -14,9 +14,10 @@ __all__ = ["Messenger", "WhatsAppCloud", "register_identity_kinds", "register_pr
 
 @omnisdk.hookimpl
 def register_identity_kinds(register: Any) -> None:
-    """Meta's per-page Messenger user id and the WhatsApp id: addresses like a device token."""
-    register("messenger_psid", device=True)
-    register("whatsapp_id", device=True)
+    """Meta's per-page Messenger user id and the WhatsApp id: the social channel's addresses, ranked
+    like a device token when profiles merge."""
+    register("messenger_psid", device=True, addresses="social")
+    register("whatsapp_id", device=True, addresses="social")
 
 
 @omnisdk.hookimpl

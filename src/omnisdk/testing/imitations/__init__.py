@@ -24,6 +24,7 @@ from ._lob import LobImitation
 from ._mailgun import MailgunImitation
 from ._meta import MetaGraphImitation
 from ._sendgrid import SendGridImitation
+from ._shopify import ShopifyImitation
 from ._square import SquareImitation
 from ._twilio import TwilioImitation, twilio_signature
 from ._vonage import VonageImitation
@@ -47,6 +48,7 @@ __all__ = [
     "RecordedRequest",
     "SchemaCheck",
     "SendGridImitation",
+    "ShopifyImitation",
     "SquareImitation",
     "Subscription",
     "TwilioImitation",

@@ -41,6 +41,34 @@ _BATCH_RETRIEVE_COUNTS = SchemaCheck(
         },
     }
 )
+# The Catalog API has no contract file here either; these follow Square's API reference.
+_BATCH_RETRIEVE_CATALOG = SchemaCheck(
+    {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["object_ids"],
+        "properties": {
+            "object_ids": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 1000},
+            "include_related_objects": {"type": "boolean"},
+            "catalog_version": {"type": "integer"},
+            "include_deleted_objects": {"type": "boolean"},
+        },
+    }
+)
+_SEARCH_CATALOG = SchemaCheck(
+    {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "cursor": {"type": "string"},
+            "object_types": {"type": "array", "items": {"enum": ["ITEM", "ITEM_VARIATION", "CATEGORY", "IMAGE"]}},
+            "include_deleted_objects": {"type": "boolean"},
+            "include_related_objects": {"type": "boolean"},
+            "begin_time": {"type": "string", "format": "date-time"},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+        },
+    }
+)
 _DECLINED = "cnon:card-nonce-declined"
 
 
@@ -69,11 +97,34 @@ class SquareImitation(Imitation):
     payments: dict[str, dict[str, Any]] = attrs.field(factory=dict, init=False, repr=False)
     #: On-hand quantity per (catalog object id, location id).
     stock: dict[tuple[str, str], Decimal] = attrs.field(factory=dict, init=False, repr=False)
+    #: Catalog objects (ITEM and ITEM_VARIATION) by id, as the Catalog API returns them.
+    catalog: dict[str, dict[str, Any]] = attrs.field(factory=dict, init=False, repr=False)
     _idempotent: dict[tuple[str, str], tuple[str, web.Response]] = attrs.field(factory=dict, init=False, repr=False)
 
     def set_stock(self, catalog_object_id: str, quantity: int | str | Decimal, location_id: str | None = None) -> None:
         """Seed the IN_STOCK count of an item variation at a location (the default one if omitted)."""
         self.stock[(catalog_object_id, location_id or self.location_id)] = Decimal(str(quantity))
+
+    def set_variation(
+        self, variation_id: str, *, item_id: str, item_name: str, name: str = "Regular", sku: str | None = None,
+        price: int | None = None, currency: str = "USD", updated_at: str | None = None,
+    ) -> dict[str, Any]:
+        """Seed (or change) an item variation and its item; `price` is in the currency's smallest unit."""
+        stamp = updated_at or _stamp()
+        self.catalog[item_id] = {"type": "ITEM", "id": item_id, "updated_at": stamp, "version": len(self.catalog) + 1,
+                                 "is_deleted": False, "present_at_all_locations": True,
+                                 "item_data": {"name": item_name}}
+        data: dict[str, Any] = {"item_id": item_id, "name": name, "pricing_type": "FIXED_PRICING"}
+        if sku is not None:
+            data["sku"] = sku
+        if price is None:
+            data["pricing_type"] = "VARIABLE_PRICING"
+        else:
+            data["price_money"] = _money(price, currency)
+        variation = {"type": "ITEM_VARIATION", "id": variation_id, "updated_at": stamp, "is_deleted": False,
+                     "version": len(self.catalog) + 1, "present_at_all_locations": True, "item_variation_data": data}
+        self.catalog[variation_id] = variation
+        return variation
 
     def authenticate(self, call: Call) -> bool:
         return call.bearer() == self.access_token
@@ -228,6 +279,36 @@ class SquareImitation(Imitation):
         if ident not in store:
             return self.error(404, Problem("path", f"Could not find {kind} with id `{ident}`.", kind + "_id"))
         return web.json_response({kind: store[ident]})
+
+    def _related(self, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        items = {o["item_variation_data"]["item_id"] for o in objects if o["type"] == "ITEM_VARIATION"}
+        return [self.catalog[i] for i in sorted(items) if i in self.catalog and i not in {o["id"] for o in objects}]
+
+    @route("POST", "/v2/catalog/batch-retrieve", check=_BATCH_RETRIEVE_CATALOG)
+    def batch_retrieve_catalog_objects(self, call: Call) -> web.StreamResponse:
+        body = call.json
+        objects = [self.catalog[i] for i in body["object_ids"] if i in self.catalog]
+        answer: dict[str, Any] = {"objects": objects}
+        if body.get("include_related_objects"):
+            answer["related_objects"] = self._related(objects)
+        return web.json_response(answer)
+
+    @route("POST", "/v2/catalog/search", check=_SEARCH_CATALOG)
+    def search_catalog_objects(self, call: Call) -> web.StreamResponse:
+        """Objects of `object_types` changed at or after `begin_time`, 2 a page (so clients must follow cursors)."""
+        body = call.json
+        types = body.get("object_types")
+        begin = body.get("begin_time", "")
+        found = [o for _, o in sorted(self.catalog.items())
+                 if (types is None or o["type"] in types) and o["updated_at"] >= begin]
+        start = int(body.get("cursor") or 0)
+        page = found[start:start + 2]
+        answer: dict[str, Any] = {"objects": page}
+        if start + 2 < len(found):
+            answer["cursor"] = str(start + 2)
+        if body.get("include_related_objects"):
+            answer["related_objects"] = self._related(page)
+        return web.json_response(answer)
 
     @route("POST", "/v2/inventory/counts/batch-retrieve", check=_BATCH_RETRIEVE_COUNTS)
     def batch_retrieve_inventory_counts(self, call: Call) -> web.StreamResponse:
