@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 import httpx
@@ -46,8 +47,8 @@ class WebhookEndpoint:
 
 
 def endpoints_from_config(raw: Any) -> list[WebhookEndpoint]:
-    """`[[event_webhooks]]`: url, secret, optional kinds, name (default: the url), timeout_seconds,
-    concurrency."""
+    """`[[event_webhooks]]`: url, secret, optional kinds, name (default: the url without credentials
+    or query), timeout_seconds, concurrency."""
     if raw is None:
         return []
     if not isinstance(raw, Sequence) or isinstance(raw, str | bytes):
@@ -66,7 +67,9 @@ def endpoints_from_config(raw: Any) -> list[WebhookEndpoint]:
             kinds = check_kinds(entry.get("kinds"), f"{where}.kinds")
         except ValueError as exc:
             raise ConfigError(str(exc).split(": ", 1)[-1], field=f"{where}.kinds") from None
-        name = entry.get("name", url)
+        parts = urlsplit(url)  # the default name (in logs, and the cursor's key): no credentials, no query
+        port = f":{parts.port}" if parts.port else ""
+        name = entry.get("name", f"{parts.scheme}://{parts.hostname}{port}{parts.path}")
         timeout, concurrency = entry.get("timeout_seconds", 10.0), entry.get("concurrency", 8)
         if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not timeout > 0:
             raise ConfigError("expected a positive number of seconds", field=f"{where}.timeout_seconds")
