@@ -58,7 +58,8 @@ def test_events_are_ordered_and_resumable(store_url: str, clock: VirtualClock) -
         assert paged == everything
         deliveries = omni.events(kinds=["delivery"], limit=1000).events
         assert deliveries and all(e.kind == "delivery" for e in deliveries)
-        assert {e.data["status"] for e in deliveries} == {d.status for d in omni.deliveries()}
+        for delivery in omni.deliveries():  # each delivery's story, in order: queued by the app, then sent
+            assert [e.name for e in deliveries if e.subject_id == delivery.id] == ["queued", "sent"]
         # nothing personal rides on a delivery event: ids and states only
         assert not any("@" in json.dumps(e.data) for e in deliveries)
         omni.track("c-0", "Product Viewed", {"product_id": "sku-9"}, channel="web")
@@ -292,3 +293,30 @@ def test_a_reader_misses_nothing_while_writers_commit_concurrently(pg_schema_url
         omni.close()
     assert len(stored) == 4 * 40 * 3
     assert seen == stored
+
+
+def test_a_journey_send_and_its_cancellation_are_on_the_stream(store_url: str, clock: VirtualClock) -> None:
+    """A step queues a message for later (a send at a time in the future); the customer's purchase
+    ends the journey, which cancels it: both changes are events, in order."""
+    from datetime import timedelta
+
+    from omnisdk import JourneyContext, journey
+
+    @journey("later", version="1", trigger="Product Added", exit_on=["Order Completed"])
+    async def later(ctx: JourneyContext) -> None:
+        await ctx.send("nudge", "receipt", channel="email", purpose="transactional", data={"order_id": "x"},
+                       at=ctx.now() + timedelta(days=1))
+        await ctx.sleep("pause", timedelta(days=2))  # still running when the purchase comes
+
+    with Omni(store_url, config={"channels": {"email": {"provider": "memory"}}}, clock=clock) as omni:
+        omni.templates.add(Message("receipt", email=Email(subject="Thanks", text="Order {{ data.order_id }}")))
+        omni.register(later)
+        omni.identify("c-1", email="a@example.com")
+        omni.track("c-1", "Product Added", {"cart_id": "k"}, channel="web")
+        omni.run_until_idle()
+        omni.track("c-1", "Order Completed", {"order_id": "o"}, channel="web")
+        omni.run_until_idle()
+        [delivery] = omni.deliveries(customer_id="c-1")
+        statuses = [e.name for e in omni.events(kinds=["delivery"]).events if e.subject_id == delivery.id]
+    assert delivery.status == "cancelled"
+    assert statuses == ["queued", "cancelled"]

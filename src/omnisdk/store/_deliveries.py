@@ -19,6 +19,7 @@ from .._content import SMS, Content, Email, Letter, PosOffer, Postcard, Push, So
 from .._touchpoints import new_id
 from ._base import Transaction, dumps, json_table, loads
 from ._decisions import LogEntry, append_decisions, decisions_of, legacy_entries
+from ._events import stage_deliveries
 from ._quarantine import decode_rows
 from ._rows import json_array, json_object, optional_number, optional_timestamp, text, timestamp
 
@@ -181,6 +182,7 @@ def insert_delivery(
         (delivery_id, key, customer_id, template, dumps(list(channels)), purpose, dumps(dict(data or {})), run_id,
          journey, step, broadcast_id, now if due_at is None else due_at, fallback_after, parent_id, now, now),
     ):
+        stage_deliveries(tx, [delivery_id])  # "queued" on the event stream
         return delivery_id
     return str(tx.scalar("SELECT id FROM deliveries WHERE idempotency_key = ?", (key,)))
 
@@ -222,6 +224,7 @@ def cancel_run(tx: Transaction, run_id: str, *, reason: str, now: float, actor: 
         "WHERE run_id = ? AND status IN ('queued', 'deferred') RETURNING id",
         (reason, now, run_id),
     )]
+    stage_deliveries(tx, cancelled)
     append_decisions(tx, [LogEntry(delivery_id=did, at=now, outcome="cancelled", channel=None, reason=reason,
                                    actor=actor) for did in cancelled])
     return cancelled
@@ -597,6 +600,7 @@ def insert_queued_deliveries(tx: Transaction, rows: Sequence[QueuedDelivery], no
         return 0
     source, (did, key, cid, template, channels, purpose, data, run_id, journey, step, due) = json_table(
         tx, "ttttjtjtttf")
+    stage_deliveries(tx, [r.id for r in rows])  # "queued" on the event stream (a key already taken: no row, no event)
     return tx.execute(
         "INSERT INTO deliveries (id, idempotency_key, customer_id, template, channels, purpose, data, run_id, "
         f"journey, step, status, due_at, decisions, created_at, updated_at) SELECT {did}, {key}, {cid}, {template}, "
@@ -620,6 +624,7 @@ def cancel_broadcast_deliveries(tx: Transaction, broadcast_id: str, now: float) 
         "UPDATE deliveries SET status = 'cancelled', error = 'broadcast cancelled', updated_at = ? "
         "WHERE broadcast_id = ? AND status IN ('queued', 'deferred') RETURNING id", (now, broadcast_id),
     )]
+    stage_deliveries(tx, cancelled)
     append_decisions(tx, [LogEntry(delivery_id=did, at=now, outcome="cancelled", channel=None,
                                    reason="broadcast cancelled", actor="broadcast") for did in cancelled])
     return cancelled
