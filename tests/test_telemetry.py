@@ -201,3 +201,26 @@ def test_enabling_telemetry_without_opentelemetry_says_what_to_install() -> None
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert "telemetry.enabled" in result.stdout and "omnisdk[otel]" in result.stdout, result.stderr
+
+
+def test_a_journey_steps_send_joins_the_steps_trace(store_url: str, clock: VirtualClock, otel: Exporters) -> None:
+    from omnisdk import JourneyContext, journey
+
+    @journey("welcome", version="1", trigger="Signed Up")
+    async def welcome(ctx: JourneyContext) -> None:
+        await ctx.send("hello", "receipt", channel="email", purpose="transactional")
+
+    with Omni(store_url, config=CONFIG, clock=clock, telemetry=otel.telemetry) as omni:
+        receipt(omni)
+        omni.register(welcome)
+        omni.identify("c-1", email="ada@example.com", traits={"first_name": "Ada"})
+        omni.track("c-1", "Signed Up", {}, channel="web")
+        omni.run_until_idle()
+        [delivery] = omni.deliveries()
+    spans = [s for s in otel.finished() if s.name.startswith("omnisdk.journey") or s.name == "omnisdk.deliver"]
+    [step] = [s for s in spans if s.name == "omnisdk.journey.step"]
+    [deliver] = [s for s in spans if s.name == "omnisdk.deliver"]
+    assert step.attributes["omnisdk.journey"] == "welcome" and step.attributes["omnisdk.status"] == "completed"
+    assert deliver.parent is not None and deliver.parent.span_id == step.context.span_id
+    assert deliver.attributes["omnisdk.delivery_id"] == delivery.id
+    assert deliver.attributes["omnisdk.run_id"] == step.attributes["omnisdk.run_id"]

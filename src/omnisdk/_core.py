@@ -141,7 +141,8 @@ class Core:
 
         self.journey_settings = JourneySettings.from_config(self.config.raw.get("journeys"))
         self.journeys = JourneyRuntime(self.store, self.clock, self.journey_settings, sendtime=self.sendtime,
-                                       global_control=self.experiment_settings.global_control)
+                                       global_control=self.experiment_settings.global_control,
+                                       telemetry=self.telemetry)
         self.runs = RunAdmin(self.store, self.journeys)
         self.workers.append(self.journeys)
         # The dispatcher runs after the journey runtime, so a step's sends go out in the same round.
@@ -513,7 +514,7 @@ class Core:
                 self.telemetry.annotate(span, {"omnisdk.customer_id": cid, "omnisdk.delivery_id": delivery_id})
                 traceparent = self.telemetry.traceparent(span)
                 if traceparent:
-                    set_traceparent(tx, delivery_id, traceparent)
+                    set_traceparent(tx, [delivery_id], traceparent)
             [found] = select_deliveries(tx, ids=[delivery_id])
             if (found.customer_id, found.template, list(found.channels), found.purpose) != (
                     cid, template, chosen, purpose):

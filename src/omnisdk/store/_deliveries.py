@@ -633,9 +633,10 @@ def cancel_broadcast_deliveries(tx: Transaction, broadcast_id: str, now: float) 
 # -- trace context (migration 0020), written and read only when telemetry is on
 
 
-def set_traceparent(tx: Transaction, delivery_id: str, traceparent: str) -> None:
-    """Keep the W3C trace context of whoever queued the delivery (its first queuing wins)."""
-    tx.execute("UPDATE deliveries SET traceparent = ? WHERE id = ? AND traceparent IS NULL", (traceparent, delivery_id))
+def set_traceparent(tx: Transaction, ids: Sequence[str], traceparent: str) -> None:
+    """Keep the W3C trace context of whoever queued these deliveries (the first queuing wins)."""
+    tx.executemany("UPDATE deliveries SET traceparent = ? WHERE id = ? AND traceparent IS NULL",
+                   [(traceparent, did) for did in ids])
 
 
 def traceparents(tx: Transaction, ids: Sequence[str]) -> dict[str, str]:
