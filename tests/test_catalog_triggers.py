@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from omnisdk import Events, JourneyContext, journey
+from omnisdk import ConfigError, Events, JourneyContext, Omni, journey
 from omnisdk.commerce import BackInStock, BrowseAbandonment, LowStockInCart, PriceDrop, Replenishment
 from omnisdk.journeys import from_dict
 from omnisdk.testing import JourneyTester
@@ -237,3 +237,41 @@ def test_replenishment_follows_each_customers_own_rhythm(tester: Any) -> None:
     assert triggers(t, "cy", Events.REPLENISHMENT_DUE)[0]["sku"] == "boots-42"
     assert t.statuses("ada") == ["exited"]
     assert triggers(t, "bob", Events.REPLENISHMENT_DUE) == []
+
+
+def test_a_visitor_who_signs_in_later_is_notified_on_the_merged_profile(tester: Any) -> None:
+    t = tester(back_in_stock)
+    restock(t, 0)
+    t.emit({"anonymous_id": "web-7f3a"}, Events.PRODUCT_VIEWED, {"sku": "boots-42"})  # sold out: waits
+    t.identify("ada", anonymous_id="web-7f3a", email="ada@example.com")
+
+    restock(t, 1)
+
+    assert started(t, "back-in-stock") == ["ada"]
+    assert triggers(t, "ada", Events.BACK_IN_STOCK)[0]["subscribed_by"] == "viewed"
+
+
+def test_triggers_are_configured_in_the_catalog_section(store_url: str) -> None:
+    config = {"catalog": {"back_in_stock": {"quota_factor": 0.5},
+                          "browse_abandonment": {"window": {"hours": 3}, "max_age": {"days": 2}}}}
+    with JourneyTester(back_in_stock, store=store_url, config=config, load_entry_points=False) as t:
+        t.omni.catalog.upsert_many([BOOTS])
+        restock(t, 0)
+        for customer in ("ada", "bob", "cy", "dee"):
+            t.omni.catalog.subscribe(customer, "boots-42")
+            t.advance(minutes=1)
+        restock(t, 3)  # 3 units x 0.5, rounded up
+        assert started(t, "back-in-stock") == ["ada", "bob"]
+
+
+@pytest.mark.parametrize(("section", "field"), [
+    ({"back_in_stock": {"quota_factor": 0}}, "catalog.back_in_stock"),
+    ({"low_stock_in_cart": {"threshold": "five"}}, "catalog.low_stock_in_cart"),
+    ({"browse_abandonment": {"window": {"fortnights": 1}}}, "catalog.browse_abandonment"),
+    ({"back_in_stoke": {}}, "catalog.back_in_stoke"),
+    ({"price_drop": 10}, "catalog.price_drop"),
+])
+def test_a_bad_catalog_section_is_a_config_error(section: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Omni("sqlite://:memory:", config={"catalog": section}, load_entry_points=False)
+    assert caught.value.field == field

@@ -143,3 +143,44 @@ def test_items_are_read_from_products_or_the_event_itself() -> None:
         ("a", "x"), ("7", None)]
     assert items_of({"product_id": "p-1", "category": ""}) == [("p-1", None)]
     assert items_of({"sku": True}) == [] and items_of(None) == [] and items_of({"products": "a"}) == []
+
+
+def test_collaborative_filtering_equals_the_dense_svd_and_finds_the_customers_taste(
+    store_url: str, clock: VirtualClock,
+) -> None:
+    """Two kinds of customer (campers, runners), nobody buying across; a new camper who bought one tent is
+    recommended the other camping items, scored as the projection onto the factors numpy's SVD finds."""
+    import numpy as np
+
+    from omnisdk.commerce._factorization import Factorization
+
+    camping, running = ["tent", "stove", "lamp", "mat"], ["shoe", "watch", "socks", "cap"]
+    rows = [[camping[i % 4], camping[(i + 1) % 4], camping[(i + 2) % 4]] for i in range(8)] + [
+        [running[i % 4], running[(i + 3) % 4]] for i in range(8)]
+    config = {"recommendations": {"chain": ["collaborative"], "factors": 2}}
+    with Omni(store_url, clock=clock, config=config, load_entry_points=False) as omni:
+        for n, items in enumerate(rows):
+            omni.track(f"c{n}", "Order Completed", {"products": [{"sku": s} for s in items[:-1]]},
+                       channel="pos" if n % 2 else "web")
+            omni.track(f"c{n}", "Product Viewed", {"sku": items[-1]}, channel="app")
+        omni.track("new", "Order Completed", {"products": [{"sku": "tent"}]}, channel="pos")
+        got = omni.recommend("new", k=3)
+    assert [r.reason for r in got] == ["collaborative"] * 3
+    assert {r.item for r in got} == {"stove", "lamp", "mat"}
+
+    # the oracle: the same matrix (every customer, "new" too), factored densely by numpy
+    everyone = sorted([*rows, ["tent"]])
+    items = list(dict.fromkeys(i for row in everyone for i in row))
+    dense = np.array([[1.0 if i in row else 0.0 for i in items] for row in everyone])
+    _, _, vt = np.linalg.svd(dense, full_matrices=False)
+    v = vt[:2].T
+    scores = v @ v[items.index("tent")]
+    expected = sorted(((items[j], s) for j, s in enumerate(scores) if items[j] != "tent" and s > 1e-12),
+                      key=lambda p: (-p[1], p[0]))[:3]
+    assert [(r.item, r.score) for r in got] == [(i, pytest.approx(s, rel=1e-9)) for i, s in expected]
+    model = Factorization.build(everyone, factors=2)
+    assert model.vectors.shape == (8, 2)
+    assert model.recommend(History(purchased=["shoe"]), 2)[0].item in {"watch", "socks", "cap"}
+    assert Factorization.build([["a"]]).recommend(History(purchased=["a"]), 3) == []
+    with pytest.raises(ValidationError):
+        Factorization.build(rows, factors=0)

@@ -243,6 +243,8 @@ def test_global_control_members_receive_no_marketing_on_any_channel(
     t.omni.broadcast("sale", consented("email"), channel="email", name="spring-sale")
     for cid in sorted(held)[:3]:
         t.omni.send(cid, "receipt", channel="email", purpose="transactional")
+    for cid in sorted(held):  # the app's own marketing message, on any channel it can find
+        t.omni.send(cid, "sale", channels=["push", "sms", "email"])
     t.advance(hours=1)
 
     received: dict[str, list[tuple[str, str]]] = {}
@@ -277,6 +279,34 @@ def test_global_control_members_receive_no_marketing_on_any_channel(
     assert (by_sms.variant("global control").exposures, by_sms.variant("marketed").exposures) == (len(held),
                                                                                                 60 - len(held))
     assert t.omni.marketing_lift(channel="push").variant("marketed").exposures == 0
+
+
+def test_two_workers_running_the_journey_agree_with_the_hash(store_url: str) -> None:
+    """Runs picked up by either of two workers at once: each customer's variant is the hash's, exposed once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    customers = [f"p{i}" for i in range(80)]
+    config = {"channels": CHANNELS}
+    with Omni(store_url, config=config) as one, Omni(store_url, config=config) as two:
+        for worker in (one, two):
+            worker.register(subject_v1)
+            for template in TEMPLATES:
+                worker.templates.add(template)
+        for cid in customers:
+            one.identify(cid, email=f"{cid}@example.com")
+            one.consent(cid, channel="email", granted=True)
+        one.track_many([(cid, "Signed Up", {}) for cid in customers])
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            done = list(pool.map(lambda worker: worker.run_until_idle(), (one, two)))
+        assert sum(done) > 0
+        with one.store.transaction(immediate=False) as tx:
+            found = exposures(tx, "subject-test")
+        assert sorted(e.customer_id for e in found) == sorted(customers)  # once each
+        assert {e.customer_id: e.variant for e in found} == {cid: Split(SHARES).variant("subject-test", cid)
+                                                             for cid in customers}
+        for cid in customers[:10]:
+            [hello] = [d for d in one.deliveries(customer_id=cid) if d.step == "hello"]
+            assert hello.template == f"hello-{Split(SHARES).variant('subject-test', cid)}"
 
 
 def test_async_omni_reads_an_experiment(store_url: str) -> None:

@@ -26,7 +26,8 @@ from omnisdk import Omni, OmniError, VirtualClock
 BUDGET = settings(max_examples=120, derandomize=True, deadline=None, database=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                          HealthCheck.function_scoped_fixture])
-TABLES = ("touchpoints", "consents", "webhook_events", "webhook_requests", "customers", "identities")
+TABLES = ("touchpoints", "consents", "webhook_events", "webhook_requests", "customers", "identities",
+          "catalog_variants", "catalog_inventory")
 CLOCK = VirtualClock()
 
 json_values = st.recursive(
@@ -133,8 +134,14 @@ shopify_requests = st.tuples(
     st.fixed_dictionaries({"id": st.integers(0, 2**64) | texts}, optional={
         "email": texts, "phone": phones, "financial_status": st.just("paid") | texts, "total_price": json_values,
         "refunds": json_values, "cancelled_at": json_values, "shipment_status": texts, "destination": json_values,
-        "customer": json_values, "source_name": texts, "location_id": json_values, "processed_at": json_values}),
-    st.sampled_from(["orders/paid", "orders/create", "orders/updated", "orders/cancelled", "fulfillments/update"])
+        "customer": json_values, "source_name": texts, "location_id": json_values, "processed_at": json_values,
+        "title": texts, "handle": texts, "vendor": json_values, "product_type": json_values, "images": json_values,
+        "variants": st.lists(st.fixed_dictionaries({}, optional={
+            "sku": texts, "price": st.sampled_from(["12.50", "0", "-1", "NaN"]) | json_values, "title": texts,
+            "inventory_item_id": json_values, "image_id": json_values}), max_size=3) | json_values,
+        "inventory_item_id": json_values, "available": st.integers(-5, 10**13) | json_values}),
+    st.sampled_from(["orders/paid", "orders/create", "orders/updated", "orders/cancelled", "fulfillments/update",
+                     "products/update", "inventory_levels/update"])
     | texts,
 ).map(lambda pair: wr.shopify(pair[0], topic=pair[1]))
 

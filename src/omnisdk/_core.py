@@ -122,9 +122,10 @@ class Core:
         self.segments = SegmentWatcher(self.store, self.clock, self.recorder, interval=interval)
         self.workers.append(self.segments)
         from .commerce import Catalog  # catalog triggers record their events before journeys route them
-        from .commerce._triggers import CatalogWatcher
+        from .commerce._triggers import CatalogWatcher, rules_from_config
 
         self.catalog_watcher = CatalogWatcher(self.store, self.clock, self.recorder)
+        self.catalog_watcher.watch(*rules_from_config(self.config.raw.get("catalog")))
         self.recorder.observe(self.catalog_watcher.observe)  # views, carts and purchases, as they are stored
         self.workers.append(self.catalog_watcher)
         self.catalog = Catalog(self.store, self.clock, self.identity, self.catalog_watcher)

@@ -388,13 +388,15 @@ class Omni(_Base):
         window: timedelta = timedelta(days=7),
         lookback: timedelta = timedelta(days=30),
     ) -> Report:
-        """KPIs by channel and journey step, a funnel (by default viewed → added → checkout → conversion) and
-        attribution by model side by side; writes a self-contained HTML page and/or CSV files when given paths.
-        `print(report.text())` shows it as tables."""
+        """KPIs by channel and journey step, a funnel (by default viewed → added → checkout → conversion),
+        attribution by model side by side, every experiment (a table, and its lift with always-valid and
+        fixed-horizon intervals day by day) and marketing against the global control group; writes a
+        self-contained HTML page and/or CSV files when given paths. `print(report.text())` shows it as tables."""
         from .reports import create_report
 
         return create_report(self._core.store, now=self._core.clock.timestamp(), html=html, csv=csv, since=since,
-                             until=until, conversion=conversion, funnel=funnel, window=window, lookback=lookback)
+                             until=until, conversion=conversion, funnel=funnel, window=window, lookback=lookback,
+                             global_control=self._core.experiment_settings.global_control)
 
     def broadcast(
         self,

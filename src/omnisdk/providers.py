@@ -394,6 +394,11 @@ class Provider:
         answers counts as `StillUnknown` for the whole batch."""
         raise NotImplementedError
 
+    async def check_credentials(self) -> Sequence[str]:
+        """Problems with the configured credentials, in plain words, found by a harmless authenticated call
+        where the provider's API has one (`omnisdk doctor`); empty when none were found or none can be checked."""
+        return ()
+
     def verify_webhook(self, request: WebhookRequest) -> None:
         """Raise `WebhookError` unless the request is authentic. Called before anything is parsed."""
         raise WebhookError(f"provider {self.name!r} does not accept webhooks", status=404)

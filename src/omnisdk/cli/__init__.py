@@ -6,13 +6,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import _catalog, _demo, _experiments, _journeys, _plugins, _privacy, _quarantine, _render, _report, _ui
+from . import _catalog, _demo, _doctor, _experiments, _journeys, _plugins, _privacy, _quarantine, _render, _report, _ui
 
 __all__ = ["main"]
 
 #: The subcommands, imported (not named by strings), so the import-layer checks see them; each module
 #: defines `add_parser(subparsers)`, which sets `func`.
-COMMAND_MODULES = (_catalog, _demo, _experiments, _journeys, _plugins, _privacy, _quarantine, _render, _report, _ui)
+COMMAND_MODULES = (_catalog, _demo, _doctor, _experiments, _journeys, _plugins, _privacy, _quarantine, _render, _report,
+                   _ui)
 
 
 def build_parser() -> argparse.ArgumentParser:

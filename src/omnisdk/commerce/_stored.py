@@ -26,6 +26,7 @@ from .._logging import get_logger
 from ..store import Transaction
 from ..store._recommendations import interactions, recent_interactions
 from ._cooccurrence import CoOccurrence, ItemToItem
+from ._factorization import Factorization
 from ._recommend import Exclusions, Fallback, History, Popular, RecentlyViewed, Recommendation, Recommender
 
 __all__ = ["BUILT_IN", "RecommendationSettings", "Stock", "StoredRecommendations", "TrainingData", "items_of"]
@@ -63,14 +64,19 @@ class TrainingData:
 RecommenderFactory = Callable[[TrainingData], Recommender]
 
 
-def _bought_together(data: TrainingData, neighbours: int) -> Recommender | None:
+def _bought_together(data: TrainingData, settings: RecommendationSettings) -> Recommender | None:
     baskets = [o for o in data.orders if len(set(o)) > 1]
-    return ItemToItem(CoOccurrence.build(baskets, k=neighbours)) if baskets else None
+    return ItemToItem(CoOccurrence.build(baskets, k=settings.neighbours)) if baskets else None
 
 
-def _viewed_together(data: TrainingData, neighbours: int) -> Recommender | None:
+def _viewed_together(data: TrainingData, settings: RecommendationSettings) -> Recommender | None:
     baskets = [v for v in data.viewed.values() if len(set(v)) > 1]
-    return ItemToItem(CoOccurrence.build(baskets, k=neighbours), seeds="viewed") if baskets else None
+    return ItemToItem(CoOccurrence.build(baskets, k=settings.neighbours), seeds="viewed") if baskets else None
+
+
+def _collaborative(data: TrainingData, settings: RecommendationSettings) -> Recommender | None:
+    rows = [[*data.purchased.get(c, ()), *data.viewed.get(c, ())] for c in {*data.purchased, *data.viewed}]
+    return Factorization.build(sorted(rows), factors=settings.factors) if rows else None
 
 
 def _popular(data: TrainingData) -> Recommender | None:
@@ -81,12 +87,14 @@ def _popular(data: TrainingData) -> Recommender | None:
     return Popular.build(sales) if sales else None
 
 
-#: The recommenders omnisdk builds itself, by the names `[recommendations] chain` uses.
-BUILT_IN: Mapping[str, Callable[[TrainingData, int], Recommender | None]] = {
+#: The recommenders omnisdk builds itself, by the names `[recommendations] chain` uses (`collaborative`,
+#: a truncated SVD of who bought and viewed what, is not in the default chain).
+BUILT_IN: Mapping[str, Callable[[TrainingData, RecommendationSettings], Recommender | None]] = {
     "bought_together": _bought_together,
     "viewed_together": _viewed_together,
     "recently_viewed": lambda data, _: RecentlyViewed(),
     "popular": lambda data, _: _popular(data),
+    "collaborative": _collaborative,
 }
 
 
@@ -105,6 +113,7 @@ class RecommendationSettings:
     view_events: tuple[str, ...] = ("Product Viewed", "Product Added")
     chain: tuple[str, ...] = ("bought_together", "viewed_together", "recently_viewed", "popular")
     neighbours: int = 50
+    factors: int = 32
     history: int = 100
     rebuild_every: float = 86400.0
 
@@ -118,7 +127,7 @@ class RecommendationSettings:
             if key not in fields:
                 raise ConfigError(f"unknown key (known: {', '.join(sorted(fields))})", field=f"recommendations.{key}")
         kwargs: dict[str, Any] = {}
-        for key in ("neighbours", "history"):
+        for key in ("neighbours", "factors", "history"):
             if key in section:
                 if not isinstance(section[key], int) or isinstance(section[key], bool) or section[key] < 1:
                     raise ConfigError("expected an integer >= 1", field=f"recommendations.{key}")
@@ -195,7 +204,7 @@ class StoredRecommendations:
             for name in self.settings.chain:
                 if name in self._plugins:
                     built.append(self._plugins[name](data))
-                elif (recommender := BUILT_IN[name](data, self.settings.neighbours)) is not None:
+                elif (recommender := BUILT_IN[name](data, self.settings)) is not None:
                     built.append(recommender)
             chain = Fallback(built)  # type: ignore[arg-type]  # mypy reads the tuple converter as generic
             self._model = (now, chain, data.categories)

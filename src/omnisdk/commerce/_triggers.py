@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Final
 import attrs
 
 from .._clock import Clock, to_datetime
-from .._errors import ValidationError
+from .._errors import ConfigError, ValidationError
 from .._logging import get_logger
 from .._products import Variant
 from .._recorder import Recorder
@@ -29,8 +29,8 @@ from .._touchpoints import Events
 from ..store import SQLStore, Transaction, dumps, loads
 from ..store import _catalog as db
 
-__all__ = ["BackInStock", "BrowseAbandonment", "CatalogWatcher", "LowStockInCart", "PriceDrop", "Replenishment",
-           "Rule"]
+__all__ = ["RULE_SECTIONS", "BackInStock", "BrowseAbandonment", "CatalogWatcher", "LowStockInCart", "PriceDrop",
+           "Replenishment", "Rule", "rules_from_config"]
 
 log = get_logger("omnisdk.catalog")
 
@@ -105,9 +105,14 @@ class LowStockInCart:
     default; None: all locations together) reaches the customers who carted it within `cart_window`."""
 
     event: ClassVar[str] = Events.LOW_STOCK_IN_CART
-    threshold: int = 5
+    threshold: int = attrs.field(default=5)
     location: str | None = "online"
     cart_window: timedelta = attrs.field(default=timedelta(days=7), validator=_positive_duration)
+
+    @threshold.validator
+    def _whole(self, attribute: attrs.Attribute[int], value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValidationError("expected a whole number of units, at least 1", field="threshold", value=value)
 
 
 @attrs.frozen(kw_only=True)
@@ -124,6 +129,32 @@ _DEFAULTS: Final[Mapping[str, type[Any]]] = {
     Events.BACK_IN_STOCK: BackInStock, Events.PRICE_DROPPED: PriceDrop, Events.BROWSE_ABANDONED: BrowseAbandonment,
     Events.LOW_STOCK_IN_CART: LowStockInCart, Events.REPLENISHMENT_DUE: Replenishment,
 }
+
+
+#: `[catalog.<name>]` sections and the rules they configure.
+RULE_SECTIONS: Final[Mapping[str, type[Any]]] = {
+    "back_in_stock": BackInStock, "price_drop": PriceDrop, "browse_abandonment": BrowseAbandonment,
+    "low_stock_in_cart": LowStockInCart, "replenishment": Replenishment,
+}
+
+
+def rules_from_config(section: Mapping[str, Any] | None) -> list[Rule]:
+    """The rules of the `[catalog]` config section, e.g. `[catalog.back_in_stock] quota_factor = 2` or
+    `[catalog.browse_abandonment] window = { hours = 2 }` (a duration is a table of timedelta keywords)."""
+    rules: list[Rule] = []
+    for name, options in (section or {}).items():
+        kind = RULE_SECTIONS.get(name)
+        where = f"catalog.{name}"
+        if kind is None:
+            raise ConfigError(f"unknown catalog trigger; expected one of {', '.join(RULE_SECTIONS)}", field=where)
+        if not isinstance(options, Mapping):
+            raise ConfigError("expected a table of the trigger's settings", field=where)
+        try:
+            rules.append(kind(**{key: timedelta(**value) if isinstance(value, Mapping) else value
+                                 for key, value in options.items()}))
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise ConfigError(str(exc), field=where) from None
+    return rules
 
 
 def _sku(properties: Mapping[str, Any]) -> str | None:

@@ -299,4 +299,10 @@ def _write_report(omni: Omni, path: str) -> None:
     for channel in channels:
         cells = "".join(f"{report.attribution[m].conversions.get(channel, 0.0):>16,.1f}" for m in models)
         print(f"  {channel:<14}{cells}")
-    print(f"\nThe full report (channel mix, funnel, attribution, journeys): {path}")
+    for series in report.experiments:
+        if series.result is not None:
+            print(f"\nExperiment {series.name} (against {series.control}): {series.result.decision}"
+                  + (f", winner {series.result.winner}" if series.result.winner else ""))
+            for variant in series.result.variants:
+                print(f"  {variant.name:<14}{variant.exposures:>7,} exposed {variant.conversion_rate:>8.1%} converted")
+    print(f"\nThe full report (channel mix, funnel, attribution, journeys, experiments): {path}")

@@ -8,14 +8,23 @@ from .._content import SMS, Email, Message, Postcard, Push
 from .._touchpoints import Events
 from ..journeys import JourneyContext, journey
 
-__all__ = ["JOURNEYS", "MESSAGES"]
+__all__ = ["JOURNEYS", "MESSAGES", "WELCOME_EXPERIMENT"]
 
+#: The welcome journey's subject-line experiment; the report charts it.
+WELCOME_EXPERIMENT = "welcome-subject"
 SIGN_OFF = "— the Acme Outfitters team"
 
 MESSAGES = [
     Message(
         "welcome",
         email=Email(subject="Welcome to Acme, {{ customer.first_name }}",
+                    html="<p>Hi {{ customer.first_name }}, thanks for joining. <a href=\"https://acme.example/new\">"
+                         "See what's new</a></p><p>" + SIGN_OFF + "</p>",
+                    text="Hi {{ customer.first_name }}, thanks for joining. " + SIGN_OFF),
+    ),
+    Message(  # the other subject line of the welcome journey's experiment
+        "welcome-personal",
+        email=Email(subject="{{ customer.first_name }}, a little welcome gift inside",
                     html="<p>Hi {{ customer.first_name }}, thanks for joining. <a href=\"https://acme.example/new\">"
                          "See what's new</a></p><p>" + SIGN_OFF + "</p>",
                     text="Hi {{ customer.first_name }}, thanks for joining. " + SIGN_OFF),
@@ -83,7 +92,9 @@ MESSAGES = [
 
 @journey("welcome", version="1", trigger="Signed Up", reentry="never")
 async def welcome(ctx: JourneyContext) -> None:
-    await ctx.send("hello", "welcome", channel="email")
+    """A subject-line experiment on the first email: half get the plain subject, half a personal one."""
+    subject = await ctx.experiment(WELCOME_EXPERIMENT, {"control": 0.5, "personal": 0.5})
+    await ctx.send("hello", "welcome" if subject == "control" else "welcome-personal", channel="email")
     await ctx.sleep("two-days", timedelta(days=2))
     await ctx.send("tips", "app-tips", channels=["push", "email"])
 

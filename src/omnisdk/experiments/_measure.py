@@ -99,12 +99,14 @@ def experiment_result(
     metric: Metric = "conversion", method: Method = "sequential", alpha: float = 0.05,
     horizon: int = DEFAULT_HORIZON, equivalence: float | None = None, until: datetime | float | None = None,
     previous: ExperimentResult | None = None, cuped: bool = False, pre_period: timedelta = DEFAULT_PRE_PERIOD,
+    variants: Collection[str] = (),
 ) -> ExperimentResult:
     """Per variant of experiment `name`: exposures, conversions on `goal` within `window` of the
     exposure, revenue, lifts against `control` and a decision, as the store stood at `until` (exposures
     and touchpoints after it left out). A control nobody was exposed to yet counts as zero exposures (the
     decision is then "keep running"). `previous` is the last look's result, carried on by the sequential
-    test; `cuped` adjusts revenue by each customer's goal revenue in the `pre_period` before exposure."""
+    test; `cuped` adjusts revenue by each customer's goal revenue in the `pre_period` before exposure.
+    `variants` (with `control`) are counted as zero exposures until someone is exposed to them."""
     goals, seconds, bound = _goals(goal), _seconds(window), _timestamp(until, "until")
     if not isinstance(cuped, bool):
         raise ValidationError("expected True or False", field="cuped", value=cuped)
@@ -116,9 +118,9 @@ def experiment_result(
             data = _data(variant_outcomes(tx, name, goal=goals, window=seconds, until=bound))
     if not data:
         raise NotFoundError(f"experiment {name!r} has no exposures")
-    if control not in data:
-        empty = Summary(0, 0.0, 0.0) if any(d.revenue is not None for d in data.values()) else None
-        data[control] = VariantData(0, 0, empty)
+    empty = Summary(0, 0.0, 0.0) if any(d.revenue is not None for d in data.values()) else None
+    for missing in {control, *variants} - set(data):
+        data[missing] = VariantData(0, 0, empty)
     return analyse(data, control=control, metric=metric, method=method, alpha=alpha, horizon=horizon,
                    equivalence=equivalence, previous=previous)
 

@@ -15,9 +15,11 @@ from ..analytics._attribution import AttributionResult
 from ..analytics._funnels import funnel as funnel_of
 from ..analytics._kpis import check_names, kpis
 from ..analytics._stored import REPORT_MODELS, attributions
+from ..experiments import GlobalControl
 from ..store import SQLStore
 from ._csv import write_csv
 from ._data import ReportData
+from ._experiments import experiment_series, marketing_lifts
 from ._html import render_html
 from ._terminal import render_text
 
@@ -29,7 +31,8 @@ DEFAULT_FUNNEL: Final = ("Product Viewed", "Product Added", "Checkout Started")
 
 @attrs.frozen(kw_only=True)
 class Report(ReportData):
-    """KPIs by channel and by journey step, a funnel, and attribution by several models side by side."""
+    """KPIs by channel and by journey step, a funnel, attribution by several models side by side, and
+    experiments with their lift over time."""
 
     def text(self) -> str:
         """The report as plain-text tables, for a terminal."""
@@ -74,19 +77,28 @@ def build_report(
     funnel: Sequence[str] | None = None,
     within: timedelta = timedelta(days=7),
     models: Sequence[str] = REPORT_MODELS,
+    global_control: GlobalControl | None = None,
 ) -> Report:
-    """Gather everything a report shows; each part reads the store in bounded memory."""
+    """Gather everything a report shows; each part reads the store in bounded memory. Experiments are
+    shown over their whole life up to `until` (else `now`), converting on `conversion` within `window`."""
     names = check_names(conversion, "conversion")
     steps = tuple(funnel) if funnel is not None else (*DEFAULT_FUNNEL, names[0])
     notes: list[str] = []
     channels = kpis(store, "channel", since=since, until=until, conversion=names, window=window)
+    journeys = kpis(store, ("journey", "step"), since=since, until=until, conversion=names, window=window)
+    end = channels.until.timestamp() if channels.until is not None else now
     return Report(
         generated_at=to_datetime(now), since=channels.since, until=channels.until, conversion=names,
         channels=channels,
-        journeys=kpis(store, ("journey", "step"), since=since, until=until, conversion=names, window=window),
+        journeys=journeys,
         funnel=funnel_of(store, steps, within=within, by="channel", since=since, until=until),
         attribution=_attribution(store, models, notes, conversion=names, lookback=lookback, since=since,
                                  until=until),
+        experiments=experiment_series(store, goal=names, window=window, end=end),
+        marketing_lift=marketing_lifts(
+            store, global_control, goal=names, window=window, since=since, until=until,
+            journeys={str(r.group["journey"]) for r in journeys.rows if r.group["journey"]},
+            channels={str(r.group["channel"]) for r in channels.rows if r.group["channel"]}),
         notes=tuple(notes),
     )
 

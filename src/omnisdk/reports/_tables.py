@@ -5,6 +5,7 @@ The terminal, HTML and CSV outputs all read these, so they always show the same 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -12,13 +13,17 @@ from typing import Any
 import attrs
 
 from ..analytics._kpis import KPITable
+from ..experiments import ExperimentResult, VariantResult
 from ._data import ReportData
 
-__all__ = ["Table", "duration", "format_value", "tables"]
+__all__ = ["Table", "decision_text", "duration", "format_value", "tables"]
 
 _KPI_COLUMNS = ("messages", "sent", "delivered", "opened", "clicked", "converted", "unsubscribed", "bounced",
                 "failed", "skipped", "cost", "revenue", "delivery_rate", "open_rate", "click_rate", "conversion_rate")
-_MONEY = frozenset({"revenue", "value", "unattributed_revenue"})
+_MONEY = frozenset({"revenue", "value", "unattributed_revenue", "revenue_per_exposed"})
+#: Differences of conversion rates, shown in percentage points; an unbounded end reads as infinity.
+_LIFT_POINTS = frozenset({"lift", "lift_lower", "lift_upper", "fixed_lower", "fixed_upper"})
+_LIFT_COLUMNS = ("lift", "lift_lower", "lift_upper", "relative_lift", "decision")
 
 
 @attrs.frozen(kw_only=True)
@@ -42,6 +47,10 @@ def format_value(column: str, value: Any) -> str:
     """How a value reads in a table: rates as percentages, money with cents, None as a dash."""
     if value is None:
         return "-"
+    if isinstance(value, float) and column in _LIFT_POINTS:
+        return f"{'-' if value < 0 else '+'}∞" if math.isinf(value) else f"{value * 100:+.2f} pp"
+    if isinstance(value, float) and column == "relative_lift":
+        return f"{value:+.1%}"
     if isinstance(value, float):
         if column.endswith(("_rate", "from_previous", "from_first", "removal_effect")):
             return f"{value:.1%}"
@@ -126,12 +135,55 @@ def _channels(report: ReportData) -> Sequence[str]:
     return sorted(seen, key=lambda c: (-(first.conversions.get(c, 0.0) if first else 0.0), c))
 
 
+def _lift_cells(variant: VariantResult) -> tuple[Any, ...]:
+    """Against control: the conversion-rate difference, its always-valid interval, the relative lift."""
+    lift = variant.conversion_lift
+    if lift is None:
+        return None, None, None, None, "control" if variant.decision is None else str(variant.decision)
+    return (lift.absolute, lift.absolute_interval.lower, lift.absolute_interval.upper, lift.relative,
+            str(variant.decision))
+
+
+def _experiment_table(report: ReportData) -> Table:
+    rows = []
+    for series in report.experiments:
+        for variant in series.variants:
+            lifts = _lift_cells(variant) if series.looks else (None, None, None, None, "one variant so far")
+            rows.append((series.name, variant.name, variant.exposures, variant.conversions, variant.conversion_rate,
+                         variant.revenue_per_exposed, *lifts))
+    return Table(key="experiments", title="Experiments (lift against control, always-valid 95% intervals)",
+                 columns=("experiment", "variant", "exposures", "conversions", "conversion_rate",
+                          "revenue_per_exposed", *_LIFT_COLUMNS), rows=tuple(rows))
+
+
+def _marketing_table(report: ReportData) -> Table:
+    rows = []
+    for scope, result in report.marketing_lift.items():
+        control, marketed = result.variants
+        rows.append((scope, control.exposures, control.conversion_rate, marketed.exposures, marketed.conversion_rate,
+                     marketed.revenue_per_exposed, *_lift_cells(marketed)))
+    return Table(key="marketing_lift", title="Marketing against the global control group",
+                 columns=("scope", "control_customers", "control_conversion_rate", "marketed_customers",
+                          "marketed_conversion_rate", "revenue_per_exposed", *_LIFT_COLUMNS), rows=tuple(rows))
+
+
+def decision_text(result: ExperimentResult) -> str:
+    """"winner b", "keep running", ... as a reader says it."""
+    return f"{result.decision} {result.winner}" if result.winner else str(result.decision)
+
+
 def tables(report: ReportData) -> list[Table]:
-    """Every section's table, in report order."""
-    return [
+    """Every section's table, in report order; experiments and the global control group only when the
+    store has them."""
+    found = [
         _kpi_table("channels", "Channel mix", report.channels),
         _funnel_table(report),
         _attribution_table(report),
         _kpi_table("journeys", "Journey performance", report.journeys),
         _reason_table(report),
     ]
+    if report.experiments:
+        found.append(_experiment_table(report))
+    if report.marketing_lift:
+        found.append(_marketing_table(report))
+    return found

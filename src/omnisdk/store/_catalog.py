@@ -70,9 +70,13 @@ def variants_of_product(tx: Transaction, product_id: str) -> list[Variant]:
 
 
 def known_skus(tx: Transaction, skus: Sequence[str]) -> set[str]:
-    if not skus:
-        return set()
-    return {str(r[0]) for r in tx.query(f"SELECT sku FROM catalog_variants WHERE sku IN ({_in(skus)})", skus)}
+    """Those of `skus` the catalog has."""
+    found: set[str] = set()
+    for start in range(0, len(skus), CHUNK):
+        chunk = skus[start:start + CHUNK]
+        found.update(str(r[0]) for r in tx.query(f"SELECT sku FROM catalog_variants WHERE sku IN ({_in(chunk)})",
+                                                 chunk))
+    return found
 
 
 def write_variants(tx: Transaction, variants: Sequence[Variant], now: float) -> None:
@@ -317,11 +321,13 @@ def next_browse_due(tx: Transaction, *, viewed_from: float) -> float | None:
 
 def customers_who_bought(tx: Transaction, customer_ids: Sequence[str], since: float) -> set[str]:
     """Of `customer_ids`, those with any purchase since `since` (browse abandonment leaves buyers alone)."""
-    if not customer_ids:
-        return set()
-    rows = tx.query(f"SELECT DISTINCT customer_id FROM catalog_interest WHERE customer_id IN ({_in(customer_ids)}) "
-                    "AND purchased_at >= ?", (*customer_ids, since))
-    return {str(r[0]) for r in rows}
+    found: set[str] = set()
+    for start in range(0, len(customer_ids), CHUNK):
+        chunk = customer_ids[start:start + CHUNK]
+        found.update(str(r[0]) for r in tx.query(
+            f"SELECT DISTINCT customer_id FROM catalog_interest WHERE customer_id IN ({_in(chunk)}) "
+            "AND purchased_at >= ?", (*chunk, since)))
+    return found
 
 
 # -- replenishment
@@ -376,8 +382,9 @@ def next_reorder_due(tx: Transaction) -> float | None:
 
 def merged_into(tx: Transaction, customer_ids: Sequence[str]) -> Mapping[str, str]:
     """Where each of `customer_ids` that merged into another profile lives now (one step per call)."""
-    if not customer_ids:
-        return {}
-    rows = tx.query(f"SELECT id, merged_into FROM customers WHERE id IN ({_in(customer_ids)}) "
-                    "AND merged_into IS NOT NULL", customer_ids)
-    return {str(r[0]): str(r[1]) for r in rows}
+    found: dict[str, str] = {}
+    for start in range(0, len(customer_ids), CHUNK):
+        chunk = customer_ids[start:start + CHUNK]
+        found.update((str(r[0]), str(r[1])) for r in tx.query(
+            f"SELECT id, merged_into FROM customers WHERE id IN ({_in(chunk)}) AND merged_into IS NOT NULL", chunk))
+    return found

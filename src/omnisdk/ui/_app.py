@@ -121,7 +121,7 @@ def _route(ctx: PageContext, request: Request) -> Callable[[], Page] | None:
         case ("experiments", name):
             return lambda: experiment_page(ctx, name, request.arg("control"), request.arg("goal"))
         case ("kpis",):
-            return lambda: kpis_page(ctx, request.arg("by", "channel"))
+            return lambda: kpis_page(ctx, request.arg("by", "channel"), request.arg("days"))
     return None
 
 

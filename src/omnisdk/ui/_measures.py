@@ -48,9 +48,12 @@ def experiment_page(ctx: PageContext, name: str, control: str, goal: str) -> tup
     return f"Experiment {name}", Safe(form + summary + chart + lifts)
 
 
-def kpis_page(ctx: PageContext, by: str) -> tuple[str, Safe]:
+def kpis_page(ctx: PageContext, by: str, days: str = "") -> tuple[str, Safe]:
+    """KPIs over every message, or those of the last `days` (the whole history can take a while)."""
     by = by if by in ("channel", "provider", "journey", "template") else "channel"
-    kpis = ctx.omni.kpis(by)
+    span = float(days) if days.replace(".", "", 1).isdigit() and float(days) > 0 else None
+    since = ctx.omni.clock.timestamp() - span * 86400 if span else None
+    kpis = ctx.omni.kpis(by, since=since)
     labels = [str(row.group.get(by) or "-") for row in kpis.rows]
     values = [row.as_dict() for row in kpis.rows]
     chart = bar_chart(f"Rates by {by}", labels,
@@ -62,6 +65,7 @@ def kpis_page(ctx: PageContext, by: str) -> tuple[str, Safe]:
     choices = "".join(f'<option{" selected" if b == by else ""}>{b}</option>'
                       for b in ("channel", "provider", "journey", "template"))
     form = (f'<form method="get" action="{e(ctx.url("/kpis"))}"><label for="by">Group by</label> '
-            f'<select id="by" name="by">{choices}</select> <button type="submit">Show</button></form>')
+            f'<select id="by" name="by">{choices}</select> <label for="days">Last days (empty: all)</label> '
+            f'<input id="days" name="days" size="5" value="{e(days)}"> <button type="submit">Show</button></form>')
     return "KPIs", Safe(form + chart + table([by, *_KPI_COLUMNS], rows, numeric=range(1, len(_KPI_COLUMNS) + 1),
                                              empty="No messages yet."))

@@ -223,6 +223,21 @@ class TwilioSMS(omnisdk.Provider):
     async def send(self, batch: Sequence[omnisdk.Outgoing]) -> Sequence[Outcome]:
         return [await self._send_one(message) for message in batch]
 
+    async def check_credentials(self) -> Sequence[str]:
+        """Fetch the Account resource: Twilio answers 401 to a wrong account SID or auth token."""
+        url = f"{self.config.base_url.rstrip('/')}/2010-04-01/Accounts/{self.config.account_sid}.json"
+        try:
+            response = await self.http.get(url, auth=(self.config.account_sid, self.config.auth_token),
+                                           headers={"Accept": "application/json"})
+        except httpx.TransportError as exc:
+            return [f"Twilio at {self.config.base_url} could not be reached ({type(exc).__name__})"]
+        if response.status_code == 401:
+            return ["Twilio refused the account SID and auth token (401): check channels.sms.auth_token"]
+        if response.status_code != 200:
+            return [f"Twilio answered the account lookup with HTTP {response.status_code}"]
+        status = response_object(response).get("status")
+        return [] if status in (None, "active") else [f"the Twilio account is {status}, not active"]
+
     async def _send_one(self, message: omnisdk.Outgoing) -> Outcome:
         content = _checked(message)
         if isinstance(content, omnisdk.PermanentError):

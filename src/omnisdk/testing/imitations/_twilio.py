@@ -137,6 +137,11 @@ class TwilioImitation(Imitation):
             self._callbacks[sid] = callback
         return web.json_response(resource, status=201)
 
+    @route("GET", "/2010-04-01/Accounts/{AccountSid}.json")
+    def fetch_account(self, call: Call) -> web.StreamResponse:
+        """The Account resource (what `omnisdk doctor` fetches to check the credentials)."""
+        return web.json_response({"sid": self.account_sid, "status": "active", "type": "Full"})
+
     @route("GET", MESSAGES, check=f"get {MESSAGES}")
     def list_messages(self, call: Call) -> web.StreamResponse:
         """Newest first, filtered by To, From and the DateSent bounds, in pages (`next_page_uri`)."""
