@@ -82,22 +82,21 @@ def _write(tx: Transaction, staged: _Staged) -> None:
             (dumps([[r[0], r[1], r[2], r[3], loads(r[4]) or {}, r[5], r[6]] for r in staged.touchpoints]),),
         )
         staged.touchpoints.clear()
-    if staged.deliveries:
+    if staged.deliveries:  # one statement for the whole transaction's deliveries, in the order staged
         ids = list(staged.deliveries)
         staged.deliveries.clear()
-        columns = ", ".join(_DELIVERY_DATA)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = tx.query(f"SELECT {columns}, updated_at FROM deliveries WHERE id IN ({marks})", chunk)
-            by_id = {row[0]: row for row in rows}
-            tx.executemany(
-                "INSERT INTO events (kind, subject_id, customer_id, name, channel, data, occurred_at, recorded_at) "
-                "VALUES ('delivery', ?, ?, ?, ?, ?, ?, ?)",
-                [(row[0], row[1], row[2], row[3], dumps(dict(zip(_DELIVERY_DATA, row[:-1], strict=True))),
-                  row[-1], row[-1]) for did in chunk if (row := by_id.get(did)) is not None],
-            )
-
+        pg = tx.dialect.name == "postgresql"
+        pairs = ", ".join(f"'{c}', d.{c}" for c in _DELIVERY_DATA)
+        data = f"jsonb_build_object({pairs})" if pg else f"json_object({pairs})"
+        source = ("jsonb_array_elements_text(CAST(? AS JSONB)) WITH ORDINALITY AS r(value, n)" if pg
+                  else "json_each(?) AS r")
+        order = "r.n" if pg else "r.key"
+        tx.execute(
+            "INSERT INTO events (kind, subject_id, customer_id, name, channel, data, occurred_at, recorded_at) "
+            f"SELECT 'delivery', d.id, d.customer_id, d.status, d.channel, {data}, d.updated_at, d.updated_at "
+            f"FROM {source} JOIN deliveries d ON d.id = r.value ORDER BY {order}",
+            (dumps(ids),),
+        )
 
 def read_events(tx: Transaction, *, after: int, limit: int, kinds: Sequence[str] = ()) -> list[StoredEvent]:
     """Events with `seq` > `after`, oldest first."""
