@@ -20,7 +20,8 @@ __all__ = ["ChannelConfig", "Config", "load_config"]
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 KNOWN_SECTIONS = ("channels", "policies", "brand", "identity", "templates", "logging", "webhooks", "delivery", "store",
                   "journeys", "analytics", "limits", "experiments", "predictions", "privacy", "retention",
-                  "recommendations", "catalog", "topics", "preferences", "consent")
+                  "recommendations", "catalog", "topics", "preferences", "consent",
+                  "event_webhooks", "telemetry")
 #: The core's own secrets (a provider's are declared on its `Config` with `omnisdk.secret()`).
 CORE_SECRETS = (("webhooks", "signing_key"), ("privacy", "suppression_key"))
 

@@ -6,7 +6,7 @@ hot paths); journeys and deliveries run as async `tick()`s so HTTP sends overlap
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,13 +26,14 @@ from ._identity import IdentityResolver, IdentityRules, Who, load_customer
 from ._logging import get_logger
 from ._plugins import PluginHost
 from ._recorder import Recorder
+from ._telemetry import NO_TELEMETRY, Telemetry
 from ._topics import Topics
 from ._touchpoints import CHANNELS, MESSAGE_CHANNELS, Touchpoint, check_channel, choose_channels, new_id
 from ._validation import Limits, Validator
-from .store import SQLStore, dumps, open_store
+from .store import SQLStore, Transaction, dumps, open_store
 from .store._consents import insert_consent
 from .store._customers import read_traits, update_profile
-from .store._deliveries import select_deliveries
+from .store._deliveries import select_deliveries, set_traceparent
 from .store._touchpoints import customer_timeline
 
 if TYPE_CHECKING:
@@ -40,9 +41,9 @@ if TYPE_CHECKING:
     from .commerce._shop import CatalogReads
     from .commerce._stored import StoredRecommendations
     from .delivery import Delivery
+    from .events import EventPage
     from .messages import Shop
     from .providers import WebhookResponse
-    from .store import Transaction
     from .store._forget import ForgetRequest
 
 __all__ = ["Core", "Who", "Worker"]
@@ -71,8 +72,12 @@ class Core:
         plugins: Iterable[Any] = (),
         load_entry_points: bool = True,
         facade: Any = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.config: Config = load_config(config)
+        #: Where spans and metrics go: `NO_TELEMETRY` (nothing, opentelemetry never imported) unless
+        #: given one or `[telemetry] enabled = true` asks for OpenTelemetry's global providers.
+        self.telemetry: Telemetry = telemetry if telemetry is not None else _telemetry_from(self.config.raw)
         self.validate = Validator(Limits.from_config(self.config.limits))
         self.clock: Clock = clock or SystemClock()
         self.plugins = PluginHost(plugins, load_entry_points=load_entry_points)
@@ -87,7 +92,7 @@ class Core:
         self.store: SQLStore = store if isinstance(store, SQLStore) else open_store(store)
         self.workers: list[Worker] = []
         #: The one path every touchpoint and delivery change is stored and announced through.
-        self.recorder = Recorder(self.plugins)
+        self.recorder = Recorder(self.plugins, self.telemetry)
         from ._preferences import PreferenceLedger
         from .delivery._confirmations import DoubleOptIn
         from .messages import Templates
@@ -150,7 +155,7 @@ class Core:
         self.journey_settings = JourneySettings.from_config(self.config.raw.get("journeys"))
         self.journeys = JourneyRuntime(self.store, self.clock, self.journey_settings, sendtime=self.sendtime,
                                        global_control=self.experiment_settings.global_control,
-                                       check_send=self.check_send)
+                                       check_send=self.check_send, telemetry=self.telemetry)
         self.runs = RunAdmin(self.store, self.journeys)
         self.workers.append(self.journeys)
         # The dispatcher runs after the journey runtime, so a step's sends go out in the same round.
@@ -161,7 +166,7 @@ class Core:
                             http_transport=delivery.http_transport)
         self.dispatcher = Dispatcher(store=self.store, clock=self.clock, settings=delivery, pool=pool,
                                      send_context=SendContext(self.templates, self.policy_rules, self.shop),
-                                     recorder=self.recorder)
+                                     recorder=self.recorder, telemetry=self.telemetry)
         self.workers.append(self.dispatcher)
         webhook_settings = dict(self.config.webhooks)
         if "sms" in self.double_opt_in.channels:  # a YES answers the double opt-in prompt
@@ -183,6 +188,13 @@ class Core:
         self.retention = RetentionWorker(self.store, self.clock,
                                          RetentionSettings.from_config(self.config.raw.get("retention")))
         self.workers.append(self.retention)
+        from .events import EventWebhooks, endpoints_from_config  # last: it pushes what this round recorded
+
+        self.event_webhooks = EventWebhooks(self.store, self.clock,
+                                            endpoints_from_config(self.config.raw.get("event_webhooks")))
+        self.workers.append(self.event_webhooks)
+        if self.telemetry.enabled:
+            self._observe_gauges()
 
     @property
     def predictor(self) -> ValuePredictor:
@@ -261,8 +273,9 @@ class Core:
         if customer_id is None and not pairs:
             raise ValidationError("identify needs a customer id or at least one identifier", field="customer_id")
         now = self.clock.timestamp()
-        with self.store.transaction() as tx:
+        with self.telemetry.span("omnisdk.identify") as span, self.store.transaction() as tx:
             cid = self.identity.resolve(tx, customer_id, pairs, now)
+            self.telemetry.annotate(span, {"omnisdk.customer_id": cid})
             traits_json = None
             if traits:
                 current = read_traits(tx, cid)
@@ -403,9 +416,12 @@ class Core:
         when = check.timestamp(timestamp, "timestamp", now)
         tp_id = new_id() if id is None else check.touchpoint_id(id)
         explicit, pairs = self.identity.who(who)
-        with self.store.transaction() as tx:
+        with self.telemetry.span("omnisdk.track", {"omnisdk.event": event, "omnisdk.channel": channel,
+                                                   "omnisdk.touchpoint_id": tp_id}) as span, \
+                self.store.transaction() as tx:
             cid = self.identity.resolve_checked(tx, explicit, pairs, now)
             self.recorder.touchpoints(tx, [(tp_id, cid, channel, event, props, when, now)])
+            self.telemetry.annotate(span, {"omnisdk.customer_id": cid})
         return Touchpoint(
             id=tp_id,
             customer_id=cid,
@@ -548,16 +564,29 @@ class Core:
         key = "send:" + (new_id() if idempotency_key is None else check.text(
             idempotency_key, "idempotency_key", limit="max_id_length", what="an idempotency key (a non-empty string)"))
         now = self.clock.timestamp()
-        with self.store.transaction() as tx:
+        with self.telemetry.span("omnisdk.send", {"omnisdk.template": template}) as span, \
+                self.store.transaction() as tx:
             cid = self.identity.resolve_who(tx, who, now)
             delivery_id = enqueue_delivery(tx, key=key, customer_id=cid, template=template, channels=chosen, now=now,
                                            purpose=purpose, data=data)
+            if span is not None:  # the worker's spans for this delivery join this trace
+                self.telemetry.annotate(span, {"omnisdk.customer_id": cid, "omnisdk.delivery_id": delivery_id})
+                traceparent = self.telemetry.traceparent(span)
+                if traceparent:
+                    set_traceparent(tx, [delivery_id], traceparent)
             [found] = select_deliveries(tx, ids=[delivery_id])
             if (found.customer_id, found.template, list(found.channels), found.purpose) != (
                     cid, template, chosen, purpose):
                 raise ValidationError("already used for another message", field="idempotency_key",
                                       value=idempotency_key)
             return found
+
+    # -- the outbound event stream
+    def events(self, *, after: str | int | None = None, limit: int = 100,
+               kinds: Sequence[str] | None = None) -> EventPage:
+        from .events._stream import page_of_events
+
+        return page_of_events(self.store, after=after, limit=limit, kinds=kinds)
 
     def assign(self, experiment: str, who: Who, variants: Mapping[str, float], *, holdouts: Collection[str] = (),
                purpose: str = "marketing") -> str:
@@ -607,14 +636,48 @@ class Core:
             return WebhookResponse.text(exc.status, str(exc))
         return self.webhooks.handle(provider, method, url, headers, body)
 
+    def _observe_gauges(self) -> None:
+        """Outbox depth and age, due runs and quarantined rows, read from the store at each collection."""
+        from .store._gauges import due_runs, outbox_age, outbox_depth, quarantined_rows
+
+        def read(query: Callable[[Transaction], Any]) -> Any:
+            with self.store.transaction(immediate=False) as tx:
+                return query(tx)
+
+        t = self.telemetry
+        t.gauge("omnisdk.outbox.depth", "{delivery}", "Deliveries queued, deferred or sending, by status",
+                lambda: [(n, {"omnisdk.status": s}) for s, n in read(outbox_depth).items()])
+        t.gauge("omnisdk.outbox.age", "s", "How long the oldest due delivery has waited past its due time",
+                lambda: [(read(lambda tx: outbox_age(tx, self.clock.timestamp())), {})])
+        t.gauge("omnisdk.runs.due", "{run}", "Journey runs due now",
+                lambda: [(read(lambda tx: due_runs(tx, self.clock.timestamp())), {})])
+        t.gauge("omnisdk.quarantined", "{row}", "Rows set aside as unreadable, by table",
+                lambda: [(n, {"omnisdk.table": table}) for table, n in read(quarantined_rows).items()])
+
     async def aclose(self) -> None:
         """Close what lives on the event loop (provider connections), then the store."""
         await self.dispatcher.aclose()
+        await self.event_webhooks.aclose()
         self.close()
 
     def close(self) -> None:
         if self._owns_store:
             self.store.close()
+
+
+def _telemetry_from(raw: Mapping[str, Any]) -> Telemetry:
+    """`[telemetry] enabled = true`: OpenTelemetry's global providers (needs `omnisdk[otel]`)."""
+    section = raw.get("telemetry") or {}
+    enabled = section.get("enabled", False) if isinstance(section, Mapping) else section
+    if not isinstance(enabled, bool):
+        raise ConfigError("expected true or false", field="telemetry.enabled")
+    if not enabled:
+        return NO_TELEMETRY
+    try:
+        from .otel import OpenTelemetry
+    except ImportError as exc:
+        raise ConfigError("needs OpenTelemetry: pip install 'omnisdk[otel]'", field="telemetry.enabled") from exc
+    return OpenTelemetry()
 
 
 def _who_key(who: Any) -> str:

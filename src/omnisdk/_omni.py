@@ -18,12 +18,14 @@ from ._core import Core
 from ._customers import Consent, Customer, Prediction
 from ._errors import NotFoundError
 from ._identity import Who
+from ._telemetry import Telemetry
 from ._topics import Preferences
 from ._touchpoints import Touchpoint
 from .broadcasts import Broadcast, BroadcastStatus
 from .broadcasts._admin import BroadcastAdmin
 from .commerce import AsyncCatalog, Catalog
 from .delivery import Delivery
+from .events import EventPage
 from .journeys import Journey, JourneyRun
 from .messages import Templates
 from .providers import Provider, WebhookResponse
@@ -64,8 +66,9 @@ class _Base:
         *,
         plugins: Iterable[Any] = (),
         load_entry_points: bool = True,
+        telemetry: Telemetry | None = None,
     ) -> None:
-        self._core = Core(store, config, clock, plugins, load_entry_points, facade=self)
+        self._core = Core(store, config, clock, plugins, load_entry_points, facade=self, telemetry=telemetry)
         self._broadcasts = BroadcastAdmin(self._core.store, self._core.clock, self._core.templates)
 
     @property
@@ -555,6 +558,14 @@ class Omni(_Base):
         return self._core.deliveries(customer_id=customer_id, run_id=run_id, status=status, journey=journey,
                                      channel=channel, limit=limit)
 
+    def events(
+        self, *, after: str | int | None = None, limit: int = 100, kinds: Sequence[str] | None = None
+    ) -> EventPage:
+        """Touchpoints recorded and delivery status changes, oldest first, after `after` (a page's
+        `cursor`; None for the start): pass each page's cursor back to resume where you left off.
+        `kinds` keeps "touchpoint" or "delivery" events only."""
+        return self._core.events(after=after, limit=limit, kinds=kinds)
+
     def handle_webhook(
         self, provider: str, method: str, url: str, headers: Mapping[str, str], body: bytes
     ) -> WebhookResponse:
@@ -654,9 +665,11 @@ class AsyncOmni(_Base):
     repair_quarantined = _in_thread(Omni.repair_quarantined)
     drop_quarantined = _in_thread(Omni.drop_quarantined)
     handle_webhook = _in_thread(Omni.handle_webhook)
+    events = _in_thread(Omni.events)
 
     async def aclose(self) -> None:
         await self._core.dispatcher.aclose()
+        await self._core.event_webhooks.aclose()
         await asyncio.to_thread(self._core.close)
 
     async def __aenter__(self) -> AsyncOmni:

@@ -8,13 +8,16 @@ changes go the same way through `Recorder.deliveries` and `delivery_updated`."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._logging import get_logger
 from ._plugins import PluginHost
+from ._telemetry import NO_TELEMETRY, Telemetry
 from ._touchpoints import Touchpoint
 from .store import Transaction, touchpoint_from_row
+from .store._events import stage_deliveries, stage_touchpoints
 from .store._touchpoints import insert_touchpoints
 
 __all__ = ["Recorder"]
@@ -25,8 +28,9 @@ log = get_logger("omnisdk")
 class Recorder:
     """Stores touchpoints, then tells plugins; a plugin's failure is logged, never raised."""
 
-    def __init__(self, plugins: PluginHost) -> None:
+    def __init__(self, plugins: PluginHost, telemetry: Telemetry = NO_TELEMETRY) -> None:
         self.plugins = plugins
+        self.telemetry = telemetry
         #: Called with each batch's new rows inside the transaction that stores them (the catalog's
         #: record of views, carts and purchases): what they write commits or rolls back with the rows.
         self.observers: list[Callable[[Transaction, Sequence[Sequence[Any]]], None]] = []
@@ -47,34 +51,32 @@ class Recorder:
         recorded_at) in `tx`; announce each new one after `tx` commits (a row already stored is not
         announced again). Returns how many were new."""
         new = insert_touchpoints(tx, rows, skip_existing=skip_existing)
-        if new and self.observers:
-            self._observe(tx, rows, new)
-        if new and self.listening():
-            fresh = set(new)
-            announced = []
-            for row in rows:  # each new row once, in the order given (a repeated id was stored once)
-                if row[0] in fresh:
-                    fresh.discard(row[0])
-                    announced.append(touchpoint_from_row((None, *row[:6])))
-            tx.after_commit(lambda: self.announce_touchpoints(announced))
-        return len(new)
-
-    def _observe(self, tx: Transaction, rows: Sequence[Sequence[Any]], new: Sequence[str]) -> None:
+        if not new:
+            return 0
         fresh = set(new)
         stored = []
-        for row in rows:
+        for row in rows:  # each new row once, in the order given (a repeated id was stored once)
             if row[0] in fresh:
                 fresh.discard(row[0])
                 stored.append(row)
         for observer in self.observers:
             observer(tx, stored)
+        stage_touchpoints(tx, stored)  # the event stream (store/_events.py), in this same transaction
+        if self.telemetry.enabled:
+            for channel, n in Counter(row[2] for row in stored).items():
+                self.telemetry.count("omnisdk.touchpoints", n, {"omnisdk.channel": channel})
+        if self.listening():
+            announced = [touchpoint_from_row((None, *row[:6])) for row in stored]
+            tx.after_commit(lambda: self.announce_touchpoints(announced))
+        return len(new)
 
     def announce_touchpoints(self, touchpoints: Sequence[Touchpoint]) -> None:
         self._announce("touchpoint_recorded", "touchpoint", touchpoints)
 
-    def deliveries(self, tx: Transaction, load: Callable[[], Sequence[Any]]) -> None:
-        """Announce changed deliveries after `tx` commits; `load` reads them (as `Delivery`s) then,
-        and is only called when a plugin listens."""
+    def deliveries(self, tx: Transaction, ids: Sequence[str], load: Callable[[], Sequence[Any]]) -> None:
+        """Put the changed deliveries `ids` on the event stream (in `tx`) and announce them after `tx`
+        commits; `load` reads them (as `Delivery`s) then, and is only called when a plugin listens."""
+        stage_deliveries(tx, ids)
         if self.listening("delivery_updated"):
             tx.after_commit(lambda: self.announce_deliveries(load()))
 

@@ -10,6 +10,7 @@ it leaves it due again when the lease runs out.
 from __future__ import annotations
 
 import itertools
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -31,6 +32,7 @@ from ._providers import ConfiguredProvider, ProviderPool
 from ._send import ProviderLimits
 from ._sending import HISTORY_NAMES, TRIGGER_NAMES, SendContext
 from ._settings import DeliverySettings
+from ._tracing import DeliveryTracing
 
 __all__ = ["Claimer"]
 
@@ -41,8 +43,9 @@ class Claimer:
     def __init__(
         self, *, store: SQLStore, clock: Clock, settings: DeliverySettings, pool: ProviderPool,
         limits: ProviderLimits, context: SendContext, owner: str, in_flight: InFlight, recorder: Recorder,
-        load: Callable[[Sequence[str]], Sequence[Any]],
+        load: Callable[[Sequence[str]], Sequence[Any]], tracing: DeliveryTracing | None = None,
     ) -> None:
+        self.tracing = tracing
         self.store = store
         self.clock = clock
         self.settings = settings
@@ -60,6 +63,7 @@ class Claimer:
         """Up to `limit` due rows: those leased to send, and how many were settled (or quarantined)."""
         self.context.prepare()
         writes = Writes()
+        started = time.time() if self.tracing is not None else 0.0
         with self.store.transaction() as tx:
             rows, quarantined = claim_due(tx, now, limit)
             if not rows:
@@ -72,19 +76,20 @@ class Claimer:
                     _settle(writes, row, now, "failed", entry(row.id, now, "failed", None, prepared))
                 else:
                     pending.append((row, *prepared))
-            claimed = self._decide(tx, pending, writes, now) if pending else []
+            claimed = self._decide(tx, pending, writes, now, started) if pending else []
             writes.flush(tx, self.recorder, self.load)
         self.in_flight.add(claimed)
         return claimed, len(rows) - len(claimed) + quarantined
 
     def _decide(
         self, tx: Transaction, pending: list[tuple[DueRow, Customer, Message, SendRequest]], writes: Writes,
-        now: float,
+        now: float, started: float = 0.0,
     ) -> list[Claimed]:
         requests = [p[3] for p in pending]
         rules = self.context.rules
         recent = self.in_flight.counted(load_recent(tx, requests, now=now, rules=rules))
         decisions = decide_many(requests, now=now, recent=recent, rules=rules)
+        decided_at = time.time() if self.tracing is not None else 0.0
         reads = [self.context.reads(p[2], str(d.channel)) if d.action == "send" else frozenset()
                  for p, d in zip(pending, decisions, strict=True)]
         history = self.context.history(
@@ -101,6 +106,9 @@ class Claimer:
                                  triggers.get(row.run_id or ""), counts.get(row.id, Counter()), now, logged, shop)
             if item is not None:
                 claimed.append(item)
+        if self.tracing is not None:
+            self.tracing.decided(tx, started, decided_at, [(p[0], d) for p, d in zip(pending, decisions, strict=True)],
+                                 {item.id for item in claimed})
         return claimed
 
     def _request(

@@ -33,6 +33,7 @@ from typing import Any
 from .._clock import Clock
 from .._logging import get_logger
 from .._recorder import Recorder
+from .._telemetry import NO_TELEMETRY, Telemetry
 from ..providers import Outcome
 from ..store import SQLStore
 from ..store._deliveries import next_due
@@ -47,6 +48,7 @@ from ._records import DeliveryReader
 from ._send import ProviderLimits, Sender
 from ._sending import SendContext
 from ._settings import DeliverySettings
+from ._tracing import DeliveryTracing
 
 __all__ = ["DeliverySettings", "Dispatcher"]
 
@@ -67,7 +69,7 @@ class Dispatcher:
 
     def __init__(
         self, *, store: SQLStore, clock: Clock, settings: DeliverySettings, pool: ProviderPool,
-        send_context: SendContext, recorder: Recorder,
+        send_context: SendContext, recorder: Recorder, telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -83,11 +85,13 @@ class Dispatcher:
         self.recorder = recorder
         common: dict[str, Any] = {"store": store, "clock": clock, "settings": settings, "owner": self.owner,
                                   "recorder": recorder, "load": self.load}
+        #: Spans and metrics of each delivery, when telemetry is on (None: nothing is done for it).
+        self.tracing = DeliveryTracing(telemetry) if telemetry.enabled else None
         self.claimer = Claimer(pool=pool, limits=self.limits, context=send_context, in_flight=self.in_flight,
-                               **common)
+                               tracing=self.tracing, **common)
         self.sender = Sender(pool=pool, limits=self.limits, rules=send_context.rules, in_flight=self.in_flight,
-                             **common)
-        self.outcomes = OutcomeRecorder(limits=self.limits, in_flight=self.in_flight, **common)
+                             tracing=self.tracing, **common)
+        self.outcomes = OutcomeRecorder(limits=self.limits, in_flight=self.in_flight, tracing=self.tracing, **common)
         self.reconciler = Reconciler(pool=pool, **common)
         #: `drain` was called: no more claims.
         self.draining = False

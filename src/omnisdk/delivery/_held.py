@@ -215,5 +215,5 @@ class Writes:
         ids = [change.id for change in self.changes if change.id in changed and change.id not in self.quiet]
         if ids:
             ids = list(dict.fromkeys(ids))
-            recorder.deliveries(tx, lambda: load(ids))
+            recorder.deliveries(tx, ids, lambda: load(ids))
         return changed

@@ -22,6 +22,7 @@ from ._held import Blocked, Claimed, Gone, InFlight, Writes, entry, sent_touchpo
 from ._limits import retry_delay
 from ._send import ProviderLimits
 from ._settings import DeliverySettings
+from ._tracing import DeliveryTracing
 
 __all__ = ["OutcomeRecorder", "resend_safe"]
 
@@ -46,7 +47,9 @@ class OutcomeRecorder:
     def __init__(
         self, *, store: SQLStore, clock: Clock, settings: DeliverySettings, limits: ProviderLimits, owner: str,
         in_flight: InFlight, recorder: Recorder, load: Callable[[Sequence[str]], Sequence[Any]],
+        tracing: DeliveryTracing | None = None,
     ) -> None:
+        self.tracing = tracing
         self.store = store
         self.clock = clock
         self.settings = settings
@@ -83,6 +86,8 @@ class OutcomeRecorder:
                         0, entry(item.id, now, "forget_address", item.channel, "the provider says it is dead"))
             writes.flush(tx, self.recorder, self.load)
         self.in_flight.forget(claimed)
+        if self.tracing is not None:
+            self.tracing.recorded(claimed, outcomes)
 
     def cut_off(self, claimed: Sequence[Claimed], outcomes: Mapping[str, Outcome | Blocked]) -> None:
         """The batch was cancelled (shutdown) or failed: record the answers that came back; leave the rows

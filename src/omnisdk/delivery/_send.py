@@ -9,6 +9,7 @@ starting together share one transaction (a group commit).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -27,6 +28,7 @@ from ._limits import CircuitBreaker, TokenBucket
 from ._providers import ConfiguredProvider, ProviderPool
 from ._recheck import stop_revoked
 from ._settings import DeliverySettings
+from ._tracing import DeliveryTracing
 
 __all__ = ["ProviderLimits", "Sender", "SendingMarks"]
 
@@ -104,8 +106,9 @@ class Sender:
     def __init__(
         self, *, store: SQLStore, clock: Clock, settings: DeliverySettings, pool: ProviderPool,
         limits: ProviderLimits, rules: PolicyRules, owner: str, in_flight: InFlight, recorder: Recorder,
-        load: Callable[[Sequence[str]], Sequence[Any]],
+        load: Callable[[Sequence[str]], Sequence[Any]], tracing: DeliveryTracing | None = None,
     ) -> None:
+        self.tracing = tracing
         self.store = store
         self.clock = clock
         self.settings = settings
@@ -173,7 +176,10 @@ class Sender:
                 return results
         for item in batch:
             item.calling = True  # from here on, the request may reach the provider
+        started = time.time() if self.tracing is not None else 0.0
         outcomes = await self._call(configured, batch)
+        if self.tracing is not None:
+            self.tracing.called(batch, started, outcomes)
         answered.set()
         breaker.record(not all(isinstance(o, RetryableError) for o in outcomes))
         results.update(zip([item.id for item in batch], outcomes, strict=True))

@@ -180,7 +180,7 @@ class WebhookHandler:
                     updated.append(delivery_id)
             self.recorder.touchpoints(tx, touchpoints)
             if updated:
-                self.recorder.deliveries(tx, lambda: self.load(updated))
+                self.recorder.deliveries(tx, updated, lambda: self.load(updated))
 
     def _catalog_updates(self, tx: Transaction, provider: str, updates: Any, now: float) -> None:
         """Store a webhook's variants (fields it leaves empty keep their values) and stock levels; an

@@ -29,17 +29,19 @@ from .._clock import Clock
 from .._errors import ConfigError, JourneyError, NonDeterminismError, ValidationError
 from .._identity import register_customer_table
 from .._logging import get_logger
+from .._telemetry import NO_TELEMETRY, Telemetry
 from ..delivery import cancel_run_deliveries
 from ..experiments._assign import GlobalControl
 from ..sendtime import SendTime
 from ..store import DECODE_ERRORS, SQLStore, Transaction, quarantine_row, touchpoint_json
 from ..store import _runs as runs_db
+from ..store._deliveries import set_traceparent
 from ..store._identities import merges_after
 from ..store._runs import ACTIVE, ClaimedRun, KnownRun, NewRun, RoutableTouchpoint, RunOutcome, StepRecord
 from ._bandits import BanditShares
 from ._context import JourneyContext, SendCheck, Suspend
 from ._decorator import Journey
-from ._sends import BatchedSends, DirectSends, Sends
+from ._sends import BatchedSends, DirectSends, Sends, TracedSends
 
 __all__ = ["ACTIVE", "JourneySettings", "JourneyRuntime", "end_run"]
 
@@ -107,7 +109,9 @@ class JourneyRuntime:
         self, store: SQLStore, clock: Clock, settings: JourneySettings | None = None, *,
         sendtime: SendTime | None = None, global_control: GlobalControl | None = None,
         check_send: SendCheck | None = None,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
+        self.telemetry = telemetry
         self.store = store
         #: Checks a send's topic and content (the core's `check_send`): at registration for declarative
         #: journeys, at `ctx.send` for code.
@@ -299,17 +303,47 @@ class JourneyRuntime:
             decoded = touchpoint_json(run.trigger)
         except DECODE_ERRORS as exc:
             raise _UnreadableRun(exc) from exc
+        traced = TracedSends(sends) if self.telemetry.enabled else None
         ctx = JourneyContext(
             tx=tx, run_id=run.id, journey_id=run.journey, version=run.version, customer_id=run.customer_id,
-            trigger=decoded or {}, trigger_seq=run.trigger_seq, now=now, steps=steps, sends=sends,
+            trigger=decoded or {}, trigger_seq=run.trigger_seq, now=now, steps=steps,
+            sends=sends if traced is None else traced,
             sendtime=self.sendtime, global_control=self.global_control, bandits=self.bandits,
             check_send=self.check_send,
         )
+        if traced is not None:
+            return await self._traced_replay(tx, run, definition.fn, ctx, traced)
         try:
             await definition.fn(ctx)
         except Suspend as suspended:
             return RunOutcome(run.id, completed=False, step=suspended.step, wait_event=suspended.wait_event,
                               due_at=suspended.due_at)
+        return RunOutcome(run.id, completed=True)
+
+    async def _traced_replay(
+        self, tx: Transaction, run: ClaimedRun, fn: Any, ctx: JourneyContext, traced: TracedSends
+    ) -> RunOutcome:
+        """`_replay` under a `omnisdk.journey.step` span; the messages it queues keep its trace context,
+        so their `omnisdk.deliver` spans join this trace."""
+        t = self.telemetry
+        span = t.start("omnisdk.journey.step", {"omnisdk.run_id": run.id, "omnisdk.journey": run.journey,
+                                                "omnisdk.customer_id": run.customer_id})
+        try:
+            with t.current(span):
+                await fn(ctx)
+        except Suspend as suspended:
+            t.end(span, {"omnisdk.step": suspended.step or "", "omnisdk.status": "waiting"})
+            return RunOutcome(run.id, completed=False, step=suspended.step, wait_event=suspended.wait_event,
+                              due_at=suspended.due_at)
+        except Exception as exc:
+            t.end(span, error=type(exc).__name__)
+            raise
+        finally:
+            traceparent = t.traceparent(span)
+            if traced.ids and traceparent:
+                ids = list(traced.ids)
+                tx.before_commit(lambda: set_traceparent(tx, ids, traceparent))
+        t.end(span, {"omnisdk.status": "completed"})
         return RunOutcome(run.id, completed=True)
 
     async def _run_batch(self, tx: Transaction, runs: Sequence[ClaimedRun], now: float) -> None:

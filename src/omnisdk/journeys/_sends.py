@@ -15,7 +15,7 @@ from ..delivery import enqueue_delivery
 from ..store import Transaction
 from ..store._deliveries import QueuedDelivery, insert_queued_deliveries
 
-__all__ = ["BatchedSends", "DirectSends", "Sends"]
+__all__ = ["BatchedSends", "DirectSends", "Sends", "TracedSends"]
 
 
 class Sends(Protocol):
@@ -33,6 +33,19 @@ class DirectSends:
             channels=message.channels, now=now, due_at=message.due_at, purpose=message.purpose,
             data=message.data, run_id=message.run_id, journey=message.journey, step=message.step,
         )
+
+
+class TracedSends:
+    """`Sends` that also keep the ids queued (telemetry stores the step's trace context with them)."""
+
+    def __init__(self, sends: Sends) -> None:
+        self.sends = sends
+        self.ids: list[str] = []
+
+    def queue(self, tx: Transaction, message: QueuedDelivery, now: float) -> str:
+        delivery_id = self.sends.queue(tx, message, now)
+        self.ids.append(delivery_id)
+        return delivery_id
 
 
 class BatchedSends:

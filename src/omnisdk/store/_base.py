@@ -108,6 +108,13 @@ class Transaction:
         #: Called once the transaction has committed (never on rollback): announcements of what it
         #: stored, so listeners only ever hear of rows that exist.
         self.committed: list[Callable[[], None]] = []
+        #: Called inside the transaction just before it commits: writes that must come last (the
+        #: event stream's rows take their commit-ordered sequence there).
+        self.committing: list[Callable[[], None]] = []
+
+    def before_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` in this transaction, after the caller's statements and before it commits."""
+        self.committing.append(callback)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` after this transaction commits; dropped if it rolls back."""
@@ -218,6 +225,8 @@ class SQLStore:
             tx = Transaction(cursor, self.dialect, self.activity)
             try:
                 yield tx
+                for write in tx.committing:
+                    write()
             except BaseException:
                 self._rollback()
                 raise

@@ -19,6 +19,7 @@ from .._content import SMS, Content, Email, Letter, PosOffer, Postcard, Push, So
 from .._touchpoints import new_id
 from ._base import Transaction, dumps, json_table, loads
 from ._decisions import LogEntry, append_decisions, decisions_of, legacy_entries
+from ._events import stage_deliveries
 from ._quarantine import decode_rows
 from ._rows import json_array, json_object, optional_number, optional_timestamp, text, timestamp
 
@@ -48,6 +49,8 @@ __all__ = [
     "next_due",
     "select_deliveries",
     "set_event_status",
+    "set_traceparent",
+    "traceparents",
     "take_in_doubt",
 ]
 
@@ -179,6 +182,7 @@ def insert_delivery(
         (delivery_id, key, customer_id, template, dumps(list(channels)), purpose, dumps(dict(data or {})), run_id,
          journey, step, broadcast_id, now if due_at is None else due_at, fallback_after, parent_id, now, now),
     ):
+        stage_deliveries(tx, [delivery_id])  # "queued" on the event stream
         return delivery_id
     return str(tx.scalar("SELECT id FROM deliveries WHERE idempotency_key = ?", (key,)))
 
@@ -220,6 +224,7 @@ def cancel_run(tx: Transaction, run_id: str, *, reason: str, now: float, actor: 
         "WHERE run_id = ? AND status IN ('queued', 'deferred') RETURNING id",
         (reason, now, run_id),
     )]
+    stage_deliveries(tx, cancelled)
     append_decisions(tx, [LogEntry(delivery_id=did, at=now, outcome="cancelled", channel=None, reason=reason,
                                    actor=actor) for did in cancelled])
     return cancelled
@@ -595,6 +600,7 @@ def insert_queued_deliveries(tx: Transaction, rows: Sequence[QueuedDelivery], no
         return 0
     source, (did, key, cid, template, channels, purpose, data, run_id, journey, step, due) = json_table(
         tx, "ttttjtjtttf")
+    stage_deliveries(tx, [r.id for r in rows])  # "queued" on the event stream (a key already taken: no row, no event)
     return tx.execute(
         "INSERT INTO deliveries (id, idempotency_key, customer_id, template, channels, purpose, data, run_id, "
         f"journey, step, status, due_at, decisions, created_at, updated_at) SELECT {did}, {key}, {cid}, {template}, "
@@ -618,6 +624,27 @@ def cancel_broadcast_deliveries(tx: Transaction, broadcast_id: str, now: float) 
         "UPDATE deliveries SET status = 'cancelled', error = 'broadcast cancelled', updated_at = ? "
         "WHERE broadcast_id = ? AND status IN ('queued', 'deferred') RETURNING id", (now, broadcast_id),
     )]
+    stage_deliveries(tx, cancelled)
     append_decisions(tx, [LogEntry(delivery_id=did, at=now, outcome="cancelled", channel=None,
                                    reason="broadcast cancelled", actor="broadcast") for did in cancelled])
     return cancelled
+
+
+# -- trace context (migration 0020), written and read only when telemetry is on
+
+
+def set_traceparent(tx: Transaction, ids: Sequence[str], traceparent: str) -> None:
+    """Keep the W3C trace context of whoever queued these deliveries (the first queuing wins)."""
+    tx.executemany("UPDATE deliveries SET traceparent = ? WHERE id = ? AND traceparent IS NULL",
+                   [(traceparent, did) for did in ids])
+
+
+def traceparents(tx: Transaction, ids: Sequence[str]) -> dict[str, str]:
+    """The stored trace context of those of `ids` that have one."""
+    found: dict[str, str] = {}
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        found.update((str(did), str(tp)) for did, tp in tx.query(
+            f"SELECT id, traceparent FROM deliveries WHERE id IN ({','.join('?' * len(chunk))}) "
+            "AND traceparent IS NOT NULL", chunk))
+    return found

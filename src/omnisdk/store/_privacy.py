@@ -98,7 +98,7 @@ REGISTRY: Final[Mapping[str, TableRule]] = {
         status=(A, "cancel"), attempts=A, due_at=A, lease_owner=A, lease_until=A,
         provider_message_id=(S, "null"), address=(P, "null"), error=(P, "scrub"), decisions=(P, "empty_list"),
         cost=A, segments=A, failed_channels=A, fallback_after=A, fallback_due=A, parent_id=A, sent_at=A,
-        created_at=A, updated_at=A, attempted_at=A, sent_content=(P, "null"), lookups=A),
+        created_at=A, updated_at=A, attempted_at=A, sent_content=(P, "null"), lookups=A, traceparent=A),
         "kept for the delivery KPIs (sent, delivered, cost); the rendered content, address and provider id "
         "removed; queued ones cancelled", link=_OWN),
     "experiment_exposures": TableRule(S, "anonymise", ("experiment", "customer_id"), _cols(
@@ -141,6 +141,16 @@ REGISTRY: Final[Mapping[str, TableRule]] = {
         id=A, origin=A, row_key=P, row_values=P, error_type=A, error=P, quarantined_at=A, repair_error=P),
         "undecodable rows of any table: deleted when they mention the customer"),
     # Tables no row of which belongs to a customer.
+    "events": TableRule(P, "delete", ("seq",), _cols(
+        seq=A, kind=A, subject_id=S, customer_id=S, name=A, channel=A, data=P, occurred_at=A, recorded_at=A),
+        "the outbound event stream (touchpoint properties included): the customer's entries deleted; "
+        "what receivers already took is theirs to erase", link=_OWN),
+    "event_webhook_outbox": TableRule(S, "delete", ("endpoint", "seq"), _cols(
+        endpoint=A, seq=A, customer_key=S, attempts=A, due_at=A, last_status=A),
+        "events not yet acknowledged by an endpoint: the customer's dropped, not sent after the erasure",
+        link="customer_key IN ({ids})"),
+    "event_webhook_cursors": TableRule(A, "none", ("endpoint",), _cols(endpoint=A, seq=A),
+                                       "how far each endpoint has taken the stream"),
     "webhook_events": TableRule(S, "none", ("provider", "event_id"), _cols(provider=A, event_id=S, received_at=A),
                                 "provider event ids only (dedupe), pruned by retention"),
     "webhook_requests": TableRule(S, "none", ("provider", "nonce"), _cols(
