@@ -135,6 +135,24 @@ def test_webhook_urls_must_be_https_and_plain_http_base_urls_are_refused(
     assert "no store at" in out  # a store not created yet is a warning, not a problem
 
 
+def test_event_webhook_endpoints_are_checked_like_provider_webhooks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    endpoint = '[[event_webhooks]]\nurl = "http://user:pw@warehouse.example/in"\nsecret = "0123456789abcdef0123"\n'
+    store = f"sqlite:///{tmp_path}/x.db"
+    code, out = doctor(capsys, "--store", store, "--config", toml(tmp_path, endpoint))
+    assert code == 1
+    assert "event_webhooks.http://warehouse.example/in = http://warehouse.example/in is not https" in out
+    assert "pw" not in out  # credentials in the URL are not printed
+    short = '[[event_webhooks]]\nurl = "https://warehouse.example/in"\nsecret = "short"\n'
+    code, out = doctor(capsys, "--store", store, "--config", toml(tmp_path, short))
+    assert code == 1 and "event_webhooks[0].secret" in out and "at least 16 characters" in out
+    good = '[[event_webhooks]]\nurl = "https://warehouse.example/in"\nsecret = "0123456789abcdef0123"\n'
+    code, out = doctor(capsys, "--store", store, "--config", toml(tmp_path, good))
+    assert code == 0, out
+    assert "ok       webhooks: event_webhooks.https://warehouse.example/in = https://warehouse.example/in" in out
+
+
 def test_doctor_findings_are_json_safe_plain_text(tmp_path: Path) -> None:
     from omnisdk.health import diagnose
 

@@ -3,7 +3,8 @@
 It reads the config (shape and every provider's keys), opens the store without migrating it (and
 compares its schema with the migrations this omnisdk ships), asks each provider whether its
 credentials work where the API has a harmless call for it (`Provider.check_credentials`), and looks
-at the webhook URLs (https, a name that resolves)."""
+at the webhook URLs it gives providers and the `[[event_webhooks]]` it pushes events to (https, a
+name that resolves)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from .._config import Config, load_config
 from .._errors import OmniError
 from .._plugins import PluginHost
 from ..delivery import ProviderPool
+from ..events._webhooks import endpoints_from_config
 from ..store import DEFAULT_URL, open_store
 from ._probes import latest_migration
 
@@ -127,13 +129,21 @@ def _webhooks(config: Config, *, resolve: bool) -> list[Finding]:
         for key in ("status_callback", "webhook_url"):
             urls[f"channels.{channel}.{key}"] = section.settings.get(key)
     findings = []
+    try:  # the endpoints the event stream is pushed to: the same rules, and their own shape errors
+        for endpoint in endpoints_from_config(config.raw.get("event_webhooks")):
+            urls[f"event_webhooks.{endpoint.name}"] = endpoint.url
+    except OmniError as exc:
+        findings.append(Finding("error", "webhooks", str(exc)))
     for where, url in urls.items():
         if not url:
             continue
-        parts = urlsplit(str(url))
+        url = _redacted(str(url))
+        parts = urlsplit(url)
         if parts.scheme != "https" and (parts.hostname or "") not in _LOCAL_HOSTS:
-            findings.append(Finding("error", "webhooks", f"{where} = {url} is not https: providers refuse to call "
-                                                         "plain http, and signatures would travel in clear"))
+            why = ("the events (customer data) and their signatures would travel in clear"
+                   if where.startswith("event_webhooks") else
+                   "providers refuse to call plain http, and signatures would travel in clear")
+            findings.append(Finding("error", "webhooks", f"{where} = {url} is not https: {why}"))
             continue
         if resolve and parts.hostname and parts.hostname not in _LOCAL_HOSTS:
             try:
