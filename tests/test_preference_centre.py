@@ -105,7 +105,9 @@ def test_a_customer_changes_topics_then_unsubscribes_from_all_from_the_emailed_l
     assert send(omni, "weekly", "newsletter").status == "sent"
     link = served(preferences_link(api), base)
 
-    page.goto(link)
+    opened = page.goto(link)
+    policy = opened.headers["content-security-policy"]  # no script may run in the page, nor post elsewhere
+    assert "default-src 'none'" in policy and "form-action 'self'" in policy
     assert page.locator("html").get_attribute("lang") == "fr"
     assert page.title() == "Vos préférences de communication"
     if tab == "page":  # axe-core runs in the page's JavaScript
