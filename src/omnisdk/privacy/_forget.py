@@ -31,6 +31,8 @@ from ..store._forget import (
     ForgetRequest,
     cancel_customer_work,
     customer_family,
+    customer_identifiers,
+    customer_profiles,
     delete_rows,
     due_requests,
     in_flight,
@@ -40,6 +42,7 @@ from ..store._forget import (
     load_request,
     next_request_due,
     save_request,
+    sent_references,
     table_exists,
     update_rows,
 )
@@ -140,24 +143,20 @@ class Forgetter:
         """What the erasure needs until it is done: the ids, the identifiers (hashed into suppressions
         and handed to plugins), and every value to scrub from free text."""
         ids = customer_family(tx, customer_id)
-        marks = ", ".join("?" * len(ids))
-        identifiers = [(str(k), str(v)) for k, v in tx.query(
-            f"SELECT kind, value FROM identities WHERE customer_id IN ({marks}) ORDER BY kind, value", ids)]
+        identifiers = customer_identifiers(tx, ids)
         profile_values: list[str] = []
-        for traits, address in tx.query(f"SELECT traits, address FROM customers WHERE id IN ({marks})", ids):
-            profile_values += _strings(loads(traits)) + _strings(loads(address))
-            postal = postal_digest_value(loads(address))
+        for traits, address in customer_profiles(tx, ids):
+            profile_values += _strings(traits) + _strings(address)
+            postal = postal_digest_value(address)
             if postal and ("postal_address", postal) not in identifiers:
                 identifiers.append(("postal_address", postal))
         sent: dict[str, list[str]] = {}
         addresses: list[str] = []
-        for provider, message_id, address in tx.query(
-                f"SELECT provider, provider_message_id, address FROM deliveries WHERE customer_id IN ({marks}) "
-                "AND (provider_message_id IS NOT NULL OR address IS NOT NULL)", ids):
+        for provider, message_id, address in sent_references(tx, ids):
             if message_id is not None:
-                sent.setdefault(str(provider), []).append(str(message_id))
+                sent.setdefault(provider, []).append(message_id)
             if address is not None:
-                addresses.append(str(address))
+                addresses.append(address)
         strong = sorted({*ids, *(v for _, v in identifiers), *addresses,
                          *(m for found in sent.values() for m in found)})
         return {"customer_id": customer_id, "ids": ids, "tombstone": f"forgotten:{request_id}",

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from ..policies import Addresses
-from ..store import Transaction, loads
-from ..store._forget import Suppression, delete_suppressions, suppressions_of
+from ..store import Transaction
+from ..store._forget import (
+    Suppression,
+    customer_identifiers,
+    customer_profiles,
+    delete_suppressions,
+    suppressions_of,
+)
 from ._forget import postal_digest_value
 from ._suppression import digest
 
@@ -16,10 +22,10 @@ def customer_digests(tx: Transaction, key: bytes, customer_id: str, channel: str
     """The suppression hashes of the customer's identifiers that address `channel` ("all", or no
     `addresses` to ask: every one)."""
     kinds = None if channel == "all" or addresses is None else addresses.kinds(channel)
-    pairs = [(str(k), str(v)) for k, v in tx.query("SELECT kind, value FROM identities WHERE customer_id = ?",
-                                                   (customer_id,)) if kinds is None or k in kinds]
+    pairs = [(k, v) for k, v in customer_identifiers(tx, [customer_id]) if kinds is None or k in kinds]
     if channel in ("all", "direct_mail"):
-        postal = postal_digest_value(loads(tx.scalar("SELECT address FROM customers WHERE id = ?", (customer_id,))))
+        profiles = customer_profiles(tx, [customer_id])
+        postal = postal_digest_value(profiles[0][1] if profiles else None)
         if postal:
             pairs.append(("postal_address", postal))
     return [digest(key, kind, value) for kind, value in pairs]

@@ -22,6 +22,8 @@ __all__ = [
     "Suppression",
     "cancel_customer_work",
     "customer_family",
+    "customer_identifiers",
+    "customer_profiles",
     "decoded_rows",
     "delete_rows",
     "delete_suppressions",
@@ -33,6 +35,7 @@ __all__ = [
     "list_requests",
     "load_request",
     "next_request_due",
+    "sent_references",
     "save_request",
     "suppressions_of",
     "table_exists",
@@ -129,6 +132,29 @@ def customer_family(tx: Transaction, customer_id: str) -> list[str]:
         "SELECT DISTINCT loser_id FROM merges WHERE winner_id = ? ORDER BY loser_id", (customer_id,))
         if str(r[0]) not in ids)
     return ids
+
+
+def customer_identifiers(tx: Transaction, ids: Sequence[str]) -> list[tuple[str, str]]:
+    """(kind, value) of every identifier of these profiles, in a stable order."""
+    marks = ", ".join("?" * len(ids))
+    return [(str(k), str(v)) for k, v in tx.query(
+        f"SELECT kind, value FROM identities WHERE customer_id IN ({marks}) ORDER BY kind, value", list(ids))]
+
+
+def customer_profiles(tx: Transaction, ids: Sequence[str]) -> list[tuple[Any, Any]]:
+    """(traits, address) of these profiles, decoded."""
+    marks = ", ".join("?" * len(ids))
+    return [(loads(traits), loads(address)) for traits, address in
+            tx.query(f"SELECT traits, address FROM customers WHERE id IN ({marks})", list(ids))]
+
+
+def sent_references(tx: Transaction, ids: Sequence[str]) -> list[tuple[str, str | None, str | None]]:
+    """(provider, provider message id, address) of the deliveries to these profiles that hold either."""
+    marks = ", ".join("?" * len(ids))
+    return [(str(provider), None if message_id is None else str(message_id), None if address is None else str(address))
+            for provider, message_id, address in tx.query(
+                f"SELECT provider, provider_message_id, address FROM deliveries WHERE customer_id IN ({marks}) "
+                "AND (provider_message_id IS NOT NULL OR address IS NOT NULL)", list(ids))]
 
 
 # -- suppressions
