@@ -31,24 +31,21 @@ import select
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 import httptools
 import httpx
 
 from ._egress import EnvironmentProxies, Proxy, tls_context
+from ._responses import Answer, RequestFactory, read_response
 
 __all__ = ["DEFAULT_PORTS", "NOT_OURS", "Origin", "ProviderTransport", "RequestFactory", "wire_head"]
 
 Origin = tuple[str, str, int]
-#: A response as parsed: status, reason phrase, raw headers, body.
-_Answer = tuple[int, bytes, list[tuple[bytes, bytes]], bytes]
 DEFAULT_PORTS = {"http": 80, "https": 443}
 #: Headers of exchanges this pool does not speak (an interim 100 to wait for, a protocol switch).
 NOT_OURS = frozenset({b"expect", b"upgrade"})
-#: Builds the `httpx.Request` a response or an error refers to, when someone asks for it.
-RequestFactory = Callable[[], httpx.Request]
 
 
 class _Connection(asyncio.Protocol):
@@ -60,7 +57,7 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.idle_since = 0.0
-        self._answer: asyncio.Future[_Answer] | None = None
+        self._answer: asyncio.Future[Answer] | None = None
         self._on_lost: Any = None
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -134,27 +131,21 @@ class _Connection(asyncio.Protocol):
             self._answer.set_result((self._status, self._reason, self._headers, b"".join(self._body)))
 
     # -- use
-    async def exchange(self, request: bytes, read_timeout: float | None) -> httpx.Response:
-        """Write one request and wait for its whole answer."""
+    async def exchange(self, request: bytes, read_timeout: float | None) -> tuple[Answer, bool]:
+        """Write one request and wait for its whole answer (and whether its body is content-encoded)."""
         assert self.transport is not None
         loop = asyncio.get_running_loop()
         self._reset()
-        answer: asyncio.Future[_Answer] = loop.create_future()
+        answer: asyncio.Future[Answer] = loop.create_future()
         self._answer = answer
         if read_timeout is not None:
             self._arm(loop, loop.time() + read_timeout)
         try:
             self.transport.write(request)
-            status, reason, headers, body = await answer
+            return await answer, self._encoded
         finally:
             self._answer = None
             self._deadline = None
-        response = httpx.Response(
-            status, headers=headers, stream=httpx.ByteStream(body),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
-        )
-        response.read()  # as httpx reads it: decodes gzip, br, ...
-        return response
 
     @property
     def reusable(self) -> bool:
@@ -256,21 +247,28 @@ class ProviderTransport(httpx.AsyncBaseTransport):
         origin = (scheme, request.url.host, request.url.port or DEFAULT_PORTS[scheme])
         if raw is None:  # HEAD, Expect or Upgrade: httpx's own transport knows those exchanges
             return await self._httpcore(self._route(origin)).handle_async_request(request)
-        return await self.exchange(origin, raw, request.extensions.get("timeout", {}), lambda: request)
+        (status, reason, headers, body), _ = await self._exchange(
+            origin, raw, request.extensions.get("timeout", {}), lambda: request)
+        return httpx.Response(status, headers=headers, stream=httpx.ByteStream(body), request=request,
+                              extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason})
 
     async def exchange(
         self, origin: Origin, raw: bytes, timeouts: Mapping[str, float | None], request: RequestFactory
     ) -> httpx.Response:
         """Send `raw`, a whole HTTP/1.1 request as it goes on the wire, to `origin` (scheme, host, port)
         and read its answer. `request` builds the `httpx.Request` the response or an error names."""
+        answer, encoded = await self._exchange(origin, raw, timeouts, request)
+        return read_response(answer, request, decode=encoded)
+
+    async def _exchange(
+        self, origin: Origin, raw: bytes, timeouts: Mapping[str, float | None], request: RequestFactory
+    ) -> tuple[Answer, bool]:
         proxy = self._route(origin)
         if proxy is not None and origin[0] == "http":
             raw = _forwarded(raw, origin, proxy)
         connection = await self._acquire(origin, request, timeouts)
         try:
-            response = await connection.exchange(raw, timeouts.get("read"))
-            response.request = request()
-            return response
+            return await connection.exchange(raw, timeouts.get("read"))
         except httpx.TransportError as exc:
             exc.request = request()
             raise

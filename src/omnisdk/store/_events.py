@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from ._base import Transaction, dumps, json_table, loads
+from ._base import Transaction, dumps, loads
 
 __all__ = [
     "EVENT_KINDS", "StoredEvent", "ack_outbox", "due_outbox", "fill_outbox", "next_outbox_due", "read_events",
@@ -43,7 +43,7 @@ class StoredEvent:
 
 @attrs.define
 class _Staged:
-    touchpoints: list[Sequence[Any]] = attrs.Factory(list)
+    touchpoints: dict[str, None] = attrs.Factory(dict)
     deliveries: dict[str, None] = attrs.Factory(dict)
 
 
@@ -58,9 +58,9 @@ def _staged(tx: Transaction) -> _Staged:
 
 def stage_touchpoints(tx: Transaction, rows: Sequence[Sequence[Any]]) -> None:
     """Touchpoint rows (id, customer_id, channel, name, properties JSON, occurred_at, recorded_at)
-    stored in `tx`, to become events when it commits."""
+    stored in `tx`, to become events when it commits (copied from the stored rows then, by id)."""
     if rows:
-        _staged(tx).touchpoints.extend(rows)
+        _staged(tx).touchpoints.update(dict.fromkeys(str(row[0]) for row in rows))
 
 
 def stage_deliveries(tx: Transaction, ids: Sequence[str]) -> None:
@@ -72,31 +72,33 @@ def stage_deliveries(tx: Transaction, ids: Sequence[str]) -> None:
 def _write(tx: Transaction, staged: _Staged) -> None:
     if not staged.touchpoints and not staged.deliveries:
         return
-    if tx.dialect.name == "postgresql":  # commit-ordered seq: held until this transaction ends
+    pg = tx.dialect.name == "postgresql"
+    if pg:  # commit-ordered seq: held until this transaction ends
         tx.execute("SELECT pg_advisory_xact_lock(hashtext('omnisdk.events.' || current_schema()))")
-    if staged.touchpoints:
-        source, (tid, cid, channel, name, props, occurred, recorded) = json_table(tx, "ttttjff")
-        tx.execute(  # in the order given: the array's order
-            "INSERT INTO events (kind, subject_id, customer_id, name, channel, data, occurred_at, recorded_at) "
-            f"SELECT 'touchpoint', {tid}, {cid}, {name}, {channel}, {props}, {occurred}, {recorded} FROM {source}",
-            (dumps([[r[0], r[1], r[2], r[3], loads(r[4]) or {}, r[5], r[6]] for r in staged.touchpoints]),),
-        )
+    source = ("jsonb_array_elements_text(CAST(? AS JSONB)) WITH ORDINALITY AS r(value, n)" if pg
+              else "json_each(?) AS r")
+    order = "r.n" if pg else "r.key"
+    if staged.touchpoints:  # copied from the rows just stored, in the order staged: their ids only
+        ids = list(staged.touchpoints)
         staged.touchpoints.clear()
+        tx.execute(
+            "INSERT INTO events (kind, subject_id, customer_id, name, channel, data, occurred_at, recorded_at) "
+            "SELECT 'touchpoint', t.id, t.customer_id, t.name, t.channel, t.properties, t.occurred_at, t.recorded_at "
+            f"FROM {source} JOIN touchpoints t ON t.id = r.value ORDER BY {order}",
+            (dumps(ids),),
+        )
     if staged.deliveries:  # one statement for the whole transaction's deliveries, in the order staged
         ids = list(staged.deliveries)
         staged.deliveries.clear()
-        pg = tx.dialect.name == "postgresql"
         pairs = ", ".join(f"'{c}', d.{c}" for c in _DELIVERY_DATA)
         data = f"jsonb_build_object({pairs})" if pg else f"json_object({pairs})"
-        source = ("jsonb_array_elements_text(CAST(? AS JSONB)) WITH ORDINALITY AS r(value, n)" if pg
-                  else "json_each(?) AS r")
-        order = "r.n" if pg else "r.key"
         tx.execute(
             "INSERT INTO events (kind, subject_id, customer_id, name, channel, data, occurred_at, recorded_at) "
             f"SELECT 'delivery', d.id, d.customer_id, d.status, d.channel, {data}, d.updated_at, d.updated_at "
             f"FROM {source} JOIN deliveries d ON d.id = r.value ORDER BY {order}",
             (dumps(ids),),
         )
+
 
 def read_events(tx: Transaction, *, after: int, limit: int, kinds: Sequence[str] = ()) -> list[StoredEvent]:
     """Events with `seq` > `after`, oldest first."""
