@@ -293,3 +293,21 @@ def test_links_without_tracking_get_utm_only_and_keep_their_own_parameters() -> 
     link, unsubscribe = text.split(" ")
     assert link == "https://acme.example/p?utm_source=partner&utm_medium=sms&utm_content=hero"
     assert unsubscribe.startswith("http://localhost:8000/omnisdk/u/")
+
+
+def test_a_render_gives_a_template_what_it_reads_and_a_partial_everything(shop: Omni) -> None:
+    """Only the variables a template names are built for it; a partial may read any, so it gets them all."""
+    from omnisdk.messages._render import source_reads
+
+    assert source_reads("Hi {{ customer.first_name }} {% for t in history %}{{ t.name }}{% endfor %}") == {
+        "customer", "history"}
+    assert source_reads("{% include 'signoff' %}") is None
+    assert source_reads("{{ customer.first_name | shout }}") is None  # a plugin's filter may be handed the context
+    assert source_reads("{{ customer.first_name | upper }} {{ data.code }}") == {"customer", "data"}
+    message = shop.templates.add(Message("reads", sms=SMS(
+        text="{{ delivery.template }} {{ data.code }} {{ brand.name }} {{ channel }} {% include 'signoff' %}"),
+        email=Email(subject="{{ brand.name }}: {{ data.code }}", text="{{ event | length }} {{ latest | length }}")))
+    ctx = context(shop, data={"code": "SAVE5"})
+    assert render(message, "sms", ctx).text == "reads SAVE5 Acme sms The Acme team"
+    assert render(message, "email", ctx).subject == "Acme: SAVE5"
+    assert render(message, "email", ctx).text == "0 0"

@@ -9,15 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
-import jinja2
-from jinja2 import meta, nodes
-from jinja2.filters import FILTERS
-from jinja2.tests import TESTS
-
 from .._content import Message
 from .._customers import Customer
 from .._touchpoints import Events, Touchpoint
 from ..messages import Links, RenderContext, Shop, Templates, render
+from ..messages._render import source_reads
 from ..policies import PolicyRules
 from ..providers import Outgoing
 from ..store import Transaction
@@ -31,7 +27,6 @@ _CHUNK = 500
 #: Template variables that need the customer's recent touchpoints, or the run's trigger, loaded.
 HISTORY_NAMES: Final = frozenset({"history", "latest"})
 TRIGGER_NAMES: Final = frozenset({"trigger", "event"})
-_PARSER = jinja2.Environment()
 _UNKNOWN: Final = HISTORY_NAMES | TRIGGER_NAMES
 
 
@@ -45,21 +40,14 @@ def _sources(message: Message, channel: str) -> Iterator[str]:
 
 
 def template_reads(message: Message, channel: str) -> frozenset[str]:
-    """The variables `message`'s `channel` templates (every locale) read. A template that includes a
-    partial or uses a filter or test that is not Jinja's own may read any, so it counts as reading
-    all that cost a query to load."""
+    """The variables `message`'s `channel` templates (every locale) read. A template that may read
+    any (`source_reads`) counts as reading all that cost a query to load."""
     names: set[str] = set()
     for source in _sources(message, channel):
-        try:
-            tree = _PARSER.parse(source)
-        except jinja2.TemplateSyntaxError:
-            return _UNKNOWN  # `Templates.add` compiles every field, so this is a template added another way
-        if any(tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends))) or any(
-            node.name not in (FILTERS if isinstance(node, nodes.Filter) else TESTS)
-            for node in tree.find_all((nodes.Filter, nodes.Test))
-        ):
-            return _UNKNOWN
-        names |= meta.find_undeclared_variables(tree)
+        reads = source_reads(source)
+        if reads is None:
+            return _UNKNOWN  # a partial, a plugin's filter, or a template added without being compiled
+        names |= reads
     return frozenset(names)
 
 
