@@ -96,6 +96,26 @@ def test_asking_for_redirects_takes_httpxs_path_and_still_keeps_no_cookies() -> 
     assert (response.status_code, [r.status_code for r in response.history]) == (201, [302])
 
 
+def test_a_cookie_set_by_hand_is_sent() -> None:
+    """No answer's cookie is kept, but one the plugin sets itself goes out (through httpx's path)."""
+    recorder = Recorder()
+
+    async def main() -> None:
+        client = new_http_client(timeout=5)
+        try:
+            async for base in serve(recorder):
+                await client.post(f"{base}/a", content=b"x")
+                client.cookies.set("session", "by-hand", domain="127.0.0.1")
+                await client.post(f"{base}/b", content=b"x")
+                client.cookies.clear()
+                await client.post(f"{base}/c", content=b"x")
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+    assert [headers.get("cookie") for _, headers, _ in recorder.requests] == [None, "session=by-hand", None]
+
+
 class TokenAuth(httpx.Auth):
     """A custom auth flow (as an OAuth plugin would write): it must still run."""
 

@@ -64,6 +64,20 @@ class _NoCookies(CookiePolicy):
         return False
 
 
+class _NoCookieJar(CookieJar):
+    """The client's jar: `_NoCookies` keeps every answer's cookies out, so one gets in only when set by
+    hand (`client.cookies.set`). It notes that, since asking an empty jar whether it holds any walks
+    it under a lock, on every request."""
+
+    def __init__(self) -> None:
+        super().__init__(policy=_NoCookies())
+        self.touched = False
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        self.touched = True
+        super().set_cookie(cookie)
+
+
 def _ascii(text: str | bytes) -> bytes:
     return text if isinstance(text, bytes) else text.encode("ascii")
 
@@ -76,8 +90,7 @@ class ProviderClient(httpx.AsyncClient):
     """The HTTP client a Core hands its provider plugins (see the module docstring for what differs)."""
 
     def __init__(self, transport: httpx.AsyncBaseTransport, *, timeout: httpx.Timeout) -> None:
-        super().__init__(transport=transport, timeout=timeout, follow_redirects=False,
-                         cookies=CookieJar(policy=_NoCookies()))
+        super().__init__(transport=transport, timeout=timeout, follow_redirects=False, cookies=_NoCookieJar())
         self._provider_transport = transport
         self._urls: dict[str, httpx.URL] = {}
         self._basic: dict[tuple[str | bytes, str | bytes], str] = {}
@@ -124,7 +137,7 @@ class ProviderClient(httpx.AsyncClient):
         only in their bodies."""
         header = self._auth_header(auth)
         if (
-            header is None or self.is_closed or self.cookies
+            header is None or self.is_closed or self._holds_cookies()
             or self.event_hooks["request"] or self.event_hooks["response"]
         ):
             return None
@@ -190,6 +203,11 @@ class ProviderClient(httpx.AsyncClient):
         response.elapsed = timedelta(seconds=time.perf_counter() - start)
         return response
 
+    def _holds_cookies(self) -> bool:
+        """Whether the client has cookies to send (only ever set by hand: see `_NoCookieJar`)."""
+        jar = self.cookies.jar
+        return (not isinstance(jar, _NoCookieJar) or jar.touched) and bool(self.cookies)
+
     def _url(self, url: httpx.URL | str) -> httpx.URL:
         """`url` parsed, reusing the parse of the same string."""
         if not isinstance(url, str):
@@ -216,7 +234,7 @@ class ProviderClient(httpx.AsyncClient):
         if (
             any(v is not None for v in kwargs.values()) or not isinstance(content, bytes | None)
             or not isinstance(headers, dict | None) or extensions or timeout is not httpx.USE_CLIENT_DEFAULT
-            or not url.is_absolute_url or self.cookies  # httpx merges `base_url` into relative URLs only
+            or not url.is_absolute_url or self._holds_cookies()  # httpx merges `base_url` into relative URLs only
         ):
             return super().build_request(
                 method, url, content=content, headers=headers, timeout=timeout, extensions=extensions, **kwargs

@@ -61,6 +61,7 @@ class _Connection(asyncio.Protocol):
         self._on_lost: Any = None
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._poller: Any = None
         self._reset()
 
     def _reset(self) -> None:
@@ -158,15 +159,16 @@ class _Connection(asyncio.Protocol):
         if not self.reusable:
             return False
         assert self.transport is not None
-        sock = self.transport.get_extra_info("socket")
-        if sock is None:
-            return True
         try:
-            if hasattr(select, "poll"):
-                poller = select.poll()
-                poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
-                return not poller.poll(0)
-            return not select.select([sock.fileno()], [], [], 0)[0]  # Windows
+            if self._poller is None:
+                sock = self.transport.get_extra_info("socket")
+                if sock is None:
+                    return True
+                if not hasattr(select, "poll"):
+                    return not select.select([sock.fileno()], [], [], 0)[0]  # Windows
+                self._poller = select.poll()  # one per connection: its socket stays the same
+                self._poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+            return not self._poller.poll(0)
         except (OSError, ValueError):
             return False
 
