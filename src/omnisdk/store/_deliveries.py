@@ -377,16 +377,23 @@ def apply_changes(tx: Transaction, changes: Sequence[Change]) -> set[str]:
                 changed.add(change.id)
             continue
         json = tx.dialect.types["json"]
-        sets = ", ".join(f"{c} = CAST(v.column{i + 2} AS {json if _TYPES[c] == 'json' else _TYPES[c]})"
-                         for i, c in enumerate(columns))
-        row = f"({','.join('?' * (len(columns) + 1))})"
         for start in range(0, len(group), _CHUNK):
             chunk = group[start : start + _CHUNK]
-            params = [value for change in chunk for value in (change.id, *change.values.values())]
+            # A column with one value for every row of the chunk (a status, a time, a cleared lease) is
+            # set once, as a parameter: the VALUES list carries only what differs from row to row.
+            first = chunk[0].values
+            same = [c for c in columns if all(change.values[c] == first[c] and type(change.values[c]) is type(first[c])
+                                              for change in chunk)]
+            varying = [c for c in columns if c not in same]
+            casts = [f"{c} = CAST(? AS {json if _TYPES[c] == 'json' else _TYPES[c]})" for c in same]
+            casts += [f"{c} = CAST(v.column{i + 2} AS {json if _TYPES[c] == 'json' else _TYPES[c]})"
+                      for i, c in enumerate(varying)]
+            row = f"({','.join('?' * (len(varying) + 1))})"
+            params = [value for change in chunk for value in (change.id, *(change.values[c] for c in varying))]
             rows = tx.query(
-                f"UPDATE deliveries SET {sets} FROM (VALUES {','.join([row] * len(chunk))}) AS v "
+                f"UPDATE deliveries SET {', '.join(casts)} FROM (VALUES {','.join([row] * len(chunk))}) AS v "
                 f"WHERE deliveries.id = v.column1{guard} RETURNING deliveries.id",
-                (*params, *guard_params),
+                (*(first[c] for c in same), *params, *guard_params),
             )
             changed.update(did for (did,) in rows)
     return changed
