@@ -35,7 +35,6 @@ __all__ = ["ProviderLimits", "Sender", "SendingMarks"]
 log = get_logger("omnisdk.delivery")
 
 _OUTCOMES = (Accepted, RetryableError, PermanentError)
-_MARK_TURNS = int(__import__("os").environ.get("MARK_TURNS", "2"))
 Outcomes = dict[str, Outcome | Blocked]
 
 
@@ -79,14 +78,9 @@ class SendingMarks:
         future: asyncio.Future[set[str]] = asyncio.get_running_loop().create_future()
         self._waiting.append((items, future))
         if len(self._waiting) == 1:
-            self._later(asyncio.get_running_loop(), _MARK_TURNS)  # the answers that came in together join
+            loop = asyncio.get_running_loop()
+            loop.call_soon(loop.call_soon, self._flush)  # two turns: the answers that came in together join
         return await future
-
-    def _later(self, loop: asyncio.AbstractEventLoop, turns: int) -> None:
-        if turns <= 1:
-            loop.call_soon(self._flush)
-        else:
-            loop.call_soon(self._later, loop, turns - 1)
 
     def _flush(self) -> None:
         # A batch cancelled while waiting for its mark is given back by its cut-off: never mark it.
