@@ -22,7 +22,7 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import dispatch
@@ -101,21 +101,18 @@ def main() -> None:
             bare_cpu = (time.process_time() - start_cpu) / n * 1e6
             for part, switch_off in PARTS.items():
                 spent: Counter[str] = Counter()
-                managers = timed_steps(spent) if part == "as shipped" else []
-                with switch_off():
-                    for manager in managers:  # before the pipeline is built: it keeps bound methods
-                        manager.__enter__()
-                    try:
-                        run, check = dispatch.omnisdk_pipeline("sms", twilio, message, n,
-                                                               lambda i: {"phone": dispatch.phone(i)})
-                        gc.collect()
-                        start, start_cpu = time.perf_counter(), time.process_time()
-                        run()
-                        rate = n / (time.perf_counter() - start)
-                        used = (time.process_time() - start_cpu) / n * 1e6
-                    finally:
-                        for manager in reversed(managers):
-                            manager.__exit__(None, None, None)
+                with ExitStack() as stack:
+                    stack.enter_context(switch_off())
+                    if part == "as shipped":  # before the pipeline is built: it keeps bound methods
+                        for manager in timed_steps(spent):
+                            stack.enter_context(manager)
+                    run, check = dispatch.omnisdk_pipeline("sms", twilio, message, n,
+                                                           lambda i: {"phone": dispatch.phone(i)})
+                    gc.collect()
+                    start, start_cpu = time.perf_counter(), time.process_time()
+                    run()
+                    rate = n / (time.perf_counter() - start)
+                    used = (time.process_time() - start_cpu) / n * 1e6
                 check()
                 cpu[part].append(used)
                 ratio[part].append(rate / bare_rate)

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["FAST", "ReadResponse", "read_response"]
+__all__ = ["FAST", "ReadResponse", "read_response", "unread_response"]
 
 #: A response as parsed: status, reason phrase, raw headers, body.
 Answer = tuple[int, bytes, list[tuple[bytes, bytes]], bytes]
@@ -31,8 +31,7 @@ class ReadResponse(httpx.Response):
     def __init__(self, answer: Answer, request: RequestFactory) -> None:
         status, reason, headers, body = answer
         self._request_factory: RequestFactory | None = request
-        super().__init__(status, headers=headers, stream=httpx.ByteStream(body),
-                         extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason})
+        super().__init__(status, headers=headers, stream=httpx.ByteStream(body), extensions=_extensions(reason))
         self._content = body
         self._num_bytes_downloaded = len(body)
         self.is_stream_consumed = True
@@ -53,10 +52,19 @@ class ReadResponse(httpx.Response):
         self.__dict__["_built_request"] = value
 
 
-def _httpx_read(answer: Answer, request: httpx.Request) -> httpx.Response:
+def _extensions(reason: bytes) -> dict[str, Any]:
+    return {"http_version": b"HTTP/1.1", "reason_phrase": reason}
+
+
+def unread_response(answer: Answer, request: httpx.Request) -> httpx.Response:
+    """The response to `answer` as a transport hands it to httpx: its body still to be read (and decoded)."""
     status, reason, headers, body = answer
-    response = httpx.Response(status, headers=headers, stream=httpx.ByteStream(body), request=request,
-                              extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason})
+    return httpx.Response(status, headers=headers, stream=httpx.ByteStream(body), request=request,
+                          extensions=_extensions(reason))
+
+
+def _httpx_read(answer: Answer, request: httpx.Request) -> httpx.Response:
+    response = unread_response(answer, request)
     response.read()  # as httpx reads it: decodes gzip, br, ...
     return response
 

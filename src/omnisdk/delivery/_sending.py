@@ -12,8 +12,7 @@ from typing import Any, Final
 from .._content import Message
 from .._customers import Customer
 from .._touchpoints import Events, Touchpoint
-from ..messages import Links, RenderContext, Shop, Templates, render
-from ..messages._render import source_reads
+from ..messages import Links, RenderContext, Shop, Templates, render, source_reads
 from ..policies import PolicyRules
 from ..providers import Outgoing
 from ..store import Transaction

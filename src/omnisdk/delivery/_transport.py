@@ -38,7 +38,7 @@ import httptools
 import httpx
 
 from ._egress import EnvironmentProxies, Proxy, tls_context
-from ._responses import Answer, RequestFactory, read_response
+from ._responses import Answer, RequestFactory, read_response, unread_response
 
 __all__ = ["DEFAULT_PORTS", "NOT_OURS", "Origin", "ProviderTransport", "RequestFactory", "wire_head"]
 
@@ -249,10 +249,8 @@ class ProviderTransport(httpx.AsyncBaseTransport):
         origin = (scheme, request.url.host, request.url.port or DEFAULT_PORTS[scheme])
         if raw is None:  # HEAD, Expect or Upgrade: httpx's own transport knows those exchanges
             return await self._httpcore(self._route(origin)).handle_async_request(request)
-        (status, reason, headers, body), _ = await self._exchange(
-            origin, raw, request.extensions.get("timeout", {}), lambda: request)
-        return httpx.Response(status, headers=headers, stream=httpx.ByteStream(body), request=request,
-                              extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason})
+        answer, _ = await self._exchange(origin, raw, request.extensions.get("timeout", {}), lambda: request)
+        return unread_response(answer, request)
 
     async def exchange(
         self, origin: Origin, raw: bytes, timeouts: Mapping[str, float | None], request: RequestFactory

@@ -14,7 +14,7 @@ from ._files import load_message_file, message_from_dict
 from ._links import Click, Links, LinkSettings, Unsubscribe
 from ._products import ProductBlock, ProductView, Shop, Stocked, format_price
 from ._registry import Templates
-from ._render import RenderContext, Renderer, render
+from ._render import RenderContext, Renderer, render, source_reads
 
 __all__ = [
     "SMS",
@@ -43,4 +43,5 @@ __all__ = [
     "load_message_file",
     "message_from_dict",
     "render",
+    "source_reads",
 ]

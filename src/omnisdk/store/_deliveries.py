@@ -385,9 +385,9 @@ def apply_changes(tx: Transaction, changes: Sequence[Change]) -> set[str]:
             same = [c for c in columns if all(change.values[c] == first[c] and type(change.values[c]) is type(first[c])
                                               for change in chunk)]
             varying = [c for c in columns if c not in same]
-            casts = [f"{c} = CAST(? AS {json if _TYPES[c] == 'json' else _TYPES[c]})" for c in same]
-            casts += [f"{c} = CAST(v.column{i + 2} AS {json if _TYPES[c] == 'json' else _TYPES[c]})"
-                      for i, c in enumerate(varying)]
+            types = {c: json if _TYPES[c] == "json" else _TYPES[c] for c in columns}
+            casts = [f"{c} = CAST(? AS {types[c]})" for c in same]
+            casts += [f"{c} = CAST(v.column{i + 2} AS {types[c]})" for i, c in enumerate(varying)]
             row = f"({','.join('?' * (len(varying) + 1))})"
             params = [value for change in chunk for value in (change.id, *(change.values[c] for c in varying))]
             rows = tx.query(

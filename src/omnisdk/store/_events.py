@@ -75,29 +75,30 @@ def _write(tx: Transaction, staged: _Staged) -> None:
     pg = tx.dialect.name == "postgresql"
     if pg:  # commit-ordered seq: held until this transaction ends
         tx.execute("SELECT pg_advisory_xact_lock(hashtext('omnisdk.events.' || current_schema()))")
+    _copy(tx, staged.touchpoints, "touchpoints t", "'touchpoint', t.id, t.customer_id, t.name, t.channel, "
+          "t.properties, t.occurred_at, t.recorded_at")
+    pairs = ", ".join(f"'{c}', d.{c}" for c in _DELIVERY_DATA)
+    data = f"jsonb_build_object({pairs})" if pg else f"json_object({pairs})"
+    _copy(tx, staged.deliveries, "deliveries d",
+          f"'delivery', d.id, d.customer_id, d.status, d.channel, {data}, d.updated_at, d.updated_at")
+
+
+def _copy(tx: Transaction, staged: dict[str, None], table: str, columns: str) -> None:
+    """One event per staged id, in the order staged, made from the row `table` holds for it now
+    (one statement for the whole transaction's ids); the ids are taken off `staged`."""
+    if not staged:
+        return
+    ids = list(staged)
+    staged.clear()
+    pg = tx.dialect.name == "postgresql"
     source = ("jsonb_array_elements_text(CAST(? AS JSONB)) WITH ORDINALITY AS r(value, n)" if pg
               else "json_each(?) AS r")
-    order = "r.n" if pg else "r.key"
-    if staged.touchpoints:  # copied from the rows just stored, in the order staged: their ids only
-        ids = list(staged.touchpoints)
-        staged.touchpoints.clear()
-        tx.execute(
-            "INSERT INTO events (kind, subject_id, customer_id, name, channel, data, occurred_at, recorded_at) "
-            "SELECT 'touchpoint', t.id, t.customer_id, t.name, t.channel, t.properties, t.occurred_at, t.recorded_at "
-            f"FROM {source} JOIN touchpoints t ON t.id = r.value ORDER BY {order}",
-            (dumps(ids),),
-        )
-    if staged.deliveries:  # one statement for the whole transaction's deliveries, in the order staged
-        ids = list(staged.deliveries)
-        staged.deliveries.clear()
-        pairs = ", ".join(f"'{c}', d.{c}" for c in _DELIVERY_DATA)
-        data = f"jsonb_build_object({pairs})" if pg else f"json_object({pairs})"
-        tx.execute(
-            "INSERT INTO events (kind, subject_id, customer_id, name, channel, data, occurred_at, recorded_at) "
-            f"SELECT 'delivery', d.id, d.customer_id, d.status, d.channel, {data}, d.updated_at, d.updated_at "
-            f"FROM {source} JOIN deliveries d ON d.id = r.value ORDER BY {order}",
-            (dumps(ids),),
-        )
+    alias = table.split()[-1]
+    tx.execute(
+        "INSERT INTO events (kind, subject_id, customer_id, name, channel, data, occurred_at, recorded_at) "
+        f"SELECT {columns} FROM {source} JOIN {table} ON {alias}.id = r.value ORDER BY {'r.n' if pg else 'r.key'}",
+        (dumps(ids),),
+    )
 
 
 def read_events(tx: Transaction, *, after: int, limit: int, kinds: Sequence[str] = ()) -> list[StoredEvent]:
