@@ -68,5 +68,7 @@ class Factorization:
         profile = self.vectors[seeds].sum(axis=0)
         scores = self.vectors @ profile
         seen = frozenset(self.items[i] for i in seeds)
-        candidates = ((self.items[j], float(s)) for j, s in enumerate(scores.tolist()) if s > 1e-12)
+        # Rounded past the SVD's own precision: items scored alike (symmetric in the data) tie exactly
+        # and are ordered by id, rather than by which last bit the solver's arithmetic happened to set.
+        candidates = ((self.items[j], round(s, 12)) for j, s in enumerate(scores.tolist()) if s > 1e-12)
         return best(candidates, k, exclude, exclude.banned(history) | seen, "collaborative")
