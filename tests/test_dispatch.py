@@ -692,3 +692,21 @@ def test_while_calls_are_in_flight_a_batch_is_claimed_in_chunks(
     assert (len(busy[0]), busy[1:]) == (8, (0, False))
     assert (len(rest[0]), rest[1:]) == (2, (0, True))  # fewer than asked: nothing more is due
     assert sorted(c.id for c in busy[0] + rest[0]) == sorted(ids)
+
+
+def test_a_row_this_worker_holds_is_not_claimed_again_when_its_lease_runs_out_before_the_call(
+    make_omni: OmniFactory, clock: VirtualClock
+) -> None:
+    """Under load, a claim's lease can run out before its call starts; the same worker's next claim
+    must not take the row a second time (both copies would be marked in one burst: two calls)."""
+    script = Script()
+    omni = make_omni({"sms": {"provider": "scripted", "script": script}})
+    did = queue(omni, customer(omni, "c-1"), ["sms"])
+    dispatcher = omni._core.dispatcher
+    claimed, _ = dispatcher._claim(clock.timestamp())
+    assert [c.id for c in claimed] == [did]
+    clock.advance(seconds=dispatcher.settings.lease_seconds + 1)
+
+    assert dispatcher._claim(clock.timestamp()) == ([], 0)
+    assert dispatcher._mark_sending(claimed) == {did}
+    assert only(omni, did).status == "sending"

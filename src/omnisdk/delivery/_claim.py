@@ -66,6 +66,9 @@ class Claimer:
         started = time.time() if self.tracing is not None else 0.0
         with self.store.transaction() as tx:
             rows, quarantined = claim_due(tx, now, limit)
+            # A lease that ran out before its call started (a loaded machine) makes the row due again;
+            # this worker still holds it, and a second copy would be marked with the first: two calls.
+            rows = [row for row in rows if not self.in_flight.holds(row.customer_id, row.id)]
             if not rows:
                 return [], quarantined
             customers = load_customers(tx, (r.customer_id for r in rows))

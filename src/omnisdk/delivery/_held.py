@@ -149,6 +149,11 @@ class InFlight:
                 if not pasts:
                     del self._by_customer[item.customer_id]
 
+    def holds(self, customer_id: str, delivery_id: str) -> bool:
+        """Whether this worker claimed the delivery and has not recorded it yet."""
+        found = self._by_customer.get(customer_id)
+        return found is not None and delivery_id in found
+
     def of(self, customer_id: str) -> Sequence[Claimed]:
         found = self._by_customer.get(customer_id)
         return list(found.values()) if found else []
