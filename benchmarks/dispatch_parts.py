@@ -61,16 +61,17 @@ PARTS: dict[str, Callable[[], Any]] = {
 #: The steps timed in the shipped pipeline.
 STEPS = {"claim": (_claim.Claimer, "claim"), "re-check and marks": (_send.Sender, "mark_sending"),
          "record": (_outcomes.OutcomeRecorder, "record")}
-#: Parts of the re-check and marks, timed inside it (the functions it calls, by the names it calls them).
-RECHECK_PARTS = {"profile fingerprints": (_recheck, "profile_fingerprints"),
-                 "recent activity": (_recheck, "load_recent"),
-                 "policies again": (_recheck, "decide_many"),
-                 "the sending marks' UPDATE": (_send, "mark_sending")}
+#: Parts timed inside a step (the functions it calls, by the names it calls them).
+PARTS_OF = {"re-check and marks": {"profile fingerprints": (_recheck, "profile_fingerprints"),
+                                   "recent activity": (_recheck, "load_recent"),
+                                   "policies again": (_recheck, "decide_many"),
+                                   "the sending marks' UPDATE": (_send, "mark_sending")}}
+TIMED = {**STEPS, **{part: where for parts in PARTS_OF.values() for part, where in parts.items()}}
 
 
 def timed_steps(spent: Counter[str]) -> list[Any]:
     managers = []
-    for step, (owner, name) in {**STEPS, **RECHECK_PARTS}.items():
+    for step, (owner, name) in TIMED.items():
         original = getattr(owner, name)
 
         def timer(*args: Any, _original: Any = original, _step: str = step, **kwargs: Any) -> Any:
@@ -96,7 +97,7 @@ def main() -> None:
     message = omnisdk.Message("ready", sms=omnisdk.SMS(text="Hi {{ customer.first_name }}, it's ready"))
     cpu: dict[str, list[float]] = {part: [] for part in PARTS}
     ratio: dict[str, list[float]] = {part: [] for part in PARTS}
-    order = ["claim", "re-check and marks", *RECHECK_PARTS, *STEPS]  # each part under the step it is in
+    order = [name for step in STEPS for name in (step, *PARTS_OF.get(step, ()))]  # a part under its step
     steps: dict[str, list[float]] = {step: [] for step in order}
     try:
         for round_ in range(args.repeat):
@@ -136,7 +137,7 @@ def main() -> None:
         print(f"  {part:<24} {median:12.0f} {shipped - median:9.0f}   {statistics.median(ratio[part]):.2f}x")
     print("\nthe shipped pipeline's steps, µs/msg:")
     for step, values in steps.items():
-        indent = "    " if step in RECHECK_PARTS else "  "
+        indent = "  " if step in STEPS else "    "
         print(f"{indent}{step:<26} {statistics.median(values) if values else 0:6.0f}")
     rest = shipped - sum(statistics.median(v) for step, v in steps.items() if step in STEPS)
     print(f"  {'the rest (plugin, HTTP, event loop)':<26} {rest:6.0f}")

@@ -377,6 +377,7 @@ def apply_changes(tx: Transaction, changes: Sequence[Change]) -> set[str]:
                 changed.add(change.id)
             continue
         json = tx.dialect.types["json"]
+        types = {c: json if _TYPES[c] == "json" else _TYPES[c] for c in columns}
         for start in range(0, len(group), _CHUNK):
             chunk = group[start : start + _CHUNK]
             # A column with one value for every row of the chunk (a status, a time, a cleared lease) is
@@ -385,7 +386,6 @@ def apply_changes(tx: Transaction, changes: Sequence[Change]) -> set[str]:
             same = [c for c in columns if all(change.values[c] == first[c] and type(change.values[c]) is type(first[c])
                                               for change in chunk)]
             varying = [c for c in columns if c not in same]
-            types = {c: json if _TYPES[c] == "json" else _TYPES[c] for c in columns}
             casts = [f"{c} = CAST(? AS {types[c]})" for c in same]
             casts += [f"{c} = CAST(v.column{i + 2} AS {types[c]})" for i, c in enumerate(varying)]
             row = f"({','.join('?' * (len(varying) + 1))})"

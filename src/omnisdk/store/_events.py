@@ -75,15 +75,15 @@ def _write(tx: Transaction, staged: _Staged) -> None:
     pg = tx.dialect.name == "postgresql"
     if pg:  # commit-ordered seq: held until this transaction ends
         tx.execute("SELECT pg_advisory_xact_lock(hashtext('omnisdk.events.' || current_schema()))")
-    _copy(tx, staged.touchpoints, "touchpoints t", "'touchpoint', t.id, t.customer_id, t.name, t.channel, "
+    _copy(tx, staged.touchpoints, "touchpoints", "t", "'touchpoint', t.id, t.customer_id, t.name, t.channel, "
           "t.properties, t.occurred_at, t.recorded_at")
     pairs = ", ".join(f"'{c}', d.{c}" for c in _DELIVERY_DATA)
     data = f"jsonb_build_object({pairs})" if pg else f"json_object({pairs})"
-    _copy(tx, staged.deliveries, "deliveries d",
+    _copy(tx, staged.deliveries, "deliveries", "d",
           f"'delivery', d.id, d.customer_id, d.status, d.channel, {data}, d.updated_at, d.updated_at")
 
 
-def _copy(tx: Transaction, staged: dict[str, None], table: str, columns: str) -> None:
+def _copy(tx: Transaction, staged: dict[str, None], table: str, alias: str, columns: str) -> None:
     """One event per staged id, in the order staged, made from the row `table` holds for it now
     (one statement for the whole transaction's ids); the ids are taken off `staged`."""
     if not staged:
@@ -93,10 +93,10 @@ def _copy(tx: Transaction, staged: dict[str, None], table: str, columns: str) ->
     pg = tx.dialect.name == "postgresql"
     source = ("jsonb_array_elements_text(CAST(? AS JSONB)) WITH ORDINALITY AS r(value, n)" if pg
               else "json_each(?) AS r")
-    alias = table.split()[-1]
     tx.execute(
         "INSERT INTO events (kind, subject_id, customer_id, name, channel, data, occurred_at, recorded_at) "
-        f"SELECT {columns} FROM {source} JOIN {table} ON {alias}.id = r.value ORDER BY {'r.n' if pg else 'r.key'}",
+        f"SELECT {columns} FROM {source} JOIN {table} {alias} ON {alias}.id = r.value "
+        f"ORDER BY {'r.n' if pg else 'r.key'}",
         (dumps(ids),),
     )
 
